@@ -1,0 +1,10 @@
+//! Accounts: JWT issuing/verification, argon2id password hashing, the `AuthUser`
+//! extractor and the login-failure limiter.
+
+pub mod extractor;
+pub mod jwt;
+pub mod limiter;
+pub mod password;
+
+pub use extractor::AuthUser;
+pub use jwt::{Claims, JwtKeys};

@@ -1,0 +1,494 @@
+//! One typed [`Settings`], read from environment variables (plus an optional `.env`).
+//!
+//! Every variable is documented in `.env.example` with its default. Development needs no
+//! configuration at all; production refuses to start on missing or weak secrets.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use rand::distributions::Alphanumeric;
+use rand::Rng;
+
+/// A secret value: usable by the code, never shown by `Debug` or `Display`.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The secret itself; call only where it is consumed (signing, hashing).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            f.write_str("Secret(<empty>)")
+        } else {
+            f.write_str("Secret(<redacted>)")
+        }
+    }
+}
+
+/// `APP_ENV`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AppEnv {
+    Development,
+    Production,
+}
+
+/// Why the configuration cannot be used; the message always names the variable.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{var}: {reason}")]
+    Invalid { var: &'static str, reason: String },
+    #[error("{var} is required in production: {hint}")]
+    Missing { var: &'static str, hint: &'static str },
+    #[error("cannot prepare {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// WeChat Pay API v3 merchant configuration.
+#[derive(Clone, Debug)]
+pub struct WechatSettings {
+    pub app_id: String,
+    pub mch_id: String,
+    pub api_v3_key: Secret,
+    /// Merchant API certificate serial number (hex), sent as `serial_no`.
+    pub merchant_serial: String,
+    /// PEM file with the merchant API private key (`apiclient_key.pem`).
+    pub private_key_path: Option<PathBuf>,
+    /// The merchant private key as PEM text (alternative to the path).
+    pub private_key: Secret,
+    /// Merchant API certificate (`apiclient_cert.pem`), optional: the serial can be read from it.
+    pub cert_path: Option<PathBuf>,
+    /// WeChat Pay public key (public-key mode) and its id `PUB_KEY_ID_...`.
+    pub public_key_path: Option<PathBuf>,
+    pub public_key_id: String,
+    pub notify_url: String,
+    pub base_url: String,
+    pub timeout_secs: u64,
+}
+
+/// Alipay OpenAPI (RSA2, public-key mode) configuration.
+#[derive(Clone, Debug)]
+pub struct AlipaySettings {
+    pub app_id: String,
+    pub private_key: Secret,
+    pub public_key: String,
+    pub seller_id: String,
+    pub notify_url: String,
+    pub return_url: String,
+    pub gateway: String,
+    pub timeout_secs: u64,
+}
+
+/// The local provider emulator.
+#[derive(Clone, Debug)]
+pub struct EmulatorSettings {
+    /// Start the emulator inside `fenpay serve` (development default).
+    pub enabled: bool,
+    pub bind: String,
+    /// Divides provider retry delays (notification resend schedules), for tests.
+    pub time_scale: f64,
+}
+
+/// Everything fenpay reads from its environment.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub app_env: AppEnv,
+    pub bind: String,
+    /// HTTP worker threads (default: available CPUs).
+    pub http_workers: usize,
+    /// Externally visible base URL of this server (used for default notify/return URLs).
+    pub public_base_url: String,
+    pub database_url: Secret,
+    pub database_pool_size: u32,
+    pub data_dir: PathBuf,
+    pub jwt_secret: Secret,
+    pub jwt_ttl_minutes: i64,
+    pub cors_origins: Vec<String>,
+    pub body_limit_bytes: usize,
+    pub static_dir: PathBuf,
+    pub login_max_failures: u32,
+    pub login_window_secs: u64,
+    /// Take the client address from `X-Forwarded-For` (only behind a trusted proxy).
+    pub trust_proxy: bool,
+    pub order_expire_minutes: i64,
+    pub qr_code_expire_minutes: i64,
+    pub payment_query_retry_max: u32,
+    pub wechat: WechatSettings,
+    pub alipay: AlipaySettings,
+    pub emulator: EmulatorSettings,
+}
+
+/// Minimum length of a production JWT secret.
+pub const MIN_SECRET_LEN: usize = 32;
+
+impl Settings {
+    /// Read the process environment, after loading `.env` when present.
+    pub fn from_env() -> Result<Settings, ConfigError> {
+        // A missing .env is normal; a malformed one is reported by the parse below.
+        let _ = dotenvy::dotenv();
+        let vars: HashMap<String, String> = std::env::vars().collect();
+        Settings::from_map(&vars)
+    }
+
+    /// Build settings from an explicit variable map (tests use this).
+    pub fn from_map(vars: &HashMap<String, String>) -> Result<Settings, ConfigError> {
+        let env = Env(vars);
+        let app_env = match env.str_or("APP_ENV", "development").as_str() {
+            "development" | "dev" => AppEnv::Development,
+            "production" | "prod" => AppEnv::Production,
+            other => {
+                return Err(ConfigError::Invalid {
+                    var: "APP_ENV",
+                    reason: format!("expected development or production, got {other:?}"),
+                })
+            }
+        };
+        let dev = app_env == AppEnv::Development;
+        let bind = env.str_or("BIND_ADDR", "127.0.0.1:8080");
+        let public_base_url = env
+            .str_or("PUBLIC_BASE_URL", &format!("http://{bind}"))
+            .trim_end_matches('/')
+            .to_string();
+        let data_dir = PathBuf::from(env.str_or("DATA_DIR", "./data"));
+        let database_url = match env.get("DATABASE_URL") {
+            Some(url) => url,
+            None if dev => format!("sqlite://{}", data_dir.join("fenpay.db").display()),
+            None => {
+                return Err(ConfigError::Missing {
+                    var: "DATABASE_URL",
+                    hint: "set postgres://user:pass@host/db or sqlite:///path/fenpay.db",
+                })
+            }
+        };
+        let jwt_secret = match env.get("JWT_SECRET") {
+            Some(secret) => {
+                if !dev && weak_secret(&secret) {
+                    return Err(ConfigError::Invalid {
+                        var: "JWT_SECRET",
+                        reason: format!(
+                            "too weak for production: use at least {MIN_SECRET_LEN} random characters (e.g. `openssl rand -hex 32`)"
+                        ),
+                    });
+                }
+                secret
+            }
+            None if dev => load_or_create_secret(&data_dir.join("jwt_secret"))?,
+            None => {
+                return Err(ConfigError::Missing {
+                    var: "JWT_SECRET",
+                    hint: "at least 32 random characters, e.g. `openssl rand -hex 32`",
+                })
+            }
+        };
+        let emulator_bind = env.str_or("EMULATOR_BIND", "127.0.0.1:8090");
+        let emulator_base = format!("http://{emulator_bind}");
+        let emulator_enabled = env.bool_or("EMULATOR_ENABLED", dev)?;
+        let default_provider_url = |real: &str| {
+            if emulator_enabled {
+                emulator_base.clone()
+            } else {
+                real.to_string()
+            }
+        };
+        let wechat = WechatSettings {
+            app_id: env.str_or("WECHAT_PAY_APP_ID", if dev { "wxd0000000000emu01" } else { "" }),
+            mch_id: env.str_or("WECHAT_PAY_MCH_ID", if dev { "1900000109" } else { "" }),
+            api_v3_key: Secret::new(env.get("WECHAT_PAY_API_V3_KEY").unwrap_or_default()),
+            merchant_serial: env.str_or("WECHAT_PAY_MCH_SERIAL", ""),
+            private_key_path: env.get("WECHAT_PAY_PRIVATE_KEY_PATH").map(PathBuf::from),
+            private_key: Secret::new(env.get("WECHAT_PAY_PRIVATE_KEY").unwrap_or_default()),
+            cert_path: env.get("WECHAT_PAY_CERT_PATH").map(PathBuf::from),
+            public_key_path: env.get("WECHAT_PAY_PUBLIC_KEY_PATH").map(PathBuf::from),
+            public_key_id: env.str_or("WECHAT_PAY_PUBLIC_KEY_ID", ""),
+            notify_url: env.str_or(
+                "WECHAT_PAY_NOTIFY_URL",
+                &format!("{public_base_url}/api/v1/payment/wechat/callback"),
+            ),
+            base_url: env
+                .str_or("WECHAT_PAY_BASE_URL", &default_provider_url("https://api.mch.weixin.qq.com"))
+                .trim_end_matches('/')
+                .to_string(),
+            timeout_secs: env.parse_or("WECHAT_PAY_TIMEOUT_SECS", 10)?,
+        };
+        let alipay = AlipaySettings {
+            app_id: env.str_or("ALIPAY_APP_ID", if dev { "2021000000000001" } else { "" }),
+            private_key: Secret::new(env.get("ALIPAY_PRIVATE_KEY").unwrap_or_default()),
+            public_key: env.str_or("ALIPAY_PUBLIC_KEY", ""),
+            seller_id: env.str_or("ALIPAY_SELLER_ID", ""),
+            notify_url: env.str_or(
+                "ALIPAY_NOTIFY_URL",
+                &format!("{public_base_url}/api/v1/payment/alipay/callback"),
+            ),
+            return_url: env.str_or(
+                "ALIPAY_RETURN_URL",
+                &format!("{public_base_url}/api/v1/payment/alipay/return"),
+            ),
+            gateway: env.str_or(
+                "ALIPAY_GATEWAY",
+                &if emulator_enabled {
+                    format!("{emulator_base}/gateway.do")
+                } else {
+                    "https://openapi.alipay.com/gateway.do".to_string()
+                },
+            ),
+            timeout_secs: env.parse_or("ALIPAY_TIMEOUT_SECS", 10)?,
+        };
+        let settings = Settings {
+            app_env,
+            bind,
+            http_workers: env.parse_or(
+                "HTTP_WORKERS",
+                std::thread::available_parallelism().map_or(2, |n| n.get()),
+            )?,
+            public_base_url,
+            database_url: Secret::new(database_url),
+            database_pool_size: env.parse_or("DATABASE_POOL_SIZE", 10)?,
+            data_dir,
+            jwt_secret: Secret::new(jwt_secret),
+            jwt_ttl_minutes: env.parse_or("JWT_TTL_MINUTES", 60 * 24)?,
+            cors_origins: env
+                .str_or("CORS_ORIGINS", "")
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect(),
+            body_limit_bytes: env.parse_or("BODY_LIMIT_BYTES", 64 * 1024)?,
+            static_dir: PathBuf::from(env.str_or("STATIC_DIR", "./frontend/dist")),
+            login_max_failures: env.parse_or("LOGIN_MAX_FAILURES", 5)?,
+            login_window_secs: env.parse_or("LOGIN_WINDOW_SECS", 900)?,
+            trust_proxy: env.bool_or("TRUST_PROXY", false)?,
+            order_expire_minutes: env.parse_or("ORDER_EXPIRE_MINUTES", 30)?,
+            qr_code_expire_minutes: env.parse_or("QR_CODE_EXPIRE_MINUTES", 15)?,
+            payment_query_retry_max: env.parse_or("PAYMENT_QUERY_RETRY_MAX", 5)?,
+            wechat,
+            alipay,
+            emulator: EmulatorSettings {
+                enabled: emulator_enabled,
+                bind: emulator_bind,
+                time_scale: env.parse_or("EMULATOR_TIME_SCALE", 1.0)?,
+            },
+        };
+        settings.check()?;
+        Ok(settings)
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        let positive = |var: &'static str, value: i64| {
+            if value > 0 {
+                Ok(())
+            } else {
+                Err(ConfigError::Invalid {
+                    var,
+                    reason: "must be a positive number".into(),
+                })
+            }
+        };
+        positive("ORDER_EXPIRE_MINUTES", self.order_expire_minutes)?;
+        positive("QR_CODE_EXPIRE_MINUTES", self.qr_code_expire_minutes)?;
+        positive("JWT_TTL_MINUTES", self.jwt_ttl_minutes)?;
+        if self.qr_code_expire_minutes > self.order_expire_minutes {
+            return Err(ConfigError::Invalid {
+                var: "QR_CODE_EXPIRE_MINUTES",
+                reason: "must not exceed ORDER_EXPIRE_MINUTES".into(),
+            });
+        }
+        if self.emulator.time_scale <= 0.0 {
+            return Err(ConfigError::Invalid {
+                var: "EMULATOR_TIME_SCALE",
+                reason: "must be greater than zero".into(),
+            });
+        }
+        if !(self.database_url.expose().starts_with("sqlite:")
+            || self.database_url.expose().starts_with("postgres://")
+            || self.database_url.expose().starts_with("postgresql://"))
+        {
+            return Err(ConfigError::Invalid {
+                var: "DATABASE_URL",
+                reason: "must start with sqlite:, postgres:// or postgresql://".into(),
+            });
+        }
+        Ok(())
+    }
+
+    pub fn is_development(&self) -> bool {
+        self.app_env == AppEnv::Development
+    }
+}
+
+/// A secret is weak when short or built from very few distinct characters.
+pub fn weak_secret(secret: &str) -> bool {
+    let distinct: std::collections::HashSet<char> = secret.chars().collect();
+    secret.len() < MIN_SECRET_LEN || distinct.len() < 10
+}
+
+/// Development convenience: a random secret generated once and kept in the data dir.
+fn load_or_create_secret(path: &Path) -> Result<String, ConfigError> {
+    let io = |source| ConfigError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    if let Ok(existing) = std::fs::read_to_string(path) {
+        let existing = existing.trim().to_string();
+        if !existing.is_empty() {
+            return Ok(existing);
+        }
+    }
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(io)?;
+    }
+    let secret: String = rand::thread_rng()
+        .sample_iter(&Alphanumeric)
+        .take(48)
+        .map(char::from)
+        .collect();
+    std::fs::write(path, &secret).map_err(io)?;
+    tracing::warn!(
+        path = %path.display(),
+        "JWT_SECRET is not set: generated a development secret and stored it in the data directory; set JWT_SECRET in production"
+    );
+    Ok(secret)
+}
+
+/// Typed access to the variable map with defaults and error messages naming the variable.
+struct Env<'a>(&'a HashMap<String, String>);
+
+impl Env<'_> {
+    fn get(&self, var: &str) -> Option<String> {
+        self.0
+            .get(var)
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    }
+
+    fn str_or(&self, var: &str, default: &str) -> String {
+        self.get(var).unwrap_or_else(|| default.to_string())
+    }
+
+    fn parse_or<T: std::str::FromStr>(&self, var: &'static str, default: T) -> Result<T, ConfigError>
+    where
+        T::Err: fmt::Display,
+    {
+        match self.get(var) {
+            None => Ok(default),
+            Some(raw) => raw.parse().map_err(|e: T::Err| ConfigError::Invalid {
+                var,
+                reason: format!("cannot parse {raw:?}: {e}"),
+            }),
+        }
+    }
+
+    fn bool_or(&self, var: &'static str, default: bool) -> Result<bool, ConfigError> {
+        match self.get(var).as_deref().map(str::to_ascii_lowercase).as_deref() {
+            None => Ok(default),
+            Some("1" | "true" | "yes" | "on") => Ok(true),
+            Some("0" | "false" | "no" | "off") => Ok(false),
+            Some(other) => Err(ConfigError::Invalid {
+                var,
+                reason: format!("expected true or false, got {other:?}"),
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn development_needs_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let vars = map(&[("DATA_DIR", dir.path().to_str().unwrap())]);
+        let s = Settings::from_map(&vars).unwrap();
+        assert!(s.is_development());
+        assert!(s.database_url.expose().starts_with("sqlite://"));
+        assert_eq!(s.order_expire_minutes, 30);
+        assert_eq!(s.qr_code_expire_minutes, 15);
+        assert_eq!(s.payment_query_retry_max, 5);
+        // The generated secret is kept and reused.
+        let again = Settings::from_map(&vars).unwrap();
+        assert_eq!(s.jwt_secret, again.jwt_secret);
+        assert!(s.jwt_secret.expose().len() >= MIN_SECRET_LEN);
+        assert_eq!(s.wechat.base_url, "http://127.0.0.1:8090");
+    }
+
+    #[test]
+    fn production_refuses_missing_or_weak_secret() {
+        let base = [
+            ("APP_ENV", "production"),
+            ("DATABASE_URL", "postgres://localhost/fenpay"),
+        ];
+        let err = Settings::from_map(&map(&base)).unwrap_err().to_string();
+        assert!(err.contains("JWT_SECRET"), "{err}");
+        let mut weak = base.to_vec();
+        weak.push(("JWT_SECRET", "secret"));
+        let err = Settings::from_map(&map(&weak)).unwrap_err().to_string();
+        assert!(err.contains("JWT_SECRET") && err.contains("weak"), "{err}");
+        let mut ok = base.to_vec();
+        ok.push(("JWT_SECRET", "f3a9c2e17b5d4a8e9c0b1d2e3f4a5b6c7d8e9f0a1b2c3d4e"));
+        let s = Settings::from_map(&map(&ok)).unwrap();
+        assert_eq!(s.wechat.base_url, "https://api.mch.weixin.qq.com");
+        assert!(!s.emulator.enabled);
+    }
+
+    #[test]
+    fn production_requires_database_url() {
+        let err = Settings::from_map(&map(&[("APP_ENV", "production")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("DATABASE_URL"), "{err}");
+    }
+
+    #[test]
+    fn bad_numbers_name_the_variable() {
+        let dir = tempfile::tempdir().unwrap();
+        let vars = map(&[
+            ("DATA_DIR", dir.path().to_str().unwrap()),
+            ("ORDER_EXPIRE_MINUTES", "soon"),
+        ]);
+        let err = Settings::from_map(&vars).unwrap_err().to_string();
+        assert!(err.starts_with("ORDER_EXPIRE_MINUTES"), "{err}");
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_debug() {
+        let dir = tempfile::tempdir().unwrap();
+        let vars = map(&[
+            ("DATA_DIR", dir.path().to_str().unwrap()),
+            ("JWT_SECRET", "super-secret-value-that-must-not-leak-0123456789"),
+            ("WECHAT_PAY_API_V3_KEY", "apiv3keyapiv3keyapiv3keyapiv3key"),
+            ("DATABASE_URL", "postgres://u:hunter2@localhost/db"),
+        ]);
+        let s = Settings::from_map(&vars).unwrap();
+        let debug = format!("{s:?}");
+        assert!(!debug.contains("super-secret-value"));
+        assert!(!debug.contains("apiv3keyapiv3key"));
+        assert!(!debug.contains("hunter2"));
+        assert!(debug.contains("<redacted>"));
+    }
+}

@@ -1,0 +1,69 @@
+//! User rows.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+
+use super::schema::users;
+use super::{Db, DbResult};
+use crate::db_run;
+
+#[derive(Clone, Debug, Queryable, Selectable, Insertable)]
+#[diesel(table_name = users)]
+pub struct UserRow {
+    pub id: String,
+    pub username: String,
+    pub email: String,
+    pub password_hash: String,
+    pub role: String,
+    pub points_balance: i64,
+    pub membership_tier: Option<String>,
+    pub membership_expires_at: Option<NaiveDateTime>,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+/// Insert a user; a taken username surfaces as a unique violation.
+pub async fn insert(db: &Db, row: &UserRow) -> DbResult<()> {
+    db_run!(db, |conn| {
+        diesel::insert_into(users::table)
+            .values(row)
+            .execute(conn)
+            .await?;
+        Ok(())
+    })
+}
+
+pub async fn find_by_username(db: &Db, username: &str) -> DbResult<Option<UserRow>> {
+    db_run!(db, |conn| {
+        Ok(users::table
+            .filter(users::username.eq(username))
+            .select(UserRow::as_select())
+            .first(conn)
+            .await
+            .optional()?)
+    })
+}
+
+pub async fn find_by_id(db: &Db, id: &str) -> DbResult<Option<UserRow>> {
+    db_run!(db, |conn| {
+        Ok(users::table
+            .find(id)
+            .select(UserRow::as_select())
+            .first(conn)
+            .await
+            .optional()?)
+    })
+}
+
+/// Promote an existing user to admin; returns whether a row changed.
+pub async fn set_role(db: &Db, username: &str, role: &str) -> DbResult<bool> {
+    let now = super::now();
+    db_run!(db, |conn| {
+        let n = diesel::update(users::table.filter(users::username.eq(username)))
+            .set((users::role.eq(role), users::updated_at.eq(now)))
+            .execute(conn)
+            .await?;
+        Ok(n == 1)
+    })
+}

@@ -1,0 +1,31 @@
+//! The HTTP edge: routes, OpenAPI document, static SPA, error conventions.
+
+pub mod openapi;
+pub mod routes;
+pub mod spa;
+
+use actix_web::web;
+use validator::Validate;
+
+use crate::error::{AppError, AppResult};
+
+/// Run the request's validation rules; 400 `validation_failed` with field details.
+pub fn validated<T: Validate>(body: web::Json<T>) -> AppResult<T> {
+    let body = body.into_inner();
+    body.validate().map_err(AppError::from)?;
+    Ok(body)
+}
+
+/// Mount every API route, the OpenAPI document, Swagger UI and health checks.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(routes::health::healthz)
+        .service(routes::health::readyz)
+        .service(openapi::openapi_json)
+        .service(openapi::swagger_ui())
+        .service(
+            web::scope("/api/v1")
+                .configure(routes::auth::configure)
+                .configure(routes::products::configure)
+                .default_service(web::to(routes::not_found)),
+        );
+}

@@ -1,0 +1,14 @@
+//! Route handlers grouped by area.
+
+pub mod auth;
+pub mod health;
+pub mod products;
+
+use actix_web::{HttpResponse, ResponseError};
+
+use crate::error::AppError;
+
+/// Unknown API paths answer JSON, never HTML.
+pub async fn not_found() -> HttpResponse {
+    AppError::NotFound("route").error_response()
+}

@@ -1,0 +1,79 @@
+//! Accounts: register, login, me.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use api_types::auth::{LoginRequest, RegisterRequest, Role, TokenResponse, UserResponse};
+use api_types::error::ErrorResponse;
+
+use crate::auth::AuthUser;
+use crate::error::{AppError, AppResult};
+use crate::http::validated;
+use crate::service::accounts;
+use crate::startup::AppState;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/auth/register", web::post().to(register))
+        .route("/auth/login", web::post().to(login))
+        .route("/auth/me", web::get().to(me));
+}
+
+/// Create an account (role `user`).
+#[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth",
+    request_body = RegisterRequest,
+    responses(
+        (status = 201, description = "Account created", body = UserResponse),
+        (status = 400, description = "Malformed JSON or invalid fields (`validation_failed` lists them)", body = ErrorResponse),
+        (status = 409, description = "`username_taken`", body = ErrorResponse),
+        (status = 413, description = "Body too large", body = ErrorResponse),
+        (status = 415, description = "Not JSON", body = ErrorResponse)))]
+pub async fn register(
+    state: web::Data<AppState>,
+    body: web::Json<RegisterRequest>,
+) -> AppResult<HttpResponse> {
+    let req = validated(body)?;
+    let user = accounts::register(&state.db, req, Role::User).await?;
+    Ok(HttpResponse::Created().json(user))
+}
+
+/// Exchange username and password for a bearer token. Repeated failures from one client
+/// are answered with 429 and `Retry-After`.
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth",
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Signed in", body = TokenResponse),
+        (status = 400, description = "Malformed request", body = ErrorResponse),
+        (status = 401, description = "`invalid_credentials` (same answer whether or not the user exists)", body = ErrorResponse),
+        (status = 429, description = "`rate_limited`: too many failures from this client", body = ErrorResponse)))]
+pub async fn login(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Json<LoginRequest>,
+) -> AppResult<HttpResponse> {
+    let body = validated(body)?;
+    let client = state.client_ip(&req);
+    state
+        .login_limiter
+        .check(client)
+        .map_err(|retry_after_secs| AppError::RateLimited { retry_after_secs })?;
+    match accounts::login(&state.db, &state.jwt, &body.username, body.password).await {
+        Ok(token) => {
+            state.login_limiter.record_success(client);
+            Ok(HttpResponse::Ok().json(token))
+        }
+        Err(AppError::InvalidCredentials) => {
+            state.login_limiter.record_failure(client);
+            tracing::info!(%client, "login failed");
+            Err(AppError::InvalidCredentials)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The signed-in account: points balance, membership tier and expiry.
+#[utoipa::path(get, path = "/api/v1/auth/me", tag = "auth",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The account", body = UserResponse),
+        (status = 401, description = "Missing, invalid or expired token", body = ErrorResponse)))]
+pub async fn me(state: web::Data<AppState>, user: AuthUser) -> AppResult<HttpResponse> {
+    Ok(HttpResponse::Ok().json(accounts::me(&state.db, &user.user_id).await?))
+}

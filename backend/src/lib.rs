@@ -1,0 +1,16 @@
+//! fenpay: a self-hosted payment backend for WeChat Pay API v3 and Alipay.
+//!
+//! Data flows one way: `http` -> `service` -> (`domain`, `db`, `providers`); jobs and the
+//! CLI call the same services.
+
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod http;
+pub mod service;
+pub mod startup;
+pub mod telemetry;
+
+pub use config::Settings;
+pub use startup::Application;

@@ -1,0 +1,105 @@
+//! The `fenpay` command line: serve | migrate | openapi | create-admin.
+
+use std::io::Read;
+
+use api_types::auth::RegisterRequest;
+use clap::{Parser, Subcommand};
+use fenpay::{db, service, telemetry, Application, Settings};
+use validator::Validate;
+
+#[derive(Parser)]
+#[command(name = "fenpay", version, about = "Self-hosted payment backend for WeChat Pay v3 and Alipay")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run migrations and serve the API, the SPA and (in development) the emulator.
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Print the OpenAPI document.
+    Openapi,
+    /// Create an administrator (or promote an existing user after checking its password).
+    CreateAdmin {
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        email: String,
+        /// Read from FENPAY_ADMIN_PASSWORD, or from stdin when absent.
+        #[arg(long, env = "FENPAY_ADMIN_PASSWORD", hide_env_values = true)]
+        password: Option<String>,
+    },
+}
+
+#[tokio::main]
+async fn main() {
+    if let Err(e) = run().await {
+        eprintln!("fenpay: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let command = cli.command.unwrap_or(Command::Serve);
+    if let Command::Openapi = command {
+        print!("{}", fenpay::http::openapi::spec_json());
+        return Ok(());
+    }
+    telemetry::init();
+    let settings = Settings::from_env()?;
+    match command {
+        Command::Openapi => Ok(()),
+        Command::Serve => serve(settings).await,
+        Command::Migrate => {
+            let applied = db::migrate(settings.database_url.expose()).await?;
+            println!("applied {} migration(s): {applied:?}", applied.len());
+            Ok(())
+        }
+        Command::CreateAdmin {
+            username,
+            email,
+            password,
+        } => {
+            let password = match password {
+                Some(p) => p,
+                None => {
+                    let mut buf = String::new();
+                    std::io::stdin().read_to_string(&mut buf)?;
+                    buf.trim_end_matches(['\n', '\r']).to_string()
+                }
+            };
+            let req = RegisterRequest {
+                username,
+                password,
+                email,
+            };
+            if let Err(errors) = req.validate() {
+                anyhow::bail!("invalid admin account: {errors}");
+            }
+            db::migrate(settings.database_url.expose()).await?;
+            let pool = db::Db::connect(settings.database_url.expose(), 1).await?;
+            let user = service::accounts::create_admin(&pool, req)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("admin {} ({}) ready", user.username, user.id);
+            Ok(())
+        }
+    }
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<()> {
+    tracing::info!(
+        env = ?settings.app_env,
+        bind = %settings.bind,
+        database = %db::Backend::from_url(settings.database_url.expose()).map(|b| format!("{b:?}")).unwrap_or_default(),
+        "starting fenpay"
+    );
+    let app = Application::build(settings).await?;
+    tracing::info!(port = app.port(), "listening");
+    app.run_until_stopped().await?;
+    Ok(())
+}

@@ -1,0 +1,4 @@
+//! Use-cases shared by HTTP handlers, jobs and the CLI.
+
+pub mod accounts;
+pub mod catalog;

@@ -1,0 +1,123 @@
+//! Registration, login and the account view.
+
+use api_types::auth::{RegisterRequest, Role, TokenResponse, UserResponse};
+
+use crate::auth::{password, JwtKeys};
+use crate::db::users::{self, UserRow};
+use crate::db::{self, Db};
+use crate::error::{AppError, AppResult};
+
+fn role_of(row: &UserRow) -> Role {
+    if row.role == "admin" {
+        Role::Admin
+    } else {
+        Role::User
+    }
+}
+
+/// The API view of a user row.
+pub fn to_response(row: &UserRow) -> UserResponse {
+    UserResponse {
+        id: row.id.clone(),
+        username: row.username.clone(),
+        email: row.email.clone(),
+        role: role_of(row),
+        points_balance: row.points_balance,
+        membership_tier: row.membership_tier.clone(),
+        membership_expires_at: row.membership_expires_at.map(db::utc),
+        created_at: db::utc(row.created_at),
+    }
+}
+
+async fn hash_password(password: String) -> AppResult<String> {
+    tokio::task::spawn_blocking(move || password::hash(&password))
+        .await
+        .map_err(AppError::internal)?
+        .map_err(|e| AppError::internal(anyhow::anyhow!("password hashing failed: {e}")))
+}
+
+/// Create an account; `409 username_taken` when the name is in use.
+pub async fn register(db: &Db, req: RegisterRequest, role: Role) -> AppResult<UserResponse> {
+    let password_hash = hash_password(req.password).await?;
+    let now = db::now();
+    let row = UserRow {
+        id: uuid::Uuid::new_v4().to_string(),
+        username: req.username,
+        email: req.email.to_ascii_lowercase(),
+        password_hash,
+        role: role.as_str().to_string(),
+        points_balance: 0,
+        membership_tier: None,
+        membership_expires_at: None,
+        created_at: now,
+        updated_at: now,
+    };
+    match users::insert(db, &row).await {
+        Ok(()) => Ok(to_response(&row)),
+        Err(e) if e.is_unique_violation() => Err(AppError::conflict(
+            "username_taken",
+            "this username is already registered",
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Check credentials and issue a token. The error never says whether the user exists.
+pub async fn login(
+    db: &Db,
+    jwt: &JwtKeys,
+    username: &str,
+    password_text: String,
+) -> AppResult<TokenResponse> {
+    let user = users::find_by_username(db, username).await?;
+    let stored = user
+        .as_ref()
+        .map(|u| u.password_hash.clone())
+        .unwrap_or_else(|| password::dummy_hash().to_string());
+    let ok = tokio::task::spawn_blocking(move || password::verify(&password_text, &stored))
+        .await
+        .map_err(AppError::internal)?;
+    let user = match (ok, user) {
+        (true, Some(user)) => user,
+        _ => return Err(AppError::InvalidCredentials),
+    };
+    let access_token = jwt
+        .issue(&user.id, role_of(&user))
+        .map_err(AppError::internal)?;
+    Ok(TokenResponse {
+        access_token,
+        token_type: "Bearer".into(),
+        expires_in: jwt.ttl_secs(),
+        user: to_response(&user),
+    })
+}
+
+/// The account behind a token; 401 if it no longer exists.
+pub async fn me(db: &Db, user_id: &str) -> AppResult<UserResponse> {
+    users::find_by_id(db, user_id)
+        .await?
+        .map(|row| to_response(&row))
+        .ok_or_else(|| AppError::Unauthorized("account no longer exists".into()))
+}
+
+/// `fenpay create-admin`: create the account as admin, or promote an existing one
+/// (only after its password is confirmed, so the command cannot hijack accounts).
+pub async fn create_admin(db: &Db, req: RegisterRequest) -> AppResult<UserResponse> {
+    match register(db, req.clone(), Role::Admin).await {
+        Ok(user) => Ok(user),
+        Err(AppError::Conflict { .. }) => {
+            let user = users::find_by_username(db, &req.username)
+                .await?
+                .ok_or(AppError::NotFound("user"))?;
+            if !password::verify(&req.password, &user.password_hash) {
+                return Err(AppError::conflict(
+                    "username_taken",
+                    "user exists and the password does not match; not promoting",
+                ));
+            }
+            users::set_role(db, &req.username, Role::Admin.as_str()).await?;
+            me(db, &user.id).await
+        }
+        Err(e) => Err(e),
+    }
+}

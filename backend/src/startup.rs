@@ -1,0 +1,181 @@
+//! `Application::build`: migrate, connect, bind (port 0 in tests) and return a handle.
+
+use std::net::{IpAddr, TcpListener};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_cors::Cors;
+use actix_web::dev::Server;
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::{web, App, HttpMessage, HttpRequest, HttpServer, ResponseError};
+use tracing_actix_web::{RequestId, TracingLogger};
+
+use crate::auth::limiter::LoginLimiter;
+use crate::auth::JwtKeys;
+use crate::config::Settings;
+use crate::db::{self, Db};
+use crate::error::{self, AppError};
+use crate::http;
+
+/// Shared state handed to every handler.
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub db: Db,
+    pub jwt: JwtKeys,
+    pub login_limiter: LoginLimiter,
+}
+
+impl AppState {
+    pub fn new(settings: Arc<Settings>, db: Db) -> Self {
+        AppState {
+            jwt: JwtKeys::new(
+                settings.jwt_secret.expose().as_bytes(),
+                settings.jwt_ttl_minutes * 60,
+            ),
+            login_limiter: LoginLimiter::new(
+                settings.login_max_failures,
+                Duration::from_secs(settings.login_window_secs),
+            ),
+            settings,
+            db,
+        }
+    }
+
+    /// The client address used for rate limiting: the TCP peer, or the first
+    /// `X-Forwarded-For` hop when `TRUST_PROXY` is enabled.
+    pub fn client_ip(&self, req: &HttpRequest) -> IpAddr {
+        let peer = req
+            .peer_addr()
+            .map(|a| a.ip())
+            .unwrap_or(IpAddr::from([0, 0, 0, 0]));
+        if !self.settings.trust_proxy {
+            return peer;
+        }
+        req.headers()
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(peer)
+    }
+}
+
+/// Shared state as handlers receive it.
+pub type AppStateHandle = web::Data<AppState>;
+
+/// A built, bound, not yet awaited server.
+pub struct Application {
+    port: u16,
+    server: Server,
+    pub state: web::Data<AppState>,
+}
+
+impl Application {
+    /// Run migrations, connect the pool and bind `settings.bind` (use port 0 for tests).
+    pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        let applied = db::migrate(settings.database_url.expose()).await?;
+        if !applied.is_empty() {
+            tracing::info!(?applied, "applied database migrations");
+        }
+        let db = Db::connect(settings.database_url.expose(), settings.database_pool_size).await?;
+        let listener = TcpListener::bind(&settings.bind)
+            .map_err(|e| anyhow::anyhow!("cannot bind BIND_ADDR={}: {e}", settings.bind))?;
+        Application::with_listener(Arc::new(settings), db, listener)
+    }
+
+    /// Serve on an already bound listener with an already connected pool.
+    pub fn with_listener(
+        settings: Arc<Settings>,
+        db: Db,
+        listener: TcpListener,
+    ) -> anyhow::Result<Application> {
+        let port = listener.local_addr()?.port();
+        let state = web::Data::new(AppState::new(settings.clone(), db));
+        let app_state = state.clone();
+        let server = HttpServer::new(move || {
+            let settings = app_state.settings.clone();
+            App::new()
+                .wrap(cors(&settings))
+                .wrap_fn(|req, srv| {
+                    let request_id = req.extensions().get::<RequestId>().copied();
+                    let fut = actix_web::dev::Service::call(srv, req);
+                    async move {
+                        let mut res = fut.await?;
+                        if let Some(id) = request_id {
+                            if let Ok(value) = HeaderValue::from_str(&id.to_string()) {
+                                res.headers_mut()
+                                    .insert(HeaderName::from_static("x-request-id"), value);
+                            }
+                        }
+                        Ok(res)
+                    }
+                })
+                .wrap(TracingLogger::default())
+                .app_data(app_state.clone())
+                .app_data(
+                    web::JsonConfig::default()
+                        .limit(settings.body_limit_bytes)
+                        .error_handler(|err, _| error::json_error(err).into()),
+                )
+                .app_data(web::PayloadConfig::default().limit(settings.body_limit_bytes))
+                .app_data(web::QueryConfig::default().error_handler(|err, _| error::query_error(err).into()))
+                .app_data(web::PathConfig::default().error_handler(|err, _| error::path_error(err).into()))
+                .configure(http::configure)
+                .service(actix_web::web::redirect("/docs", "/docs/"))
+                .configure(|cfg| spa(cfg, &settings))
+        })
+        .listen(listener)?
+        .workers(settings.http_workers)
+        .shutdown_timeout(10)
+        .run();
+        Ok(Application {
+            port,
+            server,
+            state,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serve until stopped.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+
+    /// Split into the server future and the shared state (tests spawn the server).
+    pub fn into_parts(self) -> (Server, web::Data<AppState>) {
+        (self.server, self.state)
+    }
+}
+
+fn cors(settings: &Settings) -> Cors {
+    let mut cors = Cors::default()
+        .allowed_methods(["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
+        .allowed_headers(["authorization", "content-type", "idempotency-key"])
+        .expose_headers(["x-request-id", "retry-after"])
+        .max_age(3600);
+    for origin in &settings.cors_origins {
+        cors = if origin == "*" {
+            cors.allow_any_origin()
+        } else {
+            cors.allowed_origin(origin)
+        };
+    }
+    cors
+}
+
+fn spa(cfg: &mut web::ServiceConfig, settings: &Settings) {
+    if settings.static_dir.join("index.html").is_file() {
+        cfg.service(http::spa::service(settings.static_dir.clone()));
+    } else {
+        cfg.default_service(web::to(|req: HttpRequest| async move {
+            if req.path().starts_with("/api") {
+                AppError::NotFound("route").error_response()
+            } else {
+                http::spa::not_built()
+            }
+        }));
+    }
+}

@@ -1,0 +1,216 @@
+//! Harness for fenpay's end-to-end tests: spawn the real application on port 0 with a
+//! fresh database (a temp SQLite file, or a fresh PostgreSQL database when
+//! `TEST_DATABASE_URL` is set) and talk to it over HTTP.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashMap;
+
+use fenpay::{Application, Settings};
+use serde_json::{json, Value};
+
+/// Which storage backend a test runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A running application with its own database.
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub state: fenpay::startup::AppStateHandle,
+    pub backend: Backend,
+    _dir: tempfile::TempDir,
+    pg_db: Option<(String, String)>,
+}
+
+impl TestApp {
+    /// SQLite in a temp dir.
+    pub async fn sqlite(overrides: &[(&str, &str)]) -> TestApp {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}", dir.path().join("fenpay.db").display());
+        TestApp::start(Backend::Sqlite, url, dir, None, overrides).await
+    }
+
+    /// A fresh PostgreSQL database, or `None` when `TEST_DATABASE_URL` is not set.
+    pub async fn postgres(overrides: &[(&str, &str)]) -> Option<TestApp> {
+        let admin_url = std::env::var("TEST_DATABASE_URL").ok()?;
+        let name = format!("fenpay_t_{}", uuid::Uuid::new_v4().simple());
+        pg_exec(&admin_url, &format!("CREATE DATABASE {name}")).await;
+        let url = replace_db_name(&admin_url, &name);
+        let dir = tempfile::tempdir().expect("tempdir");
+        Some(TestApp::start(Backend::Postgres, url, dir, Some((admin_url, name)), overrides).await)
+    }
+
+    async fn start(
+        backend: Backend,
+        database_url: String,
+        dir: tempfile::TempDir,
+        pg_db: Option<(String, String)>,
+        overrides: &[(&str, &str)],
+    ) -> TestApp {
+        fenpay::telemetry::init();
+        let settings = Settings::from_map(&test_vars(&dir, &database_url, overrides))
+            .expect("test settings");
+        let app = Application::build(settings).await.expect("build app");
+        let base = format!("http://127.0.0.1:{}", app.port());
+        let (server, state) = app.into_parts();
+        tokio::spawn(server);
+        TestApp {
+            base,
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("client"),
+            state,
+            backend,
+            _dir: dir,
+            pg_db,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// POST JSON, optionally with a bearer token; returns status and parsed body.
+    pub async fn post(&self, path: &str, body: &Value, token: Option<&str>) -> (u16, Value) {
+        let mut req = self.client.post(self.url(path)).json(body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        into_json(req.send().await.expect("request")).await
+    }
+
+    /// GET, optionally with a bearer token; returns status and parsed body.
+    pub async fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
+        let mut req = self.client.get(self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        into_json(req.send().await.expect("request")).await
+    }
+
+    /// Register `username` (password `password-<username>`) and return a bearer token.
+    pub async fn signup(&self, username: &str) -> String {
+        let password = format!("password-{username}");
+        let (status, body) = self
+            .post(
+                "/api/v1/auth/register",
+                &json!({"username": username, "password": password, "email": format!("{username}@example.com")}),
+                None,
+            )
+            .await;
+        assert_eq!(status, 201, "register {username}: {body}");
+        self.login(username, &password).await
+    }
+
+    pub async fn login(&self, username: &str, password: &str) -> String {
+        let (status, body) = self
+            .post(
+                "/api/v1/auth/login",
+                &json!({"username": username, "password": password}),
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "login {username}: {body}");
+        body["access_token"].as_str().expect("token").to_string()
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some((admin_url, name)) = self.pg_db.take() {
+            // Runs during unwinding too, so failed tests do not leak databases.
+            let _ = std::thread::spawn(move || {
+                if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                    rt.block_on(pg_exec(&admin_url, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")));
+                }
+            })
+            .join();
+        }
+    }
+}
+
+/// Parse a response as JSON (non-JSON bodies become a JSON string for assertions).
+pub async fn into_json(resp: reqwest::Response) -> (u16, Value) {
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap_or_default();
+    let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    (status, value)
+}
+
+fn test_vars(
+    dir: &tempfile::TempDir,
+    database_url: &str,
+    overrides: &[(&str, &str)],
+) -> HashMap<String, String> {
+    let mut vars: HashMap<String, String> = [
+        ("APP_ENV", "development"),
+        ("BIND_ADDR", "127.0.0.1:0"),
+        ("DATABASE_POOL_SIZE", "5"),
+        ("HTTP_WORKERS", "2"),
+        ("EMULATOR_ENABLED", "false"),
+        ("JWT_SECRET", "test-secret-0123456789-abcdefghijklmnopqrstuvwxyz"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let data = dir.path().display().to_string();
+    vars.insert("DATA_DIR".into(), data.clone());
+    vars.insert("STATIC_DIR".into(), format!("{data}/no-spa"));
+    vars.insert("DATABASE_URL".into(), database_url.to_string());
+    for (k, v) in overrides {
+        vars.insert(k.to_string(), v.to_string());
+    }
+    vars
+}
+
+fn replace_db_name(url: &str, name: &str) -> String {
+    let (head, tail) = url.split_once('?').map_or((url, None), |(h, t)| (h, Some(t)));
+    let base = head.rsplit_once('/').map_or(head, |(b, _)| b);
+    match tail {
+        Some(t) => format!("{base}/{name}?{t}"),
+        None => format!("{base}/{name}"),
+    }
+}
+
+async fn pg_exec(url: &str, sql: &str) {
+    use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+    let mut conn = AsyncPgConnection::establish(url)
+        .await
+        .unwrap_or_else(|e| panic!("connect TEST_DATABASE_URL: {e}"));
+    conn.batch_execute(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
+/// Run one async test body on SQLite and, when `TEST_DATABASE_URL` is set, on PostgreSQL.
+///
+/// `both_backends!(name, overrides, |app| async move { ... });` defines `name::sqlite` and
+/// `name::postgres`.
+#[macro_export]
+macro_rules! both_backends {
+    ($name:ident, $overrides:expr, $body:expr) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let app = $crate::TestApp::sqlite($overrides).await;
+                ($body)(app).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                match $crate::TestApp::postgres($overrides).await {
+                    Some(app) => ($body)(app).await,
+                    None => eprintln!("TEST_DATABASE_URL not set: PostgreSQL variant skipped"),
+                }
+            }
+        }
+    };
+}
