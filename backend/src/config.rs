@@ -118,6 +118,8 @@ pub struct Settings {
     pub database_url: Secret,
     pub database_pool_size: u32,
     pub data_dir: PathBuf,
+    /// Development TEST keys shared by the emulator and our clients.
+    pub dev_keys_dir: PathBuf,
     pub jwt_secret: Secret,
     pub jwt_ttl_minutes: i64,
     pub cors_origins: Vec<String>,
@@ -260,6 +262,10 @@ impl Settings {
             public_base_url,
             database_url: Secret::new(database_url),
             database_pool_size: env.parse_or("DATABASE_POOL_SIZE", 10)?,
+            dev_keys_dir: env
+                .get("DEV_KEYS_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| data_dir.join("dev-keys")),
             data_dir,
             jwt_secret: Secret::new(jwt_secret),
             jwt_ttl_minutes: env.parse_or("JWT_TTL_MINUTES", 60 * 24)?,
@@ -326,6 +332,26 @@ impl Settings {
             });
         }
         Ok(())
+    }
+
+    /// When `BIND_ADDR` asked for port 0, URLs derived from it (public base URL, notify
+    /// and return URLs) are rewritten to the port actually bound.
+    pub fn rebase_default_urls(&mut self, actual_addr: &str) {
+        if !self.bind.ends_with(":0") {
+            return;
+        }
+        let old = format!("http://{}", self.bind);
+        let new = format!("http://{actual_addr}");
+        for url in [
+            &mut self.public_base_url,
+            &mut self.wechat.notify_url,
+            &mut self.alipay.notify_url,
+            &mut self.alipay.return_url,
+        ] {
+            if url.starts_with(&old) {
+                *url = url.replacen(&old, &new, 1);
+            }
+        }
     }
 
     pub fn is_development(&self) -> bool {

@@ -4,6 +4,7 @@
 //! [`db_run!`](crate::db_run) writes the same diesel body into both arms. Where the SQL must
 //! differ, callers match on [`Db`] themselves.
 
+pub mod orders;
 pub mod products;
 pub mod schema;
 pub mod users;

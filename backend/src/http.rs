@@ -26,6 +26,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::scope("/api/v1")
                 .configure(routes::auth::configure)
                 .configure(routes::products::configure)
+                .configure(routes::payment::configure)
+                .configure(routes::callbacks::configure)
                 .default_service(web::to(routes::not_found)),
         );
 }

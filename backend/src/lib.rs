@@ -6,8 +6,12 @@
 pub mod auth;
 pub mod config;
 pub mod db;
+pub mod devkeys;
+pub mod domain;
+pub mod emulator;
 pub mod error;
 pub mod http;
+pub mod providers;
 pub mod service;
 pub mod startup;
 pub mod telemetry;

@@ -22,6 +22,8 @@ enum Command {
     Migrate,
     /// Print the OpenAPI document.
     Openapi,
+    /// Run only the WeChat Pay v3 + Alipay emulator (keys in DEV_KEYS_DIR, generated once).
+    Emulator,
     /// Create an administrator (or promote an existing user after checking its password).
     CreateAdmin {
         #[arg(long)]
@@ -54,6 +56,14 @@ async fn run() -> anyhow::Result<()> {
     match command {
         Command::Openapi => Ok(()),
         Command::Serve => serve(settings).await,
+        Command::Emulator => {
+            let keys = fenpay::devkeys::DevKeys::load_or_generate(&settings.dev_keys_dir)?;
+            let emu = fenpay::emulator::start(fenpay::emulator::EmulatorConfig::from_dev_keys(&settings, &keys))?;
+            tracing::info!(url = %emu.base_url, keys = %settings.dev_keys_dir.display(), "provider emulator listening");
+            println!("emulator listening on {}", emu.base_url);
+            emu.server.await?;
+            Ok(())
+        }
         Command::Migrate => {
             let applied = db::migrate(settings.database_url.expose()).await?;
             println!("applied {} migration(s): {applied:?}", applied.len());

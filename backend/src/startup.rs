@@ -16,6 +16,7 @@ use crate::config::Settings;
 use crate::db::{self, Db};
 use crate::error::{self, AppError};
 use crate::http;
+use crate::providers::Providers;
 
 /// Shared state handed to every handler.
 pub struct AppState {
@@ -23,11 +24,16 @@ pub struct AppState {
     pub db: Db,
     pub jwt: JwtKeys,
     pub login_limiter: LoginLimiter,
+    pub providers: Providers,
+    /// Base URL of the in-process provider emulator (development).
+    pub emulator_url: Option<String>,
 }
 
 impl AppState {
-    pub fn new(settings: Arc<Settings>, db: Db) -> Self {
+    pub fn new(settings: Arc<Settings>, db: Db, providers: Providers, emulator_url: Option<String>) -> Self {
         AppState {
+            providers,
+            emulator_url,
             jwt: JwtKeys::new(
                 settings.jwt_secret.expose().as_bytes(),
                 settings.jwt_ttl_minutes * 60,
@@ -68,11 +74,13 @@ pub struct Application {
     port: u16,
     server: Server,
     pub state: web::Data<AppState>,
+    /// The in-process emulator, when enabled (its server is already spawned).
+    pub emulator: Option<web::Data<crate::emulator::EmulatorState>>,
 }
 
 impl Application {
     /// Run migrations, connect the pool and bind `settings.bind` (use port 0 for tests).
-    pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+    pub async fn build(mut settings: Settings) -> anyhow::Result<Application> {
         let applied = db::migrate(settings.database_url.expose()).await?;
         if !applied.is_empty() {
             tracing::info!(?applied, "applied database migrations");
@@ -80,7 +88,27 @@ impl Application {
         let db = Db::connect(settings.database_url.expose(), settings.database_pool_size).await?;
         let listener = TcpListener::bind(&settings.bind)
             .map_err(|e| anyhow::anyhow!("cannot bind BIND_ADDR={}: {e}", settings.bind))?;
-        Application::with_listener(Arc::new(settings), db, listener)
+        let actual = listener.local_addr()?;
+        settings.rebase_default_urls(&actual.to_string());
+        let dev_keys = if settings.emulator.enabled {
+            Some(crate::devkeys::DevKeys::load_or_generate(&settings.dev_keys_dir)?)
+        } else {
+            None
+        };
+        let emulator = match &dev_keys {
+            Some(keys) => {
+                let emu = crate::emulator::start(crate::emulator::EmulatorConfig::from_dev_keys(&settings, keys))?;
+                tracing::info!(url = %emu.base_url, "provider emulator listening");
+                tokio::spawn(emu.server);
+                Some((emu.base_url, emu.state))
+            }
+            None => None,
+        };
+        let emulator_url = emulator.as_ref().map(|(url, _)| url.clone());
+        let providers = crate::providers::build(&settings, dev_keys.as_ref(), emulator_url.as_deref())?;
+        let mut app = Application::with_listener(Arc::new(settings), db, listener, providers, emulator_url)?;
+        app.emulator = emulator.map(|(_, state)| state);
+        Ok(app)
     }
 
     /// Serve on an already bound listener with an already connected pool.
@@ -88,9 +116,11 @@ impl Application {
         settings: Arc<Settings>,
         db: Db,
         listener: TcpListener,
+        providers: Providers,
+        emulator_url: Option<String>,
     ) -> anyhow::Result<Application> {
         let port = listener.local_addr()?.port();
-        let state = web::Data::new(AppState::new(settings.clone(), db));
+        let state = web::Data::new(AppState::new(settings.clone(), db, providers, emulator_url));
         let app_state = state.clone();
         let server = HttpServer::new(move || {
             let settings = app_state.settings.clone();
@@ -132,6 +162,7 @@ impl Application {
             port,
             server,
             state,
+            emulator: None,
         })
     }
 

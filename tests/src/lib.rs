@@ -34,6 +34,53 @@ impl TestApp {
         TestApp::start(Backend::Sqlite, url, dir, None, overrides).await
     }
 
+    /// Overrides that start the in-process emulator on a free port, with shared dev keys
+    /// and provider resend delays compressed 1000x.
+    pub fn emulator_overrides() -> Vec<(&'static str, &'static str)> {
+        vec![
+            ("EMULATOR_ENABLED", "true"),
+            ("EMULATOR_BIND", "127.0.0.1:0"),
+            ("EMULATOR_TIME_SCALE", "1000"),
+            ("DEV_KEYS_DIR", shared_dev_keys_dir()),
+            ("WECHAT_PAY_TIMEOUT_SECS", "2"),
+            ("ALIPAY_TIMEOUT_SECS", "2"),
+        ]
+    }
+
+    /// The emulator's base URL (panics when it is not enabled).
+    pub fn emulator(&self) -> String {
+        self.state.emulator_url.clone().expect("emulator enabled")
+    }
+
+    /// Call the emulator's control API.
+    pub async fn emulator_post(&self, path: &str, body: &Value) -> (u16, Value) {
+        let resp = self
+            .client
+            .post(format!("{}{}", self.emulator(), path))
+            .json(body)
+            .send()
+            .await
+            .expect("emulator request");
+        into_json(resp).await
+    }
+
+    /// Poll order-status until it leaves `pending` (or 15 s pass); returns the last body.
+    pub async fn wait_for_status(&self, token: &str, order_no: &str, want: &str) -> Value {
+        let mut last = Value::Null;
+        for _ in 0..150 {
+            let (status, body) = self
+                .get(&format!("/api/v1/payment/order-status?order_no={order_no}"), Some(token))
+                .await;
+            assert_eq!(status, 200, "{body}");
+            if body["status"] == want {
+                return body;
+            }
+            last = body;
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("order {order_no} never became {want}: {last}");
+    }
+
     /// A fresh PostgreSQL database, or `None` when `TEST_DATABASE_URL` is not set.
     pub async fn postgres(overrides: &[(&str, &str)]) -> Option<TestApp> {
         let admin_url = std::env::var("TEST_DATABASE_URL").ok()?;
@@ -132,6 +179,23 @@ impl Drop for TestApp {
             .join();
         }
     }
+}
+
+/// One set of development TEST keys shared by every test in this workspace (RSA key
+/// generation is slow, so it happens once and is kept under target/).
+pub fn shared_dev_keys_dir() -> &'static str {
+    static DIR: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/test-dev-keys");
+        fenpay::devkeys::DevKeys::load_or_generate(std::path::Path::new(dir)).expect("dev keys");
+        dir.to_string()
+    })
+}
+
+/// The shared dev keys, for tests that play WeChat or Alipay themselves.
+pub fn dev_keys() -> fenpay::devkeys::DevKeys {
+    fenpay::devkeys::DevKeys::load_or_generate(std::path::Path::new(shared_dev_keys_dir()))
+        .expect("dev keys")
 }
 
 /// Parse a response as JSON (non-JSON bodies become a JSON string for assertions).

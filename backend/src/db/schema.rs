@@ -34,4 +34,52 @@ diesel::table! {
     }
 }
 
-diesel::allow_tables_to_appear_in_same_query!(users, products);
+
+diesel::table! {
+    orders (order_no) {
+        order_no -> Text,
+        user_id -> Text,
+        product_id -> BigInt,
+        product_type -> Text,
+        product_name -> Text,
+        unit_price_fen -> BigInt,
+        quantity -> BigInt,
+        is_upgrade -> Bool,
+        amount_fen -> BigInt,
+        provider -> Text,
+        channel -> Text,
+        status -> Text,
+        cancel_reason -> Nullable<Text>,
+        refunded_fen -> BigInt,
+        provider_transaction_id -> Nullable<Text>,
+        qr_code_url -> Nullable<Text>,
+        pay_url -> Nullable<Text>,
+        h5_url -> Nullable<Text>,
+        sdk_params -> Nullable<Text>,
+        expire_at -> Timestamp,
+        qr_code_expire_at -> Timestamp,
+        paid_at -> Nullable<Timestamp>,
+        last_query_at -> Nullable<Timestamp>,
+        needs_review -> Bool,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    payment_records (id) {
+        id -> BigInt,
+        order_no -> Nullable<Text>,
+        provider -> Text,
+        kind -> Text,
+        headers -> Text,
+        body -> Text,
+        verified -> Bool,
+        decision -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(orders -> users (user_id));
+
+diesel::allow_tables_to_appear_in_same_query!(users, products, orders, payment_records);

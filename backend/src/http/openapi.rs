@@ -22,6 +22,13 @@ use super::routes;
         routes::auth::me,
         routes::products::list_products,
         routes::products::get_product,
+        routes::payment::create_order,
+        routes::payment::order_status,
+        routes::payment::cancel_order,
+        routes::payment::list_orders,
+        routes::callbacks::wechat_callback,
+        routes::payment::dev_info,
+        routes::payment::simulate_pay,
     ),
     components(schemas(
         api_types::error::ErrorResponse,
@@ -31,6 +38,9 @@ use super::routes;
     tags(
         (name = "auth", description = "Accounts and tokens"),
         (name = "products", description = "Product catalog"),
+        (name = "payment", description = "Orders and payment (the documented contract)"),
+        (name = "callbacks", description = "Provider notifications (signed by the provider, no JWT)"),
+        (name = "development", description = "Development-only helpers (404 in production)"),
         (name = "health", description = "Liveness and readiness"),
     )
 )]

@@ -1,7 +1,9 @@
 //! Route handlers grouped by area.
 
 pub mod auth;
+pub mod callbacks;
 pub mod health;
+pub mod payment;
 pub mod products;
 
 use actix_web::{HttpResponse, ResponseError};

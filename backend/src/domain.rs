@@ -1,0 +1,3 @@
+//! Pure business rules: no actix, diesel or reqwest here.
+
+pub mod order;

@@ -1,0 +1,223 @@
+//! The order state machine and order numbers.
+//!
+//! Every transition is decided here and persisted as a compare-and-set
+//! (`UPDATE ... WHERE order_no = ? AND status = <from>`); the row count decides the winner.
+
+use api_types::payment::{CancelReason, OrderStatus};
+use rand::Rng;
+
+/// What can happen to an order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OrderEvent {
+    /// The provider confirmed the payment (notification or query).
+    Pay,
+    /// The buyer cancelled, or the order expired.
+    Cancel(CancelReason),
+    /// A refund of `amount` fen out of `refundable` fen still refundable.
+    Refund { amount: i64, refundable: i64 },
+}
+
+/// The outcome of applying an event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transition {
+    /// Persist `from -> to` as a compare-and-set.
+    Move { from: OrderStatus, to: OrderStatus },
+    /// Nothing to do: the event was already applied (duplicate notification, repeated cancel).
+    AlreadyDone,
+    /// Paid after the order was cancelled: the money arrived anyway, so the order becomes
+    /// paid (never lose a payment) and is flagged for review.
+    PaidAfterCancel,
+}
+
+/// Why an event cannot apply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TransitionError {
+    #[error("order is already paid")]
+    AlreadyPaid,
+    #[error("order is not pending")]
+    NotPending,
+    #[error("order is not paid")]
+    NotPaid,
+    #[error("refund amount must be positive and at most the refundable amount")]
+    InvalidRefundAmount,
+}
+
+/// Decide what `event` does to an order in `status`.
+pub fn decide(status: OrderStatus, event: OrderEvent) -> Result<Transition, TransitionError> {
+    use OrderStatus::*;
+    match (status, event) {
+        (Pending, OrderEvent::Pay) => Ok(Transition::Move {
+            from: Pending,
+            to: Paid,
+        }),
+        (Paid | Refunded, OrderEvent::Pay) => Ok(Transition::AlreadyDone),
+        (Cancelled, OrderEvent::Pay) => Ok(Transition::PaidAfterCancel),
+        (Pending, OrderEvent::Cancel(_)) => Ok(Transition::Move {
+            from: Pending,
+            to: Cancelled,
+        }),
+        (Cancelled, OrderEvent::Cancel(_)) => Ok(Transition::AlreadyDone),
+        (Paid | Refunded, OrderEvent::Cancel(_)) => Err(TransitionError::AlreadyPaid),
+        (Paid, OrderEvent::Refund { amount, refundable }) => {
+            if amount <= 0 || amount > refundable {
+                Err(TransitionError::InvalidRefundAmount)
+            } else if amount == refundable {
+                Ok(Transition::Move {
+                    from: Paid,
+                    to: Refunded,
+                })
+            } else {
+                Ok(Transition::Move {
+                    from: Paid,
+                    to: Paid,
+                })
+            }
+        }
+        (Pending | Cancelled | Refunded, OrderEvent::Refund { .. }) => Err(TransitionError::NotPaid),
+    }
+}
+
+/// Characters WeChat allows in `out_trade_no` (and Alipay accepts): `[0-9A-Za-z_\-|*]`.
+pub fn is_valid_order_no(s: &str) -> bool {
+    (6..=32).contains(&s.len())
+        && s
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'|' | b'*'))
+}
+
+/// A new order number: `FP` + UTC `yyyyMMddHHmmss` + 10 random digits (26 chars).
+pub fn new_order_no(now: chrono::DateTime<chrono::Utc>) -> String {
+    let mut rng = rand::thread_rng();
+    let digits: String = (0..10)
+        .map(|_| char::from(b'0' + rng.gen_range(0..10u8)))
+        .collect();
+    format!("FP{}{}", now.format("%Y%m%d%H%M%S"), digits)
+}
+
+pub fn status_from_str(s: &str) -> Option<OrderStatus> {
+    Some(match s {
+        "pending" => OrderStatus::Pending,
+        "paid" => OrderStatus::Paid,
+        "cancelled" => OrderStatus::Cancelled,
+        "refunded" => OrderStatus::Refunded,
+        _ => return None,
+    })
+}
+
+pub fn cancel_reason_str(r: CancelReason) -> &'static str {
+    match r {
+        CancelReason::User => "user",
+        CancelReason::Expired => "expired",
+    }
+}
+
+pub fn cancel_reason_from_str(s: &str) -> Option<CancelReason> {
+    match s {
+        "user" => Some(CancelReason::User),
+        "expired" => Some(CancelReason::Expired),
+        _ => None,
+    }
+}
+
+/// Order amount in fen: unit price times quantity, refusing overflow.
+pub fn order_amount(unit_price_fen: i64, quantity: i64) -> Option<i64> {
+    if unit_price_fen <= 0 || quantity <= 0 {
+        return None;
+    }
+    unit_price_fen.checked_mul(quantity)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use OrderStatus::*;
+
+    const ALL: [OrderStatus; 4] = [Pending, Paid, Cancelled, Refunded];
+
+    fn events() -> Vec<OrderEvent> {
+        vec![
+            OrderEvent::Pay,
+            OrderEvent::Cancel(CancelReason::User),
+            OrderEvent::Cancel(CancelReason::Expired),
+            OrderEvent::Refund { amount: 100, refundable: 100 },
+            OrderEvent::Refund { amount: 40, refundable: 100 },
+            OrderEvent::Refund { amount: 0, refundable: 100 },
+            OrderEvent::Refund { amount: 101, refundable: 100 },
+        ]
+    }
+
+    /// Every (status, event) pair has exactly the expected outcome.
+    #[test]
+    fn exhaustive_transition_table() {
+        for status in ALL {
+            for event in events() {
+                let got = decide(status, event);
+                let expected = match (status, event) {
+                    (Pending, OrderEvent::Pay) => Ok(Transition::Move { from: Pending, to: Paid }),
+                    (Paid | Refunded, OrderEvent::Pay) => Ok(Transition::AlreadyDone),
+                    (Cancelled, OrderEvent::Pay) => Ok(Transition::PaidAfterCancel),
+                    (Pending, OrderEvent::Cancel(_)) => {
+                        Ok(Transition::Move { from: Pending, to: Cancelled })
+                    }
+                    (Cancelled, OrderEvent::Cancel(_)) => Ok(Transition::AlreadyDone),
+                    (Paid | Refunded, OrderEvent::Cancel(_)) => Err(TransitionError::AlreadyPaid),
+                    (Paid, OrderEvent::Refund { amount: 100, .. }) => {
+                        Ok(Transition::Move { from: Paid, to: Refunded })
+                    }
+                    (Paid, OrderEvent::Refund { amount: 40, .. }) => {
+                        Ok(Transition::Move { from: Paid, to: Paid })
+                    }
+                    (Paid, OrderEvent::Refund { .. }) => Err(TransitionError::InvalidRefundAmount),
+                    (_, OrderEvent::Refund { .. }) => Err(TransitionError::NotPaid),
+                };
+                assert_eq!(got, expected, "{status:?} + {event:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn no_event_leaves_a_terminal_money_state_backwards() {
+        // A paid or refunded order can never become pending or cancelled.
+        for status in [Paid, Refunded] {
+            for event in events() {
+                if let Ok(Transition::Move { to, .. }) = decide(status, event) {
+                    assert!(matches!(to, Paid | Refunded), "{status:?} + {event:?} -> {to:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn order_numbers_fit_the_provider_charset() {
+        let now = chrono::Utc::now();
+        let a = new_order_no(now);
+        let b = new_order_no(now);
+        assert_eq!(a.len(), 26);
+        assert!(is_valid_order_no(&a));
+        assert_ne!(a, b);
+        assert!(!is_valid_order_no("short"));
+        assert!(!is_valid_order_no("has space 123"));
+        assert!(!is_valid_order_no(&"x".repeat(33)));
+        assert!(is_valid_order_no("abc_-|*123"));
+    }
+
+    #[test]
+    fn statuses_round_trip_through_strings() {
+        for s in ALL {
+            assert_eq!(status_from_str(s.as_str()), Some(s));
+        }
+        assert_eq!(status_from_str("PAID"), None);
+        for r in [CancelReason::User, CancelReason::Expired] {
+            assert_eq!(cancel_reason_from_str(cancel_reason_str(r)), Some(r));
+        }
+    }
+
+    #[test]
+    fn amounts_refuse_overflow_and_nonsense() {
+        assert_eq!(order_amount(990, 3), Some(2970));
+        assert_eq!(order_amount(i64::MAX, 2), None);
+        assert_eq!(order_amount(100, 0), None);
+        assert_eq!(order_amount(0, 1), None);
+    }
+}

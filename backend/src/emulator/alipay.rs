@@ -1,0 +1,1260 @@
+//! The Alipay half of the emulator: `/gateway.do` (OpenAPI v2, RSA2) with
+//! precreate, query, close and cancel; the page / wap / app cashier; trade
+//! notifications on Alipay's resend schedule; and a control API under
+//! `/__emulator/alipay/`.
+//!
+//! Faithfulness rules (protocol reference §5 and §7): requests are verified over
+//! every parameter except `sign` (`sign_type` included); responses are signed over
+//! the raw compact `*_response` text and emitted as `{"<node>":{..},"sign":".."}`;
+//! notifications and return redirects are V1-signed (no `sign_type`); page / wap /
+//! app trades do not exist until the buyer opens the cashier.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use actix_web::http::header;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::{DateTime, FixedOffset, NaiveDateTime, TimeZone, Utc};
+use fenpay_proto::alipay as proto;
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use super::faults::RequestFault;
+use super::State;
+
+/// Alipay's `yyyy-MM-dd HH:mm:ss` layout (China Standard Time).
+const TIME_FORMAT: &str = "%Y-%m-%d %H:%M:%S";
+
+/// Delays before resends 2..=8 (docs.open.alipay.com/270/105902): 4m, 10m, 10m, 1h,
+/// 2h, 6h, 15h, each divided by the configured time scale.
+const RESEND_SCHEDULE_SECS: [u64; 7] = [240, 600, 600, 3_600, 7_200, 21_600, 54_000];
+
+/// Largest total Alipay accepts: 100 000 000.00 yuan.
+const MAX_TOTAL_FEN: i64 = 10_000_000_000;
+
+const JSON_UTF8: &str = "application/json;charset=utf-8";
+const HTML_UTF8: &str = "text/html; charset=utf-8";
+
+/// Where a trade is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum TradeStatus {
+    /// Created (cashier opened or QR issued), not paid.
+    WaitBuyerPay,
+    /// Paid.
+    TradeSuccess,
+    /// Closed unpaid, or refunded in full (`refunded`).
+    TradeClosed,
+}
+
+impl TradeStatus {
+    /// The wire value (`WAIT_BUYER_PAY`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TradeStatus::WaitBuyerPay => "WAIT_BUYER_PAY",
+            TradeStatus::TradeSuccess => "TRADE_SUCCESS",
+            TradeStatus::TradeClosed => "TRADE_CLOSED",
+        }
+    }
+}
+
+/// One emulated trade, as the control API shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Trade {
+    pub out_trade_no: String,
+    /// Alipay's number: `yyyyMMdd` + 20 digits.
+    pub trade_no: String,
+    /// The method that created it (`alipay.trade.precreate`, `alipay.trade.page.pay`, ...).
+    pub method: String,
+    pub product_code: String,
+    pub total_fen: i64,
+    /// `total_fen` as Alipay writes it (`"12.34"`).
+    pub total_amount: String,
+    pub subject: String,
+    pub notify_url: Option<String>,
+    pub return_url: Option<String>,
+    /// The wap cashier's "back to merchant" link.
+    pub quit_url: Option<String>,
+    pub status: TradeStatus,
+    /// The buyer opened the cashier (always true for precreate). Until then Alipay
+    /// answers `ACQ.TRADE_NOT_EXIST`.
+    pub opened: bool,
+    /// Closed by a cancel that refunded the payment.
+    pub refunded: bool,
+    pub qr_code: Option<String>,
+    pub buyer_id: Option<String>,
+    pub buyer_logon_id: Option<String>,
+    pub gmt_create: DateTime<Utc>,
+    pub gmt_payment: Option<DateTime<Utc>>,
+    pub gmt_close: Option<DateTime<Utc>>,
+    pub time_expire: Option<DateTime<Utc>>,
+    /// Stays the same across resends of the payment notification.
+    pub notify_id: Option<String>,
+    /// What must match for a repeated create to be idempotent.
+    #[serde(skip)]
+    fingerprint: String,
+}
+
+/// One notification attempt (one POST, or one dropped attempt).
+#[derive(Clone, Debug, Serialize)]
+pub struct NotificationAttempt {
+    pub out_trade_no: String,
+    pub notify_id: String,
+    /// 1 for the first send; resends count up.
+    pub attempt: u32,
+    pub at: DateTime<Utc>,
+    pub url: String,
+    /// `delivered` (the body was `success`), `rejected` (any other body), `error`
+    /// (no answer), or `dropped` (fault injection).
+    pub outcome: String,
+    pub http_status: Option<u16>,
+    /// The merchant's answer, cut to 200 characters.
+    pub response: Option<String>,
+    pub error: Option<String>,
+    /// Sent through the control API rather than the schedule.
+    pub manual: bool,
+}
+
+/// In-memory Alipay trades and the notification log.
+#[derive(Debug, Default)]
+pub struct AlipayState {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    trades: HashMap<String, Trade>,
+    log: Vec<NotificationAttempt>,
+    /// Bumped by `reset` so that pending resend tasks stop.
+    generation: u64,
+}
+
+impl AlipayState {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Forget every trade and notification; stop pending resends.
+    pub fn reset(&self) {
+        let mut inner = self.lock();
+        inner.trades.clear();
+        inner.log.clear();
+        inner.generation += 1;
+    }
+
+    /// A copy of one trade.
+    pub fn trade(&self, out_trade_no: &str) -> Option<Trade> {
+        self.lock().trades.get(out_trade_no).cloned()
+    }
+
+    /// Notification attempts, oldest first, optionally for one trade.
+    pub fn notifications(&self, out_trade_no: Option<&str>) -> Vec<NotificationAttempt> {
+        self.lock()
+            .log
+            .iter()
+            .filter(|a| out_trade_no.is_none_or(|no| a.out_trade_no == no))
+            .cloned()
+            .collect()
+    }
+}
+
+/// Registers the gateway, the cashier and the control API.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/gateway.do", web::get().to(gateway))
+        .route("/gateway.do", web::post().to(gateway))
+        .route(
+            "/__emulator/alipay/cashier/{out_trade_no}/pay",
+            web::post().to(cashier_pay),
+        )
+        .route("/__emulator/alipay/pay/{out_trade_no}", web::post().to(control_pay))
+        .route("/__emulator/alipay/close/{out_trade_no}", web::post().to(control_close))
+        .route("/__emulator/alipay/notify/{out_trade_no}", web::post().to(control_notify))
+        .route("/__emulator/alipay/trades", web::get().to(control_trades))
+        .route("/__emulator/alipay/trades/{out_trade_no}", web::get().to(control_trade))
+        .route("/__emulator/alipay/notifications", web::get().to(control_notifications));
+}
+
+// ---------------------------------------------------------------------------
+// Gateway
+
+/// A failed gateway call: Alipay's code, msg, sub_code and sub_msg.
+struct GwError {
+    code: &'static str,
+    sub_code: String,
+    sub_msg: String,
+}
+
+impl GwError {
+    fn new(code: &'static str, sub_code: &str, sub_msg: impl Into<String>) -> Self {
+        GwError {
+            code,
+            sub_code: sub_code.to_string(),
+            sub_msg: sub_msg.into(),
+        }
+    }
+
+    fn missing(sub_code: &str, sub_msg: &str) -> Self {
+        Self::new("40001", sub_code, sub_msg)
+    }
+
+    fn invalid(sub_code: &str, sub_msg: impl Into<String>) -> Self {
+        Self::new("40002", sub_code, sub_msg)
+    }
+
+    fn business(sub_code: &str, sub_msg: impl Into<String>) -> Self {
+        Self::new("40004", sub_code, sub_msg)
+    }
+
+    fn unavailable() -> Self {
+        Self::new("20000", "ACQ.SYSTEM_ERROR", "系统错误")
+    }
+
+    fn msg(&self) -> &'static str {
+        match self.code {
+            "20000" => "Service Currently Unavailable",
+            "40001" => "Missing Required Arguments",
+            "40002" => "Invalid Arguments",
+            _ => "Business Failed",
+        }
+    }
+
+    fn members(&self) -> Vec<(&'static str, Value)> {
+        vec![
+            ("code", json!(self.code)),
+            ("msg", json!(self.msg())),
+            ("sub_code", json!(self.sub_code)),
+            ("sub_msg", json!(self.sub_msg)),
+        ]
+    }
+}
+
+/// Methods whose answer is a cashier page for the buyer's browser, not JSON.
+const CASHIER_METHODS: [&str; 3] = [
+    "alipay.trade.page.pay",
+    "alipay.trade.wap.pay",
+    "alipay.trade.app.pay",
+];
+
+const API_METHODS: [&str; 4] = [
+    "alipay.trade.precreate",
+    "alipay.trade.query",
+    "alipay.trade.close",
+    "alipay.trade.cancel",
+];
+
+/// `GET|POST /gateway.do`: parameters from the query string and the form body
+/// (merged, the body wins).
+async fn gateway(state: State, req: HttpRequest, body: web::Bytes) -> HttpResponse {
+    let params = match gateway_params(&req, &body) {
+        Ok(p) => p,
+        Err(e) => {
+            return signed(
+                &state,
+                "error_response",
+                GwError::invalid("isv.invalid-parameter", e).members(),
+            )
+        }
+    };
+    let method = params.get("method").cloned().unwrap_or_default();
+    let is_cashier = CASHIER_METHODS.contains(&method.as_str());
+    let node = if API_METHODS.contains(&method.as_str()) {
+        proto::response_node(&method)
+    } else {
+        "error_response".to_string()
+    };
+    match state.faults.next_request_fault() {
+        RequestFault::None => {}
+        RequestFault::Fail => return fault_answer(&state, &node, is_cashier),
+        RequestFault::Timeout(ms) => {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            return fault_answer(&state, &node, is_cashier);
+        }
+    }
+    if method.is_empty() {
+        let err = GwError::missing("isv.missing-method", "缺少方法名参数");
+        return signed(&state, &node, err.members());
+    }
+    if !is_cashier && !API_METHODS.contains(&method.as_str()) {
+        let err = GwError::invalid("isv.invalid-method", format!("不存在的方法名: {method}"));
+        return signed(&state, &node, err.members());
+    }
+    let checked = check_common(&state, &params).and_then(|()| biz_content(&params));
+    let biz = match checked {
+        Ok(biz) => biz,
+        Err(e) if is_cashier => return error_page(StatusCode::BAD_REQUEST, &e),
+        Err(e) => return signed(&state, &node, e.members()),
+    };
+    let now = Utc::now();
+    let result = match method.as_str() {
+        "alipay.trade.precreate" => precreate(&state, &params, &biz, now),
+        "alipay.trade.query" => query(&state, &biz, now),
+        "alipay.trade.close" => close(&state, &biz, now),
+        "alipay.trade.cancel" => cancel(&state, &biz, now),
+        _ => return cashier(&state, &method, &params, &biz, now),
+    };
+    match result {
+        Ok(members) => {
+            let mut all = vec![("code", json!("10000")), ("msg", json!("Success"))];
+            all.extend(members);
+            signed(&state, &node, all)
+        }
+        Err((e, extra)) => {
+            let mut all = e.members();
+            all.extend(extra);
+            signed(&state, &node, all)
+        }
+    }
+}
+
+fn gateway_params(req: &HttpRequest, body: &[u8]) -> Result<BTreeMap<String, String>, String> {
+    let mut params = BTreeMap::new();
+    params.extend(parse_pairs(req.query_string())?);
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let is_form = content_type.is_empty() || content_type.starts_with("application/x-www-form-urlencoded");
+    if !body.is_empty() && is_form {
+        let text = std::str::from_utf8(body).map_err(|_| "请求体不是 UTF-8".to_string())?;
+        params.extend(parse_pairs(text)?);
+    }
+    Ok(params)
+}
+
+fn parse_pairs(text: &str) -> Result<Vec<(String, String)>, String> {
+    web::Query::<Vec<(String, String)>>::from_query(text)
+        .map(web::Query::into_inner)
+        .map_err(|e| format!("参数格式错误: {e}"))
+}
+
+/// Common parameters and the request signature.
+fn check_common(state: &State, params: &BTreeMap<String, String>) -> Result<(), GwError> {
+    let cfg = &state.config.alipay;
+    let get = |name: &str| params.get(name).map(String::as_str).filter(|v| !v.is_empty());
+    match get("app_id") {
+        None => return Err(GwError::missing("isv.missing-app-id", "缺少AppID参数")),
+        Some(id) if id != cfg.app_id => {
+            return Err(GwError::invalid("isv.invalid-app-id", "无效的AppID参数"))
+        }
+        Some(_) => {}
+    }
+    if let Some(charset) = get("charset") {
+        if !charset.eq_ignore_ascii_case("utf-8") {
+            return Err(GwError::invalid(
+                "isv.invalid-charset",
+                format!("字符集错误: the emulator speaks utf-8 only, got {charset}"),
+            ));
+        }
+    }
+    if let Some(format) = get("format") {
+        if !format.eq_ignore_ascii_case("json") {
+            return Err(GwError::invalid("isv.invalid-format", "无效的数据格式"));
+        }
+    }
+    match get("timestamp") {
+        None => return Err(GwError::missing("isv.missing-timestamp", "缺少时间戳参数")),
+        Some(ts) if NaiveDateTime::parse_from_str(ts, TIME_FORMAT).is_err() => {
+            return Err(GwError::invalid("isv.invalid-timestamp", "非法的时间戳参数"))
+        }
+        Some(_) => {}
+    }
+    if get("version").is_none() {
+        return Err(GwError::missing("isv.missing-version", "缺少版本参数"));
+    }
+    match get("sign_type") {
+        None => return Err(GwError::missing("isv.missing-signature-type", "缺少签名类型")),
+        Some("RSA2") => {}
+        Some(_) => {
+            return Err(GwError::invalid(
+                "isv.invalid-signature-type",
+                "无效签名类型: the emulator accepts RSA2 only",
+            ))
+        }
+    }
+    if get("sign").is_none() {
+        return Err(GwError::missing("isv.missing-signature", "缺少签名参数"));
+    }
+    if !proto::verify_request_params(params, &cfg.app_public_key) {
+        // Like Alipay, show the string the gateway verified.
+        let content = proto::sign_content(
+            params.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            &["sign"],
+        );
+        return Err(GwError::invalid(
+            "isv.invalid-signature",
+            format!("验签出错，建议检查签名字符串或签名私钥与应用公钥是否匹配，网关生成的验签字符串为：{content}"),
+        ));
+    }
+    Ok(())
+}
+
+fn biz_content(params: &BTreeMap<String, String>) -> Result<serde_json::Map<String, Value>, GwError> {
+    let text = params
+        .get("biz_content")
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| GwError::missing("isv.missing-biz-content", "缺少业务参数 biz_content"))?;
+    match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(map)) => Ok(map),
+        _ => Err(GwError::invalid(
+            "isv.invalid-biz-content",
+            "biz_content 不是 JSON 对象",
+        )),
+    }
+}
+
+/// `{"<node>":{members},"sign":".."}` with the members in the given order.
+fn signed(state: &State, node: &str, members: Vec<(&str, Value)>) -> HttpResponse {
+    let content = compact_object(&members);
+    match proto::build_signed_response(node, &content, None, &state.config.alipay.alipay_private_key)
+    {
+        Ok(body) => HttpResponse::Ok().content_type(JSON_UTF8).body(body),
+        Err(e) => HttpResponse::InternalServerError().body(format!("emulator signing failed: {e}")),
+    }
+}
+
+fn compact_object(members: &[(&str, Value)]) -> String {
+    let inner: Vec<String> = members
+        .iter()
+        .map(|(k, v)| format!("{}:{v}", Value::String((*k).to_string())))
+        .collect();
+    format!("{{{}}}", inner.join(","))
+}
+
+fn fault_answer(state: &State, node: &str, is_cashier: bool) -> HttpResponse {
+    let err = GwError::unavailable();
+    if is_cashier {
+        error_page(StatusCode::SERVICE_UNAVAILABLE, &err)
+    } else {
+        signed(state, node, err.members())
+    }
+}
+
+type MethodResult = Result<Vec<(&'static str, Value)>, (GwError, Vec<(&'static str, Value)>)>;
+
+/// The trade fields every create method reads from `biz_content`.
+struct NewTrade {
+    out_trade_no: String,
+    total_fen: i64,
+    subject: String,
+    product_code: String,
+    time_expire: Option<DateTime<Utc>>,
+    quit_url: Option<String>,
+}
+
+fn biz_str(biz: &serde_json::Map<String, Value>, name: &str) -> Option<String> {
+    match biz.get(name)? {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        // Some SDKs send total_amount as a JSON number; its text is still exact.
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn read_new_trade(
+    biz: &serde_json::Map<String, Value>,
+    default_product: &str,
+    now: DateTime<Utc>,
+) -> Result<NewTrade, GwError> {
+    let param = |msg: String| GwError::business("ACQ.INVALID_PARAMETER", msg);
+    let out_trade_no = biz_str(biz, "out_trade_no")
+        .ok_or_else(|| param("参数无效: out_trade_no 不能为空".into()))?;
+    if out_trade_no.len() > 64 || out_trade_no.chars().any(|c| !c.is_ascii_graphic()) {
+        return Err(param("参数无效: out_trade_no 格式错误".into()));
+    }
+    let amount = biz_str(biz, "total_amount")
+        .ok_or_else(|| param("参数无效: total_amount 不能为空".into()))?;
+    let total_fen = proto::yuan_to_fen(&amount)
+        .filter(|f| *f > 0)
+        .ok_or_else(|| param(format!("参数无效: total_amount {amount}")))?;
+    if total_fen > MAX_TOTAL_FEN {
+        return Err(GwError::business("ACQ.TOTAL_FEE_EXCEED", "订单金额超过限额"));
+    }
+    let subject =
+        biz_str(biz, "subject").ok_or_else(|| param("参数无效: subject 不能为空".into()))?;
+    let time_expire = match biz_str(biz, "time_expire") {
+        Some(text) => Some(
+            parse_expire(&text).ok_or_else(|| param(format!("参数无效: time_expire {text}")))?,
+        ),
+        None => biz_str(biz, "timeout_express").and_then(|t| parse_timeout_express(&t, now)),
+    };
+    if time_expire.is_some_and(|t| t <= now) {
+        return Err(param("参数无效: time_expire 已过期".into()));
+    }
+    Ok(NewTrade {
+        out_trade_no,
+        total_fen,
+        subject,
+        product_code: biz_str(biz, "product_code").unwrap_or_else(|| default_product.to_string()),
+        time_expire,
+        quit_url: biz_str(biz, "quit_url"),
+    })
+}
+
+/// Finds or creates the trade for a create call. An existing trade is reused only
+/// when the call is the same; paid and closed trades refuse.
+fn open_trade(
+    state: &State,
+    method: &str,
+    new: NewTrade,
+    params: &BTreeMap<String, String>,
+    now: DateTime<Utc>,
+) -> Result<Trade, GwError> {
+    let fingerprint = format!("{method}|{}|{}", new.total_fen, new.subject);
+    let mut inner = state.alipay.lock();
+    if let Some(trade) = inner.trades.get_mut(&new.out_trade_no) {
+        expire_if_due(trade, now);
+        return match trade.status {
+            TradeStatus::TradeSuccess => {
+                Err(GwError::business("ACQ.TRADE_HAS_SUCCESS", "交易已被支付"))
+            }
+            TradeStatus::TradeClosed => Err(GwError::business("ACQ.TRADE_HAS_CLOSE", "交易已经关闭")),
+            TradeStatus::WaitBuyerPay if trade.fingerprint != fingerprint => {
+                Err(GwError::business("ACQ.CONTEXT_INCONSISTENT", "交易信息被篡改"))
+            }
+            TradeStatus::WaitBuyerPay => {
+                trade.opened = true;
+                Ok(trade.clone())
+            }
+        };
+    }
+    let url = |name: &str| params.get(name).filter(|v| !v.is_empty()).cloned();
+    let trade = Trade {
+        trade_no: new_trade_no(now),
+        method: method.to_string(),
+        product_code: new.product_code,
+        total_amount: proto::fen_to_yuan(new.total_fen),
+        total_fen: new.total_fen,
+        subject: new.subject,
+        notify_url: url("notify_url"),
+        return_url: url("return_url"),
+        quit_url: new.quit_url,
+        status: TradeStatus::WaitBuyerPay,
+        opened: true,
+        refunded: false,
+        qr_code: (method == "alipay.trade.precreate")
+            .then(|| format!("https://qr.alipay.com/bax0{}", random_alnum(21))),
+        buyer_id: None,
+        buyer_logon_id: None,
+        gmt_create: now,
+        gmt_payment: None,
+        gmt_close: None,
+        time_expire: new.time_expire,
+        notify_id: None,
+        fingerprint,
+        out_trade_no: new.out_trade_no.clone(),
+    };
+    inner.trades.insert(new.out_trade_no, trade.clone());
+    Ok(trade)
+}
+
+fn precreate(
+    state: &State,
+    params: &BTreeMap<String, String>,
+    biz: &serde_json::Map<String, Value>,
+    now: DateTime<Utc>,
+) -> MethodResult {
+    let new = read_new_trade(biz, "FACE_TO_FACE_PAYMENT", now).map_err(|e| (e, vec![]))?;
+    let out_trade_no = new.out_trade_no.clone();
+    let trade = open_trade(state, "alipay.trade.precreate", new, params, now).map_err(|e| {
+        (e, vec![("out_trade_no", json!(out_trade_no))])
+    })?;
+    Ok(vec![
+        ("out_trade_no", json!(trade.out_trade_no)),
+        ("qr_code", json!(trade.qr_code.unwrap_or_default())),
+    ])
+}
+
+/// Looks a trade up by `out_trade_no` or `trade_no`, applying a due expiry.
+/// Unopened trades do not exist yet.
+fn find_trade<'a>(
+    inner: &'a mut Inner,
+    biz: &serde_json::Map<String, Value>,
+    now: DateTime<Utc>,
+) -> Result<&'a mut Trade, (GwError, Vec<(&'static str, Value)>)> {
+    let out_trade_no = biz_str(biz, "out_trade_no");
+    let trade_no = biz_str(biz, "trade_no");
+    if out_trade_no.is_none() && trade_no.is_none() {
+        return Err((
+            GwError::business("ACQ.INVALID_PARAMETER", "参数无效: out_trade_no 与 trade_no 不能同时为空"),
+            vec![],
+        ));
+    }
+    let found = inner.trades.values_mut().find(|t| {
+        t.opened
+            && out_trade_no.as_ref().is_none_or(|no| &t.out_trade_no == no)
+            && trade_no.as_ref().is_none_or(|no| &t.trade_no == no)
+    });
+    match found {
+        Some(trade) => {
+            expire_if_due(trade, now);
+            Ok(trade)
+        }
+        None => {
+            let mut extra = vec![];
+            if let Some(no) = out_trade_no {
+                extra.push(("out_trade_no", json!(no)));
+            }
+            Err((GwError::business("ACQ.TRADE_NOT_EXIST", "交易不存在"), extra))
+        }
+    }
+}
+
+fn query(state: &State, biz: &serde_json::Map<String, Value>, now: DateTime<Utc>) -> MethodResult {
+    let mut inner = state.alipay.lock();
+    let trade = find_trade(&mut inner, biz, now).map_err(|(e, mut extra)| {
+        // Alipay's real not-exist answer carries zero amounts too.
+        let zero = json!("0.00");
+        let mut all = vec![("buyer_pay_amount", zero.clone()), ("invoice_amount", zero.clone())];
+        all.append(&mut extra);
+        all.extend([("point_amount", zero.clone()), ("receipt_amount", zero)]);
+        (e, all)
+    })?;
+    let paid = trade.gmt_payment.is_some();
+    let paid_amount = if paid {
+        json!(trade.total_amount)
+    } else {
+        json!("0.00")
+    };
+    let mut out: Vec<(&'static str, Value)> = Vec::new();
+    if let Some(logon) = &trade.buyer_logon_id {
+        out.push(("buyer_logon_id", json!(logon)));
+    }
+    out.push(("buyer_pay_amount", paid_amount.clone()));
+    if let Some(id) = &trade.buyer_id {
+        out.push(("buyer_user_id", json!(id)));
+    }
+    if paid {
+        out.push((
+            "fund_bill_list",
+            json!([{ "amount": trade.total_amount, "fund_channel": "ALIPAYACCOUNT" }]),
+        ));
+    }
+    out.push(("invoice_amount", paid_amount.clone()));
+    out.push(("out_trade_no", json!(trade.out_trade_no)));
+    out.push(("point_amount", json!("0.00")));
+    out.push(("receipt_amount", paid_amount));
+    if let Some(at) = trade.gmt_payment {
+        out.push(("send_pay_date", json!(china_time(at))));
+    }
+    out.push(("total_amount", json!(trade.total_amount)));
+    out.push(("trade_no", json!(trade.trade_no)));
+    out.push(("trade_status", json!(trade.status.as_str())));
+    Ok(out)
+}
+
+fn close(state: &State, biz: &serde_json::Map<String, Value>, now: DateTime<Utc>) -> MethodResult {
+    let mut inner = state.alipay.lock();
+    let trade = find_trade(&mut inner, biz, now)?;
+    let ids = vec![
+        ("out_trade_no", json!(trade.out_trade_no)),
+        ("trade_no", json!(trade.trade_no)),
+    ];
+    if trade.status != TradeStatus::WaitBuyerPay {
+        // Close is allowed only while waiting for payment.
+        return Err((GwError::business("ACQ.TRADE_STATUS_ERROR", "交易状态不合法"), ids));
+    }
+    trade.status = TradeStatus::TradeClosed;
+    trade.gmt_close = Some(now);
+    Ok(ids)
+}
+
+fn cancel(state: &State, biz: &serde_json::Map<String, Value>, now: DateTime<Utc>) -> MethodResult {
+    let mut inner = state.alipay.lock();
+    let trade = find_trade(&mut inner, biz, now)?;
+    let action = match trade.status {
+        TradeStatus::WaitBuyerPay => {
+            trade.status = TradeStatus::TradeClosed;
+            trade.gmt_close = Some(now);
+            "close"
+        }
+        TradeStatus::TradeSuccess => {
+            trade.status = TradeStatus::TradeClosed;
+            trade.refunded = true;
+            trade.gmt_close = Some(now);
+            "refund"
+        }
+        // Repeating a cancel repeats its answer.
+        TradeStatus::TradeClosed if trade.refunded => "refund",
+        TradeStatus::TradeClosed => "close",
+    };
+    let mut out = vec![
+        ("action", json!(action)),
+        ("out_trade_no", json!(trade.out_trade_no)),
+        ("retry_flag", json!("N")),
+        ("trade_no", json!(trade.trade_no)),
+    ];
+    if action == "refund" {
+        out.push(("gmt_refund_pay", json!(china_time(trade.gmt_close.unwrap_or(now)))));
+    }
+    Ok(out)
+}
+
+// ---------------------------------------------------------------------------
+// Cashier
+
+/// Opening the page / wap / app cashier creates the trade (WAIT_BUYER_PAY).
+fn cashier(
+    state: &State,
+    method: &str,
+    params: &BTreeMap<String, String>,
+    biz: &serde_json::Map<String, Value>,
+    now: DateTime<Utc>,
+) -> HttpResponse {
+    let default_product = match method {
+        "alipay.trade.wap.pay" => "QUICK_WAP_WAY",
+        "alipay.trade.app.pay" => "QUICK_MSECURITY_PAY",
+        _ => "FAST_INSTANT_TRADE_PAY",
+    };
+    let opened = read_new_trade(biz, default_product, now)
+        .and_then(|new| open_trade(state, method, new, params, now));
+    match opened {
+        Ok(trade) => HttpResponse::Ok()
+            .content_type(HTML_UTF8)
+            .body(cashier_html(&trade)),
+        Err(e) if e.code == "40004" && e.sub_code != "ACQ.INVALID_PARAMETER" => {
+            error_page(StatusCode::CONFLICT, &e)
+        }
+        Err(e) => error_page(StatusCode::BAD_REQUEST, &e),
+    }
+}
+
+fn cashier_html(trade: &Trade) -> String {
+    let back = trade
+        .quit_url
+        .as_deref()
+        .or(trade.return_url.as_deref())
+        .unwrap_or("#");
+    format!(
+        r#"<!doctype html>
+<html lang="zh-CN"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>支付宝 收银台 (fenpay emulator)</title>
+<style>
+body{{font-family:system-ui,sans-serif;background:#f5f5f5;margin:0}}
+main{{max-width:28rem;margin:3rem auto;background:#fff;padding:2rem;border-radius:8px}}
+h1{{color:#1677ff;font-size:1.4rem}} .amount{{font-size:2rem;font-weight:bold}}
+button{{background:#1677ff;color:#fff;border:0;padding:.8rem 2rem;font-size:1.1rem;border-radius:4px}}
+.note{{color:#a00;font-size:.85rem}}
+</style></head>
+<body><main class="cashier" data-out-trade-no="{out_trade_no}" data-trade-no="{trade_no}">
+<h1>支付宝 收银台</h1>
+<p class="note">fenpay emulator: a local test cashier, no real money moves.</p>
+<p class="subject">{subject}</p>
+<p class="amount">¥<span id="emulator-amount">{amount}</span></p>
+<p>商户订单号 {out_trade_no}</p>
+<form method="post" action="/__emulator/alipay/cashier/{path_no}/pay">
+<button id="emulator-pay" type="submit">Pay 确认付款</button>
+</form>
+<p><a id="emulator-cancel" href="{back}">Cancel 取消</a></p>
+</main></body></html>
+"#,
+        out_trade_no = html_escape(&trade.out_trade_no),
+        trade_no = html_escape(&trade.trade_no),
+        subject = html_escape(&trade.subject),
+        amount = html_escape(&trade.total_amount),
+        path_no = urlencoding::encode(&trade.out_trade_no),
+        back = html_escape(back),
+    )
+}
+
+fn error_page(status: StatusCode, e: &GwError) -> HttpResponse {
+    let body = format!(
+        r#"<!doctype html>
+<html lang="zh-CN"><head><meta charset="utf-8"><title>支付宝 收银台 (fenpay emulator) - 错误</title></head>
+<body><main id="emulator-error" data-code="{code}" data-sub-code="{sub_code}">
+<h1>支付宝 收银台</h1>
+<p>错误代码 {sub_code}</p><p>错误原因 {sub_msg}</p>
+</main></body></html>
+"#,
+        code = e.code,
+        sub_code = html_escape(&e.sub_code),
+        sub_msg = html_escape(&e.sub_msg),
+    );
+    HttpResponse::build(status).content_type(HTML_UTF8).body(body)
+}
+
+fn html_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// `POST /__emulator/alipay/cashier/{out_trade_no}/pay`: the buyer pays on the
+/// cashier page; the browser goes back to `return_url` with signed parameters.
+async fn cashier_pay(state: State, path: web::Path<String>) -> HttpResponse {
+    let out_trade_no = path.into_inner();
+    let trade = match pay(&state, &out_trade_no) {
+        Ok(trade) => trade,
+        Err((status, code, message)) => {
+            return error_page(status, &GwError::business(code, message));
+        }
+    };
+    let Some(return_url) = trade.return_url.clone() else {
+        let body = format!(
+            r#"<!doctype html><html lang="zh-CN"><head><meta charset="utf-8"><title>支付成功 (fenpay emulator)</title></head>
+<body><main id="emulator-paid"><h1>支付成功</h1><p>¥{}</p><p>{}</p></main></body></html>
+"#,
+            html_escape(&trade.total_amount),
+            html_escape(&trade.out_trade_no)
+        );
+        return HttpResponse::Ok().content_type(HTML_UTF8).body(body);
+    };
+    match return_params(&state, &trade) {
+        Ok(query) => {
+            let sep = if return_url.contains('?') { '&' } else { '?' };
+            HttpResponse::SeeOther()
+                .insert_header((header::LOCATION, format!("{return_url}{sep}{query}")))
+                .finish()
+        }
+        Err(e) => HttpResponse::InternalServerError().body(e),
+    }
+}
+
+/// The V1-signed parameters Alipay appends to `return_url`.
+fn return_params(state: &State, trade: &Trade) -> Result<String, String> {
+    let cfg = &state.config.alipay;
+    let mut params = BTreeMap::new();
+    let mut put = |k: &str, v: &str| {
+        params.insert(k.to_string(), v.to_string());
+    };
+    put("app_id", &cfg.app_id);
+    put("auth_app_id", &cfg.app_id);
+    put("charset", "utf-8");
+    put("method", &format!("{}.return", trade.method));
+    put("out_trade_no", &trade.out_trade_no);
+    put("seller_id", &cfg.seller_id);
+    put("sign_type", "RSA2");
+    put("timestamp", &china_time(Utc::now()));
+    put("total_amount", &trade.total_amount);
+    put("trade_no", &trade.trade_no);
+    put("version", "1.0");
+    let sign = proto::sign_notification(&params, &cfg.alipay_private_key).map_err(|e| e.to_string())?;
+    params.insert("sign".into(), sign);
+    Ok(encode_form(&params))
+}
+
+fn encode_form(params: &BTreeMap<String, String>) -> String {
+    params
+        .iter()
+        .map(|(k, v)| format!("{}={}", urlencoding::encode(k), urlencoding::encode(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+type ControlError = (StatusCode, &'static str, String);
+
+/// The buyer pays: WAIT_BUYER_PAY → TRADE_SUCCESS (opening the trade first when
+/// needed) and the notification schedule starts. Paying a paid trade is a no-op.
+fn pay(state: &State, out_trade_no: &str) -> Result<Trade, ControlError> {
+    let now = Utc::now();
+    let (trade, generation) = {
+        let mut inner = state.alipay.lock();
+        let generation = inner.generation;
+        let trade = inner.trades.get_mut(out_trade_no).ok_or_else(|| {
+            (
+                StatusCode::NOT_FOUND,
+                "TRADE_NOT_EXIST",
+                format!("no trade {out_trade_no}: create it (precreate) or open its cashier URL first"),
+            )
+        })?;
+        expire_if_due(trade, now);
+        match trade.status {
+            TradeStatus::TradeSuccess => return Ok(trade.clone()),
+            TradeStatus::TradeClosed => {
+                return Err((StatusCode::CONFLICT, "TRADE_CLOSED", "交易已经关闭".into()))
+            }
+            TradeStatus::WaitBuyerPay => {}
+        }
+        trade.opened = true;
+        trade.status = TradeStatus::TradeSuccess;
+        trade.gmt_payment = Some(now);
+        trade.buyer_id = Some(format!("2088{}", random_digits(12)));
+        trade.buyer_logon_id = Some("fen***@example.com".into());
+        trade.notify_id = Some(random_alnum(34).to_ascii_lowercase());
+        (trade.clone(), generation)
+    };
+    if trade.notify_url.is_some() {
+        tokio::spawn(deliver_on_schedule(
+            state.clone(),
+            trade.out_trade_no.clone(),
+            generation,
+        ));
+    }
+    Ok(trade)
+}
+
+// ---------------------------------------------------------------------------
+// Notifications
+
+async fn deliver_on_schedule(state: State, out_trade_no: String, generation: u64) {
+    for attempt in 0..=RESEND_SCHEDULE_SECS.len() {
+        if attempt > 0 {
+            let secs = RESEND_SCHEDULE_SECS[attempt - 1] as f64;
+            tokio::time::sleep(scaled(secs, state.config.time_scale)).await;
+        }
+        if state.alipay.lock().generation != generation {
+            return;
+        }
+        let number = u32::try_from(attempt + 1).unwrap_or(u32::MAX);
+        if let Some(entry) = notify_once(&state, &out_trade_no, number, false).await {
+            if entry.outcome == "delivered" {
+                return;
+            }
+        }
+    }
+}
+
+fn scaled(secs: f64, time_scale: f64) -> Duration {
+    let scale = if time_scale.is_finite() && time_scale > 0.0 {
+        time_scale
+    } else {
+        1.0
+    };
+    Duration::from_secs_f64(secs / scale)
+}
+
+/// One notification attempt (two concurrent posts under the duplicate fault).
+/// `None` when there is nothing to notify.
+async fn notify_once(
+    state: &State,
+    out_trade_no: &str,
+    attempt: u32,
+    manual: bool,
+) -> Option<NotificationAttempt> {
+    let faults = state.faults.get();
+    if faults.delay_notifications_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(faults.delay_notifications_ms)).await;
+    }
+    let trade = state.alipay.trade(out_trade_no)?;
+    let url = trade.notify_url.clone()?;
+    let notify_id = trade.notify_id.clone()?;
+    let mut entry = NotificationAttempt {
+        out_trade_no: out_trade_no.to_string(),
+        notify_id,
+        attempt,
+        at: Utc::now(),
+        url: url.clone(),
+        outcome: "dropped".into(),
+        http_status: None,
+        response: None,
+        error: None,
+        manual,
+    };
+    if state.faults.take_drop_notification() {
+        state.alipay.lock().log.push(entry.clone());
+        return Some(entry);
+    }
+    let body = match notification_body(state, &trade) {
+        Ok(body) => body,
+        Err(e) => {
+            entry.outcome = "error".into();
+            entry.error = Some(e);
+            state.alipay.lock().log.push(entry.clone());
+            return Some(entry);
+        }
+    };
+    let send = || {
+        state
+            .http
+            .post(&url)
+            .header(
+                header::CONTENT_TYPE.as_str(),
+                "application/x-www-form-urlencoded; charset=utf-8",
+            )
+            .body(body.clone())
+            .send()
+    };
+    let results = if faults.duplicate_notifications {
+        let (a, b) = futures_util::future::join(send(), send()).await;
+        vec![a, b]
+    } else {
+        vec![send().await]
+    };
+    let mut entries = Vec::new();
+    for result in results {
+        let mut e = entry.clone();
+        e.at = Utc::now();
+        match result {
+            Ok(resp) => {
+                e.http_status = Some(resp.status().as_u16());
+                let text = resp.text().await.unwrap_or_default();
+                // Only the exact answer `success` stops the resends.
+                e.outcome = if text.trim() == "success" { "delivered" } else { "rejected" }.into();
+                e.response = Some(text.chars().take(200).collect());
+            }
+            Err(err) => {
+                e.outcome = "error".into();
+                e.error = Some(err.to_string());
+            }
+        }
+        entries.push(e);
+    }
+    let delivered = entries.iter().find(|e| e.outcome == "delivered").cloned();
+    let last = entries.last().cloned();
+    state.alipay.lock().log.extend(entries);
+    delivered.or(last)
+}
+
+/// The form body of a payment notification, V1-signed (`sign_type` not signed).
+fn notification_body(state: &State, trade: &Trade) -> Result<String, String> {
+    let cfg = &state.config.alipay;
+    let paid_at = trade.gmt_payment.unwrap_or(trade.gmt_create);
+    let mut params = BTreeMap::new();
+    let mut put = |k: &str, v: &str| {
+        params.insert(k.to_string(), v.to_string());
+    };
+    put("notify_time", &china_time(Utc::now()));
+    put("notify_type", "trade_status_sync");
+    put("notify_id", trade.notify_id.as_deref().unwrap_or_default());
+    put("app_id", &cfg.app_id);
+    put("auth_app_id", &cfg.app_id);
+    put("charset", "utf-8");
+    put("version", "1.0");
+    put("sign_type", "RSA2");
+    put("trade_no", &trade.trade_no);
+    put("out_trade_no", &trade.out_trade_no);
+    put("trade_status", TradeStatus::TradeSuccess.as_str());
+    put("total_amount", &trade.total_amount);
+    put("receipt_amount", &trade.total_amount);
+    put("invoice_amount", &trade.total_amount);
+    put("buyer_pay_amount", &trade.total_amount);
+    put("point_amount", "0.00");
+    put("seller_id", &cfg.seller_id);
+    put("buyer_id", trade.buyer_id.as_deref().unwrap_or_default());
+    put("buyer_logon_id", trade.buyer_logon_id.as_deref().unwrap_or_default());
+    put("gmt_create", &china_time(trade.gmt_create));
+    put("gmt_payment", &china_time(paid_at));
+    put("subject", &trade.subject);
+    // Notifications spell it fundChannel (sync responses: fund_channel).
+    let bills = json!([{ "amount": trade.total_amount, "fundChannel": "ALIPAYACCOUNT" }]);
+    put("fund_bill_list", &bills.to_string());
+    let sign = proto::sign_notification(&params, &cfg.alipay_private_key).map_err(|e| e.to_string())?;
+    params.insert("sign".into(), sign);
+    Ok(encode_form(&params))
+}
+
+// ---------------------------------------------------------------------------
+// Control API
+
+fn control_error(status: StatusCode, code: &str, message: &str) -> HttpResponse {
+    HttpResponse::build(status).json(json!({ "code": code, "message": message }))
+}
+
+/// `POST /__emulator/alipay/pay/{out_trade_no}`: the buyer pays.
+async fn control_pay(state: State, path: web::Path<String>) -> HttpResponse {
+    match pay(&state, &path.into_inner()) {
+        Ok(trade) => HttpResponse::Ok().json(trade),
+        Err((status, code, message)) => control_error(status, code, &message),
+    }
+}
+
+/// `POST /__emulator/alipay/close/{out_trade_no}`: the trade times out unpaid
+/// (what `time_expire` does), so a later payment is refused.
+async fn control_close(state: State, path: web::Path<String>) -> HttpResponse {
+    let out_trade_no = path.into_inner();
+    let mut inner = state.alipay.lock();
+    let Some(trade) = inner.trades.get_mut(&out_trade_no) else {
+        return control_error(StatusCode::NOT_FOUND, "TRADE_NOT_EXIST", "no such trade");
+    };
+    match trade.status {
+        TradeStatus::TradeSuccess => control_error(StatusCode::CONFLICT, "TRADE_HAS_SUCCESS", "交易已被支付"),
+        _ => {
+            if trade.status == TradeStatus::WaitBuyerPay {
+                trade.status = TradeStatus::TradeClosed;
+                trade.gmt_close = Some(Utc::now());
+            }
+            HttpResponse::Ok().json(&*trade)
+        }
+    }
+}
+
+/// `POST /__emulator/alipay/notify/{out_trade_no}`: send the payment notification
+/// once more, now.
+async fn control_notify(state: State, path: web::Path<String>) -> HttpResponse {
+    let out_trade_no = path.into_inner();
+    let Some(trade) = state.alipay.trade(&out_trade_no) else {
+        return control_error(StatusCode::NOT_FOUND, "TRADE_NOT_EXIST", "no such trade");
+    };
+    if trade.notify_id.is_none() || trade.notify_url.is_none() {
+        return control_error(
+            StatusCode::CONFLICT,
+            "NOTHING_TO_NOTIFY",
+            "the trade is not paid or has no notify_url",
+        );
+    }
+    let sent = state.alipay.notifications(Some(&out_trade_no)).len();
+    let attempt = u32::try_from(sent + 1).unwrap_or(u32::MAX);
+    match notify_once(&state, &out_trade_no, attempt, true).await {
+        Some(entry) => HttpResponse::Ok().json(entry),
+        None => control_error(StatusCode::CONFLICT, "NOTHING_TO_NOTIFY", "nothing to notify"),
+    }
+}
+
+/// `GET /__emulator/alipay/trades`: every trade, oldest first.
+async fn control_trades(state: State) -> HttpResponse {
+    let mut trades: Vec<Trade> = state.alipay.lock().trades.values().cloned().collect();
+    trades.sort_by_key(|t| t.gmt_create);
+    HttpResponse::Ok().json(trades)
+}
+
+/// `GET /__emulator/alipay/trades/{out_trade_no}`.
+async fn control_trade(state: State, path: web::Path<String>) -> HttpResponse {
+    let out_trade_no = path.into_inner();
+    let mut inner = state.alipay.lock();
+    match inner.trades.get_mut(&out_trade_no) {
+        Some(trade) => {
+            expire_if_due(trade, Utc::now());
+            HttpResponse::Ok().json(&*trade)
+        }
+        None => control_error(StatusCode::NOT_FOUND, "TRADE_NOT_EXIST", "no such trade"),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct NotificationFilter {
+    out_trade_no: Option<String>,
+}
+
+/// `GET /__emulator/alipay/notifications?out_trade_no=`: the delivery log.
+async fn control_notifications(state: State, filter: web::Query<NotificationFilter>) -> HttpResponse {
+    HttpResponse::Ok().json(state.alipay.notifications(filter.out_trade_no.as_deref()))
+}
+
+// ---------------------------------------------------------------------------
+// Helpers
+
+fn china() -> FixedOffset {
+    FixedOffset::east_opt(8 * 3600).unwrap_or_else(|| chrono::Offset::fix(&Utc))
+}
+
+fn china_time(t: DateTime<Utc>) -> String {
+    t.with_timezone(&china()).format(TIME_FORMAT).to_string()
+}
+
+/// `time_expire`: `yyyy-MM-dd HH:mm:ss` (or without seconds) in +08:00.
+fn parse_expire(text: &str) -> Option<DateTime<Utc>> {
+    let naive = NaiveDateTime::parse_from_str(text, TIME_FORMAT)
+        .or_else(|_| NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M"))
+        .ok()?;
+    china()
+        .from_local_datetime(&naive)
+        .single()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// `timeout_express` (`90m`, `2h`, `1d`); other forms are ignored.
+fn parse_timeout_express(text: &str, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let (number, unit) = text.split_at(text.len().checked_sub(1)?);
+    let n: i64 = number.parse().ok()?;
+    let minutes = match unit {
+        "m" => n,
+        "h" => n.checked_mul(60)?,
+        "d" => n.checked_mul(24 * 60)?,
+        _ => return None,
+    };
+    now.checked_add_signed(chrono::Duration::try_minutes(minutes)?)
+}
+
+/// Alipay closes an unpaid trade at its `time_expire`.
+fn expire_if_due(trade: &mut Trade, now: DateTime<Utc>) {
+    if trade.status == TradeStatus::WaitBuyerPay {
+        if let Some(at) = trade.time_expire.filter(|at| *at <= now) {
+            trade.status = TradeStatus::TradeClosed;
+            trade.gmt_close = Some(at);
+        }
+    }
+}
+
+fn new_trade_no(now: DateTime<Utc>) -> String {
+    format!(
+        "{}22001{}",
+        now.with_timezone(&china()).format("%Y%m%d"),
+        random_digits(15)
+    )
+}
+
+fn random_digits(len: usize) -> String {
+    let mut rng = rand::thread_rng();
+    (0..len)
+        .map(|_| char::from(b'0' + rng.gen_range(0..10u8)))
+        .collect()
+}
+
+fn random_alnum(len: usize) -> String {
+    const CHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::thread_rng();
+    (0..len)
+        .map(|_| char::from(CHARS[rng.gen_range(0..CHARS.len())]))
+        .collect()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn response_members_keep_their_order() {
+        let text = compact_object(&[
+            ("code", json!("10000")),
+            ("msg", json!("Success")),
+            ("qr_code", json!("https://qr.alipay.com/x")),
+        ]);
+        assert_eq!(
+            text,
+            r#"{"code":"10000","msg":"Success","qr_code":"https://qr.alipay.com/x"}"#
+        );
+    }
+
+    #[test]
+    fn expiry_forms_parse() {
+        let now = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        assert_eq!(
+            parse_expire("2026-01-01 08:30:00"),
+            Some(Utc.with_ymd_and_hms(2026, 1, 1, 0, 30, 0).unwrap())
+        );
+        assert_eq!(
+            parse_expire("2026-01-01 08:30"),
+            Some(Utc.with_ymd_and_hms(2026, 1, 1, 0, 30, 0).unwrap())
+        );
+        assert_eq!(
+            parse_timeout_express("90m", now),
+            Some(Utc.with_ymd_and_hms(2026, 1, 1, 1, 30, 0).unwrap())
+        );
+        assert_eq!(parse_timeout_express("1c", now), None);
+        assert_eq!(parse_timeout_express("", now), None);
+    }
+
+    #[test]
+    fn trade_numbers_look_like_alipay() {
+        let no = new_trade_no(Utc.with_ymd_and_hms(2026, 3, 4, 5, 6, 7).unwrap());
+        assert_eq!(no.len(), 28);
+        assert!(no.starts_with("2026030422001"));
+        assert!(no.bytes().all(|b| b.is_ascii_digit()));
+    }
+
+    #[test]
+    fn html_is_escaped() {
+        assert_eq!(html_escape(r#"<a href="x">&'"#), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
+    }
+
+    #[test]
+    fn scaled_delays_never_divide_by_zero() {
+        assert_eq!(scaled(240.0, 240.0), Duration::from_secs(1));
+        assert_eq!(scaled(2.0, 0.0), Duration::from_secs(2));
+    }
+}

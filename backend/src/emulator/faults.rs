@@ -1,0 +1,98 @@
+//! Fault switches shared by both emulated providers, set through the control API:
+//! `GET/POST /__emulator/faults`, `POST /__emulator/reset`.
+
+use std::sync::Mutex;
+
+use actix_web::{web, HttpResponse};
+use serde::{Deserialize, Serialize};
+
+/// Current fault settings. Counters (`*_next`) apply to that many upcoming events and
+/// then stop; booleans stay on until cleared.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct FaultSettings {
+    /// Drop (do not send) the next N notification attempts; the resend schedule goes on.
+    pub drop_notifications_next: u32,
+    /// Send every notification twice (concurrently).
+    pub duplicate_notifications: bool,
+    /// Wait this long (ms, unscaled) before each notification attempt.
+    pub delay_notifications_ms: u64,
+    /// Answer the next N API requests with HTTP 500 SYSTEM_ERROR (nothing changes).
+    pub fail_requests_next: u32,
+    /// Stall the next N API requests for `timeout_ms` before answering 500 (nothing changes).
+    pub timeout_requests_next: u32,
+    /// How long a stalled request hangs (ms, unscaled); default 30000.
+    pub timeout_ms: u64,
+    /// Precede each notification with a `WECHATPAY/SIGNTEST/` signature probe (WeChat).
+    pub signature_probe: bool,
+}
+
+/// Thread-safe holder of [`FaultSettings`].
+#[derive(Debug, Default)]
+pub struct Faults(Mutex<FaultSettings>);
+
+/// What the next API request should suffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RequestFault {
+    None,
+    Fail,
+    Timeout(u64),
+}
+
+impl Faults {
+    pub fn get(&self) -> FaultSettings {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn set(&self, settings: FaultSettings) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = settings;
+    }
+
+    /// Consume one request fault, if any is armed.
+    pub fn next_request_fault(&self) -> RequestFault {
+        let mut f = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if f.timeout_requests_next > 0 {
+            f.timeout_requests_next -= 1;
+            return RequestFault::Timeout(if f.timeout_ms == 0 { 30_000 } else { f.timeout_ms });
+        }
+        if f.fail_requests_next > 0 {
+            f.fail_requests_next -= 1;
+            return RequestFault::Fail;
+        }
+        RequestFault::None
+    }
+
+    /// Consume one "drop this notification attempt", if armed.
+    pub fn take_drop_notification(&self) -> bool {
+        let mut f = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if f.drop_notifications_next > 0 {
+            f.drop_notifications_next -= 1;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/__emulator/faults", web::get().to(get_faults))
+        .route("/__emulator/faults", web::post().to(set_faults))
+        .route("/__emulator/reset", web::post().to(reset));
+}
+
+async fn get_faults(state: super::State) -> HttpResponse {
+    HttpResponse::Ok().json(state.faults.get())
+}
+
+async fn set_faults(state: super::State, body: web::Json<FaultSettings>) -> HttpResponse {
+    state.faults.set(body.into_inner());
+    HttpResponse::Ok().json(state.faults.get())
+}
+
+/// Clear faults and forget all trades on both providers.
+async fn reset(state: super::State) -> HttpResponse {
+    state.faults.set(FaultSettings::default());
+    state.wechat.reset();
+    state.alipay.reset();
+    HttpResponse::NoContent().finish()
+}

@@ -1,0 +1,643 @@
+//! Alipay OpenAPI v2 client (RSA2, public-key mode): precreate / page / wap / app
+//! prepay, query, close, cancel, and verification of async notifications and
+//! return_url redirects.
+//!
+//! Every request is signed over all parameters except `sign` (so `sign_type` is
+//! signed). Every sync response is verified over the raw text of its
+//! `*_response` node with the Alipay public key before anything in it is trusted.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use api_types::payment::{PaymentChannel, SdkParams};
+use chrono::{DateTime, FixedOffset, NaiveDateTime, TimeZone, Utc};
+use fenpay_proto::alipay as proto;
+use fenpay_proto::{RsaPrivateKey, RsaPublicKey};
+use serde_json::{json, Value};
+
+use super::{
+    PaymentNotice, PrepayRequest, PrepayResponse, ProviderError, RemoteTrade, RemoteTradeState,
+};
+
+/// Alipay's `yyyy-MM-dd HH:mm:ss` layout (always China Standard Time).
+const TIME_FORMAT: &str = "%Y-%m-%d %H:%M:%S";
+
+/// Alipay caps `subject` at 256 characters.
+const SUBJECT_MAX_CHARS: usize = 256;
+
+/// Everything the client needs. The lead builds it from [`crate::config::AlipaySettings`]
+/// (or the development keys).
+#[derive(Clone, Debug)]
+pub struct AlipayClientConfig {
+    /// The application's `app_id`.
+    pub app_id: String,
+    /// Our application private key (signs requests). Its `Debug` is redacted.
+    pub app_private_key: RsaPrivateKey,
+    /// The Alipay public key (verifies responses, notifications and returns).
+    pub alipay_public_key: RsaPublicKey,
+    /// When set, notifications must carry this `seller_id`.
+    pub seller_id: Option<String>,
+    /// Full gateway URL, e.g. `https://openapi.alipay.com/gateway.do`.
+    pub gateway: String,
+    /// Where Alipay posts async notifications.
+    pub notify_url: String,
+    /// Where the page/wap cashier sends the buyer back (also the wap `quit_url`).
+    pub return_url: String,
+    /// Whole-request timeout for gateway calls.
+    pub timeout: Duration,
+}
+
+/// The Alipay client. Cheap to clone (the HTTP client and keys are shared).
+#[derive(Clone, Debug)]
+pub struct AlipayClient {
+    cfg: AlipayClientConfig,
+    http: reqwest::Client,
+}
+
+/// Outcome of `alipay.trade.cancel`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CancelOutcome {
+    /// `close` (the unpaid trade was closed) or `refund` (the payment was refunded);
+    /// absent when Alipay did not say.
+    pub action: Option<String>,
+    /// `retry_flag=Y`: Alipay asks for the cancel to be repeated.
+    pub retry: bool,
+    /// Alipay's trade number, when reported.
+    pub trade_no: Option<String>,
+}
+
+/// A trade notification that passed every check.
+pub type VerifiedNotification = (PaymentNotice, String, BTreeMap<String, String>);
+
+impl AlipayClient {
+    /// Builds the client; fails when the configuration cannot work at all.
+    pub fn new(cfg: AlipayClientConfig) -> Result<Self, ProviderError> {
+        if cfg.app_id.trim().is_empty() {
+            return Err(ProviderError::NotConfigured("ALIPAY_APP_ID is empty".into()));
+        }
+        reqwest::Url::parse(&cfg.gateway).map_err(|e| {
+            ProviderError::NotConfigured(format!("ALIPAY_GATEWAY {:?}: {e}", cfg.gateway))
+        })?;
+        let http = reqwest::Client::builder()
+            .timeout(cfg.timeout)
+            .connect_timeout(cfg.timeout.min(Duration::from_secs(5)))
+            .user_agent(concat!("fenpay/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ProviderError::NotConfigured(e.to_string()))?;
+        Ok(AlipayClient { cfg, http })
+    }
+
+    /// The configuration this client was built with.
+    pub fn config(&self) -> &AlipayClientConfig {
+        &self.cfg
+    }
+
+    /// Opens a trade for the buyer: `native` → `alipay.trade.precreate` (QR code),
+    /// `page` / `wap` → a signed cashier URL (no server call), `app` → the signed
+    /// order string for the Alipay app SDK.
+    pub async fn prepay(&self, req: &PrepayRequest) -> Result<PrepayResponse, ProviderError> {
+        match req.channel {
+            PaymentChannel::Native => {
+                let biz = self.biz_content(req, "FACE_TO_FACE_PAYMENT");
+                let content = self
+                    .call("alipay.trade.precreate", &biz, &req.out_trade_no)
+                    .await?;
+                let qr_code = str_field(&content, "qr_code")
+                    .ok_or_else(|| ProviderError::InvalidResponse("precreate without qr_code".into()))?;
+                Ok(PrepayResponse {
+                    qr_code_url: Some(qr_code.to_string()),
+                    ..Default::default()
+                })
+            }
+            PaymentChannel::Page => {
+                let biz = self.biz_content(req, "FAST_INSTANT_TRADE_PAY");
+                let params = self.signed_params("alipay.trade.page.pay", &biz, true)?;
+                Ok(PrepayResponse {
+                    pay_url: Some(self.gateway_url(&params)),
+                    ..Default::default()
+                })
+            }
+            PaymentChannel::Wap => {
+                let mut biz = self.biz_content(req, "QUICK_WAP_WAY");
+                biz["quit_url"] = json!(self.cfg.return_url);
+                let params = self.signed_params("alipay.trade.wap.pay", &biz, true)?;
+                Ok(PrepayResponse {
+                    pay_url: Some(self.gateway_url(&params)),
+                    ..Default::default()
+                })
+            }
+            PaymentChannel::App => {
+                let biz = self.biz_content(req, "QUICK_MSECURITY_PAY");
+                let params = self.signed_params("alipay.trade.app.pay", &biz, false)?;
+                Ok(PrepayResponse {
+                    sdk_params: Some(SdkParams::AlipayApp {
+                        order_string: encode_form(&params),
+                    }),
+                    ..Default::default()
+                })
+            }
+            other => Err(ProviderError::Rejected {
+                code: "unsupported_channel".into(),
+                message: format!("Alipay does not support the {} channel", other.as_str()),
+            }),
+        }
+    }
+
+    /// Queries a trade (`alipay.trade.query`). A trade Alipay does not know (page/wap
+    /// before the buyer opens the cashier) is `NotExist`, not an error.
+    ///
+    /// `TRADE_CLOSED` maps to `Closed` even after a full refund; `paid_at` and
+    /// `transaction_id` are then still filled, which tells the two apart.
+    pub async fn query(&self, out_trade_no: &str) -> Result<RemoteTrade, ProviderError> {
+        let biz = json!({ "out_trade_no": out_trade_no });
+        let content = match self.call("alipay.trade.query", &biz, out_trade_no).await {
+            Ok(content) => content,
+            Err(ProviderError::TradeNotExist) => {
+                return Ok(RemoteTrade {
+                    out_trade_no: out_trade_no.to_string(),
+                    state: RemoteTradeState::NotExist,
+                    transaction_id: None,
+                    amount_fen: None,
+                    paid_at: None,
+                })
+            }
+            Err(e) => return Err(e),
+        };
+        remote_trade(out_trade_no, &content)
+    }
+
+    /// Closes an unpaid trade (`alipay.trade.close`). `TradeNotExist` when Alipay does
+    /// not know it (the caller decides: the buyer may still open the cashier),
+    /// `AlreadyPaid` / `AlreadyClosed` when it is no longer waiting for payment.
+    pub async fn close(&self, out_trade_no: &str) -> Result<(), ProviderError> {
+        let biz = json!({ "out_trade_no": out_trade_no });
+        match self.call("alipay.trade.close", &biz, out_trade_no).await {
+            Ok(_) => Ok(()),
+            // Close is only allowed in WAIT_BUYER_PAY; the status error does not say
+            // whether the trade was paid or closed, so ask.
+            Err(ProviderError::Rejected { code, message })
+                if code == "ACQ.TRADE_STATUS_ERROR" || code == "ACQ.REASON_TRADE_STATUS_INVALID" =>
+            {
+                match self.query(out_trade_no).await?.state {
+                    RemoteTradeState::Paid => Err(ProviderError::AlreadyPaid),
+                    RemoteTradeState::Closed => Err(ProviderError::AlreadyClosed),
+                    _ => Err(ProviderError::Rejected { code, message }),
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Cancels a trade (`alipay.trade.cancel`): Alipay closes it when unpaid and
+    /// refunds it when paid.
+    pub async fn cancel(&self, out_trade_no: &str) -> Result<CancelOutcome, ProviderError> {
+        let biz = json!({ "out_trade_no": out_trade_no });
+        let content = self.call("alipay.trade.cancel", &biz, out_trade_no).await?;
+        Ok(CancelOutcome {
+            action: str_field(&content, "action").map(String::from),
+            retry: str_field(&content, "retry_flag") == Some("Y"),
+            trade_no: str_field(&content, "trade_no").map(String::from),
+        })
+    }
+
+    /// Verifies an async trade notification (the raw `application/x-www-form-urlencoded`
+    /// body): V1 signature (`sign` and `sign_type` excluded) with the Alipay public key,
+    /// our `app_id` (and `seller_id` when configured), an exact `total_amount`.
+    /// Returns the notice, the raw `trade_status` and every parameter.
+    pub fn verify_notification(
+        &self,
+        form_body: &[u8],
+    ) -> Result<VerifiedNotification, ProviderError> {
+        let text = std::str::from_utf8(form_body)
+            .map_err(|_| invalid("notification body is not UTF-8"))?;
+        let params = parse_form(text).map_err(invalid)?;
+        self.check_signed_params(&params, "notification")?;
+        if let Some(kind) = params.get("notify_type") {
+            if kind != "trade_status_sync" {
+                return Err(invalid(format!("unexpected notify_type {kind}")));
+            }
+        }
+        if let Some(expected) = self.cfg.seller_id.as_deref().filter(|s| !s.is_empty()) {
+            let got = params.get("seller_id").map_or("", String::as_str);
+            if got != expected {
+                return Err(invalid(format!(
+                    "notification is for seller_id {got:?}, expected {expected}"
+                )));
+            }
+        }
+        let required = |name: &str| {
+            params
+                .get(name)
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| invalid(format!("notification without {name}")))
+        };
+        let trade_status = required("trade_status")?.clone();
+        let paid = match trade_status.as_str() {
+            "TRADE_SUCCESS" | "TRADE_FINISHED" => true,
+            "TRADE_CLOSED" | "WAIT_BUYER_PAY" => false,
+            other => return Err(invalid(format!("unknown trade_status {other}"))),
+        };
+        let amount_text = required("total_amount")?;
+        let amount_fen = proto::yuan_to_fen(amount_text)
+            .ok_or_else(|| invalid(format!("total_amount {amount_text:?} is not an amount")))?;
+        let paid_at = ["gmt_payment", "notify_time"]
+            .iter()
+            .find_map(|name| params.get(*name).and_then(|t| parse_china_time(t)))
+            .unwrap_or_else(Utc::now);
+        let notice = PaymentNotice {
+            out_trade_no: required("out_trade_no")?.clone(),
+            transaction_id: required("trade_no")?.clone(),
+            amount_fen,
+            paid_at,
+            app_id: required("app_id")?.clone(),
+            merchant_id: params.get("seller_id").cloned().unwrap_or_default(),
+            paid,
+        };
+        Ok((notice, trade_status, params))
+    }
+
+    /// Verifies the parameters Alipay appends to `return_url` after a page/wap payment
+    /// (the query string, with or without the leading `?`). They are V1-signed like
+    /// notifications. A return only tells the buyer's browser where to go: the payment
+    /// itself is confirmed by the notification or a query.
+    pub fn verify_return(&self, query: &str) -> Result<BTreeMap<String, String>, ProviderError> {
+        let params = parse_form(query.strip_prefix('?').unwrap_or(query)).map_err(invalid)?;
+        self.check_signed_params(&params, "return")?;
+        for name in ["out_trade_no", "trade_no", "total_amount"] {
+            if params.get(name).is_none_or(|v| v.is_empty()) {
+                return Err(invalid(format!("return without {name}")));
+            }
+        }
+        Ok(params)
+    }
+
+    /// V1 signature plus `app_id` (and `sign_type`) checks shared by notifications
+    /// and returns.
+    fn check_signed_params(
+        &self,
+        params: &BTreeMap<String, String>,
+        what: &str,
+    ) -> Result<(), ProviderError> {
+        if params.get("sign").is_none_or(|s| s.is_empty()) {
+            return Err(invalid(format!("{what} is not signed")));
+        }
+        if let Some(kind) = params.get("sign_type") {
+            if kind != "RSA2" {
+                return Err(invalid(format!("{what} sign_type {kind} is not RSA2")));
+            }
+        }
+        if !proto::verify_notification(params, &self.cfg.alipay_public_key) {
+            return Err(invalid(format!("{what} signature does not verify")));
+        }
+        let app_id = params.get("app_id").map_or("", String::as_str);
+        if app_id != self.cfg.app_id {
+            return Err(invalid(format!(
+                "{what} is for app_id {app_id:?}, expected {}",
+                self.cfg.app_id
+            )));
+        }
+        Ok(())
+    }
+
+    fn biz_content(&self, req: &PrepayRequest, product_code: &str) -> Value {
+        let subject = if req.description.trim().is_empty() {
+            req.out_trade_no.as_str()
+        } else {
+            req.description.as_str()
+        };
+        json!({
+            "out_trade_no": req.out_trade_no,
+            "total_amount": proto::fen_to_yuan(req.amount_fen),
+            "subject": subject.chars().take(SUBJECT_MAX_CHARS).collect::<String>(),
+            "product_code": product_code,
+            "time_expire": china_time(req.expire_at),
+        })
+    }
+
+    /// The common parameters plus `biz_content`, signed.
+    fn signed_params(
+        &self,
+        method: &str,
+        biz: &Value,
+        with_return_url: bool,
+    ) -> Result<BTreeMap<String, String>, ProviderError> {
+        let mut params = BTreeMap::new();
+        let mut put = |k: &str, v: &str| {
+            if !v.is_empty() {
+                params.insert(k.to_string(), v.to_string());
+            }
+        };
+        put("app_id", &self.cfg.app_id);
+        put("method", method);
+        put("format", "JSON");
+        put("charset", "utf-8");
+        put("sign_type", "RSA2");
+        put("timestamp", &china_time(Utc::now()));
+        put("version", "1.0");
+        put("notify_url", &self.cfg.notify_url);
+        if with_return_url {
+            put("return_url", &self.cfg.return_url);
+        }
+        put("biz_content", &biz.to_string());
+        let sign = proto::sign_params(&params, &self.cfg.app_private_key)
+            .map_err(|e| ProviderError::NotConfigured(format!("signing failed: {e}")))?;
+        params.insert("sign".into(), sign);
+        Ok(params)
+    }
+
+    fn gateway_url(&self, params: &BTreeMap<String, String>) -> String {
+        let sep = if self.cfg.gateway.contains('?') { '&' } else { '?' };
+        format!("{}{sep}{}", self.cfg.gateway, encode_form(params))
+    }
+
+    /// Posts a signed request and returns the verified, successful response content.
+    /// `out_trade_no`, when the content echoes one, must be the trade we asked about:
+    /// a signed response does not name the request it answers.
+    async fn call(
+        &self,
+        method: &str,
+        biz: &Value,
+        out_trade_no: &str,
+    ) -> Result<Value, ProviderError> {
+        let params = self.signed_params(method, biz, false)?;
+        let sep = if self.cfg.gateway.contains('?') { '&' } else { '?' };
+        let url = format!("{}{sep}charset=utf-8", self.cfg.gateway);
+        let resp = self
+            .http
+            .post(url)
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded;charset=utf-8",
+            )
+            .body(encode_form(&params))
+            .send()
+            .await
+            .map_err(|e| {
+                if e.is_timeout() {
+                    ProviderError::Unavailable(format!("{method} timed out"))
+                } else {
+                    ProviderError::Unavailable(format!("{method}: {e}"))
+                }
+            })?;
+        let status = resp.status().as_u16();
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| ProviderError::Unavailable(format!("{method}: reading response: {e}")))?;
+        if status >= 500 {
+            return Err(ProviderError::Unavailable(format!("{method}: HTTP {status}")));
+        }
+        if status != 200 {
+            return Err(invalid(format!("{method}: HTTP {status}")));
+        }
+        let body = std::str::from_utf8(&bytes)
+            .map_err(|_| invalid(format!("{method}: response is not UTF-8")))?;
+        let content = self.verified_content(body, method)?;
+        check_code(&content)?;
+        if let Some(echoed) = str_field(&content, "out_trade_no") {
+            if echoed != out_trade_no {
+                return Err(invalid(format!(
+                    "{method}: response is for out_trade_no {echoed}, asked about {out_trade_no}"
+                )));
+            }
+        }
+        Ok(content)
+    }
+
+    /// Verifies the response signature and parses the signed node. An unsigned
+    /// answer is only believed when believing it cannot change any money decision
+    /// (our signature was rejected, or the service is down).
+    fn verified_content(&self, body: &str, method: &str) -> Result<Value, ProviderError> {
+        let has_sign = proto::response_sign(body).is_ok_and(|s| !s.is_empty());
+        if !has_sign {
+            let node = proto::extract_response_content(body, &proto::response_node(method))
+                .or_else(|_| proto::extract_response_content(body, "error_response"))
+                .map_err(|e| invalid(format!("{method}: {e}")))?;
+            let content: Value = serde_json::from_str(node)
+                .map_err(|e| invalid(format!("{method}: response JSON: {e}")))?;
+            return Err(match check_code(&content) {
+                Err(e @ (ProviderError::SignatureRejected(_) | ProviderError::Unavailable(_))) => e,
+                _ => invalid(format!(
+                    "{method}: unsigned response (code {:?}, sub_code {:?})",
+                    str_field(&content, "code").unwrap_or(""),
+                    str_field(&content, "sub_code").unwrap_or("")
+                )),
+            });
+        }
+        let node = proto::verify_response(body, method, &self.cfg.alipay_public_key)
+            .map_err(|e| invalid(format!("{method}: response signature: {e}")))?;
+        serde_json::from_str(node).map_err(|e| invalid(format!("{method}: response JSON: {e}")))
+    }
+}
+
+fn invalid(msg: impl Into<String>) -> ProviderError {
+    ProviderError::InvalidResponse(msg.into())
+}
+
+fn str_field<'a>(content: &'a Value, name: &str) -> Option<&'a str> {
+    content.get(name).and_then(Value::as_str)
+}
+
+/// Maps a response node's `code` / `sub_code` to our errors (`10000` is success).
+fn check_code(content: &Value) -> Result<(), ProviderError> {
+    let code = str_field(content, "code").unwrap_or("");
+    if code == "10000" {
+        return Ok(());
+    }
+    let sub_code = str_field(content, "sub_code").unwrap_or("");
+    // Some gateways prefix the ACQ codes with `aop.`.
+    let bare = sub_code.strip_prefix("aop.").unwrap_or(sub_code);
+    let message = str_field(content, "sub_msg")
+        .or_else(|| str_field(content, "msg"))
+        .unwrap_or("")
+        .to_string();
+    Err(match bare {
+        "ACQ.TRADE_NOT_EXIST" => ProviderError::TradeNotExist,
+        "ACQ.TRADE_HAS_SUCCESS" | "ACQ.TRADE_HAS_FINISHED" => ProviderError::AlreadyPaid,
+        "ACQ.TRADE_HAS_CLOSE" => ProviderError::AlreadyClosed,
+        "ACQ.SYSTEM_ERROR" => ProviderError::Unavailable(message),
+        "isv.invalid-signature" => ProviderError::SignatureRejected(message),
+        _ if code == "20000" => ProviderError::Unavailable(message),
+        _ if code.is_empty() => invalid("response without code"),
+        _ => ProviderError::Rejected {
+            code: if sub_code.is_empty() { code.to_string() } else { sub_code.to_string() },
+            message,
+        },
+    })
+}
+
+/// Reduces a verified `alipay.trade.query` success to a [`RemoteTrade`].
+fn remote_trade(out_trade_no: &str, content: &Value) -> Result<RemoteTrade, ProviderError> {
+    let status = str_field(content, "trade_status")
+        .ok_or_else(|| invalid("query without trade_status"))?;
+    let state = match status {
+        "WAIT_BUYER_PAY" => RemoteTradeState::Pending,
+        "TRADE_SUCCESS" | "TRADE_FINISHED" => RemoteTradeState::Paid,
+        "TRADE_CLOSED" => RemoteTradeState::Closed,
+        other => return Err(invalid(format!("unknown trade_status {other}"))),
+    };
+    let amount_fen = match str_field(content, "total_amount") {
+        Some(text) => Some(
+            proto::yuan_to_fen(text)
+                .ok_or_else(|| invalid(format!("total_amount {text:?} is not an amount")))?,
+        ),
+        None => None,
+    };
+    if state == RemoteTradeState::Paid && amount_fen.is_none() {
+        return Err(invalid("paid trade without total_amount"));
+    }
+    Ok(RemoteTrade {
+        out_trade_no: out_trade_no.to_string(),
+        state,
+        transaction_id: str_field(content, "trade_no")
+            .filter(|s| !s.is_empty())
+            .map(String::from),
+        amount_fen,
+        paid_at: str_field(content, "send_pay_date").and_then(parse_china_time),
+    })
+}
+
+/// China Standard Time (+08:00), the zone of every Alipay timestamp.
+fn china() -> FixedOffset {
+    FixedOffset::east_opt(8 * 3600).unwrap_or_else(|| chrono::Offset::fix(&Utc))
+}
+
+/// Formats an instant as Alipay's `yyyy-MM-dd HH:mm:ss` in +08:00.
+pub fn china_time(t: DateTime<Utc>) -> String {
+    t.with_timezone(&china()).format(TIME_FORMAT).to_string()
+}
+
+/// Parses Alipay's `yyyy-MM-dd HH:mm:ss` (+08:00).
+pub fn parse_china_time(text: &str) -> Option<DateTime<Utc>> {
+    let naive = NaiveDateTime::parse_from_str(text.trim(), TIME_FORMAT).ok()?;
+    china()
+        .from_local_datetime(&naive)
+        .single()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// Percent-encodes `k=v&...` (keys in map order) for a URL query or a form body.
+pub fn encode_form(params: &BTreeMap<String, String>) -> String {
+    params
+        .iter()
+        .map(|(k, v)| format!("{}={}", urlencoding::encode(k), urlencoding::encode(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// Parses `application/x-www-form-urlencoded` text (`+` is a space, `%XX` decoded as
+/// UTF-8). A repeated key is an error: a signed message has each parameter once.
+pub fn parse_form(text: &str) -> Result<BTreeMap<String, String>, String> {
+    let mut out = BTreeMap::new();
+    for pair in text.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let decode = |s: &str| {
+            urlencoding::decode(&s.replace('+', " "))
+                .map(|c| c.into_owned())
+                .map_err(|_| format!("parameter {k:?} is not valid UTF-8 after decoding"))
+        };
+        let key = decode(k)?;
+        let value = decode(v)?;
+        if out.insert(key.clone(), value).is_some() {
+            return Err(format!("parameter {key} appears twice"));
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn content(text: &str) -> Value {
+        serde_json::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn codes_map_to_provider_errors() {
+        let err = |sub: &str| {
+            check_code(&content(&format!(
+                r#"{{"code":"40004","msg":"Business Failed","sub_code":"{sub}","sub_msg":"m"}}"#
+            )))
+            .unwrap_err()
+        };
+        assert!(check_code(&content(r#"{"code":"10000","msg":"Success"}"#)).is_ok());
+        assert_eq!(err("ACQ.TRADE_NOT_EXIST"), ProviderError::TradeNotExist);
+        assert_eq!(err("ACQ.TRADE_HAS_SUCCESS"), ProviderError::AlreadyPaid);
+        assert_eq!(err("ACQ.TRADE_HAS_CLOSE"), ProviderError::AlreadyClosed);
+        assert!(err("ACQ.SYSTEM_ERROR").is_retryable());
+        assert!(err("aop.ACQ.SYSTEM_ERROR").is_retryable());
+        assert!(matches!(
+            err("ACQ.CONTEXT_INCONSISTENT"),
+            ProviderError::Rejected { code, .. } if code == "ACQ.CONTEXT_INCONSISTENT"
+        ));
+        let unavailable = check_code(&content(
+            r#"{"code":"20000","msg":"Service Currently Unavailable","sub_code":"isp.unknow-error"}"#,
+        ));
+        assert!(unavailable.unwrap_err().is_retryable());
+        let bad_sig = check_code(&content(
+            r#"{"code":"40002","msg":"Invalid Arguments","sub_code":"isv.invalid-signature","sub_msg":"验签出错"}"#,
+        ));
+        assert_eq!(
+            bad_sig.unwrap_err(),
+            ProviderError::SignatureRejected("验签出错".into())
+        );
+        let plain = check_code(&content(r#"{"code":"40001","msg":"Missing Required Arguments"}"#));
+        assert_eq!(
+            plain.unwrap_err(),
+            ProviderError::Rejected {
+                code: "40001".into(),
+                message: "Missing Required Arguments".into()
+            }
+        );
+    }
+
+    #[test]
+    fn query_states_and_amounts_are_exact() {
+        let q = |status: &str, amount: &str| {
+            remote_trade(
+                "o1",
+                &content(&format!(
+                    r#"{{"code":"10000","trade_status":"{status}","total_amount":"{amount}","trade_no":"2026x","send_pay_date":"2026-01-02 03:04:05"}}"#
+                )),
+            )
+        };
+        let paid = q("TRADE_SUCCESS", "12.34").unwrap();
+        assert_eq!(paid.state, RemoteTradeState::Paid);
+        assert_eq!(paid.amount_fen, Some(1234));
+        assert_eq!(
+            paid.paid_at.unwrap().to_rfc3339(),
+            "2026-01-01T19:04:05+00:00"
+        );
+        assert_eq!(q("TRADE_FINISHED", "0.1").unwrap().amount_fen, Some(10));
+        assert_eq!(q("WAIT_BUYER_PAY", "1").unwrap().state, RemoteTradeState::Pending);
+        assert_eq!(q("TRADE_CLOSED", "1.00").unwrap().state, RemoteTradeState::Closed);
+        assert!(q("TRADE_SUCCESS", "1.001").is_err());
+        assert!(q("TRADE_SUCCESS", "1e3").is_err());
+        assert!(q("SOMETHING_ELSE", "1.00").is_err());
+    }
+
+    #[test]
+    fn forms_round_trip_and_plus_is_space() {
+        let parsed = parse_form("a=1+2&b=%E4%B8%AD%2B&c=&d").unwrap();
+        assert_eq!(parsed["a"], "1 2");
+        assert_eq!(parsed["b"], "中+");
+        assert_eq!(parsed["c"], "");
+        assert_eq!(parsed["d"], "");
+        assert!(parse_form("a=1&a=2").is_err());
+        assert!(parse_form("a=%FF").is_err());
+        let mut map = BTreeMap::new();
+        map.insert("biz_content".to_string(), r#"{"subject":"a b&c=d+中"}"#.to_string());
+        map.insert("timestamp".to_string(), "2026-01-02 03:04:05".to_string());
+        assert_eq!(parse_form(&encode_form(&map)).unwrap(), map);
+    }
+
+    #[test]
+    fn china_time_round_trips() {
+        let t = Utc.with_ymd_and_hms(2026, 1, 1, 19, 4, 5).unwrap();
+        assert_eq!(china_time(t), "2026-01-02 03:04:05");
+        assert_eq!(parse_china_time("2026-01-02 03:04:05"), Some(t));
+        assert_eq!(parse_china_time("2026-01-02T03:04:05"), None);
+    }
+}

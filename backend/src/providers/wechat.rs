@@ -1,0 +1,606 @@
+//! WeChat Pay API v3 client: native / h5 / jsapi / app prepay, query, close, and
+//! notification verification. Every request is signed (`WECHATPAY2-SHA256-RSA2048`);
+//! every 2xx response, 204 included, is verified before it is trusted.
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+use std::time::{Duration, Instant};
+
+use api_types::payment::{PaymentChannel, SdkParams};
+use chrono::{DateTime, FixedOffset, Utc};
+use fenpay_proto::wechat::{self as proto, ApiErrorBody, NotificationEnvelope, Transaction};
+use fenpay_proto::{Certificate, RsaPrivateKey, RsaPublicKey};
+use reqwest::header::HeaderMap;
+use serde_json::json;
+
+use super::{PaymentNotice, PrepayRequest, PrepayResponse, ProviderError, RemoteTrade, RemoteTradeState};
+use crate::config::Secret;
+
+/// How we trust WeChat Pay's signatures.
+#[derive(Clone, Debug)]
+pub enum PlatformTrust {
+    /// WeChat Pay public key and its id (`PUB_KEY_ID_...`), the mode for new merchants.
+    PublicKey { id: String, key: RsaPublicKey },
+    /// Platform certificates downloaded from `/v3/certificates` (decrypted with the
+    /// APIv3 key) and cached by serial.
+    Certificates,
+}
+
+/// Everything the client needs.
+#[derive(Clone, Debug)]
+pub struct WechatClientConfig {
+    pub mch_id: String,
+    pub app_id: String,
+    pub merchant_serial: String,
+    pub merchant_key: RsaPrivateKey,
+    pub api_v3_key: Secret,
+    pub trust: PlatformTrust,
+    pub base_url: String,
+    pub notify_url: String,
+    pub timeout: Duration,
+}
+
+/// The client. Cheap to share behind an `Arc`.
+#[derive(Debug)]
+pub struct WechatClient {
+    cfg: WechatClientConfig,
+    http: reqwest::Client,
+    certs: RwLock<CertCache>,
+}
+
+#[derive(Debug, Default)]
+struct CertCache {
+    by_serial: HashMap<String, Certificate>,
+    fetched_at: Option<Instant>,
+}
+
+/// Minimum gap between certificate downloads triggered by an unknown serial.
+const CERT_REFRESH_GAP: Duration = Duration::from_secs(60);
+
+impl WechatClient {
+    pub fn new(cfg: WechatClientConfig) -> Result<Self, ProviderError> {
+        if cfg.api_v3_key.expose().len() != 32 {
+            return Err(ProviderError::NotConfigured(
+                "WECHAT_PAY_API_V3_KEY must be exactly 32 bytes".into(),
+            ));
+        }
+        let http = reqwest::Client::builder()
+            .timeout(cfg.timeout)
+            .connect_timeout(cfg.timeout.min(Duration::from_secs(5)))
+            .user_agent(concat!("fenpay/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ProviderError::NotConfigured(e.to_string()))?;
+        Ok(WechatClient {
+            cfg,
+            http,
+            certs: RwLock::new(CertCache::default()),
+        })
+    }
+
+    pub fn config(&self) -> &WechatClientConfig {
+        &self.cfg
+    }
+
+    /// Open a trade for the buyer.
+    pub async fn prepay(&self, req: &PrepayRequest) -> Result<PrepayResponse, ProviderError> {
+        let (path, mut body) = match req.channel {
+            PaymentChannel::Native => ("/v3/pay/transactions/native", self.base_body(req)),
+            PaymentChannel::H5 => {
+                let mut body = self.base_body(req);
+                body["scene_info"] = json!({
+                    "payer_client_ip": req.client_ip,
+                    "h5_info": {"type": "Wap"}
+                });
+                ("/v3/pay/transactions/h5", body)
+            }
+            PaymentChannel::Jsapi => {
+                let openid = req.openid.clone().ok_or_else(|| ProviderError::Rejected {
+                    code: "PARAM_ERROR".into(),
+                    message: "jsapi requires openid".into(),
+                })?;
+                let mut body = self.base_body(req);
+                body["payer"] = json!({ "openid": openid });
+                ("/v3/pay/transactions/jsapi", body)
+            }
+            PaymentChannel::App => ("/v3/pay/transactions/app", self.base_body(req)),
+            other => {
+                return Err(ProviderError::Rejected {
+                    code: "unsupported_channel".into(),
+                    message: format!("WeChat Pay does not support the {} channel", other.as_str()),
+                })
+            }
+        };
+        if matches!(req.channel, PaymentChannel::Native | PaymentChannel::H5) {
+            body["scene_info"]
+                .as_object_mut()
+                .map(|o| o.insert("payer_client_ip".into(), json!(req.client_ip)));
+        }
+        let (_, text) = self.call("POST", path, Some(body.to_string())).await?;
+        let value: serde_json::Value = parse_json(&text)?;
+        let field = |name: &str| {
+            value[name]
+                .as_str()
+                .map(String::from)
+                .ok_or_else(|| ProviderError::InvalidResponse(format!("missing {name}")))
+        };
+        Ok(match req.channel {
+            PaymentChannel::Native => PrepayResponse {
+                qr_code_url: Some(field("code_url")?),
+                ..Default::default()
+            },
+            PaymentChannel::H5 => PrepayResponse {
+                h5_url: Some(field("h5_url")?),
+                ..Default::default()
+            },
+            PaymentChannel::Jsapi => PrepayResponse {
+                sdk_params: Some(self.jsapi_params(&field("prepay_id")?)?),
+                ..Default::default()
+            },
+            _ => PrepayResponse {
+                sdk_params: Some(self.app_params(&field("prepay_id")?)?),
+                ..Default::default()
+            },
+        })
+    }
+
+    fn base_body(&self, req: &PrepayRequest) -> serde_json::Value {
+        let expire: DateTime<FixedOffset> = req.expire_at.with_timezone(&china());
+        json!({
+            "appid": self.cfg.app_id,
+            "mchid": self.cfg.mch_id,
+            "description": truncate_bytes(&req.description, 127),
+            "out_trade_no": req.out_trade_no,
+            "time_expire": expire.to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
+            "notify_url": self.cfg.notify_url,
+            "amount": {"total": req.amount_fen, "currency": "CNY"},
+        })
+    }
+
+    fn jsapi_params(&self, prepay_id: &str) -> Result<SdkParams, ProviderError> {
+        let ts = Utc::now().timestamp().to_string();
+        let nonce = proto::nonce_str(32);
+        let package = format!("prepay_id={prepay_id}");
+        let sign = proto::jsapi_pay_sign(&self.cfg.app_id, &ts, &nonce, &package, &self.cfg.merchant_key)
+            .map_err(|e| ProviderError::InvalidResponse(e.to_string()))?;
+        Ok(SdkParams::WechatJsapi {
+            app_id: self.cfg.app_id.clone(),
+            time_stamp: ts,
+            nonce_str: nonce,
+            package,
+            sign_type: "RSA".into(),
+            pay_sign: sign,
+        })
+    }
+
+    fn app_params(&self, prepay_id: &str) -> Result<SdkParams, ProviderError> {
+        let ts = Utc::now().timestamp().to_string();
+        let nonce = proto::nonce_str(32);
+        let sign = proto::app_pay_sign(&self.cfg.app_id, &ts, &nonce, prepay_id, &self.cfg.merchant_key)
+            .map_err(|e| ProviderError::InvalidResponse(e.to_string()))?;
+        Ok(SdkParams::WechatApp {
+            appid: self.cfg.app_id.clone(),
+            partnerid: self.cfg.mch_id.clone(),
+            prepayid: prepay_id.to_string(),
+            package: "Sign=WXPay".into(),
+            noncestr: nonce,
+            timestamp: ts,
+            sign,
+        })
+    }
+
+    /// Query a trade by our order number.
+    pub async fn query(&self, out_trade_no: &str) -> Result<RemoteTrade, ProviderError> {
+        let path = format!(
+            "/v3/pay/transactions/out-trade-no/{}?mchid={}",
+            urlencoding::encode(out_trade_no),
+            urlencoding::encode(&self.cfg.mch_id)
+        );
+        let text = match self.call("GET", &path, None).await {
+            Ok((_, text)) => text,
+            Err(ProviderError::TradeNotExist) => {
+                return Ok(RemoteTrade {
+                    out_trade_no: out_trade_no.to_string(),
+                    state: RemoteTradeState::NotExist,
+                    transaction_id: None,
+                    amount_fen: None,
+                    paid_at: None,
+                })
+            }
+            Err(e) => return Err(e),
+        };
+        let tx: Transaction = parse_json(&text)?;
+        self.check_identity(&tx)?;
+        Ok(remote_trade(&tx))
+    }
+
+    /// Close an unpaid trade. `AlreadyPaid` when the buyer paid first.
+    pub async fn close(&self, out_trade_no: &str) -> Result<(), ProviderError> {
+        let path = format!(
+            "/v3/pay/transactions/out-trade-no/{}/close",
+            urlencoding::encode(out_trade_no)
+        );
+        let body = json!({ "mchid": self.cfg.mch_id }).to_string();
+        self.call("POST", &path, Some(body)).await.map(|_| ())
+    }
+
+    /// Verify a notification (signature over the raw body, timestamp skew, serial mode),
+    /// decrypt it and reduce it to a [`PaymentNotice`].
+    pub async fn verify_notification(
+        &self,
+        headers: &HashMap<String, String>,
+        body: &[u8],
+    ) -> Result<(PaymentNotice, Transaction), ProviderError> {
+        self.verify_signature(headers, body).await?;
+        let envelope: NotificationEnvelope = serde_json::from_slice(body)
+            .map_err(|e| ProviderError::InvalidResponse(format!("notification JSON: {e}")))?;
+        if envelope.event_type != "TRANSACTION.SUCCESS" {
+            return Err(ProviderError::InvalidResponse(format!(
+                "unexpected event_type {}",
+                envelope.event_type
+            )));
+        }
+        let tx: Transaction = envelope
+            .decrypt_resource(self.cfg.api_v3_key.expose().as_bytes())
+            .map_err(|e| ProviderError::InvalidResponse(format!("resource: {e}")))?;
+        if tx.trade_state != "SUCCESS" {
+            return Err(ProviderError::InvalidResponse(format!(
+                "trade_state {} in a success notification",
+                tx.trade_state
+            )));
+        }
+        let trade = remote_trade(&tx);
+        let notice = PaymentNotice {
+            out_trade_no: tx.out_trade_no.clone(),
+            transaction_id: trade
+                .transaction_id
+                .clone()
+                .ok_or_else(|| ProviderError::InvalidResponse("missing transaction_id".into()))?,
+            amount_fen: trade
+                .amount_fen
+                .ok_or_else(|| ProviderError::InvalidResponse("missing amount".into()))?,
+            paid_at: trade.paid_at.unwrap_or_else(Utc::now),
+            app_id: tx.appid.clone(),
+            merchant_id: tx.mchid.clone(),
+            paid: true,
+        };
+        Ok((notice, tx))
+    }
+
+    fn check_identity(&self, tx: &Transaction) -> Result<(), ProviderError> {
+        if tx.mchid != self.cfg.mch_id || tx.appid != self.cfg.app_id {
+            return Err(ProviderError::InvalidResponse(format!(
+                "trade belongs to mchid {} / appid {}",
+                tx.mchid, tx.appid
+            )));
+        }
+        Ok(())
+    }
+
+    /// Send a signed request; verify and return the body of a 2xx answer.
+    async fn call(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        body: Option<String>,
+    ) -> Result<(u16, String), ProviderError> {
+        let body_text = body.unwrap_or_default();
+        let ts = Utc::now().timestamp();
+        let nonce = proto::nonce_str(32);
+        let auth = proto::authorization(
+            &self.cfg.mch_id,
+            &self.cfg.merchant_serial,
+            &self.cfg.merchant_key,
+            method,
+            path_and_query,
+            ts,
+            &nonce,
+            &body_text,
+        )
+        .map_err(|e| ProviderError::NotConfigured(format!("signing failed: {e}")))?;
+        let url = format!("{}{}", self.cfg.base_url, path_and_query);
+        let mut req = match method {
+            "GET" => self.http.get(&url),
+            _ => self
+                .http
+                .post(&url)
+                .header("Content-Type", "application/json")
+                .body(body_text),
+        };
+        req = req
+            .header("Authorization", auth)
+            .header("Accept", "application/json")
+            .header("Wechatpay-Serial", self.accept_serial());
+        let resp = req.send().await.map_err(|e| {
+            if e.is_timeout() {
+                ProviderError::Unavailable("timed out".into())
+            } else {
+                ProviderError::Unavailable(format!("request failed: {e}"))
+            }
+        })?;
+        let status = resp.status().as_u16();
+        let headers = header_map(resp.headers());
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| ProviderError::Unavailable(format!("reading response: {e}")))?;
+        if (200..300).contains(&status) {
+            self.verify_signature(&headers, &bytes).await?;
+            let text = String::from_utf8(bytes.to_vec())
+                .map_err(|_| ProviderError::InvalidResponse("response is not UTF-8".into()))?;
+            return Ok((status, text));
+        }
+        Err(map_error(status, &bytes))
+    }
+
+    fn accept_serial(&self) -> String {
+        match &self.cfg.trust {
+            PlatformTrust::PublicKey { id, .. } => id.clone(),
+            PlatformTrust::Certificates => self
+                .certs
+                .read()
+                .ok()
+                .and_then(|c| {
+                    c.by_serial
+                        .values()
+                        .max_by_key(|cert| cert.not_after)
+                        .map(|cert| cert.serial_hex.clone())
+                })
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Check `Wechatpay-Signature` over `ts\nnonce\nbody\n` with the key `Wechatpay-Serial` names.
+    async fn verify_signature(
+        &self,
+        headers: &HashMap<String, String>,
+        body: &[u8],
+    ) -> Result<(), ProviderError> {
+        let get = |name: &str| {
+            headers
+                .get(name)
+                .map(String::as_str)
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| ProviderError::BadSignature(format!("missing {name} header")))
+        };
+        let serial = get("wechatpay-serial")?;
+        let timestamp = get("wechatpay-timestamp")?;
+        let nonce = get("wechatpay-nonce")?;
+        let signature = get("wechatpay-signature")?;
+        if proto::is_signature_probe(signature) {
+            return Err(ProviderError::BadSignature(
+                "signature probe (WECHATPAY/SIGNTEST/) rejected".into(),
+            ));
+        }
+        let key = self.key_for_serial(serial).await?;
+        proto::verify_signed_message(&key, timestamp, nonce, body, signature, Utc::now().timestamp())
+            .map_err(|e| ProviderError::BadSignature(e.to_string()))
+    }
+
+    async fn key_for_serial(&self, serial: &str) -> Result<RsaPublicKey, ProviderError> {
+        match &self.cfg.trust {
+            PlatformTrust::PublicKey { id, key } => {
+                if proto::is_public_key_id(serial) && serial == id {
+                    Ok(key.clone())
+                } else {
+                    Err(ProviderError::BadSignature(format!("unexpected Wechatpay-Serial {serial}")))
+                }
+            }
+            PlatformTrust::Certificates => {
+                if let Some(key) = self.cached_cert_key(serial) {
+                    return Ok(key);
+                }
+                self.refresh_certificates().await?;
+                self.cached_cert_key(serial).ok_or_else(|| {
+                    ProviderError::BadSignature(format!("unknown platform certificate {serial}"))
+                })
+            }
+        }
+    }
+
+    fn cached_cert_key(&self, serial: &str) -> Option<RsaPublicKey> {
+        let cache = self.certs.read().ok()?;
+        let cert = cache.by_serial.get(&serial.to_ascii_uppercase())?;
+        cert.is_valid_at(Utc::now())
+            .then(|| cert.public_key.clone())
+    }
+
+    /// Download `/v3/certificates`. The certificates are authenticated by decrypting
+    /// them with the APIv3 key (only WeChat and the merchant know it); the response
+    /// signature is then checked with the certificate it names.
+    pub async fn refresh_certificates(&self) -> Result<usize, ProviderError> {
+        if let Ok(cache) = self.certs.read() {
+            if cache
+                .fetched_at
+                .is_some_and(|t| t.elapsed() < CERT_REFRESH_GAP)
+            {
+                return Ok(cache.by_serial.len());
+            }
+        }
+        let path = "/v3/certificates";
+        let ts = Utc::now().timestamp();
+        let nonce = proto::nonce_str(32);
+        let auth = proto::authorization(
+            &self.cfg.mch_id,
+            &self.cfg.merchant_serial,
+            &self.cfg.merchant_key,
+            "GET",
+            path,
+            ts,
+            &nonce,
+            "",
+        )
+        .map_err(|e| ProviderError::NotConfigured(format!("signing failed: {e}")))?;
+        let resp = self
+            .http
+            .get(format!("{}{}", self.cfg.base_url, path))
+            .header("Authorization", auth)
+            .header("Accept", "application/json")
+            .send()
+            .await
+            .map_err(|e| ProviderError::Unavailable(format!("certificates: {e}")))?;
+        let status = resp.status().as_u16();
+        let headers = header_map(resp.headers());
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| ProviderError::Unavailable(format!("certificates: {e}")))?;
+        if !(200..300).contains(&status) {
+            return Err(map_error(status, &bytes));
+        }
+        let list: fenpay_proto::wechat::CertificateList = parse_json(&String::from_utf8_lossy(&bytes))?;
+        let mut fresh = HashMap::new();
+        for entry in &list.data {
+            let cert = entry
+                .decrypt_certificate(self.cfg.api_v3_key.expose().as_bytes())
+                .map_err(|e| ProviderError::InvalidResponse(format!("certificate: {e}")))?;
+            fresh.insert(cert.serial_hex.to_ascii_uppercase(), cert);
+        }
+        let serial = headers
+            .get("wechatpay-serial")
+            .map(|s| s.to_ascii_uppercase())
+            .unwrap_or_default();
+        let signer = fresh
+            .get(&serial)
+            .ok_or_else(|| ProviderError::InvalidResponse("certificates response signed by an unknown certificate".into()))?;
+        proto::verify_signed_message(
+            &signer.public_key,
+            headers.get("wechatpay-timestamp").map_or("", String::as_str),
+            headers.get("wechatpay-nonce").map_or("", String::as_str),
+            &bytes,
+            headers.get("wechatpay-signature").map_or("", String::as_str),
+            Utc::now().timestamp(),
+        )
+        .map_err(|e| ProviderError::InvalidResponse(format!("certificates signature: {e}")))?;
+        let count = fresh.len();
+        if let Ok(mut cache) = self.certs.write() {
+            cache.by_serial = fresh;
+            cache.fetched_at = Some(Instant::now());
+        }
+        Ok(count)
+    }
+}
+
+/// China Standard Time (+08:00), the zone WeChat's timestamps use.
+pub fn china() -> FixedOffset {
+    FixedOffset::east_opt(8 * 3600).unwrap_or_else(|| chrono::Offset::fix(&Utc))
+}
+
+fn truncate_bytes(s: &str, max: usize) -> String {
+    let mut out = String::new();
+    for c in s.chars() {
+        if out.len() + c.len_utf8() > max {
+            break;
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Lower-cased header map (names are case-insensitive).
+pub fn header_map(headers: &HeaderMap) -> HashMap<String, String> {
+    headers
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str().to_ascii_lowercase(), v.to_str().ok()?.to_string())))
+        .collect()
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, ProviderError> {
+    serde_json::from_str(text).map_err(|e| ProviderError::InvalidResponse(format!("JSON: {e}")))
+}
+
+/// WeChat's error codes to ours. Non-2xx answers are not signed.
+fn map_error(status: u16, body: &[u8]) -> ProviderError {
+    let parsed: Option<ApiErrorBody> = serde_json::from_slice(body).ok();
+    let (code, message) = parsed
+        .map(|b| (b.code, b.message))
+        .unwrap_or_else(|| (String::new(), String::from_utf8_lossy(body).chars().take(200).collect()));
+    match code.as_str() {
+        "ORDER_NOT_EXIST" | "RESOURCE_NOT_EXISTS" => ProviderError::TradeNotExist,
+        "ORDERPAID" | "ORDER_PAID" => ProviderError::AlreadyPaid,
+        "ORDER_CLOSED" | "ORDERCLOSED" => ProviderError::AlreadyClosed,
+        "SIGN_ERROR" => ProviderError::SignatureRejected(message),
+        "FREQUENCY_LIMITED" | "FREQUENCY_LIMIT_EXCEED" => ProviderError::RateLimited,
+        "SYSTEM_ERROR" | "SYSTEMERROR" | "BANKERROR" => ProviderError::Unavailable(message),
+        _ if status == 404 => ProviderError::TradeNotExist,
+        _ if status == 429 => ProviderError::RateLimited,
+        _ if status >= 500 => ProviderError::Unavailable(format!("HTTP {status}")),
+        _ => ProviderError::Rejected {
+            code: if code.is_empty() { format!("HTTP_{status}") } else { code },
+            message,
+        },
+    }
+}
+
+fn remote_trade(tx: &Transaction) -> RemoteTrade {
+    let state = match tx.trade_state.as_str() {
+        // REFUND means it was paid first; the money question is settled as paid.
+        "SUCCESS" | "REFUND" => RemoteTradeState::Paid,
+        "CLOSED" | "REVOKED" | "PAYERROR" => RemoteTradeState::Closed,
+        _ => RemoteTradeState::Pending,
+    };
+    RemoteTrade {
+        out_trade_no: tx.out_trade_no.clone(),
+        state,
+        transaction_id: tx.transaction_id.clone(),
+        amount_fen: tx.amount.as_ref().map(|a| a.total),
+        paid_at: tx
+            .success_time
+            .as_deref()
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&Utc)),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_mapping_follows_wechat_codes() {
+        let body = |code: &str| format!("{{\"code\":\"{code}\",\"message\":\"m\"}}").into_bytes();
+        assert_eq!(map_error(404, &body("ORDER_NOT_EXIST")), ProviderError::TradeNotExist);
+        assert_eq!(map_error(400, &body("ORDERPAID")), ProviderError::AlreadyPaid);
+        assert!(matches!(map_error(401, &body("SIGN_ERROR")), ProviderError::SignatureRejected(_)));
+        assert_eq!(map_error(429, &body("FREQUENCY_LIMITED")), ProviderError::RateLimited);
+        assert!(map_error(500, &body("SYSTEM_ERROR")).is_retryable());
+        assert!(map_error(502, b"<html>bad gateway</html>").is_retryable());
+        assert!(matches!(
+            map_error(400, &body("PARAM_ERROR")),
+            ProviderError::Rejected { code, .. } if code == "PARAM_ERROR"
+        ));
+    }
+
+    #[test]
+    fn trade_states_map_to_money_states() {
+        let tx = |state: &str| Transaction {
+            appid: "a".into(),
+            mchid: "m".into(),
+            out_trade_no: "o".into(),
+            transaction_id: Some("t".into()),
+            trade_type: None,
+            trade_state: state.into(),
+            trade_state_desc: String::new(),
+            bank_type: None,
+            attach: None,
+            success_time: Some("2026-01-02T03:04:05+08:00".into()),
+            payer: None,
+            amount: None,
+        };
+        assert_eq!(remote_trade(&tx("SUCCESS")).state, RemoteTradeState::Paid);
+        assert_eq!(remote_trade(&tx("REFUND")).state, RemoteTradeState::Paid);
+        assert_eq!(remote_trade(&tx("NOTPAY")).state, RemoteTradeState::Pending);
+        assert_eq!(remote_trade(&tx("USERPAYING")).state, RemoteTradeState::Pending);
+        assert_eq!(remote_trade(&tx("CLOSED")).state, RemoteTradeState::Closed);
+        let paid_at = remote_trade(&tx("SUCCESS")).paid_at.unwrap();
+        assert_eq!(paid_at.to_rfc3339(), "2026-01-01T19:04:05+00:00");
+    }
+
+    #[test]
+    fn descriptions_are_cut_at_utf8_boundaries() {
+        let s = "积".repeat(50);
+        let cut = truncate_bytes(&s, 127);
+        assert_eq!(cut.len(), 126);
+        assert!(cut.chars().all(|c| c == '积'));
+    }
+}

@@ -1,0 +1,493 @@
+//! Orders: create, status (with provider query), cancel, list, and applying a
+//! provider-confirmed payment. Handlers, callbacks and jobs all go through here.
+
+use api_types::auth::Role;
+use api_types::payment::{
+    CancelReason, CreateOrderRequest, CreateOrderResponse, OrderResponse, OrderStatus,
+    PaymentChannel, PaymentMethod, SdkParams,
+};
+use api_types::product::ProductKind;
+use api_types::Yuan;
+use chrono::{Duration, Utc};
+
+use crate::auth::AuthUser;
+use crate::db::orders::{self as order_db, Fulfilment, NewPaymentRecord, OrderRow, PaidFacts};
+use crate::db::{self, products};
+use crate::domain::order::{self as rules, OrderEvent, Transition};
+use crate::error::{AppError, AppResult};
+use crate::providers::{PaymentNotice, PrepayRequest, ProviderError, RemoteTradeState};
+use crate::startup::AppState;
+
+/// At most one provider query per order in this window, from order-status.
+const QUERY_GAP_SECS: i64 = 5;
+/// Most units of one product in a single order.
+pub const MAX_QUANTITY: i64 = 100;
+
+fn method_of(row: &OrderRow) -> PaymentMethod {
+    if row.provider == "alipay" {
+        PaymentMethod::Alipay
+    } else {
+        PaymentMethod::Wechat
+    }
+}
+
+fn channel_of(s: &str) -> PaymentChannel {
+    match s {
+        "h5" => PaymentChannel::H5,
+        "jsapi" => PaymentChannel::Jsapi,
+        "app" => PaymentChannel::App,
+        "page" => PaymentChannel::Page,
+        "wap" => PaymentChannel::Wap,
+        _ => PaymentChannel::Native,
+    }
+}
+
+fn status_of(row: &OrderRow) -> OrderStatus {
+    rules::status_from_str(&row.status).unwrap_or(OrderStatus::Pending)
+}
+
+/// The API view of an order.
+pub fn to_response(row: &OrderRow) -> OrderResponse {
+    OrderResponse {
+        order_no: row.order_no.clone(),
+        status: status_of(row),
+        amount: Yuan(row.amount_fen),
+        amount_fen: row.amount_fen,
+        payment_time: row.paid_at.map(db::utc),
+        payment_method: method_of(row),
+        channel: channel_of(&row.channel),
+        product_id: row.product_id,
+        product_type: if row.product_type == "membership" {
+            ProductKind::Membership
+        } else {
+            ProductKind::Points
+        },
+        product_name: row.product_name.clone(),
+        unit_price_fen: row.unit_price_fen,
+        quantity: row.quantity,
+        is_upgrade: row.is_upgrade,
+        qr_code_url: row.qr_code_url.clone().or_else(|| row.pay_url.clone()),
+        qr_code_expire_at: db::utc(row.qr_code_expire_at),
+        expire_at: db::utc(row.expire_at),
+        cancel_reason: row
+            .cancel_reason
+            .as_deref()
+            .and_then(rules::cancel_reason_from_str),
+        refunded_fen: row.refunded_fen,
+        provider_transaction_id: row.provider_transaction_id.clone(),
+        created_at: db::utc(row.created_at),
+        updated_at: db::utc(row.updated_at),
+    }
+}
+
+fn provider_error(err: ProviderError) -> AppError {
+    match err {
+        ProviderError::NotConfigured(m) => AppError::bad_request("payment_method_unavailable", m),
+        ProviderError::Rejected { code, message } if code == "unsupported_channel" => {
+            AppError::bad_request("unsupported_channel", message)
+        }
+        other => AppError::ProviderUnavailable(other.to_string()),
+    }
+}
+
+/// Create a pending order priced from the catalog and open the trade at the provider.
+/// On any provider failure the order row is removed: nothing half-made stays behind.
+pub async fn create_order(
+    state: &AppState,
+    user: &AuthUser,
+    req: CreateOrderRequest,
+    client_ip: String,
+) -> AppResult<CreateOrderResponse> {
+    let channel = req.channel.unwrap_or_default();
+    let quantity = req.quantity.unwrap_or(1);
+    if !(1..=MAX_QUANTITY).contains(&quantity) {
+        return Err(AppError::bad_request(
+            "invalid_quantity",
+            format!("quantity must be between 1 and {MAX_QUANTITY}"),
+        ));
+    }
+    if !crate::providers::Providers::supports(req.payment_method, channel) {
+        return Err(AppError::bad_request(
+            "unsupported_channel",
+            format!(
+                "{} does not support the {} channel",
+                req.payment_method.as_str(),
+                channel.as_str()
+            ),
+        ));
+    }
+    if channel == PaymentChannel::Jsapi && req.openid.as_deref().is_none_or(str::is_empty) {
+        return Err(AppError::bad_request("openid_required", "the jsapi channel requires openid"));
+    }
+    if !state.providers.is_configured(req.payment_method) {
+        return Err(AppError::bad_request(
+            "payment_method_unavailable",
+            format!("{} is not configured on this server", req.payment_method.as_str()),
+        ));
+    }
+    let product = products::find(&state.db, req.product_id)
+        .await?
+        .filter(|p| p.active)
+        .ok_or(AppError::NotFound("product"))?;
+    if product.kind != req.product_type.as_str() {
+        return Err(AppError::bad_request(
+            "product_type_mismatch",
+            format!("product {} is a {} product", product.id, product.kind),
+        ));
+    }
+    if req.is_upgrade {
+        return Err(AppError::bad_request(
+            "upgrade_not_available",
+            "membership upgrades are not available yet; buy the tier directly",
+        ));
+    }
+    let amount_fen = rules::order_amount(product.price_fen, quantity)
+        .ok_or_else(|| AppError::bad_request("invalid_quantity", "amount overflows"))?;
+    let now = db::now();
+    let order_no = rules::new_order_no(Utc::now());
+    let expire_at = now + Duration::minutes(state.settings.order_expire_minutes);
+    let row = OrderRow {
+        order_no: order_no.clone(),
+        user_id: user.user_id.clone(),
+        product_id: product.id,
+        product_type: product.kind.clone(),
+        product_name: product.name.clone(),
+        unit_price_fen: product.price_fen,
+        quantity,
+        is_upgrade: false,
+        amount_fen,
+        provider: req.payment_method.as_str().to_string(),
+        channel: channel.as_str().to_string(),
+        status: OrderStatus::Pending.as_str().to_string(),
+        cancel_reason: None,
+        refunded_fen: 0,
+        provider_transaction_id: None,
+        qr_code_url: None,
+        pay_url: None,
+        h5_url: None,
+        sdk_params: None,
+        expire_at,
+        qr_code_expire_at: now + Duration::minutes(state.settings.qr_code_expire_minutes),
+        paid_at: None,
+        last_query_at: None,
+        needs_review: false,
+        created_at: now,
+        updated_at: now,
+    };
+    order_db::insert(&state.db, &row).await?;
+    let prepay = PrepayRequest {
+        out_trade_no: order_no.clone(),
+        description: product.name.clone(),
+        amount_fen,
+        channel,
+        expire_at: db::utc(expire_at),
+        openid: req.openid.clone(),
+        client_ip,
+    };
+    let opened = match state.providers.prepay(req.payment_method, &prepay).await {
+        Ok(opened) => opened,
+        Err(err) => {
+            tracing::warn!(%order_no, error = %err, "prepay failed; removing the order");
+            order_db::delete_unopened(&state.db, &order_no).await?;
+            if matches!(err, ProviderError::Unavailable(_)) {
+                // A timeout may still have opened the trade: close it so it cannot be paid.
+                let providers = state.providers.clone();
+                let method = req.payment_method;
+                let no = order_no.clone();
+                tokio::spawn(async move {
+                    let _ = providers.close(method, &no).await;
+                });
+            }
+            return Err(provider_error(err));
+        }
+    };
+    let sdk_json = opened
+        .sdk_params
+        .as_ref()
+        .map(serde_json::to_string)
+        .transpose()
+        .map_err(AppError::internal)?;
+    order_db::set_payment_targets(
+        &state.db,
+        &order_no,
+        opened.qr_code_url.clone(),
+        opened.pay_url.clone(),
+        opened.h5_url.clone(),
+        sdk_json,
+    )
+    .await?;
+    tracing::info!(%order_no, amount_fen, provider = req.payment_method.as_str(), "order created");
+    Ok(CreateOrderResponse {
+        order_no,
+        amount: Yuan(amount_fen),
+        amount_fen,
+        payment_method: req.payment_method,
+        channel,
+        qr_code_url: opened.qr_code_url.or_else(|| opened.pay_url.clone()),
+        qr_code_expire_at: db::utc(row.qr_code_expire_at),
+        expire_at: db::utc(expire_at),
+        h5_url: opened.h5_url,
+        pay_url: opened.pay_url,
+        sdk_params: opened.sdk_params,
+        status: OrderStatus::Pending,
+    })
+}
+
+/// Load an order the caller may see: its owner or an admin. Anyone else gets 404.
+pub async fn visible_order(state: &AppState, user: &AuthUser, order_no: &str) -> AppResult<OrderRow> {
+    order_db::find(&state.db, order_no)
+        .await?
+        .filter(|o| o.user_id == user.user_id || user.role == Role::Admin)
+        .ok_or(AppError::NotFound("order"))
+}
+
+/// Order status. A pending order is checked with the provider (at most every few
+/// seconds per order) so a lost notification never leaves the buyer waiting.
+pub async fn order_status(state: &AppState, user: &AuthUser, order_no: &str) -> AppResult<OrderResponse> {
+    let order = visible_order(state, user, order_no).await?;
+    if order.status == "pending"
+        && order_db::claim_query_slot(&state.db, order_no, Duration::seconds(QUERY_GAP_SECS)).await?
+    {
+        let query = tokio::time::timeout(
+            std::time::Duration::from_secs(3),
+            sync_with_provider(state, &order),
+        );
+        match query.await {
+            Ok(Err(e)) => tracing::warn!(%order_no, error = %e, "provider query failed"),
+            Err(_) => tracing::warn!(%order_no, "provider query timed out"),
+            Ok(Ok(_)) => {}
+        }
+        let fresh = order_db::find(&state.db, order_no)
+            .await?
+            .ok_or(AppError::NotFound("order"))?;
+        return Ok(to_response(&fresh));
+    }
+    Ok(to_response(&order))
+}
+
+/// Ask the provider about a pending order and apply a payment it reports.
+pub async fn sync_with_provider(state: &AppState, order: &OrderRow) -> Result<Option<ApplyOutcome>, ProviderError> {
+    let trade = state.providers.query(method_of(order), &order.order_no).await?;
+    if trade.state != RemoteTradeState::Paid {
+        return Ok(None);
+    }
+    let notice = PaymentNotice {
+        out_trade_no: trade.out_trade_no.clone(),
+        transaction_id: trade.transaction_id.clone().unwrap_or_default(),
+        amount_fen: trade.amount_fen.unwrap_or_default(),
+        paid_at: trade.paid_at.unwrap_or_else(Utc::now),
+        app_id: String::new(),
+        merchant_id: String::new(),
+        paid: true,
+    };
+    match apply_payment(state, method_of(order), &notice, None).await {
+        Ok(outcome) => {
+            record(state, Some(&order.order_no), method_of(order), "query", "", &format!("{trade:?}"), true, &format!("{outcome:?}")).await;
+            Ok(Some(outcome))
+        }
+        Err(e) => {
+            tracing::error!(order_no = %order.order_no, error = %e, "provider reports a payment we cannot apply");
+            Err(ProviderError::InvalidResponse(e.to_string()))
+        }
+    }
+}
+
+/// Cancel a pending order: close the trade at the provider first. If the provider says it
+/// is already paid, the order becomes paid and the reply is 409 `order_already_paid`.
+pub async fn cancel_order(state: &AppState, user: &AuthUser, order_no: &str) -> AppResult<()> {
+    let order = visible_order(state, user, order_no).await?;
+    match rules::decide(status_of(&order), OrderEvent::Cancel(CancelReason::User)) {
+        Ok(Transition::AlreadyDone) => return Ok(()),
+        Ok(_) => {}
+        Err(rules::TransitionError::AlreadyPaid) => {
+            return Err(AppError::conflict("order_already_paid", "the order is already paid"))
+        }
+        Err(e) => return Err(AppError::conflict("order_not_pending", e.to_string())),
+    }
+    close_and_cancel(state, &order, CancelReason::User).await
+}
+
+/// Close at the provider, then compare-and-set `pending -> cancelled`.
+pub async fn close_and_cancel(state: &AppState, order: &OrderRow, reason: CancelReason) -> AppResult<()> {
+    let method = method_of(order);
+    match state.providers.close(method, &order.order_no).await {
+        // Never opened at the provider (or already closed there): nothing can be paid.
+        Ok(()) | Err(ProviderError::TradeNotExist) | Err(ProviderError::AlreadyClosed) => {}
+        Err(ProviderError::AlreadyPaid) => {
+            if let Err(e) = sync_with_provider(state, order).await {
+                tracing::error!(order_no = %order.order_no, error = %e, "paid at provider but query failed");
+            }
+            return Err(AppError::conflict("order_already_paid", "the order was paid before it could be cancelled"));
+        }
+        Err(e) => return Err(provider_error(e)),
+    }
+    if order_db::cancel(&state.db, &order.order_no, rules::cancel_reason_str(reason)).await? {
+        tracing::info!(order_no = %order.order_no, ?reason, "order cancelled");
+        return Ok(());
+    }
+    // Lost the race: a payment (or another cancel) got there first.
+    let fresh = order_db::find(&state.db, &order.order_no)
+        .await?
+        .ok_or(AppError::NotFound("order"))?;
+    match status_of(&fresh) {
+        OrderStatus::Cancelled => Ok(()),
+        OrderStatus::Paid | OrderStatus::Refunded => {
+            Err(AppError::conflict("order_already_paid", "the order was paid before it could be cancelled"))
+        }
+        OrderStatus::Pending => Err(AppError::conflict("order_not_pending", "the order changed, retry")),
+    }
+}
+
+/// The caller's orders, newest first.
+pub async fn list_orders(
+    state: &AppState,
+    user: &AuthUser,
+    page: i64,
+    per_page: i64,
+) -> AppResult<(Vec<OrderResponse>, i64)> {
+    let (rows, total) = order_db::list_for_user(&state.db, &user.user_id, per_page, (page - 1) * per_page).await?;
+    Ok((rows.iter().map(to_response).collect(), total))
+}
+
+/// Result of applying a confirmed payment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ApplyOutcome {
+    /// This call moved the order to paid and fulfilled it.
+    Applied,
+    /// Already paid: a duplicate or concurrent notification. Nothing changed.
+    Duplicate,
+    /// The order had been cancelled; it is now paid, fulfilled and flagged for review.
+    PaidAfterCancel,
+}
+
+/// Why a notice cannot be applied.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error("unknown order {0}")]
+    UnknownOrder(String),
+    #[error("notification does not match the order: {0}")]
+    Mismatch(String),
+    #[error(transparent)]
+    Db(#[from] crate::db::DbError),
+}
+
+/// Apply a provider-confirmed payment exactly once: checks, then compare-and-set with
+/// fulfilment in one transaction. `expected_ids` is (app id, merchant id) to check.
+pub async fn apply_payment(
+    state: &AppState,
+    method: PaymentMethod,
+    notice: &PaymentNotice,
+    expected_ids: Option<(&str, &str)>,
+) -> Result<ApplyOutcome, ApplyError> {
+    let order = order_db::find(&state.db, &notice.out_trade_no)
+        .await?
+        .ok_or_else(|| ApplyError::UnknownOrder(notice.out_trade_no.clone()))?;
+    if method_of(&order) != method {
+        return Err(ApplyError::Mismatch(format!("order was placed with {}", order.provider)));
+    }
+    if let Some((app_id, merchant_id)) = expected_ids {
+        if notice.app_id != app_id || notice.merchant_id != merchant_id {
+            return Err(ApplyError::Mismatch(format!(
+                "app/merchant {}/{} is not ours",
+                notice.app_id, notice.merchant_id
+            )));
+        }
+    }
+    if notice.amount_fen != order.amount_fen {
+        return Err(ApplyError::Mismatch(format!(
+            "amount {} fen, order is {} fen",
+            notice.amount_fen, order.amount_fen
+        )));
+    }
+    if notice.transaction_id.is_empty() {
+        return Err(ApplyError::Mismatch("missing transaction id".into()));
+    }
+    let product = products::find(&state.db, order.product_id).await?;
+    let fulfilment = Fulfilment {
+        user_id: order.user_id.clone(),
+        points: product
+            .as_ref()
+            .and_then(|p| p.points)
+            .unwrap_or(0)
+            .saturating_mul(order.quantity),
+        membership: product.as_ref().and_then(|p| {
+            Some((
+                p.membership_tier.clone()?,
+                i64::from(p.membership_days?).saturating_mul(order.quantity),
+            ))
+        }),
+    };
+    let facts = PaidFacts {
+        transaction_id: notice.transaction_id.clone(),
+        paid_at: notice.paid_at.naive_utc(),
+    };
+    let outcome = match rules::decide(status_of(&order), OrderEvent::Pay) {
+        Ok(Transition::Move { .. }) => {
+            if order_db::mark_paid(&state.db, &order.order_no, "pending", &facts, false, &fulfilment).await? {
+                ApplyOutcome::Applied
+            } else {
+                // Lost a race: re-read and decide again (it may have been cancelled meanwhile).
+                let fresh = order_db::find(&state.db, &order.order_no)
+                    .await?
+                    .ok_or_else(|| ApplyError::UnknownOrder(order.order_no.clone()))?;
+                if fresh.status == "cancelled"
+                    && order_db::mark_paid(&state.db, &order.order_no, "cancelled", &facts, true, &fulfilment).await?
+                {
+                    ApplyOutcome::PaidAfterCancel
+                } else {
+                    ApplyOutcome::Duplicate
+                }
+            }
+        }
+        Ok(Transition::PaidAfterCancel) => {
+            if order_db::mark_paid(&state.db, &order.order_no, "cancelled", &facts, true, &fulfilment).await? {
+                ApplyOutcome::PaidAfterCancel
+            } else {
+                ApplyOutcome::Duplicate
+            }
+        }
+        Ok(Transition::AlreadyDone) | Err(_) => ApplyOutcome::Duplicate,
+    };
+    match outcome {
+        ApplyOutcome::Applied => tracing::info!(order_no = %order.order_no, "order paid"),
+        ApplyOutcome::PaidAfterCancel => {
+            tracing::warn!(order_no = %order.order_no, "payment arrived after cancel: order paid and flagged for review")
+        }
+        ApplyOutcome::Duplicate => tracing::debug!(order_no = %order.order_no, "duplicate payment confirmation"),
+    }
+    Ok(outcome)
+}
+
+/// Keep a provider exchange in `payment_records`; failures are logged, never fatal.
+#[allow(clippy::too_many_arguments)]
+pub async fn record(
+    state: &AppState,
+    order_no: Option<&str>,
+    method: PaymentMethod,
+    kind: &str,
+    headers: &str,
+    body: &str,
+    verified: bool,
+    decision: &str,
+) {
+    let rec = NewPaymentRecord {
+        order_no: order_no.map(String::from),
+        provider: method.as_str().to_string(),
+        kind: kind.to_string(),
+        headers: headers.to_string(),
+        body: body.to_string(),
+        verified,
+        decision: decision.to_string(),
+        created_at: db::now(),
+    };
+    if let Err(e) = order_db::record(&state.db, &rec).await {
+        tracing::error!(error = %e, "could not store payment record");
+    }
+}
+
+/// SDK parameters stored with an order.
+pub fn stored_sdk_params(row: &OrderRow) -> Option<SdkParams> {
+    row.sdk_params
+        .as_deref()
+        .and_then(|s| serde_json::from_str(s).ok())
+}

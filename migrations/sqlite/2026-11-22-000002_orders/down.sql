@@ -1,0 +1,2 @@
+DROP TABLE payment_records;
+DROP TABLE orders;

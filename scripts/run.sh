@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The README run command: build the SPA (installing the wasm target and wasm-bindgen-cli
+# when missing) and start everything on SQLite with the provider emulator:
+#   http://127.0.0.1:8080  (SPA, API under /api/v1, Swagger UI at /docs/)
+#   http://127.0.0.1:8090  (WeChat Pay v3 + Alipay emulator)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/build-frontend.sh
+exec cargo run -p fenpay -- serve "$@"

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The README test command: every test.
+#   1. Rust unit + integration tests (SQLite always; PostgreSQL too when TEST_DATABASE_URL is set)
+#   2. Interop: third-party WeChat Pay / Alipay SDKs (PyPI) against our emulator
+#   3. Browser end-to-end tests (Playwright + Chromium) when Chromium is installed
+# Set SKIP_INTEROP=1 or SKIP_E2E=1 to skip a stage locally.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+echo "== cargo test (TEST_DATABASE_URL=${TEST_DATABASE_URL:-<unset: SQLite only>})"
+cargo test --workspace --exclude frontend
+
+if [ "${SKIP_INTEROP:-0}" != 1 ] && [ -d tests/interop ]; then
+  echo "== interop: third-party SDKs against the emulator"
+  bash tests/interop/run.sh
+fi
+
+if [ "${SKIP_E2E:-0}" != 1 ] && [ -f tests/e2e/package.json ]; then
+  if [ -x /usr/bin/chromium ]; then
+    echo "== browser end-to-end"
+    bash scripts/build-frontend.sh
+    bash tests/e2e/run.sh
+  else
+    echo "== browser end-to-end SKIPPED: /usr/bin/chromium missing (apt-get install -y chromium)"
+  fi
+fi
+echo "== all tests passed"
