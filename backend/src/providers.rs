@@ -123,6 +123,7 @@ pub struct PaymentNotice {
 #[derive(Debug, Default, Clone)]
 pub struct Providers {
     pub wechat: Option<std::sync::Arc<wechat::WechatClient>>,
+    pub alipay: Option<std::sync::Arc<alipay::AlipayClient>>,
 }
 
 impl Providers {
@@ -132,15 +133,17 @@ impl Providers {
             .ok_or_else(|| ProviderError::NotConfigured("WeChat Pay is not configured".into()))
     }
 
-    fn alipay_missing() -> ProviderError {
-        ProviderError::NotConfigured("Alipay is not configured".into())
+    fn alipay(&self) -> Result<&alipay::AlipayClient, ProviderError> {
+        self.alipay
+            .as_deref()
+            .ok_or_else(|| ProviderError::NotConfigured("Alipay is not configured".into()))
     }
 
     /// Whether `method` can take orders on this server.
     pub fn is_configured(&self, method: PaymentMethod) -> bool {
         match method {
             PaymentMethod::Wechat => self.wechat.is_some(),
-            PaymentMethod::Alipay => false,
+            PaymentMethod::Alipay => self.alipay.is_some(),
         }
     }
 
@@ -151,7 +154,7 @@ impl Providers {
     ) -> Result<PrepayResponse, ProviderError> {
         match method {
             PaymentMethod::Wechat => self.wechat()?.prepay(req).await,
-            PaymentMethod::Alipay => Err(Self::alipay_missing()),
+            PaymentMethod::Alipay => self.alipay()?.prepay(req).await,
         }
     }
 
@@ -162,14 +165,14 @@ impl Providers {
     ) -> Result<RemoteTrade, ProviderError> {
         match method {
             PaymentMethod::Wechat => self.wechat()?.query(out_trade_no).await,
-            PaymentMethod::Alipay => Err(Self::alipay_missing()),
+            PaymentMethod::Alipay => self.alipay()?.query(out_trade_no).await,
         }
     }
 
     pub async fn close(&self, method: PaymentMethod, out_trade_no: &str) -> Result<(), ProviderError> {
         match method {
             PaymentMethod::Wechat => self.wechat()?.close(out_trade_no).await,
-            PaymentMethod::Alipay => Err(Self::alipay_missing()),
+            PaymentMethod::Alipay => self.alipay()?.close(out_trade_no).await,
         }
     }
 
@@ -262,5 +265,43 @@ pub fn build(
         .transpose()
         .map_err(|e| anyhow::anyhow!("WeChat Pay client: {e}"))?
         .map(std::sync::Arc::new);
-    Ok(Providers { wechat })
+    Ok(Providers {
+        wechat,
+        alipay: build_alipay(settings, dev_keys, emulator_url)?,
+    })
+}
+
+fn build_alipay(
+    settings: &crate::config::Settings,
+    dev_keys: Option<&crate::devkeys::DevKeys>,
+    emulator_url: Option<&str>,
+) -> anyhow::Result<Option<std::sync::Arc<alipay::AlipayClient>>> {
+    let a = &settings.alipay;
+    let gateway = emulator_url.map_or_else(|| a.gateway.clone(), |u| format!("{u}/gateway.do"));
+    let keys = match (a.private_key.is_empty(), dev_keys) {
+        (false, _) => {
+            let private = fenpay_proto::RsaPrivateKey::from_pem(a.private_key.expose())
+                .map_err(|e| anyhow::anyhow!("ALIPAY_PRIVATE_KEY: {e}"))?;
+            let public = fenpay_proto::RsaPublicKey::from_pem(&a.public_key)
+                .map_err(|e| anyhow::anyhow!("ALIPAY_PUBLIC_KEY: {e}"))?;
+            (private, public)
+        }
+        (true, Some(keys)) => (keys.alipay_app_key.clone(), keys.alipay_platform_key.public_key()),
+        (true, None) => {
+            tracing::warn!("Alipay is not configured (set ALIPAY_APP_ID, ALIPAY_PRIVATE_KEY, ALIPAY_PUBLIC_KEY)");
+            return Ok(None);
+        }
+    };
+    let client = alipay::AlipayClient::new(alipay::AlipayClientConfig {
+        app_id: a.app_id.clone(),
+        app_private_key: keys.0,
+        alipay_public_key: keys.1,
+        seller_id: Some(a.seller_id.clone()).filter(|s| !s.is_empty()),
+        gateway,
+        notify_url: a.notify_url.clone(),
+        return_url: a.return_url.clone(),
+        timeout: std::time::Duration::from_secs(a.timeout_secs),
+    })
+    .map_err(|e| anyhow::anyhow!("Alipay client: {e}"))?;
+    Ok(Some(std::sync::Arc::new(client)))
 }

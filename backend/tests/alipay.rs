@@ -577,3 +577,35 @@ async fn precreate_response_is_compact_ordered_and_extractable() {
     assert_eq!(parsed["sub_code"], "isv.invalid-method");
     assert!(body.starts_with(r#"{"error_response":"#));
 }
+
+/// The third-party Python SDK against this emulator (keys written to a temp dir).
+/// Needs `tests/interop/.venv` (`python3 -m venv tests/interop/.venv &&
+/// tests/interop/.venv/bin/pip install -r tests/interop/requirements.txt`), or
+/// `FENPAY_INTEROP_PYTHON` naming a Python that has python-alipay-sdk.
+#[tokio::test]
+#[ignore = "needs the tests/interop Python environment"]
+async fn python_alipay_sdk_drives_the_emulator() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/interop");
+    let python = std::env::var("FENPAY_INTEROP_PYTHON")
+        .unwrap_or_else(|_| root.join(".venv/bin/python").display().to_string());
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("alipay_app_key.pem"), keys().app.to_pkcs8_pem()).unwrap();
+    std::fs::write(
+        dir.path().join("alipay_platform_key.pem"),
+        keys().alipay.to_pkcs8_pem(),
+    )
+    .unwrap();
+    let emu = Emu::start().await;
+    let output = tokio::process::Command::new(python)
+        .arg(root.join("alipay_sdk_test.py"))
+        .env("FENPAY_DEV_KEYS", dir.path())
+        .env("FENPAY_EMULATOR_URL", &emu.url)
+        .env("FENPAY_ALIPAY_APP_ID", APP_ID)
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    println!("{stdout}");
+}

@@ -828,8 +828,11 @@ async fn cashier_pay(state: State, path: web::Path<String>) -> HttpResponse {
 fn return_params(state: &State, trade: &Trade) -> Result<String, String> {
     let cfg = &state.config.alipay;
     let mut params = BTreeMap::new();
+    // Alipay omits empty parameters; SDKs that sign `k=` for them would disagree.
     let mut put = |k: &str, v: &str| {
-        params.insert(k.to_string(), v.to_string());
+        if !v.is_empty() {
+            params.insert(k.to_string(), v.to_string());
+        }
     };
     put("app_id", &cfg.app_id);
     put("auth_app_id", &cfg.app_id);
@@ -1015,7 +1018,9 @@ fn notification_body(state: &State, trade: &Trade) -> Result<String, String> {
     let paid_at = trade.gmt_payment.unwrap_or(trade.gmt_create);
     let mut params = BTreeMap::new();
     let mut put = |k: &str, v: &str| {
-        params.insert(k.to_string(), v.to_string());
+        if !v.is_empty() {
+            params.insert(k.to_string(), v.to_string());
+        }
     };
     put("notify_time", &china_time(Utc::now()));
     put("notify_type", "trade_status_sync");

@@ -27,6 +27,8 @@ use super::routes;
         routes::payment::cancel_order,
         routes::payment::list_orders,
         routes::callbacks::wechat_callback,
+        routes::callbacks::alipay_callback,
+        routes::callbacks::alipay_return,
         routes::payment::dev_info,
         routes::payment::simulate_pay,
     ),

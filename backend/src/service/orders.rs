@@ -458,6 +458,26 @@ pub async fn apply_payment(
     Ok(outcome)
 }
 
+/// The provider closed an unpaid trade (e.g. Alipay `TRADE_CLOSED` on timeout): a pending
+/// order is cancelled as expired; any other state is left alone.
+pub async fn apply_provider_close(
+    state: &AppState,
+    method: PaymentMethod,
+    order_no: &str,
+) -> Result<&'static str, ApplyError> {
+    let order = order_db::find(&state.db, order_no)
+        .await?
+        .ok_or_else(|| ApplyError::UnknownOrder(order_no.to_string()))?;
+    if method_of(&order) != method {
+        return Err(ApplyError::Mismatch(format!("order was placed with {}", order.provider)));
+    }
+    if order_db::cancel(&state.db, order_no, rules::cancel_reason_str(CancelReason::Expired)).await? {
+        Ok("cancelled")
+    } else {
+        Ok("unchanged")
+    }
+}
+
 /// Keep a provider exchange in `payment_records`; failures are logged, never fatal.
 #[allow(clippy::too_many_arguments)]
 pub async fn record(

@@ -13,7 +13,9 @@ use crate::service::orders::{self, ApplyError};
 use crate::startup::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/payment/wechat/callback", web::post().to(wechat_callback));
+    cfg.route("/payment/wechat/callback", web::post().to(wechat_callback))
+        .route("/payment/alipay/callback", web::post().to(alipay_callback))
+        .route("/payment/alipay/return", web::get().to(alipay_return));
 }
 
 /// WeChat's expected failure body; any non-2xx makes WeChat resend.
@@ -96,5 +98,99 @@ pub async fn wechat_callback(
             tracing::error!(error = %e, "database failure applying a WeChat notification");
             wechat_fail(StatusCode::INTERNAL_SERVER_ERROR, "temporary failure, please retry")
         }
+    }
+}
+
+fn alipay_reply(status: StatusCode, text: &'static str) -> HttpResponse {
+    HttpResponse::build(status)
+        .content_type("text/plain; charset=utf-8")
+        .body(text)
+}
+
+/// Alipay asynchronous notification (`application/x-www-form-urlencoded`).
+///
+/// Verifies the V1 signature (`sign` and `sign_type` removed, values url-decoded), app_id
+/// (and seller_id when configured), the order and `total_amount`. `TRADE_SUCCESS` /
+/// `TRADE_FINISHED` mark the order paid exactly once; `TRADE_CLOSED` closes a pending
+/// order. Replies exactly `success` (duplicates too); anything else makes Alipay resend.
+#[utoipa::path(post, path = "/api/v1/payment/alipay/callback", tag = "callbacks",
+    request_body(content = String, description = "Alipay's V1-signed form", content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "`success` (plain text)", body = String),
+        (status = 400, description = "`fail`: verification failed or the notification does not match the order", body = String),
+        (status = 500, description = "`fail`: transient failure; Alipay will resend", body = String)))]
+pub async fn alipay_callback(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> HttpResponse {
+    let (_, headers_text) = headers_json(&req);
+    let body_text = String::from_utf8_lossy(&body).to_string();
+    let method = PaymentMethod::Alipay;
+    let Some(client) = state.providers.alipay.clone() else {
+        return alipay_reply(StatusCode::NOT_FOUND, "fail");
+    };
+    let (notice, trade_status, _) = match client.verify_notification(&body) {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::warn!(error = %e, "rejected Alipay notification");
+            orders::record(&state, None, method, "notification", &headers_text, &body_text, false, &format!("rejected: {e}")).await;
+            return alipay_reply(StatusCode::BAD_REQUEST, "fail");
+        }
+    };
+    let outcome = if notice.paid {
+        orders::apply_payment(&state, method, &notice, None)
+            .await
+            .map(|o| format!("{o:?}"))
+    } else {
+        orders::apply_provider_close(&state, method, &notice.out_trade_no)
+            .await
+            .map(|o| format!("{trade_status}: {o}"))
+    };
+    let decision = match &outcome {
+        Ok(d) => d.clone(),
+        Err(e) => format!("rejected: {e}"),
+    };
+    orders::record(&state, Some(&notice.out_trade_no), method, "notification", &headers_text, &body_text, true, &decision).await;
+    match outcome {
+        Ok(_) => alipay_reply(StatusCode::OK, "success"),
+        Err(ApplyError::Db(e)) => {
+            tracing::error!(error = %e, "database failure applying an Alipay notification");
+            alipay_reply(StatusCode::INTERNAL_SERVER_ERROR, "fail")
+        }
+        Err(e) => {
+            tracing::error!(order_no = %notice.out_trade_no, error = %e, "Alipay notification does not match");
+            alipay_reply(StatusCode::BAD_REQUEST, "fail")
+        }
+    }
+}
+
+/// Where Alipay's page/wap cashier sends the buyer back. The signature is verified, then
+/// the browser is redirected to the web app's order page. This never marks anything paid:
+/// only the notification or a provider query does.
+#[utoipa::path(get, path = "/api/v1/payment/alipay/return", tag = "callbacks",
+    responses(
+        (status = 302, description = "Redirect to the web app (`/?order_no=...&from=alipay`)"),
+        (status = 400, description = "`invalid_signature`", body = api_types::error::ErrorResponse)))]
+pub async fn alipay_return(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    let verified = state
+        .providers
+        .alipay
+        .as_ref()
+        .map(|client| client.verify_return(req.query_string()));
+    match verified {
+        Some(Ok(params)) => {
+            let order_no = params.get("out_trade_no").cloned().unwrap_or_default();
+            HttpResponse::Found()
+                .insert_header((
+                    actix_web::http::header::LOCATION,
+                    format!("/?order_no={}&from=alipay", urlencoding::encode(&order_no)),
+                ))
+                .finish()
+        }
+        _ => actix_web::ResponseError::error_response(&crate::error::AppError::bad_request(
+            "invalid_signature",
+            "the return parameters are not signed by Alipay",
+        )),
     }
 }
