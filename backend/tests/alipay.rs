@@ -365,8 +365,9 @@ async fn wap_and_app_open_the_cashier_and_other_channels_are_refused() {
 
     let app = unique("FPAPP");
     let prepay = client.prepay(&order(&app, 99, PaymentChannel::App)).await.unwrap();
-    let Some(SdkParams::AlipayApp { order_string }) = prepay.sdk_params else {
-        panic!("no order string: {prepay:?}");
+    let order_string = match prepay.sdk_params {
+        Some(SdkParams::AlipayApp { order_string }) => order_string,
+        other => panic!("no order string: {other:?}"),
     };
     let params = parse_form(&order_string).unwrap();
     assert_eq!(params["method"], "alipay.trade.app.pay");

@@ -254,6 +254,9 @@ both_backends!(provider_failures_on_create_leave_nothing, &emu(), |app: TestApp|
         .await;
     assert_eq!((status, body["code"].as_str()), (502, Some("provider_unavailable")), "{body}");
 
+    // fenpay closes a maybe-opened trade in the background after a failed prepay; let
+    // that settle so it does not consume the next fault.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     // A stall longer than the client timeout (2 s in tests).
     app.emulator_post("/__emulator/faults", &json!({"timeout_requests_next": 1, "timeout_ms": 4000})).await;
     let (status, body) = app
