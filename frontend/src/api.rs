@@ -1,0 +1,234 @@
+//! The only module that speaks HTTP: same-origin `/api/v1`, JSON bodies, bearer tokens.
+//!
+//! A 401 on a request that carried a token ends the session here, once, so every
+//! screen gets "session expired" handling for free.
+
+use api_types::auth::{LoginRequest, RegisterRequest, TokenResponse, UserResponse};
+use api_types::error::ErrorResponse;
+use api_types::payment::{
+    CancelOrderRequest, CancelOrderResponse, CreateOrderRequest, CreateOrderResponse,
+    OrderListResponse, OrderResponse,
+};
+use api_types::product::ProductListResponse;
+use leptos::prelude::*;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{Headers, Request, RequestInit, Response};
+
+use crate::state::{Notice, Session};
+
+const BASE: &str = "/api/v1";
+
+/// Why a call failed.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ApiError {
+    /// The server answered with an error status; `body` is its `ErrorResponse` if it sent one.
+    Status {
+        status: u16,
+        body: Option<ErrorResponse>,
+    },
+    /// No answer at all (offline, server down, request blocked).
+    Network,
+    /// A success status with a body that is not the expected wire type.
+    Unexpected,
+    /// The token was rejected; the session has already been cleared.
+    SessionExpired,
+}
+
+impl ApiError {
+    /// The stable error code, when the server sent one.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            ApiError::Status {
+                body: Some(body), ..
+            } => Some(body.code.as_str()),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Auth {
+    /// Never send the token (sign-in, sign-up, public probes).
+    Anonymous,
+    /// Send the token when there is one.
+    Bearer,
+}
+
+/// A handle on the API; `Copy`, so it moves freely into event handlers and tasks.
+#[derive(Clone, Copy)]
+pub struct Api {
+    session: Session,
+}
+
+impl Api {
+    pub fn new(session: Session) -> Self {
+        Api { session }
+    }
+
+    pub async fn register(self, req: &RegisterRequest) -> Result<UserResponse, ApiError> {
+        self.call(
+            "POST",
+            "/auth/register",
+            Some(encode(req)?),
+            Auth::Anonymous,
+        )
+        .await
+    }
+
+    pub async fn login(self, req: &LoginRequest) -> Result<TokenResponse, ApiError> {
+        self.call("POST", "/auth/login", Some(encode(req)?), Auth::Anonymous)
+            .await
+    }
+
+    pub async fn me(self) -> Result<UserResponse, ApiError> {
+        self.call("GET", "/auth/me", None, Auth::Bearer).await
+    }
+
+    pub async fn products(self) -> Result<ProductListResponse, ApiError> {
+        self.call("GET", "/products", None, Auth::Bearer).await
+    }
+
+    pub async fn create_order(
+        self,
+        req: &CreateOrderRequest,
+    ) -> Result<CreateOrderResponse, ApiError> {
+        self.call(
+            "POST",
+            "/payment/create-order",
+            Some(encode(req)?),
+            Auth::Bearer,
+        )
+        .await
+    }
+
+    pub async fn order_status(self, order_no: &str) -> Result<OrderResponse, ApiError> {
+        let path = format!("/payment/order-status?order_no={}", query_value(order_no));
+        self.call("GET", &path, None, Auth::Bearer).await
+    }
+
+    pub async fn cancel_order(self, order_no: &str) -> Result<CancelOrderResponse, ApiError> {
+        let req = CancelOrderRequest {
+            order_no: order_no.to_owned(),
+        };
+        self.call(
+            "POST",
+            "/payment/cancel-order",
+            Some(encode(&req)?),
+            Auth::Bearer,
+        )
+        .await
+    }
+
+    pub async fn orders(self, page: i64, per_page: i64) -> Result<OrderListResponse, ApiError> {
+        let path = format!("/payment/orders?page={page}&per_page={per_page}");
+        self.call("GET", &path, None, Auth::Bearer).await
+    }
+
+    /// True when the backend exposes its development emulator (200 from `/dev/info`).
+    pub async fn dev_info(self) -> bool {
+        match self.send("GET", "/dev/info", None, Auth::Anonymous).await {
+            Ok(text) => serde_json::from_str::<serde_json::Value>(&text)
+                .ok()
+                .and_then(|v| v.get("emulator").and_then(serde_json::Value::as_bool))
+                .unwrap_or(true),
+            Err(_) => false,
+        }
+    }
+
+    /// Development only: asks the backend's emulator to pay the order as if scanned.
+    pub async fn simulate_pay(self, order_no: &str) -> Result<(), ApiError> {
+        let body = serde_json::json!({ "order_no": order_no }).to_string();
+        self.send("POST", "/dev/simulate-pay", Some(body), Auth::Bearer)
+            .await
+            .map(|_| ())
+    }
+
+    async fn call<T: DeserializeOwned>(
+        self,
+        method: &str,
+        path: &str,
+        body: Option<String>,
+        auth: Auth,
+    ) -> Result<T, ApiError> {
+        let text = self.send(method, path, body, auth).await?;
+        serde_json::from_str(&text).map_err(|_| ApiError::Unexpected)
+    }
+
+    /// Performs the request; returns the body of a 2xx reply.
+    async fn send(
+        self,
+        method: &str,
+        path: &str,
+        body: Option<String>,
+        auth: Auth,
+    ) -> Result<String, ApiError> {
+        let token = match auth {
+            Auth::Bearer => self.session.token.get_untracked(),
+            Auth::Anonymous => None,
+        };
+        let request = build_request(method, &format!("{BASE}{path}"), body, token.as_deref())
+            .map_err(|_| ApiError::Network)?;
+        let window = web_sys::window().ok_or(ApiError::Network)?;
+        let response: Response = JsFuture::from(window.fetch_with_request(&request))
+            .await
+            .map_err(|_| ApiError::Network)?
+            .dyn_into()
+            .map_err(|_| ApiError::Network)?;
+        let status = response.status();
+        let text = match response.text() {
+            Ok(promise) => JsFuture::from(promise)
+                .await
+                .ok()
+                .and_then(|v| v.as_string())
+                .unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        if (200..300).contains(&status) {
+            return Ok(text);
+        }
+        if status == 401 && token.is_some() {
+            // Only end the session the request belonged to: a late reply for an old
+            // token must not sign out a newer one.
+            if self.session.token.get_untracked() == token {
+                self.session.sign_out(Some(Notice::SessionExpired));
+            }
+            return Err(ApiError::SessionExpired);
+        }
+        Err(ApiError::Status {
+            status,
+            body: serde_json::from_str(&text).ok(),
+        })
+    }
+}
+
+fn build_request(
+    method: &str,
+    url: &str,
+    body: Option<String>,
+    token: Option<&str>,
+) -> Result<Request, JsValue> {
+    let init = RequestInit::new();
+    init.set_method(method);
+    let headers = Headers::new()?;
+    headers.set("Accept", "application/json")?;
+    if let Some(body) = body {
+        headers.set("Content-Type", "application/json")?;
+        init.set_body(&JsValue::from_str(&body));
+    }
+    if let Some(token) = token {
+        headers.set("Authorization", &format!("Bearer {token}"))?;
+    }
+    init.set_headers(&headers);
+    Request::new_with_str_and_init(url, &init)
+}
+
+fn encode<T: Serialize>(value: &T) -> Result<String, ApiError> {
+    serde_json::to_string(value).map_err(|_| ApiError::Unexpected)
+}
+
+fn query_value(raw: &str) -> String {
+    String::from(js_sys::encode_uri_component(raw))
+}

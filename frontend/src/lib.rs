@@ -1,0 +1,69 @@
+//! fenpay web client: a Leptos client-side-rendered app compiled to wasm32.
+//!
+//! `main.rs` only calls [`mount`]. Views switch on a [`state::Route`] signal instead of a
+//! router (there are three screens and no deep links to keep). All HTTP goes through
+//! [`api`].
+
+mod api;
+mod components;
+mod i18n;
+mod pages;
+mod state;
+mod time;
+
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+
+use crate::api::Api;
+use crate::components::header::Header;
+use crate::i18n::I18n;
+use crate::pages::auth::AuthPage;
+use crate::pages::checkout::PayPage;
+use crate::pages::orders::OrdersPage;
+use crate::pages::products::ProductsPage;
+use crate::state::{DevMode, Nav, Route, Session};
+
+/// Replaces the static "loading" placeholder of `index.html` with the app.
+pub fn mount() {
+    console_error_panic_hook::set_once();
+    if let Some(boot) = document().get_element_by_id("boot") {
+        boot.remove();
+    }
+    leptos::mount::mount_to_body(App);
+}
+
+#[component]
+fn App() -> impl IntoView {
+    let i18n = I18n::load();
+    provide_context(i18n);
+    let session = Session::restore();
+    provide_context(session);
+    let api = Api::new(session);
+    provide_context(api);
+    let route = RwSignal::new(Route::Products);
+    provide_context(Nav(route));
+    let dev = RwSignal::new(false);
+    provide_context(DevMode(dev));
+
+    // The development emulator answers /dev/info; production answers 404.
+    spawn_local(async move {
+        dev.set(api.dev_info().await);
+    });
+
+    let signed_in = move || session.token.with(Option::is_some);
+
+    view! {
+        <div id="app-root" class="app" data-testid="app-root">
+            <Show when=signed_in fallback=|| view! { <AuthPage /> }>
+                <Header />
+                <main class="content">
+                    {move || match route.get() {
+                        Route::Products => view! { <ProductsPage /> }.into_any(),
+                        Route::Orders => view! { <OrdersPage /> }.into_any(),
+                        Route::Pay(checkout) => view! { <PayPage checkout /> }.into_any(),
+                    }}
+                </main>
+            </Show>
+        </div>
+    }
+}

@@ -1,0 +1,6 @@
+//! One module per screen.
+
+pub mod auth;
+pub mod checkout;
+pub mod orders;
+pub mod products;

@@ -1,0 +1,395 @@
+//! Paying one order: QR code, countdown, live status (polled every 3 s), cancel,
+//! "get a new code" after expiry and, against the development emulator, simulated payment.
+
+use std::time::Duration;
+
+use api_types::payment::{CreateOrderRequest, OrderStatus, PaymentMethod};
+use api_types::product::{ProductKind, ProductResponse};
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+
+use crate::api::{Api, ApiError};
+use crate::components::error_box::ErrorBox;
+use crate::components::qr::QrCodeView;
+use crate::i18n::{method_label, status_label, use_i18n};
+use crate::state::{Checkout, DevMode, Nav, Route, Session};
+use crate::time::{mm_ss, now_ms};
+
+const POLL_EVERY: Duration = Duration::from_secs(3);
+const TICK_EVERY: Duration = Duration::from_secs(1);
+
+/// Creates an order for `product` and returns what the payment screen shows.
+pub async fn start_checkout(
+    api: Api,
+    product: &ProductResponse,
+    method: PaymentMethod,
+) -> Result<Checkout, ApiError> {
+    let reply = api
+        .create_order(&order_request(product.kind, product.id, method))
+        .await?;
+    Ok(Checkout::created(
+        reply,
+        product.kind,
+        product.id,
+        product.name.clone(),
+    ))
+}
+
+fn order_request(kind: ProductKind, id: i64, method: PaymentMethod) -> CreateOrderRequest {
+    CreateOrderRequest {
+        product_type: kind,
+        product_id: id,
+        payment_method: method,
+        is_upgrade: false,
+        quantity: None,
+        channel: None,
+        openid: None,
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Busy {
+    Cancelling,
+    Simulating,
+    Renewing,
+}
+
+#[component]
+pub fn PayPage(checkout: Checkout) -> impl IntoView {
+    let i18n = use_i18n();
+    let api = expect_context::<Api>();
+    let session = expect_context::<Session>();
+    let Nav(route) = expect_context::<Nav>();
+    let DevMode(dev) = expect_context::<DevMode>();
+
+    let expire_ms = checkout.qr_code_expire_at.timestamp_millis();
+    let order_no = StoredValue::new(checkout.order_no.clone());
+    let status = RwSignal::new(checkout.status);
+    let now = RwSignal::new(now_ms());
+    let expired = Memo::new(move |_| now.get() >= expire_ms);
+    let error = RwSignal::new(None::<ApiError>);
+    let poll_failed = RwSignal::new(false);
+    let busy = RwSignal::new(None::<Busy>);
+    let simulated = RwSignal::new(false);
+    let in_flight = StoredValue::new(false);
+    let final_check_done = StoredValue::new(false);
+
+    // Applies a status read from the server; a fresh payment refreshes the balance.
+    let apply = move |next: OrderStatus| {
+        let Some(prev) = status.try_get_untracked() else {
+            return;
+        };
+        if prev == next {
+            return;
+        }
+        status.set(next);
+        if next == OrderStatus::Paid {
+            spawn_local(async move {
+                if let Ok(user) = api.me().await {
+                    session.user.set(Some(user));
+                }
+            });
+        }
+    };
+
+    let poll = move || {
+        let (Some(no), Some(false)) = (order_no.try_get_value(), in_flight.try_get_value()) else {
+            return;
+        };
+        if status
+            .try_get_untracked()
+            .is_none_or(OrderStatus::is_terminal)
+        {
+            return;
+        }
+        in_flight.set_value(true);
+        spawn_local(async move {
+            let result = api.order_status(&no).await;
+            let _ = in_flight.try_set_value(false);
+            match result {
+                Ok(order) => {
+                    let _ = poll_failed.try_set(false);
+                    apply(order.status);
+                }
+                Err(ApiError::SessionExpired) => {}
+                Err(_) => {
+                    let _ = poll_failed.try_set(true);
+                }
+            }
+        });
+    };
+
+    // A reopened order may be stale: look once right away.
+    poll();
+
+    let ticker = set_interval_with_handle(
+        move || {
+            let t = now_ms();
+            let _ = now.try_set(t);
+            // One last look when the code runs out, in case the payment landed at the end.
+            if t >= expire_ms && final_check_done.try_get_value() == Some(false) {
+                final_check_done.set_value(true);
+                poll();
+            }
+        },
+        TICK_EVERY,
+    )
+    .ok();
+    let poller = set_interval_with_handle(
+        move || {
+            if now_ms() < expire_ms {
+                poll();
+            }
+        },
+        POLL_EVERY,
+    )
+    .ok();
+    on_cleanup(move || {
+        if let Some(handle) = ticker {
+            handle.clear();
+        }
+        if let Some(handle) = poller {
+            handle.clear();
+        }
+    });
+
+    let cancel = move |_| {
+        let Some(no) = order_no.try_get_value() else {
+            return;
+        };
+        busy.set(Some(Busy::Cancelling));
+        error.set(None);
+        spawn_local(async move {
+            let result = api.cancel_order(&no).await;
+            let _ = busy.try_set(None);
+            match result {
+                Ok(reply) if reply.code == 200 => apply(OrderStatus::Cancelled),
+                Ok(reply) => {
+                    let _ = error.try_set(Some(ApiError::Status {
+                        status: 200,
+                        body: Some(api_types::error::ErrorResponse {
+                            code: "cancel_failed".to_owned(),
+                            message: reply.msg,
+                            details: Vec::new(),
+                        }),
+                    }));
+                    poll();
+                }
+                Err(err) => {
+                    // Paid or closed meanwhile: show the real state next to the message.
+                    let _ = error.try_set(Some(err));
+                    poll();
+                }
+            }
+        });
+    };
+
+    let simulate = move |_| {
+        let Some(no) = order_no.try_get_value() else {
+            return;
+        };
+        busy.set(Some(Busy::Simulating));
+        error.set(None);
+        spawn_local(async move {
+            let result = api.simulate_pay(&no).await;
+            let _ = busy.try_set(None);
+            match result {
+                Ok(()) => {
+                    let _ = simulated.try_set(true);
+                    poll();
+                    // The notification reaches the backend asynchronously; look again soon.
+                    set_timeout(poll, Duration::from_millis(800));
+                }
+                Err(err) => {
+                    let _ = error.try_set(Some(err));
+                }
+            }
+        });
+    };
+
+    let product_type = checkout.product_type;
+    let product_id = checkout.product_id;
+    let product_name = checkout.product_name.clone();
+    let method = checkout.payment_method;
+    let renew = move |_| {
+        let name = product_name.clone();
+        busy.set(Some(Busy::Renewing));
+        error.set(None);
+        spawn_local(async move {
+            let request = order_request(product_type, product_id, method);
+            match api.create_order(&request).await {
+                Ok(reply) => {
+                    let next = Checkout::created(reply, product_type, product_id, name);
+                    route.set(Route::Pay(next));
+                }
+                Err(err) => {
+                    let _ = error.try_set(Some(err));
+                    let _ = busy.try_set(None);
+                }
+            }
+        });
+    };
+
+    let qr_content = checkout.qr_code_url.clone();
+    let order_no_text = checkout.order_no.clone();
+    let scan_hint = move || match method {
+        PaymentMethod::Wechat => i18n.t("请使用微信「扫一扫」扫码支付", "Scan with WeChat to pay"),
+        PaymentMethod::Alipay => {
+            i18n.t("请使用支付宝「扫一扫」扫码支付", "Scan with Alipay to pay")
+        }
+    };
+
+    let body = move || {
+        match (status.get(), expired.get()) {
+            (OrderStatus::Pending, false) => {
+                let qr = match qr_content.clone() {
+                    Some(content) => view! { <QrCodeView order_no=order_no.get_value() content /> }.into_any(),
+                    None => view! {
+                        <p class="alert alert-error" role="alert" data-testid="error">
+                            {move || i18n.t("该订单没有可显示的二维码。", "This order has no QR code to show.")}
+                        </p>
+                    }
+                    .into_any(),
+                };
+                view! {
+                    <div class="pay-live">
+                        {qr}
+                        <p class="scan-hint">{scan_hint}</p>
+                        <p class="countdown" data-testid="countdown" aria-live="off">
+                            {move || i18n.t("二维码有效期剩余 ", "Code valid for ")}
+                            <strong>{move || mm_ss(expire_ms - now.get())}</strong>
+                        </p>
+                        {move || poll_failed.get().then(|| view! {
+                            <p class="muted" role="status">
+                                {i18n.t("暂时无法获取支付状态，正在重试…", "Cannot check the payment status right now; retrying…")}
+                            </p>
+                        })}
+                        {move || simulated.get().then(|| view! {
+                            <p class="muted" role="status" data-testid="simulate-sent">
+                                {i18n.t("已模拟扫码支付，等待支付结果…", "Simulated payment sent; waiting for the result…")}
+                            </p>
+                        })}
+                        <div class="actions">
+                            <Show when=move || dev.get()>
+                                <button
+                                    type="button"
+                                    class="btn btn-primary"
+                                    data-testid="simulate-pay"
+                                    disabled=move || busy.get().is_some()
+                                    on:click=simulate
+                                >
+                                    {move || if busy.get() == Some(Busy::Simulating) {
+                                        i18n.t("正在模拟…", "Simulating…")
+                                    } else {
+                                        i18n.t("模拟扫码支付", "Simulate scan & pay")
+                                    }}
+                                </button>
+                            </Show>
+                            <button
+                                type="button"
+                                class="btn"
+                                data-testid="cancel-order"
+                                disabled=move || busy.get().is_some()
+                                on:click=cancel
+                            >
+                                {move || if busy.get() == Some(Busy::Cancelling) {
+                                    i18n.t("正在取消…", "Cancelling…")
+                                } else {
+                                    i18n.t("取消订单", "Cancel order")
+                                }}
+                            </button>
+                        </div>
+                    </div>
+                }
+                .into_any()
+            }
+            (OrderStatus::Pending, true) => view! {
+                <div class="alert alert-warn" role="status" data-testid="qr-expired">
+                    <p>{move || i18n.t("二维码已过期。", "The QR code has expired.")}</p>
+                    <div class="actions">
+                        <button
+                            type="button"
+                            class="btn btn-primary"
+                            data-testid="renew-qr"
+                            disabled=move || busy.get().is_some()
+                            on:click=renew.clone()
+                        >
+                            {move || if busy.get() == Some(Busy::Renewing) {
+                                i18n.t("正在获取…", "Getting a new code…")
+                            } else {
+                                i18n.t("获取新二维码", "Get a new code")
+                            }}
+                        </button>
+                        <button type="button" class="btn" on:click=move |_| route.set(Route::Products)>
+                            {move || i18n.t("返回商品", "Back to products")}
+                        </button>
+                    </div>
+                </div>
+            }
+            .into_any(),
+            (OrderStatus::Paid, _) => view! {
+                <div class="alert alert-success" role="status" data-testid="payment-success">
+                    <p class="big">{move || i18n.t("支付成功！", "Payment received!")}</p>
+                    <p>
+                        {move || i18n.t("积分余额：", "Points balance: ")}
+                        <strong>{move || session.user.with(|u| u.as_ref().map(|u| u.points_balance.to_string()).unwrap_or_default())}</strong>
+                    </p>
+                    <div class="actions">
+                        <button type="button" class="btn btn-primary" on:click=move |_| route.set(Route::Products)>
+                            {move || i18n.t("继续购买", "Buy more")}
+                        </button>
+                        <button type="button" class="btn" on:click=move |_| route.set(Route::Orders)>
+                            {move || i18n.t("查看订单", "View orders")}
+                        </button>
+                    </div>
+                </div>
+            }
+            .into_any(),
+            (closed, _) => view! {
+                <div class="alert alert-info" role="status" data-testid="order-closed">
+                    <p>
+                        {move || if closed == OrderStatus::Refunded {
+                            i18n.t("该订单已退款。", "This order was refunded.")
+                        } else {
+                            i18n.t("订单已取消。", "The order was cancelled.")
+                        }}
+                    </p>
+                    <div class="actions">
+                        <button type="button" class="btn btn-primary" on:click=move |_| route.set(Route::Products)>
+                            {move || i18n.t("返回商品", "Back to products")}
+                        </button>
+                    </div>
+                </div>
+            }
+            .into_any(),
+        }
+    };
+
+    let amount = checkout.amount.to_string();
+    let title = checkout.product_name.clone();
+    view! {
+        <section class="page pay-page card" data-testid="pay-page">
+            <button type="button" class="btn btn-ghost back" on:click=move |_| route.set(Route::Products)>
+                {move || i18n.t("← 返回", "← Back")}
+            </button>
+            <h1>{title}</h1>
+            <p class="amount" data-testid="order-amount">"¥"{amount}</p>
+            <dl class="facts">
+                <dt>{move || i18n.t("支付方式", "Method")}</dt>
+                <dd>{move || method_label(i18n, method)}</dd>
+                <dt>{move || i18n.t("订单号", "Order no.")}</dt>
+                <dd><code data-testid="order-no">{order_no_text}</code></dd>
+                <dt>{move || i18n.t("状态", "Status")}</dt>
+                <dd>
+                    <span class=move || format!("badge badge-{}", status.get().as_str()) data-testid="order-status">
+                        {move || status.get().as_str()}
+                    </span>
+                    " "
+                    <span class="muted">{move || status_label(i18n, status.get(), None)}</span>
+                </dd>
+            </dl>
+            {body}
+            <ErrorBox error=error />
+        </section>
+    }
+}
