@@ -83,7 +83,7 @@ class NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
-def http(method, url, data=None):
+def request(method, url, data=None):
     """(status, headers, text) without following redirects."""
     opener = urllib.request.build_opener(NoRedirect)
     req = urllib.request.Request(url, data=data, method=method)
@@ -139,7 +139,7 @@ def main():
     resp = sdk.api_alipay_trade_query(out_trade_no=paid_no)
     check(resp.get("trade_status") == "WAIT_BUYER_PAY", f"query before payment ({resp})")
 
-    status, _, text = http("POST", f"{emulator}/__emulator/alipay/pay/{paid_no}", data=b"")
+    status, _, text = request("POST", f"{emulator}/__emulator/alipay/pay/{paid_no}", data=b"")
     check(status == 200, f"control API pay ({status} {text})")
 
     content_type, form = receiver.wait_for(paid_no)
@@ -181,12 +181,12 @@ def main():
     order_string = sdk.api_alipay_trade_page_pay(
         subject="page pay 测试", out_trade_no=page_no, total_amount="2.00", return_url=return_url
     )
-    status, _, html = http("GET", sdk._gateway + "?" + order_string)
+    status, _, html = request("GET", sdk._gateway + "?" + order_string)
     check(status == 200 and 'id="emulator-pay"' in html, f"page pay URL renders the cashier ({status})")
     check("支付宝 收银台 (fenpay emulator)" in html, "cashier title")
     resp = sdk.api_alipay_trade_query(out_trade_no=page_no)
     check(resp.get("trade_status") == "WAIT_BUYER_PAY", "opened page trade is WAIT_BUYER_PAY")
-    status, headers, _ = http("POST", f"{emulator}/__emulator/alipay/cashier/{page_no}/pay", data=b"")
+    status, headers, _ = request("POST", f"{emulator}/__emulator/alipay/cashier/{page_no}/pay", data=b"")
     location = headers.get("Location", "")
     check(status == 303 and location.startswith(return_url + "?"), f"cashier redirects to return_url ({status})")
     params = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(location).query, keep_blank_values=True))

@@ -69,7 +69,10 @@ impl TestApp {
         let mut last = Value::Null;
         for _ in 0..150 {
             let (status, body) = self
-                .get(&format!("/api/v1/payment/order-status?order_no={order_no}"), Some(token))
+                .get(
+                    &format!("/api/v1/payment/order-status?order_no={order_no}"),
+                    Some(token),
+                )
                 .await;
             assert_eq!(status, 200, "{body}");
             if body["status"] == want {
@@ -88,7 +91,16 @@ impl TestApp {
         pg_exec(&admin_url, &format!("CREATE DATABASE {name}")).await;
         let url = replace_db_name(&admin_url, &name);
         let dir = tempfile::tempdir().expect("tempdir");
-        Some(TestApp::start(Backend::Postgres, url, dir, Some((admin_url, name)), overrides).await)
+        Some(
+            TestApp::start(
+                Backend::Postgres,
+                url,
+                dir,
+                Some((admin_url, name)),
+                overrides,
+            )
+            .await,
+        )
     }
 
     async fn start(
@@ -99,8 +111,8 @@ impl TestApp {
         overrides: &[(&str, &str)],
     ) -> TestApp {
         fenpay::telemetry::init();
-        let settings = Settings::from_map(&test_vars(&dir, &database_url, overrides))
-            .expect("test settings");
+        let settings =
+            Settings::from_map(&test_vars(&dir, &database_url, overrides)).expect("test settings");
         let app = Application::build(settings).await.expect("build app");
         let base = format!("http://127.0.0.1:{}", app.port());
         let (server, state) = app.into_parts();
@@ -172,8 +184,14 @@ impl Drop for TestApp {
         if let Some((admin_url, name)) = self.pg_db.take() {
             // Runs during unwinding too, so failed tests do not leak databases.
             let _ = std::thread::spawn(move || {
-                if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                    rt.block_on(pg_exec(&admin_url, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")));
+                if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    rt.block_on(pg_exec(
+                        &admin_url,
+                        &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+                    ));
                 }
             })
             .join();
@@ -217,7 +235,10 @@ fn test_vars(
         ("DATABASE_POOL_SIZE", "5"),
         ("HTTP_WORKERS", "2"),
         ("EMULATOR_ENABLED", "false"),
-        ("JWT_SECRET", "test-secret-0123456789-abcdefghijklmnopqrstuvwxyz"),
+        (
+            "JWT_SECRET",
+            "test-secret-0123456789-abcdefghijklmnopqrstuvwxyz",
+        ),
     ]
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -233,7 +254,9 @@ fn test_vars(
 }
 
 fn replace_db_name(url: &str, name: &str) -> String {
-    let (head, tail) = url.split_once('?').map_or((url, None), |(h, t)| (h, Some(t)));
+    let (head, tail) = url
+        .split_once('?')
+        .map_or((url, None), |(h, t)| (h, Some(t)));
     let base = head.rsplit_once('/').map_or(head, |(b, _)| b);
     match tail {
         Some(t) => format!("{base}/{name}?{t}"),

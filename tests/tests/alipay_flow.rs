@@ -13,7 +13,11 @@ fn emu() -> Vec<(&'static str, &'static str)> {
 }
 
 async fn create(app: &TestApp, token: &str, product_id: i64, channel: &str) -> Value {
-    let kind = if product_id >= 4 { "membership" } else { "points" };
+    let kind = if product_id >= 4 {
+        "membership"
+    } else {
+        "points"
+    };
     let (status, body) = app
         .post(
             "/api/v1/payment/create-order",
@@ -30,7 +34,11 @@ async fn me(app: &TestApp, token: &str) -> Value {
 }
 
 /// A notification as Alipay sends it, V1-signed with the emulator's Alipay key.
-fn notification(order_no: &str, total: &str, edit: impl FnOnce(&mut BTreeMap<String, String>)) -> String {
+fn notification(
+    order_no: &str,
+    total: &str,
+    edit: impl FnOnce(&mut BTreeMap<String, String>),
+) -> String {
     let mut p: BTreeMap<String, String> = [
         ("notify_time", "2026-11-22 12:00:05"),
         ("notify_type", "trade_status_sync"),
@@ -56,7 +64,8 @@ fn notification(order_no: &str, total: &str, edit: impl FnOnce(&mut BTreeMap<Str
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
     edit(&mut p);
-    let sign = fenpay_proto::alipay::sign_notification(&p, &dev_keys().alipay_platform_key).unwrap();
+    let sign =
+        fenpay_proto::alipay::sign_notification(&p, &dev_keys().alipay_platform_key).unwrap();
     p.insert("sign".into(), sign);
     p.iter()
         .map(|(k, v)| format!("{}={}", urlencoding::encode(k), urlencoding::encode(v)))
@@ -76,124 +85,214 @@ async fn notify(app: &TestApp, form: String) -> (u16, String) {
     (resp.status().as_u16(), resp.text().await.unwrap())
 }
 
-both_backends!(qr_flow_paid_by_notification, &emu(), |app: TestApp| async move {
-    let token = app.signup("ali").await;
-    let order = create(&app, &token, 1, "native").await;
-    let order_no = order["order_no"].as_str().unwrap();
-    assert!(order["qr_code_url"].as_str().unwrap().starts_with("https://qr.alipay.com/"), "{order}");
-    let (status, body) = app.emulator_post(&format!("/__emulator/alipay/pay/{order_no}"), &json!({})).await;
-    assert_eq!(status, 200, "{body}");
-    let paid = app.wait_for_status(&token, order_no, "paid").await;
-    assert!(paid["provider_transaction_id"].is_string());
-    assert_eq!(me(&app, &token).await["points_balance"], 100);
-    let records = fenpay::db::orders::records_for(&app.state.db, order_no).await.unwrap();
-    assert!(records.iter().any(|r| r.provider == "alipay" && r.verified && r.decision == "Applied"), "{records:?}");
-});
+both_backends!(
+    qr_flow_paid_by_notification,
+    &emu(),
+    |app: TestApp| async move {
+        let token = app.signup("ali").await;
+        let order = create(&app, &token, 1, "native").await;
+        let order_no = order["order_no"].as_str().unwrap();
+        assert!(
+            order["qr_code_url"]
+                .as_str()
+                .unwrap()
+                .starts_with("https://qr.alipay.com/"),
+            "{order}"
+        );
+        let (status, body) = app
+            .emulator_post(&format!("/__emulator/alipay/pay/{order_no}"), &json!({}))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let paid = app.wait_for_status(&token, order_no, "paid").await;
+        assert!(paid["provider_transaction_id"].is_string());
+        assert_eq!(me(&app, &token).await["points_balance"], 100);
+        let records = fenpay::db::orders::records_for(&app.state.db, order_no)
+            .await
+            .unwrap();
+        assert!(
+            records
+                .iter()
+                .any(|r| r.provider == "alipay" && r.verified && r.decision == "Applied"),
+            "{records:?}"
+        );
+    }
+);
 
-both_backends!(page_pay_in_a_browser_like_flow, &emu(), |app: TestApp| async move {
-    let token = app.signup("desk").await;
-    let order = create(&app, &token, 4, "page").await;
-    let order_no = order["order_no"].as_str().unwrap();
-    let pay_url = order["pay_url"].as_str().unwrap().to_string();
-    // Not opened yet: the provider does not know the trade, the order stays pending.
-    let (_, status_body) = app.get(&format!("/api/v1/payment/order-status?order_no={order_no}"), Some(&token)).await;
-    assert_eq!(status_body["status"], "pending");
-    // The buyer opens the cashier...
-    let page = app.client.get(&pay_url).send().await.unwrap();
-    assert_eq!(page.status().as_u16(), 200);
-    let html = page.text().await.unwrap();
-    assert!(html.contains("emulator-pay"), "{html}");
-    // ...clicks Pay and is sent back to our return URL with signed parameters.
-    let resp = app
-        .client
-        .post(format!("{}/__emulator/alipay/cashier/{order_no}/pay", app.emulator()))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 303);
-    let back = resp.headers()["location"].to_str().unwrap().to_string();
-    assert!(back.starts_with(&app.url("/api/v1/payment/alipay/return")), "{back}");
-    let ret = app.client.get(&back).send().await.unwrap();
-    assert_eq!(ret.status().as_u16(), 302);
-    assert!(ret.headers()["location"].to_str().unwrap().contains(order_no));
-    // A tampered return is refused.
-    let (status, body) = into_json(app.client.get(back.replace("total_amount=", "total_amount=1")).send().await.unwrap()).await;
-    assert_eq!((status, body["code"].as_str()), (400, Some("invalid_signature")));
-
-    app.wait_for_status(&token, order_no, "paid").await;
-    let account = me(&app, &token).await;
-    assert_eq!(account["membership_tier"], "basic");
-    assert!(account["membership_expires_at"].is_string());
-});
-
-both_backends!(notifications_are_checked_and_idempotent, &emu(), |app: TestApp| async move {
-    let token = app.signup("checker").await;
-    let order = create(&app, &token, 1, "native").await;
-    let order_no = order["order_no"].as_str().unwrap().to_string();
-
-    // Forged (tampered after signing), wrong amount, wrong app_id: "fail", nothing changes.
-    let forged = notification(&order_no, "10.00", |_| {}).replace("total_amount=10.00", "total_amount=0.01");
-    assert_eq!(notify(&app, forged).await.1, "fail");
-    assert_eq!(notify(&app, notification(&order_no, "0.01", |_| {})).await.1, "fail");
-    let wrong_app = notification(&order_no, "10.00", |p| {
-        p.insert("app_id".into(), "2021009999999999".into());
-    });
-    assert_eq!(notify(&app, wrong_app).await.1, "fail");
-    let (_, now) = app.get(&format!("/api/v1/payment/order-status?order_no={order_no}"), Some(&token)).await;
-    assert_eq!(now["status"], "pending");
-    assert_eq!(me(&app, &token).await["points_balance"], 0);
-
-    // The genuine one, five times at once: exactly `success` each time, credited once.
-    let form = notification(&order_no, "10.00", |_| {});
-    let mut tasks = Vec::new();
-    for _ in 0..5 {
-        let (client, url, form) = (app.client.clone(), app.url("/api/v1/payment/alipay/callback"), form.clone());
-        tasks.push(tokio::spawn(async move {
-            client
-                .post(url)
-                .header("content-type", "application/x-www-form-urlencoded")
-                .body(form)
+both_backends!(
+    page_pay_in_a_browser_like_flow,
+    &emu(),
+    |app: TestApp| async move {
+        let token = app.signup("desk").await;
+        let order = create(&app, &token, 4, "page").await;
+        let order_no = order["order_no"].as_str().unwrap();
+        let pay_url = order["pay_url"].as_str().unwrap().to_string();
+        // Not opened yet: the provider does not know the trade, the order stays pending.
+        let (_, status_body) = app
+            .get(
+                &format!("/api/v1/payment/order-status?order_no={order_no}"),
+                Some(&token),
+            )
+            .await;
+        assert_eq!(status_body["status"], "pending");
+        // The buyer opens the cashier...
+        let page = app.client.get(&pay_url).send().await.unwrap();
+        assert_eq!(page.status().as_u16(), 200);
+        let html = page.text().await.unwrap();
+        assert!(html.contains("emulator-pay"), "{html}");
+        // ...clicks Pay and is sent back to our return URL with signed parameters.
+        let resp = app
+            .client
+            .post(format!(
+                "{}/__emulator/alipay/cashier/{order_no}/pay",
+                app.emulator()
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 303);
+        let back = resp.headers()["location"].to_str().unwrap().to_string();
+        assert!(
+            back.starts_with(&app.url("/api/v1/payment/alipay/return")),
+            "{back}"
+        );
+        let ret = app.client.get(&back).send().await.unwrap();
+        assert_eq!(ret.status().as_u16(), 302);
+        assert!(ret.headers()["location"]
+            .to_str()
+            .unwrap()
+            .contains(order_no));
+        // A tampered return is refused.
+        let (status, body) = into_json(
+            app.client
+                .get(back.replace("total_amount=", "total_amount=1"))
                 .send()
                 .await
-                .unwrap()
-                .text()
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (400, Some("invalid_signature"))
+        );
+
+        app.wait_for_status(&token, order_no, "paid").await;
+        let account = me(&app, &token).await;
+        assert_eq!(account["membership_tier"], "basic");
+        assert!(account["membership_expires_at"].is_string());
+    }
+);
+
+both_backends!(
+    notifications_are_checked_and_idempotent,
+    &emu(),
+    |app: TestApp| async move {
+        let token = app.signup("checker").await;
+        let order = create(&app, &token, 1, "native").await;
+        let order_no = order["order_no"].as_str().unwrap().to_string();
+
+        // Forged (tampered after signing), wrong amount, wrong app_id: "fail", nothing changes.
+        let forged = notification(&order_no, "10.00", |_| {})
+            .replace("total_amount=10.00", "total_amount=0.01");
+        assert_eq!(notify(&app, forged).await.1, "fail");
+        assert_eq!(
+            notify(&app, notification(&order_no, "0.01", |_| {}))
                 .await
-                .unwrap()
-        }));
+                .1,
+            "fail"
+        );
+        let wrong_app = notification(&order_no, "10.00", |p| {
+            p.insert("app_id".into(), "2021009999999999".into());
+        });
+        assert_eq!(notify(&app, wrong_app).await.1, "fail");
+        let (_, now) = app
+            .get(
+                &format!("/api/v1/payment/order-status?order_no={order_no}"),
+                Some(&token),
+            )
+            .await;
+        assert_eq!(now["status"], "pending");
+        assert_eq!(me(&app, &token).await["points_balance"], 0);
+
+        // The genuine one, five times at once: exactly `success` each time, credited once.
+        let form = notification(&order_no, "10.00", |_| {});
+        let mut tasks = Vec::new();
+        for _ in 0..5 {
+            let (client, url, form) = (
+                app.client.clone(),
+                app.url("/api/v1/payment/alipay/callback"),
+                form.clone(),
+            );
+            tasks.push(tokio::spawn(async move {
+                client
+                    .post(url)
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .body(form)
+                    .send()
+                    .await
+                    .unwrap()
+                    .text()
+                    .await
+                    .unwrap()
+            }));
+        }
+        for t in tasks {
+            assert_eq!(t.await.unwrap(), "success");
+        }
+        assert_eq!(me(&app, &token).await["points_balance"], 100);
     }
-    for t in tasks {
-        assert_eq!(t.await.unwrap(), "success");
+);
+
+both_backends!(
+    cancel_racing_payment_and_lost_notification,
+    &emu(),
+    |app: TestApp| async move {
+        let token = app.signup("late").await;
+        app.emulator_post(
+            "/__emulator/faults",
+            &json!({"drop_notifications_next": 1000}),
+        )
+        .await;
+        // Race: paid at Alipay, notification lost, buyer presses cancel -> paid wins.
+        let order = create(&app, &token, 1, "native").await;
+        let order_no = order["order_no"].as_str().unwrap();
+        app.emulator_post(&format!("/__emulator/alipay/pay/{order_no}"), &json!({}))
+            .await;
+        let (status, body) = app
+            .post(
+                "/api/v1/payment/cancel-order",
+                &json!({"order_no": order_no}),
+                Some(&token),
+            )
+            .await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (409, Some("order_already_paid")),
+            "{body}"
+        );
+        assert_eq!(me(&app, &token).await["points_balance"], 100);
+
+        // Lost notification recovered by order-status.
+        let order = create(&app, &token, 2, "native").await;
+        let order_no = order["order_no"].as_str().unwrap();
+        app.emulator_post(&format!("/__emulator/alipay/pay/{order_no}"), &json!({}))
+            .await;
+        app.wait_for_status(&token, order_no, "paid").await;
+        assert_eq!(me(&app, &token).await["points_balance"], 650);
+
+        // A normal cancel closes the trade at Alipay.
+        let order = create(&app, &token, 1, "native").await;
+        let order_no = order["order_no"].as_str().unwrap();
+        let (status, _) = app
+            .post(
+                "/api/v1/payment/cancel-order",
+                &json!({"order_no": order_no}),
+                Some(&token),
+            )
+            .await;
+        assert_eq!(status, 200);
+        let (status, _) = app
+            .emulator_post(&format!("/__emulator/alipay/pay/{order_no}"), &json!({}))
+            .await;
+        assert_ne!(status, 200, "a closed trade cannot be paid");
     }
-    assert_eq!(me(&app, &token).await["points_balance"], 100);
-});
-
-both_backends!(cancel_racing_payment_and_lost_notification, &emu(), |app: TestApp| async move {
-    let token = app.signup("late").await;
-    app.emulator_post("/__emulator/faults", &json!({"drop_notifications_next": 1000})).await;
-    // Race: paid at Alipay, notification lost, buyer presses cancel -> paid wins.
-    let order = create(&app, &token, 1, "native").await;
-    let order_no = order["order_no"].as_str().unwrap();
-    app.emulator_post(&format!("/__emulator/alipay/pay/{order_no}"), &json!({})).await;
-    let (status, body) = app
-        .post("/api/v1/payment/cancel-order", &json!({"order_no": order_no}), Some(&token))
-        .await;
-    assert_eq!((status, body["code"].as_str()), (409, Some("order_already_paid")), "{body}");
-    assert_eq!(me(&app, &token).await["points_balance"], 100);
-
-    // Lost notification recovered by order-status.
-    let order = create(&app, &token, 2, "native").await;
-    let order_no = order["order_no"].as_str().unwrap();
-    app.emulator_post(&format!("/__emulator/alipay/pay/{order_no}"), &json!({})).await;
-    app.wait_for_status(&token, order_no, "paid").await;
-    assert_eq!(me(&app, &token).await["points_balance"], 650);
-
-    // A normal cancel closes the trade at Alipay.
-    let order = create(&app, &token, 1, "native").await;
-    let order_no = order["order_no"].as_str().unwrap();
-    let (status, _) = app
-        .post("/api/v1/payment/cancel-order", &json!({"order_no": order_no}), Some(&token))
-        .await;
-    assert_eq!(status, 200);
-    let (status, _) = app.emulator_post(&format!("/__emulator/alipay/pay/{order_no}"), &json!({})).await;
-    assert_ne!(status, 200, "a closed trade cannot be paid");
-});
+);

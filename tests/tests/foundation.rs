@@ -32,213 +32,282 @@ both_backends!(register_login_me, &[], |app: TestApp| async move {
     assert!(claims.exp > chrono::Utc::now().timestamp());
 });
 
-both_backends!(duplicate_username_conflicts, &[], |app: TestApp| async move {
-    app.signup("bob").await;
-    let (status, body) = app
+both_backends!(
+    duplicate_username_conflicts,
+    &[],
+    |app: TestApp| async move {
+        app.signup("bob").await;
+        let (status, body) = app
         .post(
             "/api/v1/auth/register",
             &json!({"username": "bob", "password": "another-password", "email": "b2@example.com"}),
             None,
         )
         .await;
-    assert_eq!(status, 409);
-    assert_eq!(body["code"], "username_taken");
-});
+        assert_eq!(status, 409);
+        assert_eq!(body["code"], "username_taken");
+    }
+);
 
-both_backends!(validation_errors_list_fields, &[], |app: TestApp| async move {
-    let (status, body) = app
-        .post(
-            "/api/v1/auth/register",
-            &json!({"username": "a b", "password": "short", "email": "not-an-email"}),
-            None,
-        )
-        .await;
-    assert_eq!(status, 400, "{body}");
-    assert_eq!(body["code"], "validation_failed");
-    let fields: Vec<&str> = body["details"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d["field"].as_str().unwrap())
-        .collect();
-    assert!(fields.contains(&"username"), "{body}");
-    assert!(fields.contains(&"password"), "{body}");
-    assert!(fields.contains(&"email"), "{body}");
-    // Nothing was written.
-    let (status, _) = app
-        .post("/api/v1/auth/login", &json!({"username": "a b", "password": "short"}), None)
-        .await;
-    assert_eq!(status, 401);
-});
-
-both_backends!(malformed_and_mistyped_bodies, &[], |app: TestApp| async move {
-    let resp = app
-        .client
-        .post(app.url("/api/v1/auth/register"))
-        .header("content-type", "application/json")
-        .body("{\"username\": ")
-        .send()
-        .await
-        .unwrap();
-    let (status, body) = into_json(resp).await;
-    assert_eq!(status, 400);
-    assert_eq!(body["code"], "malformed_json");
-
-    let (status, body) = app
-        .post("/api/v1/auth/register", &json!({"username": 5}), None)
-        .await;
-    assert_eq!(status, 400);
-    assert_eq!(body["code"], "invalid_body");
-
-    let resp = app
-        .client
-        .post(app.url("/api/v1/auth/login"))
-        .header("content-type", "text/plain")
-        .body("username=alice")
-        .send()
-        .await
-        .unwrap();
-    let (status, body) = into_json(resp).await;
-    assert_eq!(status, 415);
-    assert_eq!(body["code"], "unsupported_media_type");
-});
-
-both_backends!(oversize_body_is_413, &[("BODY_LIMIT_BYTES", "1024")], |app: TestApp| async move {
-    let big = "x".repeat(4096);
-    let (status, body) = app
-        .post(
-            "/api/v1/auth/register",
-            &json!({"username": "big", "password": big, "email": "big@example.com"}),
-            None,
-        )
-        .await;
-    assert_eq!(status, 413, "{body}");
-    assert_eq!(body["code"], "payload_too_large");
-});
-
-both_backends!(wrong_password_and_unknown_user_look_alike, &[], |app: TestApp| async move {
-    app.signup("carol").await;
-    let (s1, b1) = app
-        .post("/api/v1/auth/login", &json!({"username": "carol", "password": "wrong-password"}), None)
-        .await;
-    let (s2, b2) = app
-        .post("/api/v1/auth/login", &json!({"username": "nobody", "password": "wrong-password"}), None)
-        .await;
-    assert_eq!((s1, s2), (401, 401));
-    assert_eq!(b1, b2, "same answer whether or not the user exists");
-    assert_eq!(b1["code"], "invalid_credentials");
-});
-
-both_backends!(repeated_login_failures_are_limited, &[("LOGIN_MAX_FAILURES", "3")], |app: TestApp| async move {
-    app.signup("dave").await;
-    for _ in 0..3 {
+both_backends!(
+    validation_errors_list_fields,
+    &[],
+    |app: TestApp| async move {
+        let (status, body) = app
+            .post(
+                "/api/v1/auth/register",
+                &json!({"username": "a b", "password": "short", "email": "not-an-email"}),
+                None,
+            )
+            .await;
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(body["code"], "validation_failed");
+        let fields: Vec<&str> = body["details"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["field"].as_str().unwrap())
+            .collect();
+        assert!(fields.contains(&"username"), "{body}");
+        assert!(fields.contains(&"password"), "{body}");
+        assert!(fields.contains(&"email"), "{body}");
+        // Nothing was written.
         let (status, _) = app
-            .post("/api/v1/auth/login", &json!({"username": "dave", "password": "bad-password"}), None)
+            .post(
+                "/api/v1/auth/login",
+                &json!({"username": "a b", "password": "short"}),
+                None,
+            )
             .await;
         assert_eq!(status, 401);
     }
-    let resp = app
-        .client
-        .post(app.url("/api/v1/auth/login"))
-        .json(&json!({"username": "dave", "password": "password-dave"}))
-        .send()
-        .await
-        .unwrap();
-    assert!(resp.headers().get("retry-after").is_some());
-    let (status, body) = into_json(resp).await;
-    assert_eq!(status, 429);
-    assert_eq!(body["code"], "rate_limited");
-});
+);
 
-both_backends!(tampered_and_expired_tokens_are_401, &[], |app: TestApp| async move {
-    let token = app.signup("erin").await;
-    let (status, body) = app.get("/api/v1/auth/me", None).await;
-    assert_eq!((status, body["code"].as_str()), (401, Some("unauthorized")));
+both_backends!(
+    malformed_and_mistyped_bodies,
+    &[],
+    |app: TestApp| async move {
+        let resp = app
+            .client
+            .post(app.url("/api/v1/auth/register"))
+            .header("content-type", "application/json")
+            .body("{\"username\": ")
+            .send()
+            .await
+            .unwrap();
+        let (status, body) = into_json(resp).await;
+        assert_eq!(status, 400);
+        assert_eq!(body["code"], "malformed_json");
 
-    let mut parts: Vec<String> = token.split('.').map(String::from).collect();
-    let sig = parts[2].clone();
-    let flipped = if sig.ends_with('A') { "B" } else { "A" };
-    parts[2] = format!("{}{}", &sig[..sig.len() - 1], flipped);
-    let (status, body) = app.get("/api/v1/auth/me", Some(&parts.join("."))).await;
-    assert_eq!(status, 401);
-    assert_eq!(body["message"], "invalid token");
+        let (status, body) = app
+            .post("/api/v1/auth/register", &json!({"username": 5}), None)
+            .await;
+        assert_eq!(status, 400);
+        assert_eq!(body["code"], "invalid_body");
 
-    let claims = app.state.jwt.verify(&token).unwrap();
-    let now = chrono::Utc::now().timestamp();
-    let expired = app
-        .state
-        .jwt
-        .issue_at(&claims.sub, claims.role, now - 7200, now - 3600)
-        .unwrap();
-    let (status, body) = app.get("/api/v1/auth/me", Some(&expired)).await;
-    assert_eq!(status, 401);
-    assert_eq!(body["message"], "token expired");
-
-    let (status, _) = app.get("/api/v1/auth/me", Some("not-a-jwt")).await;
-    assert_eq!(status, 401);
-});
-
-both_backends!(catalog_is_public_and_seeded, &[], |app: TestApp| async move {
-    let (status, body) = app.get("/api/v1/products", None).await;
-    assert_eq!(status, 200);
-    let items = body["items"].as_array().unwrap();
-    let points = items.iter().filter(|p| p["kind"] == "points").count();
-    let memberships = items.iter().filter(|p| p["kind"] == "membership").count();
-    assert_eq!((points, memberships), (3, 2), "{body}");
-    // Yuan amounts are exact two-decimal numbers derived from fen (raw text, not floats).
-    let raw = app
-        .client
-        .get(app.url("/api/v1/products"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    for p in items {
-        let fen = p["price_fen"].as_i64().unwrap();
-        let needle = format!("\"price_fen\":{fen},\"price\":{}.{:02},", fen / 100, fen % 100);
-        assert!(raw.contains(&needle), "{needle} in {raw}");
+        let resp = app
+            .client
+            .post(app.url("/api/v1/auth/login"))
+            .header("content-type", "text/plain")
+            .body("username=alice")
+            .send()
+            .await
+            .unwrap();
+        let (status, body) = into_json(resp).await;
+        assert_eq!(status, 415);
+        assert_eq!(body["code"], "unsupported_media_type");
     }
-    let id = items[0]["id"].as_i64().unwrap();
-    let (status, one) = app.get(&format!("/api/v1/products/{id}"), None).await;
-    assert_eq!(status, 200);
-    assert_eq!(one, items[0]);
-    let (status, body) = app.get("/api/v1/products/999999", None).await;
-    assert_eq!((status, body["code"].as_str()), (404, Some("not_found")));
-    let (status, body) = app.get("/api/v1/products/abc", None).await;
-    assert_eq!((status, body["code"].as_str()), (400, Some("invalid_path")));
-});
+);
 
-both_backends!(conventions_health_docs_and_unknown_routes, &[], |app: TestApp| async move {
-    let (status, body) = app.get("/healthz", None).await;
-    assert_eq!((status, body["status"].as_str()), (200, Some("ok")));
-    let (status, body) = app.get("/readyz", None).await;
-    assert_eq!(status, 200);
-    let expected = match app.backend {
-        fenpay_tests::Backend::Sqlite => "sqlite",
-        fenpay_tests::Backend::Postgres => "postgres",
-    };
-    assert_eq!(body["database"], expected);
+both_backends!(
+    oversize_body_is_413,
+    &[("BODY_LIMIT_BYTES", "1024")],
+    |app: TestApp| async move {
+        let big = "x".repeat(4096);
+        let (status, body) = app
+            .post(
+                "/api/v1/auth/register",
+                &json!({"username": "big", "password": big, "email": "big@example.com"}),
+                None,
+            )
+            .await;
+        assert_eq!(status, 413, "{body}");
+        assert_eq!(body["code"], "payload_too_large");
+    }
+);
 
-    let resp = app.client.get(app.url("/api/v1/does-not-exist")).send().await.unwrap();
-    assert!(resp.headers().get("x-request-id").is_some());
-    let (status, body) = into_json(resp).await;
-    assert_eq!((status, body["code"].as_str()), (404, Some("not_found")));
+both_backends!(
+    wrong_password_and_unknown_user_look_alike,
+    &[],
+    |app: TestApp| async move {
+        app.signup("carol").await;
+        let (s1, b1) = app
+            .post(
+                "/api/v1/auth/login",
+                &json!({"username": "carol", "password": "wrong-password"}),
+                None,
+            )
+            .await;
+        let (s2, b2) = app
+            .post(
+                "/api/v1/auth/login",
+                &json!({"username": "nobody", "password": "wrong-password"}),
+                None,
+            )
+            .await;
+        assert_eq!((s1, s2), (401, 401));
+        assert_eq!(b1, b2, "same answer whether or not the user exists");
+        assert_eq!(b1["code"], "invalid_credentials");
+    }
+);
 
-    let (status, spec) = app.get("/api-docs/openapi.json", None).await;
-    assert_eq!(status, 200);
-    assert!(spec["paths"]["/api/v1/auth/login"].is_object());
+both_backends!(
+    repeated_login_failures_are_limited,
+    &[("LOGIN_MAX_FAILURES", "3")],
+    |app: TestApp| async move {
+        app.signup("dave").await;
+        for _ in 0..3 {
+            let (status, _) = app
+                .post(
+                    "/api/v1/auth/login",
+                    &json!({"username": "dave", "password": "bad-password"}),
+                    None,
+                )
+                .await;
+            assert_eq!(status, 401);
+        }
+        let resp = app
+            .client
+            .post(app.url("/api/v1/auth/login"))
+            .json(&json!({"username": "dave", "password": "password-dave"}))
+            .send()
+            .await
+            .unwrap();
+        assert!(resp.headers().get("retry-after").is_some());
+        let (status, body) = into_json(resp).await;
+        assert_eq!(status, 429);
+        assert_eq!(body["code"], "rate_limited");
+    }
+);
 
-    let resp = app.client.get(app.url("/docs/")).send().await.unwrap();
-    assert_eq!(resp.status().as_u16(), 200);
-    assert!(resp.text().await.unwrap().contains("swagger"));
+both_backends!(
+    tampered_and_expired_tokens_are_401,
+    &[],
+    |app: TestApp| async move {
+        let token = app.signup("erin").await;
+        let (status, body) = app.get("/api/v1/auth/me", None).await;
+        assert_eq!((status, body["code"].as_str()), (401, Some("unauthorized")));
 
-    // Non-API paths fall back to the SPA (here: the "not built" page).
-    let resp = app.client.get(app.url("/orders/some/client/route")).send().await.unwrap();
-    assert_eq!(resp.status().as_u16(), 200);
-    assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
-});
+        let mut parts: Vec<String> = token.split('.').map(String::from).collect();
+        let sig = parts[2].clone();
+        let flipped = if sig.ends_with('A') { "B" } else { "A" };
+        parts[2] = format!("{}{}", &sig[..sig.len() - 1], flipped);
+        let (status, body) = app.get("/api/v1/auth/me", Some(&parts.join("."))).await;
+        assert_eq!(status, 401);
+        assert_eq!(body["message"], "invalid token");
+
+        let claims = app.state.jwt.verify(&token).unwrap();
+        let now = chrono::Utc::now().timestamp();
+        let expired = app
+            .state
+            .jwt
+            .issue_at(&claims.sub, claims.role, now - 7200, now - 3600)
+            .unwrap();
+        let (status, body) = app.get("/api/v1/auth/me", Some(&expired)).await;
+        assert_eq!(status, 401);
+        assert_eq!(body["message"], "token expired");
+
+        let (status, _) = app.get("/api/v1/auth/me", Some("not-a-jwt")).await;
+        assert_eq!(status, 401);
+    }
+);
+
+both_backends!(
+    catalog_is_public_and_seeded,
+    &[],
+    |app: TestApp| async move {
+        let (status, body) = app.get("/api/v1/products", None).await;
+        assert_eq!(status, 200);
+        let items = body["items"].as_array().unwrap();
+        let points = items.iter().filter(|p| p["kind"] == "points").count();
+        let memberships = items.iter().filter(|p| p["kind"] == "membership").count();
+        assert_eq!((points, memberships), (3, 2), "{body}");
+        // Yuan amounts are exact two-decimal numbers derived from fen (raw text, not floats).
+        let raw = app
+            .client
+            .get(app.url("/api/v1/products"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        for p in items {
+            let fen = p["price_fen"].as_i64().unwrap();
+            let needle = format!(
+                "\"price_fen\":{fen},\"price\":{}.{:02},",
+                fen / 100,
+                fen % 100
+            );
+            assert!(raw.contains(&needle), "{needle} in {raw}");
+        }
+        let id = items[0]["id"].as_i64().unwrap();
+        let (status, one) = app.get(&format!("/api/v1/products/{id}"), None).await;
+        assert_eq!(status, 200);
+        assert_eq!(one, items[0]);
+        let (status, body) = app.get("/api/v1/products/999999", None).await;
+        assert_eq!((status, body["code"].as_str()), (404, Some("not_found")));
+        let (status, body) = app.get("/api/v1/products/abc", None).await;
+        assert_eq!((status, body["code"].as_str()), (400, Some("invalid_path")));
+    }
+);
+
+both_backends!(
+    conventions_health_docs_and_unknown_routes,
+    &[],
+    |app: TestApp| async move {
+        let (status, body) = app.get("/healthz", None).await;
+        assert_eq!((status, body["status"].as_str()), (200, Some("ok")));
+        let (status, body) = app.get("/readyz", None).await;
+        assert_eq!(status, 200);
+        let expected = match app.backend {
+            fenpay_tests::Backend::Sqlite => "sqlite",
+            fenpay_tests::Backend::Postgres => "postgres",
+        };
+        assert_eq!(body["database"], expected);
+
+        let resp = app
+            .client
+            .get(app.url("/api/v1/does-not-exist"))
+            .send()
+            .await
+            .unwrap();
+        assert!(resp.headers().get("x-request-id").is_some());
+        let (status, body) = into_json(resp).await;
+        assert_eq!((status, body["code"].as_str()), (404, Some("not_found")));
+
+        let (status, spec) = app.get("/api-docs/openapi.json", None).await;
+        assert_eq!(status, 200);
+        assert!(spec["paths"]["/api/v1/auth/login"].is_object());
+
+        let resp = app.client.get(app.url("/docs/")).send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), 200);
+        assert!(resp.text().await.unwrap().contains("swagger"));
+
+        // Non-API paths fall back to the SPA (here: the "not built" page).
+        let resp = app
+            .client
+            .get(app.url("/orders/some/client/route"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 200);
+        assert!(resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html"));
+    }
+);
 
 #[test]
 fn committed_openapi_matches_code() {

@@ -30,7 +30,11 @@ async fn points(app: &TestApp, token: &str) -> i64 {
 
 /// A notification exactly as WeChat would send it, signed with the emulator's platform
 /// key and encrypted with the APIv3 key; `edit` may tamper with the plaintext.
-fn notification(order_no: &str, total: i64, edit: impl FnOnce(&mut Value)) -> (Vec<(String, String)>, String) {
+fn notification(
+    order_no: &str,
+    total: i64,
+    edit: impl FnOnce(&mut Value),
+) -> (Vec<(String, String)>, String) {
     let keys = dev_keys();
     let mut tx = json!({
         "appid": "wxd0000000000emu01", "mchid": "1900000109", "out_trade_no": order_no,
@@ -57,13 +61,25 @@ fn notification(order_no: &str, total: i64, edit: impl FnOnce(&mut Value)) -> (V
     .to_string();
     let ts = chrono::Utc::now().timestamp().to_string();
     let header_nonce = proto::nonce_str(32);
-    let sig = proto::sign_response(&keys.wechat_platform_key, &ts, &header_nonce, body.as_bytes()).unwrap();
+    let sig = proto::sign_response(
+        &keys.wechat_platform_key,
+        &ts,
+        &header_nonce,
+        body.as_bytes(),
+    )
+    .unwrap();
     let headers = vec![
         ("Wechatpay-Timestamp".to_string(), ts),
         ("Wechatpay-Nonce".to_string(), header_nonce),
         ("Wechatpay-Signature".to_string(), sig),
-        ("Wechatpay-Serial".to_string(), keys.wechat_public_key_id.clone()),
-        ("Wechatpay-Signature-Type".to_string(), "WECHATPAY2-SHA256-RSA2048".to_string()),
+        (
+            "Wechatpay-Serial".to_string(),
+            keys.wechat_public_key_id.clone(),
+        ),
+        (
+            "Wechatpay-Signature-Type".to_string(),
+            "WECHATPAY2-SHA256-RSA2048".to_string(),
+        ),
     ];
     (headers, body)
 }
@@ -88,260 +104,501 @@ fn set(headers: &mut [(String, String)], name: &str, value: String) {
     }
 }
 
-both_backends!(full_flow_native_qr_paid_by_notification, &emu(), |app: TestApp| async move {
-    let token = app.signup("buyer").await;
-    let order = create(&app, &token, 1).await;
-    let order_no = order["order_no"].as_str().unwrap();
-    assert!(order["qr_code_url"].as_str().unwrap().starts_with("weixin://wxpay/bizpayurl?pr="), "{order}");
-    assert_eq!(order["amount_fen"], 1000);
-    assert_eq!(order["status"], "pending");
+both_backends!(
+    full_flow_native_qr_paid_by_notification,
+    &emu(),
+    |app: TestApp| async move {
+        let token = app.signup("buyer").await;
+        let order = create(&app, &token, 1).await;
+        let order_no = order["order_no"].as_str().unwrap();
+        assert!(
+            order["qr_code_url"]
+                .as_str()
+                .unwrap()
+                .starts_with("weixin://wxpay/bizpayurl?pr="),
+            "{order}"
+        );
+        assert_eq!(order["amount_fen"], 1000);
+        assert_eq!(order["status"], "pending");
 
-    let (status, trade) = app
-        .emulator_post(&format!("/__emulator/wechat/pay/{order_no}"), &json!({}))
-        .await;
-    assert_eq!(status, 200, "{trade}");
-    let paid = app.wait_for_status(&token, order_no, "paid").await;
-    assert!(paid["payment_time"].is_string());
-    assert!(paid["provider_transaction_id"].as_str().unwrap().starts_with("42"));
-    assert_eq!(points(&app, &token).await, 100);
+        let (status, trade) = app
+            .emulator_post(&format!("/__emulator/wechat/pay/{order_no}"), &json!({}))
+            .await;
+        assert_eq!(status, 200, "{trade}");
+        let paid = app.wait_for_status(&token, order_no, "paid").await;
+        assert!(paid["payment_time"].is_string());
+        assert!(paid["provider_transaction_id"]
+            .as_str()
+            .unwrap()
+            .starts_with("42"));
+        assert_eq!(points(&app, &token).await, 100);
 
-    // The raw notification was stored with its verdict.
-    let records = fenpay::db::orders::records_for(&app.state.db, order_no).await.unwrap();
-    assert!(records.iter().any(|r| r.kind == "notification" && r.verified && r.decision == "Applied"), "{records:?}");
+        // The raw notification was stored with its verdict.
+        let records = fenpay::db::orders::records_for(&app.state.db, order_no)
+            .await
+            .unwrap();
+        assert!(
+            records
+                .iter()
+                .any(|r| r.kind == "notification" && r.verified && r.decision == "Applied"),
+            "{records:?}"
+        );
 
-    let (status, list) = app.get("/api/v1/payment/orders", Some(&token)).await;
-    assert_eq!(status, 200);
-    assert_eq!(list["total"], 1);
-    assert_eq!(list["items"][0]["order_no"], order_no);
-});
-
-both_backends!(same_notification_20_times_concurrently_pays_once, &emu(), |app: TestApp| async move {
-    let token = app.signup("dup").await;
-    let order = create(&app, &token, 2).await;
-    let order_no = order["order_no"].as_str().unwrap().to_string();
-    let (headers, body) = notification(&order_no, 5000, |_| {});
-    let mut tasks = Vec::new();
-    for _ in 0..20 {
-        let (client, url, headers, body) = (app.client.clone(), app.url("/api/v1/payment/wechat/callback"), headers.clone(), body.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut req = client.post(url).header("content-type", "application/json").body(body);
-            for (k, v) in &headers {
-                req = req.header(k, v);
-            }
-            req.send().await.unwrap().status().as_u16()
-        }));
+        let (status, list) = app.get("/api/v1/payment/orders", Some(&token)).await;
+        assert_eq!(status, 200);
+        assert_eq!(list["total"], 1);
+        assert_eq!(list["items"][0]["order_no"], order_no);
     }
-    for t in tasks {
-        assert_eq!(t.await.unwrap(), 204);
+);
+
+both_backends!(
+    same_notification_20_times_concurrently_pays_once,
+    &emu(),
+    |app: TestApp| async move {
+        let token = app.signup("dup").await;
+        let order = create(&app, &token, 2).await;
+        let order_no = order["order_no"].as_str().unwrap().to_string();
+        let (headers, body) = notification(&order_no, 5000, |_| {});
+        let mut tasks = Vec::new();
+        for _ in 0..20 {
+            let (client, url, headers, body) = (
+                app.client.clone(),
+                app.url("/api/v1/payment/wechat/callback"),
+                headers.clone(),
+                body.clone(),
+            );
+            tasks.push(tokio::spawn(async move {
+                let mut req = client
+                    .post(url)
+                    .header("content-type", "application/json")
+                    .body(body);
+                for (k, v) in &headers {
+                    req = req.header(k, v);
+                }
+                req.send().await.unwrap().status().as_u16()
+            }));
+        }
+        for t in tasks {
+            assert_eq!(t.await.unwrap(), 204);
+        }
+        assert_eq!(points(&app, &token).await, 550, "credited exactly once");
+        let records = fenpay::db::orders::records_for(&app.state.db, &order_no)
+            .await
+            .unwrap();
+        let applied = records.iter().filter(|r| r.decision == "Applied").count();
+        let dups = records.iter().filter(|r| r.decision == "Duplicate").count();
+        assert_eq!((applied, dups), (1, 19));
     }
-    assert_eq!(points(&app, &token).await, 550, "credited exactly once");
-    let records = fenpay::db::orders::records_for(&app.state.db, &order_no).await.unwrap();
-    let applied = records.iter().filter(|r| r.decision == "Applied").count();
-    let dups = records.iter().filter(|r| r.decision == "Duplicate").count();
-    assert_eq!((applied, dups), (1, 19));
-});
+);
 
-both_backends!(bad_notifications_are_rejected_and_change_nothing, &emu(), |app: TestApp| async move {
-    let token = app.signup("victim").await;
-    let order = create(&app, &token, 1).await;
-    let order_no = order["order_no"].as_str().unwrap().to_string();
+both_backends!(
+    bad_notifications_are_rejected_and_change_nothing,
+    &emu(),
+    |app: TestApp| async move {
+        let token = app.signup("victim").await;
+        let order = create(&app, &token, 1).await;
+        let order_no = order["order_no"].as_str().unwrap().to_string();
 
-    // Forged: signed by a key that is not WeChat's.
-    let (mut headers, body) = notification(&order_no, 1000, |_| {});
-    let forged = fenpay_proto::wechat::sign_response(&dev_keys().alipay_app_key, "1", "n", body.as_bytes()).unwrap();
-    set(&mut headers, "Wechatpay-Signature", forged);
-    let (status, reply) = deliver(&app, &headers, &body).await;
-    assert_eq!((status, reply["code"].as_str()), (401, Some("FAIL")));
+        // Forged: signed by a key that is not WeChat's.
+        let (mut headers, body) = notification(&order_no, 1000, |_| {});
+        let forged = fenpay_proto::wechat::sign_response(
+            &dev_keys().alipay_app_key,
+            "1",
+            "n",
+            body.as_bytes(),
+        )
+        .unwrap();
+        set(&mut headers, "Wechatpay-Signature", forged);
+        let (status, reply) = deliver(&app, &headers, &body).await;
+        assert_eq!((status, reply["code"].as_str()), (401, Some("FAIL")));
 
-    // Body tampered after signing.
-    let (headers, body) = notification(&order_no, 1000, |_| {});
-    let (status, _) = deliver(&app, &headers, &body.replace("TRANSACTION.SUCCESS", "TRANSACTION.SUCCESS ")).await;
-    assert_eq!(status, 401);
-
-    // Signature probe.
-    let (mut headers, body) = notification(&order_no, 1000, |_| {});
-    set(&mut headers, "Wechatpay-Signature", "WECHATPAY/SIGNTEST/c2lnbmF0dXJlLXByb2Jl".into());
-    let (status, _) = deliver(&app, &headers, &body).await;
-    assert!((400..600).contains(&status), "probe must get 4xx/5xx, got {status}");
-
-    // Stale timestamp (10 minutes old), correctly signed.
-    let keys = dev_keys();
-    let (mut headers, body) = notification(&order_no, 1000, |_| {});
-    let old = (chrono::Utc::now().timestamp() - 600).to_string();
-    let sig = proto::sign_response(&keys.wechat_platform_key, &old, "stalenonce", body.as_bytes()).unwrap();
-    set(&mut headers, "Wechatpay-Timestamp", old);
-    set(&mut headers, "Wechatpay-Nonce", "stalenonce".into());
-    set(&mut headers, "Wechatpay-Signature", sig);
-    let (status, _) = deliver(&app, &headers, &body).await;
-    assert_eq!(status, 401);
-
-    // Correctly signed but wrong amount, wrong mchid, wrong appid.
-    let (headers, body) = notification(&order_no, 1, |_| {});
-    assert_eq!(deliver(&app, &headers, &body).await.0, 400);
-    let (headers, body) = notification(&order_no, 1000, |tx| tx["mchid"] = json!("1999999999"));
-    assert_eq!(deliver(&app, &headers, &body).await.0, 400);
-    let (headers, body) = notification(&order_no, 1000, |tx| tx["appid"] = json!("wx-someone-else"));
-    assert_eq!(deliver(&app, &headers, &body).await.0, 400);
-
-    // Unknown order: WeChat should retry (non-2xx), nothing is created.
-    let (headers, body) = notification("FP00000000000000NOPE000000", 1000, |_| {});
-    assert_eq!(deliver(&app, &headers, &body).await.0, 404);
-
-    let (status, now) = app.get(&format!("/api/v1/payment/order-status?order_no={order_no}"), Some(&token)).await;
-    assert_eq!(status, 200);
-    assert_eq!(now["status"], "pending");
-    assert_eq!(points(&app, &token).await, 0);
-});
-
-both_backends!(cancel_racing_a_payment_paid_wins, &emu(), |app: TestApp| async move {
-    let token = app.signup("racer").await;
-    let order = create(&app, &token, 1).await;
-    let order_no = order["order_no"].as_str().unwrap();
-    // The buyer pays, but every notification is lost.
-    app.emulator_post("/__emulator/faults", &json!({"drop_notifications_next": 1000})).await;
-    let (status, _) = app.emulator_post(&format!("/__emulator/wechat/pay/{order_no}"), &json!({})).await;
-    assert_eq!(status, 200);
-    let (status, body) = app
-        .post("/api/v1/payment/cancel-order", &json!({"order_no": order_no}), Some(&token))
-        .await;
-    assert_eq!((status, body["code"].as_str()), (409, Some("order_already_paid")), "{body}");
-    let (_, now) = app.get(&format!("/api/v1/payment/order-status?order_no={order_no}"), Some(&token)).await;
-    assert_eq!(now["status"], "paid");
-    assert_eq!(points(&app, &token).await, 100);
-});
-
-both_backends!(cancel_closes_at_provider, &emu(), |app: TestApp| async move {
-    let token = app.signup("canceller").await;
-    let order = create(&app, &token, 1).await;
-    let order_no = order["order_no"].as_str().unwrap();
-    let (status, body) = app
-        .post("/api/v1/payment/cancel-order", &json!({"order_no": order_no}), Some(&token))
-        .await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body, json!({"code": 200, "msg": "订单已取消", "data": null}));
-    let (_, now) = app.get(&format!("/api/v1/payment/order-status?order_no={order_no}"), Some(&token)).await;
-    assert_eq!((now["status"].as_str(), now["cancel_reason"].as_str()), (Some("cancelled"), Some("user")));
-    // The trade is closed at the provider: the buyer can no longer pay it.
-    let (status, _) = app.emulator_post(&format!("/__emulator/wechat/pay/{order_no}"), &json!({})).await;
-    assert_eq!(status, 409);
-    // Cancelling again is harmless.
-    let (status, _) = app
-        .post("/api/v1/payment/cancel-order", &json!({"order_no": order_no}), Some(&token))
-        .await;
-    assert_eq!(status, 200);
-});
-
-both_backends!(lost_notification_recovered_by_order_status, &emu(), |app: TestApp| async move {
-    let token = app.signup("patient").await;
-    let order = create(&app, &token, 3).await;
-    let order_no = order["order_no"].as_str().unwrap();
-    app.emulator_post("/__emulator/faults", &json!({"drop_notifications_next": 1000})).await;
-    app.emulator_post(&format!("/__emulator/wechat/pay/{order_no}"), &json!({})).await;
-    let paid = app.wait_for_status(&token, order_no, "paid").await;
-    assert_eq!(paid["amount_fen"], 10000);
-    assert_eq!(points(&app, &token).await, 1200);
-});
-
-both_backends!(provider_failures_on_create_leave_nothing, &emu(), |app: TestApp| async move {
-    let token = app.signup("unlucky").await;
-    app.emulator_post("/__emulator/faults", &json!({"fail_requests_next": 1})).await;
-    let (status, body) = app
-        .post(
-            "/api/v1/payment/create-order",
-            &json!({"product_type": "points", "product_id": 1, "payment_method": "wechat"}),
-            Some(&token),
+        // Body tampered after signing.
+        let (headers, body) = notification(&order_no, 1000, |_| {});
+        let (status, _) = deliver(
+            &app,
+            &headers,
+            &body.replace("TRANSACTION.SUCCESS", "TRANSACTION.SUCCESS "),
         )
         .await;
-    assert_eq!((status, body["code"].as_str()), (502, Some("provider_unavailable")), "{body}");
+        assert_eq!(status, 401);
 
-    // fenpay closes a maybe-opened trade in the background after a failed prepay; let
-    // that settle so it does not consume the next fault.
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    // A stall longer than the client timeout (2 s in tests).
-    app.emulator_post("/__emulator/faults", &json!({"timeout_requests_next": 1, "timeout_ms": 4000})).await;
-    let (status, body) = app
-        .post(
-            "/api/v1/payment/create-order",
-            &json!({"product_type": "points", "product_id": 1, "payment_method": "wechat"}),
-            Some(&token),
+        // Signature probe.
+        let (mut headers, body) = notification(&order_no, 1000, |_| {});
+        set(
+            &mut headers,
+            "Wechatpay-Signature",
+            "WECHATPAY/SIGNTEST/c2lnbmF0dXJlLXByb2Jl".into(),
+        );
+        let (status, _) = deliver(&app, &headers, &body).await;
+        assert!(
+            (400..600).contains(&status),
+            "probe must get 4xx/5xx, got {status}"
+        );
+
+        // Stale timestamp (10 minutes old), correctly signed.
+        let keys = dev_keys();
+        let (mut headers, body) = notification(&order_no, 1000, |_| {});
+        let old = (chrono::Utc::now().timestamp() - 600).to_string();
+        let sig = proto::sign_response(
+            &keys.wechat_platform_key,
+            &old,
+            "stalenonce",
+            body.as_bytes(),
+        )
+        .unwrap();
+        set(&mut headers, "Wechatpay-Timestamp", old);
+        set(&mut headers, "Wechatpay-Nonce", "stalenonce".into());
+        set(&mut headers, "Wechatpay-Signature", sig);
+        let (status, _) = deliver(&app, &headers, &body).await;
+        assert_eq!(status, 401);
+
+        // Correctly signed but wrong amount, wrong mchid, wrong appid.
+        let (headers, body) = notification(&order_no, 1, |_| {});
+        assert_eq!(deliver(&app, &headers, &body).await.0, 400);
+        let (headers, body) = notification(&order_no, 1000, |tx| tx["mchid"] = json!("1999999999"));
+        assert_eq!(deliver(&app, &headers, &body).await.0, 400);
+        let (headers, body) =
+            notification(&order_no, 1000, |tx| tx["appid"] = json!("wx-someone-else"));
+        assert_eq!(deliver(&app, &headers, &body).await.0, 400);
+
+        // Unknown order: WeChat should retry (non-2xx), nothing is created.
+        let (headers, body) = notification("FP00000000000000NOPE000000", 1000, |_| {});
+        assert_eq!(deliver(&app, &headers, &body).await.0, 404);
+
+        let (status, now) = app
+            .get(
+                &format!("/api/v1/payment/order-status?order_no={order_no}"),
+                Some(&token),
+            )
+            .await;
+        assert_eq!(status, 200);
+        assert_eq!(now["status"], "pending");
+        assert_eq!(points(&app, &token).await, 0);
+    }
+);
+
+both_backends!(
+    cancel_racing_a_payment_paid_wins,
+    &emu(),
+    |app: TestApp| async move {
+        let token = app.signup("racer").await;
+        let order = create(&app, &token, 1).await;
+        let order_no = order["order_no"].as_str().unwrap();
+        // The buyer pays, but every notification is lost.
+        app.emulator_post(
+            "/__emulator/faults",
+            &json!({"drop_notifications_next": 1000}),
         )
         .await;
-    assert_eq!((status, body["code"].as_str()), (502, Some("provider_unavailable")), "{body}");
-
-    let (_, list) = app.get("/api/v1/payment/orders", Some(&token)).await;
-    assert_eq!(list["total"], 0, "no half-made orders: {list}");
-    // The provider is healthy again: ordering works.
-    create(&app, &token, 1).await;
-});
-
-both_backends!(orders_are_private_and_input_is_checked, &emu(), |app: TestApp| async move {
-    let alice = app.signup("alice").await;
-    let mallory = app.signup("mallory").await;
-    let order = create(&app, &alice, 1).await;
-    let order_no = order["order_no"].as_str().unwrap();
-    let (status, body) = app.get(&format!("/api/v1/payment/order-status?order_no={order_no}"), Some(&mallory)).await;
-    assert_eq!((status, body["code"].as_str()), (404, Some("not_found")));
-    let (status, _) = app
-        .post("/api/v1/payment/cancel-order", &json!({"order_no": order_no}), Some(&mallory))
-        .await;
-    assert_eq!(status, 404);
-    let (status, _) = app.get(&format!("/api/v1/payment/order-status?order_no={order_no}"), None).await;
-    assert_eq!(status, 401);
-
-    let bad = [
-        (json!({"product_type": "membership", "product_id": 1, "payment_method": "wechat"}), 400, "product_type_mismatch"),
-        (json!({"product_type": "points", "product_id": 999, "payment_method": "wechat"}), 404, "not_found"),
-        (json!({"product_type": "points", "product_id": 1, "payment_method": "wechat", "quantity": 0}), 400, "invalid_quantity"),
-        (json!({"product_type": "points", "product_id": 1, "payment_method": "wechat", "channel": "page"}), 400, "unsupported_channel"),
-        (json!({"product_type": "points", "product_id": 1, "payment_method": "wechat", "channel": "jsapi"}), 400, "openid_required"),
-        (json!({"product_type": "points", "product_id": 1, "payment_method": "bitcoin"}), 400, "invalid_body"),
-    ];
-    for (req, want_status, want_code) in bad {
-        let (status, body) = app.post("/api/v1/payment/create-order", &req, Some(&alice)).await;
-        assert_eq!((status, body["code"].as_str()), (want_status, Some(want_code)), "{req}: {body}");
+        let (status, _) = app
+            .emulator_post(&format!("/__emulator/wechat/pay/{order_no}"), &json!({}))
+            .await;
+        assert_eq!(status, 200);
+        let (status, body) = app
+            .post(
+                "/api/v1/payment/cancel-order",
+                &json!({"order_no": order_no}),
+                Some(&token),
+            )
+            .await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (409, Some("order_already_paid")),
+            "{body}"
+        );
+        let (_, now) = app
+            .get(
+                &format!("/api/v1/payment/order-status?order_no={order_no}"),
+                Some(&token),
+            )
+            .await;
+        assert_eq!(now["status"], "paid");
+        assert_eq!(points(&app, &token).await, 100);
     }
-    let (status, body) = app.get("/api/v1/payment/order-status", Some(&alice)).await;
-    assert_eq!((status, body["code"].as_str()), (400, Some("invalid_query")));
-    let (_, list) = app.get("/api/v1/payment/orders", Some(&alice)).await;
-    assert_eq!(list["total"], 1);
-});
+);
 
-both_backends!(h5_jsapi_and_app_channels, &emu(), |app: TestApp| async move {
-    let token = app.signup("mobile").await;
-    let (status, h5) = app
+both_backends!(
+    cancel_closes_at_provider,
+    &emu(),
+    |app: TestApp| async move {
+        let token = app.signup("canceller").await;
+        let order = create(&app, &token, 1).await;
+        let order_no = order["order_no"].as_str().unwrap();
+        let (status, body) = app
+            .post(
+                "/api/v1/payment/cancel-order",
+                &json!({"order_no": order_no}),
+                Some(&token),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(
+            body,
+            json!({"code": 200, "msg": "订单已取消", "data": null})
+        );
+        let (_, now) = app
+            .get(
+                &format!("/api/v1/payment/order-status?order_no={order_no}"),
+                Some(&token),
+            )
+            .await;
+        assert_eq!(
+            (now["status"].as_str(), now["cancel_reason"].as_str()),
+            (Some("cancelled"), Some("user"))
+        );
+        // The trade is closed at the provider: the buyer can no longer pay it.
+        let (status, _) = app
+            .emulator_post(&format!("/__emulator/wechat/pay/{order_no}"), &json!({}))
+            .await;
+        assert_eq!(status, 409);
+        // Cancelling again is harmless.
+        let (status, _) = app
+            .post(
+                "/api/v1/payment/cancel-order",
+                &json!({"order_no": order_no}),
+                Some(&token),
+            )
+            .await;
+        assert_eq!(status, 200);
+    }
+);
+
+both_backends!(
+    lost_notification_recovered_by_order_status,
+    &emu(),
+    |app: TestApp| async move {
+        let token = app.signup("patient").await;
+        let order = create(&app, &token, 3).await;
+        let order_no = order["order_no"].as_str().unwrap();
+        app.emulator_post(
+            "/__emulator/faults",
+            &json!({"drop_notifications_next": 1000}),
+        )
+        .await;
+        app.emulator_post(&format!("/__emulator/wechat/pay/{order_no}"), &json!({}))
+            .await;
+        let paid = app.wait_for_status(&token, order_no, "paid").await;
+        assert_eq!(paid["amount_fen"], 10000);
+        assert_eq!(points(&app, &token).await, 1200);
+    }
+);
+
+both_backends!(
+    provider_failures_on_create_leave_nothing,
+    &emu(),
+    |app: TestApp| async move {
+        let token = app.signup("unlucky").await;
+        app.emulator_post("/__emulator/faults", &json!({"fail_requests_next": 1}))
+            .await;
+        let (status, body) = app
+            .post(
+                "/api/v1/payment/create-order",
+                &json!({"product_type": "points", "product_id": 1, "payment_method": "wechat"}),
+                Some(&token),
+            )
+            .await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (502, Some("provider_unavailable")),
+            "{body}"
+        );
+
+        // fenpay closes a maybe-opened trade in the background after a failed prepay; let
+        // that settle so it does not consume the next fault.
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        // A stall longer than the client timeout (2 s in tests).
+        app.emulator_post(
+            "/__emulator/faults",
+            &json!({"timeout_requests_next": 1, "timeout_ms": 4000}),
+        )
+        .await;
+        let (status, body) = app
+            .post(
+                "/api/v1/payment/create-order",
+                &json!({"product_type": "points", "product_id": 1, "payment_method": "wechat"}),
+                Some(&token),
+            )
+            .await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (502, Some("provider_unavailable")),
+            "{body}"
+        );
+
+        let (_, list) = app.get("/api/v1/payment/orders", Some(&token)).await;
+        assert_eq!(list["total"], 0, "no half-made orders: {list}");
+        // The provider is healthy again: ordering works.
+        create(&app, &token, 1).await;
+    }
+);
+
+both_backends!(
+    orders_are_private_and_input_is_checked,
+    &emu(),
+    |app: TestApp| async move {
+        let alice = app.signup("alice").await;
+        let mallory = app.signup("mallory").await;
+        let order = create(&app, &alice, 1).await;
+        let order_no = order["order_no"].as_str().unwrap();
+        let (status, body) = app
+            .get(
+                &format!("/api/v1/payment/order-status?order_no={order_no}"),
+                Some(&mallory),
+            )
+            .await;
+        assert_eq!((status, body["code"].as_str()), (404, Some("not_found")));
+        let (status, _) = app
+            .post(
+                "/api/v1/payment/cancel-order",
+                &json!({"order_no": order_no}),
+                Some(&mallory),
+            )
+            .await;
+        assert_eq!(status, 404);
+        let (status, _) = app
+            .get(
+                &format!("/api/v1/payment/order-status?order_no={order_no}"),
+                None,
+            )
+            .await;
+        assert_eq!(status, 401);
+
+        let bad = [
+            (
+                json!({"product_type": "membership", "product_id": 1, "payment_method": "wechat"}),
+                400,
+                "product_type_mismatch",
+            ),
+            (
+                json!({"product_type": "points", "product_id": 999, "payment_method": "wechat"}),
+                404,
+                "not_found",
+            ),
+            (
+                json!({"product_type": "points", "product_id": 1, "payment_method": "wechat", "quantity": 0}),
+                400,
+                "invalid_quantity",
+            ),
+            (
+                json!({"product_type": "points", "product_id": 1, "payment_method": "wechat", "channel": "page"}),
+                400,
+                "unsupported_channel",
+            ),
+            (
+                json!({"product_type": "points", "product_id": 1, "payment_method": "wechat", "channel": "jsapi"}),
+                400,
+                "openid_required",
+            ),
+            (
+                json!({"product_type": "points", "product_id": 1, "payment_method": "bitcoin"}),
+                400,
+                "invalid_body",
+            ),
+        ];
+        for (req, want_status, want_code) in bad {
+            let (status, body) = app
+                .post("/api/v1/payment/create-order", &req, Some(&alice))
+                .await;
+            assert_eq!(
+                (status, body["code"].as_str()),
+                (want_status, Some(want_code)),
+                "{req}: {body}"
+            );
+        }
+        let (status, body) = app.get("/api/v1/payment/order-status", Some(&alice)).await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (400, Some("invalid_query"))
+        );
+        let (_, list) = app.get("/api/v1/payment/orders", Some(&alice)).await;
+        assert_eq!(list["total"], 1);
+    }
+);
+
+both_backends!(
+    h5_jsapi_and_app_channels,
+    &emu(),
+    |app: TestApp| async move {
+        let token = app.signup("mobile").await;
+        let (status, h5) = app
         .post(
             "/api/v1/payment/create-order",
             &json!({"product_type": "points", "product_id": 1, "payment_method": "wechat", "channel": "h5"}),
             Some(&token),
         )
         .await;
-    assert_eq!(status, 200, "{h5}");
-    assert!(h5["h5_url"].as_str().unwrap().starts_with("https://"));
+        assert_eq!(status, 200, "{h5}");
+        assert!(h5["h5_url"].as_str().unwrap().starts_with("https://"));
 
-    let keys = dev_keys();
-    let merchant_pub = keys.wechat_merchant_key.public_key();
-    let (status, js) = app
+        let keys = dev_keys();
+        let merchant_pub = keys.wechat_merchant_key.public_key();
+        let (status, js) = app
         .post(
             "/api/v1/payment/create-order",
             &json!({"product_type": "points", "product_id": 1, "payment_method": "wechat", "channel": "jsapi", "openid": "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"}),
             Some(&token),
         )
         .await;
-    assert_eq!(status, 200, "{js}");
-    let p = &js["sdk_params"];
-    let msg = format!("{}\n{}\n{}\n{}\n", p["appId"].as_str().unwrap(), p["timeStamp"].as_str().unwrap(), p["nonceStr"].as_str().unwrap(), p["package"].as_str().unwrap());
-    assert!(p["package"].as_str().unwrap().starts_with("prepay_id=wx"));
-    assert!(merchant_pub.verify_sha256_base64(msg.as_bytes(), p["paySign"].as_str().unwrap()));
+        assert_eq!(status, 200, "{js}");
+        let p = &js["sdk_params"];
+        let msg = format!(
+            "{}\n{}\n{}\n{}\n",
+            p["appId"].as_str().unwrap(),
+            p["timeStamp"].as_str().unwrap(),
+            p["nonceStr"].as_str().unwrap(),
+            p["package"].as_str().unwrap()
+        );
+        assert!(p["package"].as_str().unwrap().starts_with("prepay_id=wx"));
+        assert!(merchant_pub.verify_sha256_base64(msg.as_bytes(), p["paySign"].as_str().unwrap()));
 
-    let (status, appr) = app
+        let (status, appr) = app
         .post(
             "/api/v1/payment/create-order",
             &json!({"product_type": "points", "product_id": 1, "payment_method": "wechat", "channel": "app"}),
             Some(&token),
         )
         .await;
-    assert_eq!(status, 200, "{appr}");
-    let p = &appr["sdk_params"];
-    let msg = format!("{}\n{}\n{}\n{}\n", p["appid"].as_str().unwrap(), p["timestamp"].as_str().unwrap(), p["noncestr"].as_str().unwrap(), p["prepayid"].as_str().unwrap());
-    assert!(merchant_pub.verify_sha256_base64(msg.as_bytes(), p["sign"].as_str().unwrap()));
+        assert_eq!(status, 200, "{appr}");
+        let p = &appr["sdk_params"];
+        let msg = format!(
+            "{}\n{}\n{}\n{}\n",
+            p["appid"].as_str().unwrap(),
+            p["timestamp"].as_str().unwrap(),
+            p["noncestr"].as_str().unwrap(),
+            p["prepayid"].as_str().unwrap()
+        );
+        assert!(merchant_pub.verify_sha256_base64(msg.as_bytes(), p["sign"].as_str().unwrap()));
+    }
+);
+
+/// Merchant keys given explicitly (as in production) and no WeChat Pay public key:
+/// fenpay downloads platform certificates from `/v3/certificates` and verifies
+/// responses and notifications in certificate mode.
+fn certificate_mode() -> Vec<(&'static str, &'static str)> {
+    let dir = fenpay_tests::shared_dev_keys_dir();
+    let read = |name: &str| -> &'static str {
+        Box::leak(std::fs::read_to_string(format!("{dir}/{name}")).unwrap().trim().to_string().into_boxed_str())
+    };
+    let mut vars = emu();
+    vars.push(("WECHAT_PAY_PRIVATE_KEY_PATH", Box::leak(format!("{dir}/wechat_merchant_key.pem").into_boxed_str())));
+    vars.push(("WECHAT_PAY_MCH_SERIAL", read("wechat_merchant_serial")));
+    vars.push(("WECHAT_PAY_API_V3_KEY", read("wechat_api_v3_key")));
+    vars
+}
+
+both_backends!(platform_certificate_mode_end_to_end, &certificate_mode(), |app: TestApp| async move {
+    let token = app.signup("certmode").await;
+    let order = create(&app, &token, 1).await;
+    let order_no = order["order_no"].as_str().unwrap();
+    let (status, _) = app
+        .emulator_post(&format!("/__emulator/wechat/pay/{order_no}"), &json!({"serial_mode": "certificate"}))
+        .await;
+    assert_eq!(status, 200);
+    app.wait_for_status(&token, order_no, "paid").await;
+    let records = fenpay::db::orders::records_for(&app.state.db, order_no).await.unwrap();
+    let note = records.iter().find(|r| r.kind == "notification").expect("notification stored");
+    let cert_serial = fenpay_tests::dev_keys().wechat_platform_cert.serial_hex;
+    assert!(note.headers.to_ascii_uppercase().contains(&cert_serial), "signed under the certificate serial");
+    assert_eq!(note.decision, "Applied");
+    assert_eq!(points(&app, &token).await, 100);
 });

@@ -1,0 +1,202 @@
+//! fenpay benchmark: prints figures, asserts nothing.
+//!
+//! `cargo run --release -p fenpay-tests --bin bench [-- ORDERS]` measures
+//! 1. RSA-2048 SHA-256 sign/verify with ring (what fenpay uses) vs the `rsa` crate,
+//!    and AES-256-GCM notification decryption;
+//! 2. the whole product on SQLite with the emulator: create-order latency, notification
+//!    handling (verify + decrypt + compare-and-set + fulfil) throughput, and memory.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::{Duration, Instant};
+
+use fenpay_tests::TestApp;
+use serde_json::json;
+
+fn per_op(total: Duration, n: u32) -> String {
+    let us = total.as_secs_f64() * 1e6 / f64::from(n);
+    if us >= 1000.0 {
+        format!("{:.2} ms", us / 1000.0)
+    } else {
+        format!("{us:.1} µs")
+    }
+}
+
+fn crypto() {
+    use rsa::pkcs1v15::{SigningKey, VerifyingKey};
+    use rsa::signature::{SignatureEncoding, Signer, Verifier};
+
+    let keys = fenpay_tests::dev_keys();
+    let key = &keys.wechat_platform_key;
+    let public = key.public_key();
+    let msg = b"1700000000\nnonce-nonce-nonce-nonce-nonce-123\n{\"id\":\"EV-2018022511223320873\",\"resource\":{}}\n";
+    let n = 200;
+
+    let start = Instant::now();
+    let mut sig = Vec::new();
+    for _ in 0..n {
+        sig = key.sign_sha256(msg).unwrap();
+    }
+    let ring_sign = start.elapsed();
+    let start = Instant::now();
+    for _ in 0..n {
+        assert!(public.verify_sha256(msg, &sig));
+    }
+    let ring_verify = start.elapsed();
+
+    let rsa_key = {
+        use rsa::pkcs8::DecodePrivateKey;
+        rsa::RsaPrivateKey::from_pkcs8_pem(&key.to_pkcs8_pem()).unwrap()
+    };
+    let signing = SigningKey::<sha2::Sha256>::new(rsa_key.clone());
+    let verifying = VerifyingKey::<sha2::Sha256>::new(rsa_key.to_public_key());
+    let start = Instant::now();
+    let mut rsa_sig = None;
+    for _ in 0..n {
+        rsa_sig = Some(signing.sign(msg));
+    }
+    let rsa_sign = start.elapsed();
+    let rsa_sig = rsa_sig.unwrap();
+    assert_eq!(rsa_sig.to_vec(), sig, "same PKCS#1 v1.5 signature");
+    let start = Instant::now();
+    for _ in 0..n {
+        verifying.verify(msg, &rsa_sig).unwrap();
+    }
+    let rsa_verify = start.elapsed();
+
+    let api_key = b"0123456789abcdef0123456789abcdef";
+    let plain = vec![b'x'; 1024];
+    let ct =
+        fenpay_proto::wechat::aead_encrypt(api_key, "0123456789ab", "transaction", &plain).unwrap();
+    let m = 20_000;
+    let start = Instant::now();
+    for _ in 0..m {
+        fenpay_proto::wechat::aead_decrypt(api_key, "0123456789ab", "transaction", &ct).unwrap();
+    }
+    let aead = start.elapsed();
+
+    println!("## crypto (RSA-2048 PKCS#1 v1.5 SHA-256, {n} ops each)");
+    println!("| op | ring (used) | rsa crate |");
+    println!("|---|---|---|");
+    println!(
+        "| sign | {} | {} |",
+        per_op(ring_sign, n),
+        per_op(rsa_sign, n)
+    );
+    println!(
+        "| verify | {} | {} |",
+        per_op(ring_verify, n),
+        per_op(rsa_verify, n)
+    );
+    println!(
+        "AES-256-GCM decrypt of a 1 KiB notification resource (base64 in): {}",
+        per_op(aead, m)
+    );
+}
+
+fn rss_kib() -> (u64, u64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> String {
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    format!("{:.2} ms", sorted[idx].as_secs_f64() * 1000.0)
+}
+
+async fn product(orders: u32) {
+    let app = TestApp::sqlite(&[
+        ("EMULATOR_ENABLED", "true"),
+        ("EMULATOR_BIND", "127.0.0.1:0"),
+        ("EMULATOR_TIME_SCALE", "1000"),
+        ("DEV_KEYS_DIR", fenpay_tests::shared_dev_keys_dir()),
+        ("RUST_LOG", "error"),
+    ])
+    .await;
+    let token = app.signup("bench").await;
+    let mut create = Vec::new();
+    let mut order_nos = Vec::new();
+    for _ in 0..orders {
+        let start = Instant::now();
+        let (status, body) = app
+            .post(
+                "/api/v1/payment/create-order",
+                &json!({"product_type": "points", "product_id": 1, "payment_method": "wechat"}),
+                Some(&token),
+            )
+            .await;
+        create.push(start.elapsed());
+        assert_eq!(status, 200, "{body}");
+        order_nos.push(body["order_no"].as_str().unwrap().to_string());
+    }
+    create.sort();
+
+    // Pay them all at once; the emulator notifies fenpay, which verifies, decrypts and
+    // applies each one. Measure until the last order is paid.
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for no in &order_nos {
+        let (client, url) = (
+            app.client.clone(),
+            format!("{}/__emulator/wechat/pay/{no}", app.emulator()),
+        );
+        tasks.push(tokio::spawn(async move {
+            client.post(url).send().await.unwrap().status()
+        }));
+    }
+    for t in tasks {
+        assert!(t.await.unwrap().is_success());
+    }
+    loop {
+        let (_, me) = app.get("/api/v1/auth/me", Some(&token)).await;
+        if me["points_balance"].as_i64().unwrap() == i64::from(orders) * 100 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "payments did not settle: {me}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let settle = start.elapsed();
+    let (rss, hwm) = rss_kib();
+    println!("\n## product on SQLite with the emulator ({orders} orders, one process: app + emulator + client)");
+    println!(
+        "create-order (signed WeChat native prepay round trip): p50 {} p95 {} max {}",
+        percentile(&create, 0.5),
+        percentile(&create, 0.95),
+        percentile(&create, 1.0)
+    );
+    println!(
+        "pay all + notifications verified, decrypted and applied: {:.2} s ({:.0} orders/s)",
+        settle.as_secs_f64(),
+        f64::from(orders) / settle.as_secs_f64()
+    );
+    println!("memory: RSS {} MiB, peak {} MiB", rss / 1024, hwm / 1024);
+}
+
+fn main() {
+    let orders = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(200);
+    println!(
+        "fenpay benchmark — {}",
+        chrono::Utc::now().format("%Y-%m-%d")
+    );
+    crypto();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(product(orders));
+}
