@@ -26,7 +26,13 @@ impl Role {
 #[cfg_attr(feature = "server", derive(utoipa::ToSchema, validator::Validate))]
 pub struct RegisterRequest {
     /// 3-32 characters: letters, digits, `_`, `-`, `.`.
-    #[cfg_attr(feature = "server", validate(length(min = 3, max = 32), custom(function = "crate::auth::validate_username")))]
+    #[cfg_attr(
+        feature = "server",
+        validate(
+            length(min = 3, max = 32),
+            custom(function = "crate::auth::validate_username")
+        )
+    )]
     #[cfg_attr(feature = "server", schema(example = "alice"))]
     pub username: String,
     /// 8-128 characters.

@@ -68,7 +68,8 @@ impl<'de> Deserialize<'de> for Yuan {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let raw: Box<serde_json::value::RawValue> = Deserialize::deserialize(deserializer)?;
         let text = raw.get().trim_matches('"');
-        Yuan::parse(text).ok_or_else(|| serde::de::Error::custom(format!("invalid yuan amount {text}")))
+        Yuan::parse(text)
+            .ok_or_else(|| serde::de::Error::custom(format!("invalid yuan amount {text}")))
     }
 }
 
@@ -77,7 +78,9 @@ impl utoipa::PartialSchema for Yuan {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
         utoipa::openapi::ObjectBuilder::new()
             .schema_type(utoipa::openapi::schema::Type::Number)
-            .description(Some("Amount in yuan with two decimals, derived from integer fen"))
+            .description(Some(
+                "Amount in yuan with two decimals, derived from integer fen",
+            ))
             .examples([serde_json::json!(99.00)])
             .into()
     }
@@ -95,7 +98,10 @@ mod tests {
         assert_eq!(Yuan(9900).to_string(), "99.00");
         assert_eq!(Yuan(1).to_string(), "0.01");
         assert_eq!(Yuan(-1205).to_string(), "-12.05");
-        assert_eq!(serde_json::to_string(&Yuan(1234)).unwrap_or_default(), "12.34");
+        assert_eq!(
+            serde_json::to_string(&Yuan(1234)).unwrap_or_default(),
+            "12.34"
+        );
     }
 
     #[test]

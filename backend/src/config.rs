@@ -52,7 +52,10 @@ pub enum ConfigError {
     #[error("{var}: {reason}")]
     Invalid { var: &'static str, reason: String },
     #[error("{var} is required in production: {hint}")]
-    Missing { var: &'static str, hint: &'static str },
+    Missing {
+        var: &'static str,
+        hint: &'static str,
+    },
     #[error("cannot prepare {path}: {source}")]
     Io {
         path: String,
@@ -210,7 +213,10 @@ impl Settings {
             }
         };
         let wechat = WechatSettings {
-            app_id: env.str_or("WECHAT_PAY_APP_ID", if dev { "wxd0000000000emu01" } else { "" }),
+            app_id: env.str_or(
+                "WECHAT_PAY_APP_ID",
+                if dev { "wxd0000000000emu01" } else { "" },
+            ),
             mch_id: env.str_or("WECHAT_PAY_MCH_ID", if dev { "1900000109" } else { "" }),
             api_v3_key: Secret::new(env.get("WECHAT_PAY_API_V3_KEY").unwrap_or_default()),
             merchant_serial: env.str_or("WECHAT_PAY_MCH_SERIAL", ""),
@@ -224,7 +230,10 @@ impl Settings {
                 &format!("{public_base_url}/api/v1/payment/wechat/callback"),
             ),
             base_url: env
-                .str_or("WECHAT_PAY_BASE_URL", &default_provider_url("https://api.mch.weixin.qq.com"))
+                .str_or(
+                    "WECHAT_PAY_BASE_URL",
+                    &default_provider_url("https://api.mch.weixin.qq.com"),
+                )
                 .trim_end_matches('/')
                 .to_string(),
             timeout_secs: env.parse_or("WECHAT_PAY_TIMEOUT_SECS", 10)?,
@@ -408,7 +417,11 @@ impl Env<'_> {
         self.get(var).unwrap_or_else(|| default.to_string())
     }
 
-    fn parse_or<T: std::str::FromStr>(&self, var: &'static str, default: T) -> Result<T, ConfigError>
+    fn parse_or<T: std::str::FromStr>(
+        &self,
+        var: &'static str,
+        default: T,
+    ) -> Result<T, ConfigError>
     where
         T::Err: fmt::Display,
     {
@@ -422,7 +435,12 @@ impl Env<'_> {
     }
 
     fn bool_or(&self, var: &'static str, default: bool) -> Result<bool, ConfigError> {
-        match self.get(var).as_deref().map(str::to_ascii_lowercase).as_deref() {
+        match self
+            .get(var)
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
             None => Ok(default),
             Some("1" | "true" | "yes" | "on") => Ok(true),
             Some("0" | "false" | "no" | "off") => Ok(false),
@@ -476,7 +494,10 @@ mod tests {
         let err = Settings::from_map(&map(&weak)).unwrap_err().to_string();
         assert!(err.contains("JWT_SECRET") && err.contains("weak"), "{err}");
         let mut ok = base.to_vec();
-        ok.push(("JWT_SECRET", "f3a9c2e17b5d4a8e9c0b1d2e3f4a5b6c7d8e9f0a1b2c3d4e"));
+        ok.push((
+            "JWT_SECRET",
+            "f3a9c2e17b5d4a8e9c0b1d2e3f4a5b6c7d8e9f0a1b2c3d4e",
+        ));
         let s = Settings::from_map(&map(&ok)).unwrap();
         assert_eq!(s.wechat.base_url, "https://api.mch.weixin.qq.com");
         assert!(!s.emulator.enabled);
@@ -506,7 +527,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let vars = map(&[
             ("DATA_DIR", dir.path().to_str().unwrap()),
-            ("JWT_SECRET", "super-secret-value-that-must-not-leak-0123456789"),
+            (
+                "JWT_SECRET",
+                "super-secret-value-that-must-not-leak-0123456789",
+            ),
             ("WECHAT_PAY_API_V3_KEY", "apiv3keyapiv3keyapiv3keyapiv3key"),
             ("DATABASE_URL", "postgres://u:hunter2@localhost/db"),
         ]);

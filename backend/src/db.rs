@@ -133,7 +133,8 @@ impl Db {
                     }
                     .boxed()
                 });
-                let manager = AsyncDieselConnectionManager::<SqliteConn>::new_with_config(path, config);
+                let manager =
+                    AsyncDieselConnectionManager::<SqliteConn>::new_with_config(path, config);
                 let pool = Pool::builder()
                     .max_size(max_size)
                     .connection_timeout(Duration::from_secs(10))
@@ -179,7 +180,10 @@ pub async fn migrate(url: &str) -> DbResult<Vec<String>> {
                     .run_pending_migrations(PG_MIGRATIONS)
                     .map(|v| v.iter().map(|m| m.to_string()).collect())
                     .map_err(|e| DbError::Migration(e.to_string()));
-                let _ = SimpleConnection::batch_execute(&mut wrapper, "SELECT pg_advisory_unlock(724311)");
+                let _ = SimpleConnection::batch_execute(
+                    &mut wrapper,
+                    "SELECT pg_advisory_unlock(724311)",
+                );
                 applied
             })
             .await

@@ -183,9 +183,9 @@ pub fn json_error(err: actix_web::error::JsonPayloadError) -> AppError {
     use actix_web::error::JsonPayloadError as E;
     match err {
         E::OverflowKnownLength { .. } | E::Overflow { .. } => AppError::PayloadTooLarge,
-        E::ContentType => AppError::UnsupportedMediaType(
-            "expected Content-Type: application/json".to_string(),
-        ),
+        E::ContentType => {
+            AppError::UnsupportedMediaType("expected Content-Type: application/json".to_string())
+        }
         E::Deserialize(e) if e.is_data() => {
             AppError::bad_request("invalid_body", format!("invalid request body: {e}"))
         }

@@ -8,7 +8,11 @@ use fenpay::{db, service, telemetry, Application, Settings};
 use validator::Validate;
 
 #[derive(Parser)]
-#[command(name = "fenpay", version, about = "Self-hosted payment backend for WeChat Pay v3 and Alipay")]
+#[command(
+    name = "fenpay",
+    version,
+    about = "Self-hosted payment backend for WeChat Pay v3 and Alipay"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -58,7 +62,9 @@ async fn run() -> anyhow::Result<()> {
         Command::Serve => serve(settings).await,
         Command::Emulator => {
             let keys = fenpay::devkeys::DevKeys::load_or_generate(&settings.dev_keys_dir)?;
-            let emu = fenpay::emulator::start(fenpay::emulator::EmulatorConfig::from_dev_keys(&settings, &keys))?;
+            let emu = fenpay::emulator::start(fenpay::emulator::EmulatorConfig::from_dev_keys(
+                &settings, &keys,
+            ))?;
             tracing::info!(url = %emu.base_url, keys = %settings.dev_keys_dir.display(), "provider emulator listening");
             println!("emulator listening on {}", emu.base_url);
             emu.server.await?;

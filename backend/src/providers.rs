@@ -48,7 +48,10 @@ pub enum ProviderError {
 impl ProviderError {
     /// Worth retrying later (jobs and the order-status query use this).
     pub fn is_retryable(&self) -> bool {
-        matches!(self, ProviderError::Unavailable(_) | ProviderError::RateLimited)
+        matches!(
+            self,
+            ProviderError::Unavailable(_) | ProviderError::RateLimited
+        )
     }
 }
 
@@ -87,7 +90,8 @@ pub enum RemoteTradeState {
     Pending,
     /// Paid (WeChat SUCCESS, or REFUND after a payment; Alipay TRADE_SUCCESS/TRADE_FINISHED).
     Paid,
-    /// Closed without payment (WeChat CLOSED/REVOKED/PAYERROR; Alipay TRADE_CLOSED without refund).
+    /// Closed (WeChat CLOSED/REVOKED/PAYERROR; Alipay TRADE_CLOSED, which also follows a
+    /// full refund: then `paid_at`/`transaction_id` are still set).
     Closed,
     /// The provider does not know the trade (Alipay page/wap before the buyer opens the cashier).
     NotExist,
@@ -169,7 +173,11 @@ impl Providers {
         }
     }
 
-    pub async fn close(&self, method: PaymentMethod, out_trade_no: &str) -> Result<(), ProviderError> {
+    pub async fn close(
+        &self,
+        method: PaymentMethod,
+        out_trade_no: &str,
+    ) -> Result<(), ProviderError> {
         match method {
             PaymentMethod::Wechat => self.wechat()?.close(out_trade_no).await,
             PaymentMethod::Alipay => self.alipay()?.close(out_trade_no).await,
@@ -197,14 +205,14 @@ pub fn build(
     let w = &settings.wechat;
     let timeout = std::time::Duration::from_secs(w.timeout_secs);
     let base_url = emulator_url.map_or_else(|| w.base_url.clone(), String::from);
-    let explicit_key = match (&w.private_key_path, w.private_key.is_empty()) {
-        (Some(path), _) => Some(
-            std::fs::read_to_string(path)
-                .map_err(|e| anyhow::anyhow!("WECHAT_PAY_PRIVATE_KEY_PATH {}: {e}", path.display()))?,
-        ),
-        (None, false) => Some(w.private_key.expose().to_string()),
-        (None, true) => None,
-    };
+    let explicit_key =
+        match (&w.private_key_path, w.private_key.is_empty()) {
+            (Some(path), _) => Some(std::fs::read_to_string(path).map_err(|e| {
+                anyhow::anyhow!("WECHAT_PAY_PRIVATE_KEY_PATH {}: {e}", path.display())
+            })?),
+            (None, false) => Some(w.private_key.expose().to_string()),
+            (None, true) => None,
+        };
     let wechat_cfg = match (explicit_key, dev_keys) {
         (Some(pem), _) => {
             let merchant_key = fenpay_proto::RsaPrivateKey::from_pem(&pem)
@@ -256,7 +264,9 @@ pub fn build(
             timeout,
         }),
         (None, None) => {
-            tracing::warn!("WeChat Pay is not configured (set WECHAT_PAY_PRIVATE_KEY_PATH and friends)");
+            tracing::warn!(
+                "WeChat Pay is not configured (set WECHAT_PAY_PRIVATE_KEY_PATH and friends)"
+            );
             None
         }
     };
@@ -286,7 +296,10 @@ fn build_alipay(
                 .map_err(|e| anyhow::anyhow!("ALIPAY_PUBLIC_KEY: {e}"))?;
             (private, public)
         }
-        (true, Some(keys)) => (keys.alipay_app_key.clone(), keys.alipay_platform_key.public_key()),
+        (true, Some(keys)) => (
+            keys.alipay_app_key.clone(),
+            keys.alipay_platform_key.public_key(),
+        ),
         (true, None) => {
             tracing::warn!("Alipay is not configured (set ALIPAY_APP_ID, ALIPAY_PRIVATE_KEY, ALIPAY_PUBLIC_KEY)");
             return Ok(None);

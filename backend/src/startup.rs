@@ -30,7 +30,12 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(settings: Arc<Settings>, db: Db, providers: Providers, emulator_url: Option<String>) -> Self {
+    pub fn new(
+        settings: Arc<Settings>,
+        db: Db,
+        providers: Providers,
+        emulator_url: Option<String>,
+    ) -> Self {
         AppState {
             providers,
             emulator_url,
@@ -91,13 +96,17 @@ impl Application {
         let actual = listener.local_addr()?;
         settings.rebase_default_urls(&actual.to_string());
         let dev_keys = if settings.emulator.enabled {
-            Some(crate::devkeys::DevKeys::load_or_generate(&settings.dev_keys_dir)?)
+            Some(crate::devkeys::DevKeys::load_or_generate(
+                &settings.dev_keys_dir,
+            )?)
         } else {
             None
         };
         let emulator = match &dev_keys {
             Some(keys) => {
-                let emu = crate::emulator::start(crate::emulator::EmulatorConfig::from_dev_keys(&settings, keys))?;
+                let emu = crate::emulator::start(crate::emulator::EmulatorConfig::from_dev_keys(
+                    &settings, keys,
+                ))?;
                 tracing::info!(url = %emu.base_url, "provider emulator listening");
                 tokio::spawn(emu.server);
                 Some((emu.base_url, emu.state))
@@ -105,8 +114,10 @@ impl Application {
             None => None,
         };
         let emulator_url = emulator.as_ref().map(|(url, _)| url.clone());
-        let providers = crate::providers::build(&settings, dev_keys.as_ref(), emulator_url.as_deref())?;
-        let mut app = Application::with_listener(Arc::new(settings), db, listener, providers, emulator_url)?;
+        let providers =
+            crate::providers::build(&settings, dev_keys.as_ref(), emulator_url.as_deref())?;
+        let mut app =
+            Application::with_listener(Arc::new(settings), db, listener, providers, emulator_url)?;
         app.emulator = emulator.map(|(_, state)| state);
         Ok(app)
     }
@@ -148,8 +159,14 @@ impl Application {
                         .error_handler(|err, _| error::json_error(err).into()),
                 )
                 .app_data(web::PayloadConfig::default().limit(settings.body_limit_bytes))
-                .app_data(web::QueryConfig::default().error_handler(|err, _| error::query_error(err).into()))
-                .app_data(web::PathConfig::default().error_handler(|err, _| error::path_error(err).into()))
+                .app_data(
+                    web::QueryConfig::default()
+                        .error_handler(|err, _| error::query_error(err).into()),
+                )
+                .app_data(
+                    web::PathConfig::default()
+                        .error_handler(|err, _| error::path_error(err).into()),
+                )
                 .configure(http::configure)
                 .service(actix_web::web::redirect("/docs", "/docs/"))
                 .configure(|cfg| spa(cfg, &settings))

@@ -116,7 +116,11 @@ impl Emu {
 
     async fn pay(&self, out_trade_no: &str) -> Value {
         let (status, trade) = self
-            .control("POST", &format!("/__emulator/alipay/pay/{out_trade_no}"), None)
+            .control(
+                "POST",
+                &format!("/__emulator/alipay/pay/{out_trade_no}"),
+                None,
+            )
             .await;
         assert_eq!(status, 200, "{trade}");
         trade
@@ -205,7 +209,10 @@ async fn precreate_query_pay_then_close_is_refused() {
     let emu = Emu::start().await;
     let client = emu.client();
     let no = unique("FPPRE");
-    let prepay = client.prepay(&order(&no, 1234, PaymentChannel::Native)).await.unwrap();
+    let prepay = client
+        .prepay(&order(&no, 1234, PaymentChannel::Native))
+        .await
+        .unwrap();
     let qr = prepay.qr_code_url.unwrap();
     assert!(qr.starts_with("https://qr.alipay.com/"), "{qr}");
     assert_eq!(prepay.pay_url, None);
@@ -228,7 +235,9 @@ async fn precreate_query_pay_then_close_is_refused() {
     assert_eq!(client.close(&no).await, Err(ProviderError::AlreadyPaid));
     // A repeated precreate of a paid trade is refused as well.
     assert_eq!(
-        client.prepay(&order(&no, 1234, PaymentChannel::Native)).await,
+        client
+            .prepay(&order(&no, 1234, PaymentChannel::Native))
+            .await,
         Err(ProviderError::AlreadyPaid)
     );
 
@@ -237,7 +246,10 @@ async fn precreate_query_pay_then_close_is_refused() {
     assert!(!cancelled.retry);
     let refunded = client.query(&no).await.unwrap();
     assert_eq!(refunded.state, RemoteTradeState::Closed);
-    assert!(refunded.paid_at.is_some(), "a refunded trade keeps its payment time");
+    assert!(
+        refunded.paid_at.is_some(),
+        "a refunded trade keeps its payment time"
+    );
 }
 
 #[tokio::test]
@@ -245,19 +257,33 @@ async fn precreate_is_idempotent_and_close_and_cancel_follow_the_state() {
     let emu = Emu::start().await;
     let client = emu.client();
     let no = unique("FPIDEM");
-    let first = client.prepay(&order(&no, 100, PaymentChannel::Native)).await.unwrap();
-    let again = client.prepay(&order(&no, 100, PaymentChannel::Native)).await.unwrap();
+    let first = client
+        .prepay(&order(&no, 100, PaymentChannel::Native))
+        .await
+        .unwrap();
+    let again = client
+        .prepay(&order(&no, 100, PaymentChannel::Native))
+        .await
+        .unwrap();
     assert_eq!(first.qr_code_url, again.qr_code_url);
-    match client.prepay(&order(&no, 200, PaymentChannel::Native)).await {
+    match client
+        .prepay(&order(&no, 200, PaymentChannel::Native))
+        .await
+    {
         Err(ProviderError::Rejected { code, .. }) => assert_eq!(code, "ACQ.CONTEXT_INCONSISTENT"),
         other => panic!("changed amount accepted: {other:?}"),
     }
 
     client.close(&no).await.unwrap();
-    assert_eq!(client.query(&no).await.unwrap().state, RemoteTradeState::Closed);
+    assert_eq!(
+        client.query(&no).await.unwrap().state,
+        RemoteTradeState::Closed
+    );
     assert_eq!(client.close(&no).await, Err(ProviderError::AlreadyClosed));
     assert_eq!(
-        client.prepay(&order(&no, 100, PaymentChannel::Native)).await,
+        client
+            .prepay(&order(&no, 100, PaymentChannel::Native))
+            .await,
         Err(ProviderError::AlreadyClosed)
     );
     let (status, body) = emu
@@ -265,15 +291,27 @@ async fn precreate_is_idempotent_and_close_and_cancel_follow_the_state() {
         .await;
     assert_eq!((status, body["code"].as_str()), (409, Some("TRADE_CLOSED")));
 
-    assert_eq!(client.close("FPNOSUCHTRADE").await, Err(ProviderError::TradeNotExist));
-    assert_eq!(client.cancel("FPNOSUCHTRADE").await, Err(ProviderError::TradeNotExist));
+    assert_eq!(
+        client.close("FPNOSUCHTRADE").await,
+        Err(ProviderError::TradeNotExist)
+    );
+    assert_eq!(
+        client.cancel("FPNOSUCHTRADE").await,
+        Err(ProviderError::TradeNotExist)
+    );
 
     let other = unique("FPCANCEL");
-    client.prepay(&order(&other, 100, PaymentChannel::Native)).await.unwrap();
+    client
+        .prepay(&order(&other, 100, PaymentChannel::Native))
+        .await
+        .unwrap();
     let cancelled = client.cancel(&other).await.unwrap();
     assert_eq!(cancelled.action.as_deref(), Some("close"));
     assert!(cancelled.trade_no.is_some());
-    assert_eq!(client.query(&other).await.unwrap().state, RemoteTradeState::Closed);
+    assert_eq!(
+        client.query(&other).await.unwrap().state,
+        RemoteTradeState::Closed
+    );
 }
 
 #[tokio::test]
@@ -281,12 +319,21 @@ async fn page_pay_exists_only_once_the_cashier_is_opened() {
     let emu = Emu::start().await;
     let client = emu.client();
     let no = unique("FPPAGE");
-    let prepay = client.prepay(&order(&no, 1, PaymentChannel::Page)).await.unwrap();
+    let prepay = client
+        .prepay(&order(&no, 1, PaymentChannel::Page))
+        .await
+        .unwrap();
     let pay_url = prepay.pay_url.unwrap();
-    assert!(pay_url.starts_with(&format!("{}/gateway.do?", emu.url)), "{pay_url}");
+    assert!(
+        pay_url.starts_with(&format!("{}/gateway.do?", emu.url)),
+        "{pay_url}"
+    );
     assert_eq!(prepay.qr_code_url, None);
 
-    assert_eq!(client.query(&no).await.unwrap().state, RemoteTradeState::NotExist);
+    assert_eq!(
+        client.query(&no).await.unwrap().state,
+        RemoteTradeState::NotExist
+    );
     assert_eq!(client.close(&no).await, Err(ProviderError::TradeNotExist));
     let (status, _) = emu
         .control("POST", &format!("/__emulator/alipay/pay/{no}"), None)
@@ -302,7 +349,10 @@ async fn page_pay_exists_only_once_the_cashier_is_opened() {
     assert!(html.contains("fenpay 测试商品 &amp; co"));
     // Opening the same URL again shows the same trade.
     assert_eq!(emu.http.get(&pay_url).send().await.unwrap().status(), 200);
-    assert_eq!(client.query(&no).await.unwrap().state, RemoteTradeState::Pending);
+    assert_eq!(
+        client.query(&no).await.unwrap().state,
+        RemoteTradeState::Pending
+    );
 
     let paid = emu
         .http
@@ -330,7 +380,10 @@ async fn page_pay_exists_only_once_the_cashier_is_opened() {
     let trade = client.query(&no).await.unwrap();
     assert_eq!(trade.state, RemoteTradeState::Paid);
     assert_eq!(trade.amount_fen, Some(1));
-    assert_eq!(trade.transaction_id.as_deref(), Some(params["trade_no"].as_str()));
+    assert_eq!(
+        trade.transaction_id.as_deref(),
+        Some(params["trade_no"].as_str())
+    );
 }
 
 #[tokio::test]
@@ -351,7 +404,15 @@ async fn wap_and_app_open_the_cashier_and_other_channels_are_refused() {
     assert_eq!(biz["product_code"], "QUICK_WAP_WAY");
     assert_eq!(biz["quit_url"], RETURN_URL);
     assert_eq!(biz["total_amount"], "2.50");
-    let html = emu.http.get(&url).send().await.unwrap().text().await.unwrap();
+    let html = emu
+        .http
+        .get(&url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(html.contains(r#"id="emulator-pay""#), "{html}");
     let paid = emu
         .http
@@ -360,19 +421,30 @@ async fn wap_and_app_open_the_cashier_and_other_channels_are_refused() {
         .await
         .unwrap();
     let location = paid.headers()["location"].to_str().unwrap().to_string();
-    let returned = client.verify_return(location.split_once('?').unwrap().1).unwrap();
+    let returned = client
+        .verify_return(location.split_once('?').unwrap().1)
+        .unwrap();
     assert_eq!(returned["method"], "alipay.trade.wap.pay.return");
 
     let app = unique("FPAPP");
-    let prepay = client.prepay(&order(&app, 99, PaymentChannel::App)).await.unwrap();
+    let prepay = client
+        .prepay(&order(&app, 99, PaymentChannel::App))
+        .await
+        .unwrap();
     let order_string = match prepay.sdk_params {
         Some(SdkParams::AlipayApp { order_string }) => order_string,
         other => panic!("no order string: {other:?}"),
     };
     let params = parse_form(&order_string).unwrap();
     assert_eq!(params["method"], "alipay.trade.app.pay");
-    assert!(proto::verify_request_params(&params, &keys().app.public_key()));
-    assert_eq!(client.query(&app).await.unwrap().state, RemoteTradeState::NotExist);
+    assert!(proto::verify_request_params(
+        &params,
+        &keys().app.public_key()
+    ));
+    assert_eq!(
+        client.query(&app).await.unwrap().state,
+        RemoteTradeState::NotExist
+    );
     // What the Alipay app does with the order string, in the emulator's cashier.
     let opened = emu
         .http
@@ -381,9 +453,15 @@ async fn wap_and_app_open_the_cashier_and_other_channels_are_refused() {
         .await
         .unwrap();
     assert_eq!(opened.status(), 200);
-    assert_eq!(client.query(&app).await.unwrap().state, RemoteTradeState::Pending);
+    assert_eq!(
+        client.query(&app).await.unwrap().state,
+        RemoteTradeState::Pending
+    );
 
-    match client.prepay(&order("FPJSAPI1", 1, PaymentChannel::Jsapi)).await {
+    match client
+        .prepay(&order("FPJSAPI1", 1, PaymentChannel::Jsapi))
+        .await
+    {
         Err(ProviderError::Rejected { code, .. }) => assert_eq!(code, "unsupported_channel"),
         other => panic!("jsapi accepted: {other:?}"),
     }
@@ -395,7 +473,10 @@ async fn notifications_verify_and_forgeries_are_rejected() {
     let rx = receiver(&[]).await;
     let client = emu.client_with(|c| c.notify_url = rx.url.clone());
     let no = unique("FPNOTIFY");
-    client.prepay(&order(&no, 8888, PaymentChannel::Native)).await.unwrap();
+    client
+        .prepay(&order(&no, 8888, PaymentChannel::Native))
+        .await
+        .unwrap();
     emu.pay(&no).await;
     let log = emu.delivered_log(&no).await;
     assert_eq!(log.len(), 1);
@@ -418,21 +499,36 @@ async fn notifications_verify_and_forgeries_are_rejected() {
     // Tampered amount: the signature no longer matches.
     let mut forged = params.clone();
     forged.insert("total_amount".into(), "0.01".into());
-    let err = client.verify_notification(encode_form(&forged).as_bytes()).unwrap_err();
-    assert!(matches!(&err, ProviderError::InvalidResponse(m) if m.contains("signature")), "{err}");
+    let err = client
+        .verify_notification(encode_form(&forged).as_bytes())
+        .unwrap_err();
+    assert!(
+        matches!(&err, ProviderError::InvalidResponse(m) if m.contains("signature")),
+        "{err}"
+    );
 
     // Correctly signed by Alipay, but for another app.
     let mut other_app = params.clone();
     other_app.insert("app_id".into(), "2021000000009999".into());
     let sign = proto::sign_notification(&other_app, &keys().alipay).unwrap();
     other_app.insert("sign".into(), sign);
-    let err = client.verify_notification(encode_form(&other_app).as_bytes()).unwrap_err();
-    assert!(matches!(&err, ProviderError::InvalidResponse(m) if m.contains("app_id")), "{err}");
+    let err = client
+        .verify_notification(encode_form(&other_app).as_bytes())
+        .unwrap_err();
+    assert!(
+        matches!(&err, ProviderError::InvalidResponse(m) if m.contains("app_id")),
+        "{err}"
+    );
 
     // Signed by someone else's key.
     let mut self_signed = params.clone();
-    self_signed.insert("sign".into(), proto::sign_notification(&params, &keys().app).unwrap());
-    assert!(client.verify_notification(encode_form(&self_signed).as_bytes()).is_err());
+    self_signed.insert(
+        "sign".into(),
+        proto::sign_notification(&params, &keys().app).unwrap(),
+    );
+    assert!(client
+        .verify_notification(encode_form(&self_signed).as_bytes())
+        .is_err());
 
     // A different seller.
     let strict = emu.client_with(|c| c.seller_id = Some("2088999999999999".into()));
@@ -446,7 +542,10 @@ async fn notifications_are_resent_until_the_answer_is_success() {
     let rx = receiver(&["fail", "FAIL", " success\n"]).await;
     let client = emu.client_with(|c| c.notify_url = rx.url.clone());
     let no = unique("FPRESEND");
-    client.prepay(&order(&no, 500, PaymentChannel::Native)).await.unwrap();
+    client
+        .prepay(&order(&no, 500, PaymentChannel::Native))
+        .await
+        .unwrap();
     emu.pay(&no).await;
     let log = emu.delivered_log(&no).await;
     let outcomes: Vec<&str> = log.iter().map(|e| e["outcome"].as_str().unwrap()).collect();
@@ -476,13 +575,23 @@ async fn request_faults_are_unavailable_and_change_nothing() {
     let client = emu.client();
     let no = unique("FPFAULT");
     let (status, _) = emu
-        .control("POST", "/__emulator/faults", Some(json!({"fail_requests_next": 1})))
+        .control(
+            "POST",
+            "/__emulator/faults",
+            Some(json!({"fail_requests_next": 1})),
+        )
         .await;
     assert_eq!(status, 200);
-    let err = client.prepay(&order(&no, 100, PaymentChannel::Native)).await.unwrap_err();
+    let err = client
+        .prepay(&order(&no, 100, PaymentChannel::Native))
+        .await
+        .unwrap_err();
     assert!(matches!(err, ProviderError::Unavailable(_)), "{err:?}");
     assert!(err.is_retryable());
-    assert_eq!(client.query(&no).await.unwrap().state, RemoteTradeState::NotExist);
+    assert_eq!(
+        client.query(&no).await.unwrap().state,
+        RemoteTradeState::NotExist
+    );
 
     let (status, _) = emu
         .control(
@@ -495,7 +604,10 @@ async fn request_faults_are_unavailable_and_change_nothing() {
     let impatient = emu.client_with(|c| c.timeout = Duration::from_millis(300));
     let err = impatient.query(&no).await.unwrap_err();
     assert!(matches!(err, ProviderError::Unavailable(_)), "{err:?}");
-    client.prepay(&order(&no, 100, PaymentChannel::Native)).await.unwrap();
+    client
+        .prepay(&order(&no, 100, PaymentChannel::Native))
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -533,7 +645,14 @@ async fn raw_call(emu: &Emu, mut params: BTreeMap<String, String>) -> String {
     let sign = proto::sign_params(&params, &keys().app).unwrap();
     params.insert("sign".into(), sign);
     let url = format!("{}/gateway.do?{}", emu.url, encode_form(&params));
-    emu.http.get(url).send().await.unwrap().text().await.unwrap()
+    emu.http
+        .get(url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
@@ -549,16 +668,23 @@ async fn precreate_response_is_compact_ordered_and_extractable() {
     let body = raw_call(&emu, params.clone()).await;
     let node = "alipay_trade_precreate_response";
     let content = proto::extract_response_content(&body, node).unwrap();
-    assert!(content.starts_with(r#"{"code":"10000","msg":"Success","out_trade_no":""#), "{content}");
+    assert!(
+        content.starts_with(r#"{"code":"10000","msg":"Success","out_trade_no":""#),
+        "{content}"
+    );
     let sign = proto::response_sign(&body).unwrap();
     assert_eq!(body, format!(r#"{{"{node}":{content},"sign":"{sign}"}}"#));
     assert!(!body.contains(char::is_whitespace));
     assert_eq!(
-        proto::verify_response(&body, "alipay.trade.precreate", &keys().alipay.public_key()).unwrap(),
+        proto::verify_response(&body, "alipay.trade.precreate", &keys().alipay.public_key())
+            .unwrap(),
         content
     );
     let parsed: Value = serde_json::from_str(content).unwrap();
-    assert!(parsed["qr_code"].as_str().unwrap().starts_with("https://qr.alipay.com/"));
+    assert!(parsed["qr_code"]
+        .as_str()
+        .unwrap()
+        .starts_with("https://qr.alipay.com/"));
 
     // A forged second node must make extraction fail.
     let doubled = body.replacen(
@@ -567,13 +693,19 @@ async fn precreate_response_is_compact_ordered_and_extractable() {
         1,
     );
     assert!(proto::extract_response_content(&doubled, node).is_err());
-    assert!(proto::verify_response(&doubled, "alipay.trade.precreate", &keys().alipay.public_key()).is_err());
+    assert!(proto::verify_response(
+        &doubled,
+        "alipay.trade.precreate",
+        &keys().alipay.public_key()
+    )
+    .is_err());
 
     // Unknown methods answer a signed error_response.
     params.insert("method".into(), "alipay.trade.nonsense".into());
     let body = raw_call(&emu, params).await;
     let content =
-        proto::verify_response(&body, "alipay.trade.nonsense", &keys().alipay.public_key()).unwrap();
+        proto::verify_response(&body, "alipay.trade.nonsense", &keys().alipay.public_key())
+            .unwrap();
     let parsed: Value = serde_json::from_str(content).unwrap();
     assert_eq!(parsed["sub_code"], "isv.invalid-method");
     assert!(body.starts_with(r#"{"error_response":"#));
@@ -590,7 +722,11 @@ async fn python_alipay_sdk_drives_the_emulator() {
     let python = std::env::var("FENPAY_INTEROP_PYTHON")
         .unwrap_or_else(|_| root.join(".venv/bin/python").display().to_string());
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("alipay_app_key.pem"), keys().app.to_pkcs8_pem()).unwrap();
+    std::fs::write(
+        dir.path().join("alipay_app_key.pem"),
+        keys().app.to_pkcs8_pem(),
+    )
+    .unwrap();
     std::fs::write(
         dir.path().join("alipay_platform_key.pem"),
         keys().alipay.to_pkcs8_pem(),

@@ -50,6 +50,17 @@ fn App() -> impl IntoView {
         dev.set(api.dev_info().await);
     });
 
+    // Back from Alipay's cashier (`/?order_no=...&from=alipay`): confirm the order with
+    // the server (which asks Alipay) and show the order list.
+    if let Some(order_no) = returned_order_no() {
+        route.set(Route::Orders);
+        spawn_local(async move {
+            let _ = api.order_status(&order_no).await;
+            route.set(Route::Products);
+            route.set(Route::Orders);
+        });
+    }
+
     let signed_in = move || session.token.with(Option::is_some);
 
     view! {
@@ -66,4 +77,16 @@ fn App() -> impl IntoView {
             </Show>
         </div>
     }
+}
+
+/// The `order_no` of a page-pay return, removed from the address bar once read.
+fn returned_order_no() -> Option<String> {
+    let window = web_sys::window()?;
+    let search = window.location().search().ok()?;
+    let params = web_sys::UrlSearchParams::new_with_str(&search).ok()?;
+    let order_no = params.get("order_no").filter(|v| !v.is_empty())?;
+    if let Ok(history) = window.history() {
+        let _ = history.replace_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some("/"));
+    }
+    Some(order_no)
 }

@@ -84,6 +84,21 @@ impl TestApp {
         panic!("order {order_no} never became {want}: {last}");
     }
 
+    /// Wait (up to 15 s) until the stored order has `status`, reading the database
+    /// directly so no provider query interferes: only a notification can change it.
+    pub async fn wait_in_db(&self, order_no: &str, status: &str) {
+        for _ in 0..300 {
+            let row = fenpay::db::orders::find(&self.state.db, order_no)
+                .await
+                .expect("db");
+            if row.as_ref().is_some_and(|r| r.status == status) {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("order {order_no} never became {status} in the database");
+    }
+
     /// A fresh PostgreSQL database, or `None` when `TEST_DATABASE_URL` is not set.
     pub async fn postgres(overrides: &[(&str, &str)]) -> Option<TestApp> {
         let admin_url = std::env::var("TEST_DATABASE_URL").ok()?;

@@ -103,6 +103,7 @@ both_backends!(
             .emulator_post(&format!("/__emulator/alipay/pay/{order_no}"), &json!({}))
             .await;
         assert_eq!(status, 200, "{body}");
+        app.wait_in_db(order_no, "paid").await;
         let paid = app.wait_for_status(&token, order_no, "paid").await;
         assert!(paid["provider_transaction_id"].is_string());
         assert_eq!(me(&app, &token).await["points_balance"], 100);

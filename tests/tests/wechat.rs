@@ -125,6 +125,7 @@ both_backends!(
             .emulator_post(&format!("/__emulator/wechat/pay/{order_no}"), &json!({}))
             .await;
         assert_eq!(status, 200, "{trade}");
+        app.wait_in_db(order_no, "paid").await;
         let paid = app.wait_for_status(&token, order_no, "paid").await;
         assert!(paid["payment_time"].is_string());
         assert!(paid["provider_transaction_id"]
@@ -577,28 +578,63 @@ both_backends!(
 fn certificate_mode() -> Vec<(&'static str, &'static str)> {
     let dir = fenpay_tests::shared_dev_keys_dir();
     let read = |name: &str| -> &'static str {
-        Box::leak(std::fs::read_to_string(format!("{dir}/{name}")).unwrap().trim().to_string().into_boxed_str())
+        Box::leak(
+            std::fs::read_to_string(format!("{dir}/{name}"))
+                .unwrap()
+                .trim()
+                .to_string()
+                .into_boxed_str(),
+        )
     };
     let mut vars = emu();
-    vars.push(("WECHAT_PAY_PRIVATE_KEY_PATH", Box::leak(format!("{dir}/wechat_merchant_key.pem").into_boxed_str())));
+    vars.push((
+        "WECHAT_PAY_PRIVATE_KEY_PATH",
+        Box::leak(format!("{dir}/wechat_merchant_key.pem").into_boxed_str()),
+    ));
     vars.push(("WECHAT_PAY_MCH_SERIAL", read("wechat_merchant_serial")));
     vars.push(("WECHAT_PAY_API_V3_KEY", read("wechat_api_v3_key")));
     vars
 }
 
-both_backends!(platform_certificate_mode_end_to_end, &certificate_mode(), |app: TestApp| async move {
-    let token = app.signup("certmode").await;
-    let order = create(&app, &token, 1).await;
-    let order_no = order["order_no"].as_str().unwrap();
-    let (status, _) = app
-        .emulator_post(&format!("/__emulator/wechat/pay/{order_no}"), &json!({"serial_mode": "certificate"}))
-        .await;
-    assert_eq!(status, 200);
-    app.wait_for_status(&token, order_no, "paid").await;
-    let records = fenpay::db::orders::records_for(&app.state.db, order_no).await.unwrap();
-    let note = records.iter().find(|r| r.kind == "notification").expect("notification stored");
-    let cert_serial = fenpay_tests::dev_keys().wechat_platform_cert.serial_hex;
-    assert!(note.headers.to_ascii_uppercase().contains(&cert_serial), "signed under the certificate serial");
-    assert_eq!(note.decision, "Applied");
-    assert_eq!(points(&app, &token).await, 100);
-});
+both_backends!(
+    platform_certificate_mode_end_to_end,
+    &certificate_mode(),
+    |app: TestApp| async move {
+        let token = app.signup("certmode").await;
+        let order = create(&app, &token, 1).await;
+        let order_no = order["order_no"].as_str().unwrap();
+        let (status, _) = app
+            .emulator_post(
+                &format!("/__emulator/wechat/pay/{order_no}"),
+                &json!({"serial_mode": "certificate"}),
+            )
+            .await;
+        assert_eq!(status, 200);
+        // Wait for the notification itself (order-status may apply the payment first
+        // through a query; either way the notification must verify in certificate mode).
+        let mut note = None;
+        for _ in 0..100 {
+            let records = fenpay::db::orders::records_for(&app.state.db, order_no)
+                .await
+                .unwrap();
+            note = records.into_iter().find(|r| r.kind == "notification");
+            if note.is_some() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let note = note.expect("notification stored");
+        let cert_serial = fenpay_tests::dev_keys().wechat_platform_cert.serial_hex;
+        assert!(
+            note.headers.to_ascii_uppercase().contains(&cert_serial),
+            "signed under the certificate serial"
+        );
+        assert!(note.verified, "{note:?}");
+        app.wait_for_status(&token, order_no, "paid").await;
+        assert!(
+            matches!(note.decision.as_str(), "Applied" | "Duplicate"),
+            "{note:?}"
+        );
+        assert_eq!(points(&app, &token).await, 100);
+    }
+);

@@ -103,7 +103,9 @@ mod tests {
         assert_eq!(other.verify(&token), Err(JwtError::Invalid));
 
         let now = chrono::Utc::now().timestamp();
-        let expired = keys.issue_at("u1", Role::User, now - 120, now - 60).unwrap();
+        let expired = keys
+            .issue_at("u1", Role::User, now - 120, now - 60)
+            .unwrap();
         assert_eq!(keys.verify(&expired), Err(JwtError::Expired));
 
         // Flip one character of the payload: the signature no longer matches.

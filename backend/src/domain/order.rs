@@ -73,15 +73,16 @@ pub fn decide(status: OrderStatus, event: OrderEvent) -> Result<Transition, Tran
                 })
             }
         }
-        (Pending | Cancelled | Refunded, OrderEvent::Refund { .. }) => Err(TransitionError::NotPaid),
+        (Pending | Cancelled | Refunded, OrderEvent::Refund { .. }) => {
+            Err(TransitionError::NotPaid)
+        }
     }
 }
 
 /// Characters WeChat allows in `out_trade_no` (and Alipay accepts): `[0-9A-Za-z_\-|*]`.
 pub fn is_valid_order_no(s: &str) -> bool {
     (6..=32).contains(&s.len())
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'|' | b'*'))
 }
 
@@ -140,10 +141,22 @@ mod tests {
             OrderEvent::Pay,
             OrderEvent::Cancel(CancelReason::User),
             OrderEvent::Cancel(CancelReason::Expired),
-            OrderEvent::Refund { amount: 100, refundable: 100 },
-            OrderEvent::Refund { amount: 40, refundable: 100 },
-            OrderEvent::Refund { amount: 0, refundable: 100 },
-            OrderEvent::Refund { amount: 101, refundable: 100 },
+            OrderEvent::Refund {
+                amount: 100,
+                refundable: 100,
+            },
+            OrderEvent::Refund {
+                amount: 40,
+                refundable: 100,
+            },
+            OrderEvent::Refund {
+                amount: 0,
+                refundable: 100,
+            },
+            OrderEvent::Refund {
+                amount: 101,
+                refundable: 100,
+            },
         ]
     }
 
@@ -154,20 +167,26 @@ mod tests {
             for event in events() {
                 let got = decide(status, event);
                 let expected = match (status, event) {
-                    (Pending, OrderEvent::Pay) => Ok(Transition::Move { from: Pending, to: Paid }),
+                    (Pending, OrderEvent::Pay) => Ok(Transition::Move {
+                        from: Pending,
+                        to: Paid,
+                    }),
                     (Paid | Refunded, OrderEvent::Pay) => Ok(Transition::AlreadyDone),
                     (Cancelled, OrderEvent::Pay) => Ok(Transition::PaidAfterCancel),
-                    (Pending, OrderEvent::Cancel(_)) => {
-                        Ok(Transition::Move { from: Pending, to: Cancelled })
-                    }
+                    (Pending, OrderEvent::Cancel(_)) => Ok(Transition::Move {
+                        from: Pending,
+                        to: Cancelled,
+                    }),
                     (Cancelled, OrderEvent::Cancel(_)) => Ok(Transition::AlreadyDone),
                     (Paid | Refunded, OrderEvent::Cancel(_)) => Err(TransitionError::AlreadyPaid),
-                    (Paid, OrderEvent::Refund { amount: 100, .. }) => {
-                        Ok(Transition::Move { from: Paid, to: Refunded })
-                    }
-                    (Paid, OrderEvent::Refund { amount: 40, .. }) => {
-                        Ok(Transition::Move { from: Paid, to: Paid })
-                    }
+                    (Paid, OrderEvent::Refund { amount: 100, .. }) => Ok(Transition::Move {
+                        from: Paid,
+                        to: Refunded,
+                    }),
+                    (Paid, OrderEvent::Refund { amount: 40, .. }) => Ok(Transition::Move {
+                        from: Paid,
+                        to: Paid,
+                    }),
                     (Paid, OrderEvent::Refund { .. }) => Err(TransitionError::InvalidRefundAmount),
                     (_, OrderEvent::Refund { .. }) => Err(TransitionError::NotPaid),
                 };
@@ -182,7 +201,10 @@ mod tests {
         for status in [Paid, Refunded] {
             for event in events() {
                 if let Ok(Transition::Move { to, .. }) = decide(status, event) {
-                    assert!(matches!(to, Paid | Refunded), "{status:?} + {event:?} -> {to:?}");
+                    assert!(
+                        matches!(to, Paid | Refunded),
+                        "{status:?} + {event:?} -> {to:?}"
+                    );
                 }
             }
         }

@@ -169,12 +169,27 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             "/__emulator/alipay/cashier/{out_trade_no}/pay",
             web::post().to(cashier_pay),
         )
-        .route("/__emulator/alipay/pay/{out_trade_no}", web::post().to(control_pay))
-        .route("/__emulator/alipay/close/{out_trade_no}", web::post().to(control_close))
-        .route("/__emulator/alipay/notify/{out_trade_no}", web::post().to(control_notify))
+        .route(
+            "/__emulator/alipay/pay/{out_trade_no}",
+            web::post().to(control_pay),
+        )
+        .route(
+            "/__emulator/alipay/close/{out_trade_no}",
+            web::post().to(control_close),
+        )
+        .route(
+            "/__emulator/alipay/notify/{out_trade_no}",
+            web::post().to(control_notify),
+        )
         .route("/__emulator/alipay/trades", web::get().to(control_trades))
-        .route("/__emulator/alipay/trades/{out_trade_no}", web::get().to(control_trade))
-        .route("/__emulator/alipay/notifications", web::get().to(control_notifications));
+        .route(
+            "/__emulator/alipay/trades/{out_trade_no}",
+            web::get().to(control_trade),
+        )
+        .route(
+            "/__emulator/alipay/notifications",
+            web::get().to(control_notifications),
+        );
 }
 
 // ---------------------------------------------------------------------------
@@ -221,7 +236,7 @@ impl GwError {
         }
     }
 
-    fn members(&self) -> Vec<(&'static str, Value)> {
+    fn members(&self) -> Members {
         vec![
             ("code", json!(self.code)),
             ("msg", json!(self.msg())),
@@ -318,7 +333,8 @@ fn gateway_params(req: &HttpRequest, body: &[u8]) -> Result<BTreeMap<String, Str
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_ascii_lowercase();
-    let is_form = content_type.is_empty() || content_type.starts_with("application/x-www-form-urlencoded");
+    let is_form =
+        content_type.is_empty() || content_type.starts_with("application/x-www-form-urlencoded");
     if !body.is_empty() && is_form {
         let text = std::str::from_utf8(body).map_err(|_| "请求体不是 UTF-8".to_string())?;
         params.extend(parse_pairs(text)?);
@@ -335,7 +351,12 @@ fn parse_pairs(text: &str) -> Result<Vec<(String, String)>, String> {
 /// Common parameters and the request signature.
 fn check_common(state: &State, params: &BTreeMap<String, String>) -> Result<(), GwError> {
     let cfg = &state.config.alipay;
-    let get = |name: &str| params.get(name).map(String::as_str).filter(|v| !v.is_empty());
+    let get = |name: &str| {
+        params
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    };
     match get("app_id") {
         None => return Err(GwError::missing("isv.missing-app-id", "缺少AppID参数")),
         Some(id) if id != cfg.app_id => {
@@ -359,7 +380,10 @@ fn check_common(state: &State, params: &BTreeMap<String, String>) -> Result<(), 
     match get("timestamp") {
         None => return Err(GwError::missing("isv.missing-timestamp", "缺少时间戳参数")),
         Some(ts) if NaiveDateTime::parse_from_str(ts, TIME_FORMAT).is_err() => {
-            return Err(GwError::invalid("isv.invalid-timestamp", "非法的时间戳参数"))
+            return Err(GwError::invalid(
+                "isv.invalid-timestamp",
+                "非法的时间戳参数",
+            ))
         }
         Some(_) => {}
     }
@@ -367,7 +391,12 @@ fn check_common(state: &State, params: &BTreeMap<String, String>) -> Result<(), 
         return Err(GwError::missing("isv.missing-version", "缺少版本参数"));
     }
     match get("sign_type") {
-        None => return Err(GwError::missing("isv.missing-signature-type", "缺少签名类型")),
+        None => {
+            return Err(GwError::missing(
+                "isv.missing-signature-type",
+                "缺少签名类型",
+            ))
+        }
         Some("RSA2") => {}
         Some(_) => {
             return Err(GwError::invalid(
@@ -393,7 +422,9 @@ fn check_common(state: &State, params: &BTreeMap<String, String>) -> Result<(), 
     Ok(())
 }
 
-fn biz_content(params: &BTreeMap<String, String>) -> Result<serde_json::Map<String, Value>, GwError> {
+fn biz_content(
+    params: &BTreeMap<String, String>,
+) -> Result<serde_json::Map<String, Value>, GwError> {
     let text = params
         .get("biz_content")
         .filter(|t| !t.is_empty())
@@ -410,8 +441,12 @@ fn biz_content(params: &BTreeMap<String, String>) -> Result<serde_json::Map<Stri
 /// `{"<node>":{members},"sign":".."}` with the members in the given order.
 fn signed(state: &State, node: &str, members: Vec<(&str, Value)>) -> HttpResponse {
     let content = compact_object(&members);
-    match proto::build_signed_response(node, &content, None, &state.config.alipay.alipay_private_key)
-    {
+    match proto::build_signed_response(
+        node,
+        &content,
+        None,
+        &state.config.alipay.alipay_private_key,
+    ) {
         Ok(body) => HttpResponse::Ok().content_type(JSON_UTF8).body(body),
         Err(e) => HttpResponse::InternalServerError().body(format!("emulator signing failed: {e}")),
     }
@@ -434,7 +469,13 @@ fn fault_answer(state: &State, node: &str, is_cashier: bool) -> HttpResponse {
     }
 }
 
-type MethodResult = Result<Vec<(&'static str, Value)>, (GwError, Vec<(&'static str, Value)>)>;
+/// Response members in emission order.
+type Members = Vec<(&'static str, Value)>;
+
+/// A business failure plus the extra members Alipay sends along with it.
+type Failure = (GwError, Members);
+
+type MethodResult = Result<Members, Failure>;
 
 /// The trade fields every create method reads from `biz_content`.
 struct NewTrade {
@@ -472,7 +513,10 @@ fn read_new_trade(
         .filter(|f| *f > 0)
         .ok_or_else(|| param(format!("参数无效: total_amount {amount}")))?;
     if total_fen > MAX_TOTAL_FEN {
-        return Err(GwError::business("ACQ.TOTAL_FEE_EXCEED", "订单金额超过限额"));
+        return Err(GwError::business(
+            "ACQ.TOTAL_FEE_EXCEED",
+            "订单金额超过限额",
+        ));
     }
     let subject =
         biz_str(biz, "subject").ok_or_else(|| param("参数无效: subject 不能为空".into()))?;
@@ -512,10 +556,12 @@ fn open_trade(
             TradeStatus::TradeSuccess => {
                 Err(GwError::business("ACQ.TRADE_HAS_SUCCESS", "交易已被支付"))
             }
-            TradeStatus::TradeClosed => Err(GwError::business("ACQ.TRADE_HAS_CLOSE", "交易已经关闭")),
-            TradeStatus::WaitBuyerPay if trade.fingerprint != fingerprint => {
-                Err(GwError::business("ACQ.CONTEXT_INCONSISTENT", "交易信息被篡改"))
+            TradeStatus::TradeClosed => {
+                Err(GwError::business("ACQ.TRADE_HAS_CLOSE", "交易已经关闭"))
             }
+            TradeStatus::WaitBuyerPay if trade.fingerprint != fingerprint => Err(
+                GwError::business("ACQ.CONTEXT_INCONSISTENT", "交易信息被篡改"),
+            ),
             TradeStatus::WaitBuyerPay => {
                 trade.opened = true;
                 Ok(trade.clone())
@@ -560,9 +606,8 @@ fn precreate(
 ) -> MethodResult {
     let new = read_new_trade(biz, "FACE_TO_FACE_PAYMENT", now).map_err(|e| (e, vec![]))?;
     let out_trade_no = new.out_trade_no.clone();
-    let trade = open_trade(state, "alipay.trade.precreate", new, params, now).map_err(|e| {
-        (e, vec![("out_trade_no", json!(out_trade_no))])
-    })?;
+    let trade = open_trade(state, "alipay.trade.precreate", new, params, now)
+        .map_err(|e| (e, vec![("out_trade_no", json!(out_trade_no))]))?;
     Ok(vec![
         ("out_trade_no", json!(trade.out_trade_no)),
         ("qr_code", json!(trade.qr_code.unwrap_or_default())),
@@ -575,12 +620,15 @@ fn find_trade<'a>(
     inner: &'a mut Inner,
     biz: &serde_json::Map<String, Value>,
     now: DateTime<Utc>,
-) -> Result<&'a mut Trade, (GwError, Vec<(&'static str, Value)>)> {
+) -> Result<&'a mut Trade, Failure> {
     let out_trade_no = biz_str(biz, "out_trade_no");
     let trade_no = biz_str(biz, "trade_no");
     if out_trade_no.is_none() && trade_no.is_none() {
         return Err((
-            GwError::business("ACQ.INVALID_PARAMETER", "参数无效: out_trade_no 与 trade_no 不能同时为空"),
+            GwError::business(
+                "ACQ.INVALID_PARAMETER",
+                "参数无效: out_trade_no 与 trade_no 不能同时为空",
+            ),
             vec![],
         ));
     }
@@ -599,7 +647,10 @@ fn find_trade<'a>(
             if let Some(no) = out_trade_no {
                 extra.push(("out_trade_no", json!(no)));
             }
-            Err((GwError::business("ACQ.TRADE_NOT_EXIST", "交易不存在"), extra))
+            Err((
+                GwError::business("ACQ.TRADE_NOT_EXIST", "交易不存在"),
+                extra,
+            ))
         }
     }
 }
@@ -609,7 +660,10 @@ fn query(state: &State, biz: &serde_json::Map<String, Value>, now: DateTime<Utc>
     let trade = find_trade(&mut inner, biz, now).map_err(|(e, mut extra)| {
         // Alipay's real not-exist answer carries zero amounts too.
         let zero = json!("0.00");
-        let mut all = vec![("buyer_pay_amount", zero.clone()), ("invoice_amount", zero.clone())];
+        let mut all = vec![
+            ("buyer_pay_amount", zero.clone()),
+            ("invoice_amount", zero.clone()),
+        ];
         all.append(&mut extra);
         all.extend([("point_amount", zero.clone()), ("receipt_amount", zero)]);
         (e, all)
@@ -620,7 +674,7 @@ fn query(state: &State, biz: &serde_json::Map<String, Value>, now: DateTime<Utc>
     } else {
         json!("0.00")
     };
-    let mut out: Vec<(&'static str, Value)> = Vec::new();
+    let mut out: Members = Vec::new();
     if let Some(logon) = &trade.buyer_logon_id {
         out.push(("buyer_logon_id", json!(logon)));
     }
@@ -656,7 +710,10 @@ fn close(state: &State, biz: &serde_json::Map<String, Value>, now: DateTime<Utc>
     ];
     if trade.status != TradeStatus::WaitBuyerPay {
         // Close is allowed only while waiting for payment.
-        return Err((GwError::business("ACQ.TRADE_STATUS_ERROR", "交易状态不合法"), ids));
+        return Err((
+            GwError::business("ACQ.TRADE_STATUS_ERROR", "交易状态不合法"),
+            ids,
+        ));
     }
     trade.status = TradeStatus::TradeClosed;
     trade.gmt_close = Some(now);
@@ -689,7 +746,10 @@ fn cancel(state: &State, biz: &serde_json::Map<String, Value>, now: DateTime<Utc
         ("trade_no", json!(trade.trade_no)),
     ];
     if action == "refund" {
-        out.push(("gmt_refund_pay", json!(china_time(trade.gmt_close.unwrap_or(now)))));
+        out.push((
+            "gmt_refund_pay",
+            json!(china_time(trade.gmt_close.unwrap_or(now))),
+        ));
     }
     Ok(out)
 }
@@ -775,7 +835,9 @@ fn error_page(status: StatusCode, e: &GwError) -> HttpResponse {
         sub_code = html_escape(&e.sub_code),
         sub_msg = html_escape(&e.sub_msg),
     );
-    HttpResponse::build(status).content_type(HTML_UTF8).body(body)
+    HttpResponse::build(status)
+        .content_type(HTML_UTF8)
+        .body(body)
 }
 
 fn html_escape(text: &str) -> String {
@@ -845,7 +907,8 @@ fn return_params(state: &State, trade: &Trade) -> Result<String, String> {
     put("total_amount", &trade.total_amount);
     put("trade_no", &trade.trade_no);
     put("version", "1.0");
-    let sign = proto::sign_notification(&params, &cfg.alipay_private_key).map_err(|e| e.to_string())?;
+    let sign =
+        proto::sign_notification(&params, &cfg.alipay_private_key).map_err(|e| e.to_string())?;
     params.insert("sign".into(), sign);
     Ok(encode_form(&params))
 }
@@ -871,7 +934,9 @@ fn pay(state: &State, out_trade_no: &str) -> Result<Trade, ControlError> {
             (
                 StatusCode::NOT_FOUND,
                 "TRADE_NOT_EXIST",
-                format!("no trade {out_trade_no}: create it (precreate) or open its cashier URL first"),
+                format!(
+                    "no trade {out_trade_no}: create it (precreate) or open its cashier URL first"
+                ),
             )
         })?;
         expire_if_due(trade, now);
@@ -996,7 +1061,12 @@ async fn notify_once(
                 e.http_status = Some(resp.status().as_u16());
                 let text = resp.text().await.unwrap_or_default();
                 // Only the exact answer `success` stops the resends.
-                e.outcome = if text.trim() == "success" { "delivered" } else { "rejected" }.into();
+                e.outcome = if text.trim() == "success" {
+                    "delivered"
+                } else {
+                    "rejected"
+                }
+                .into();
                 e.response = Some(text.chars().take(200).collect());
             }
             Err(err) => {
@@ -1040,14 +1110,18 @@ fn notification_body(state: &State, trade: &Trade) -> Result<String, String> {
     put("point_amount", "0.00");
     put("seller_id", &cfg.seller_id);
     put("buyer_id", trade.buyer_id.as_deref().unwrap_or_default());
-    put("buyer_logon_id", trade.buyer_logon_id.as_deref().unwrap_or_default());
+    put(
+        "buyer_logon_id",
+        trade.buyer_logon_id.as_deref().unwrap_or_default(),
+    );
     put("gmt_create", &china_time(trade.gmt_create));
     put("gmt_payment", &china_time(paid_at));
     put("subject", &trade.subject);
     // Notifications spell it fundChannel (sync responses: fund_channel).
     let bills = json!([{ "amount": trade.total_amount, "fundChannel": "ALIPAYACCOUNT" }]);
     put("fund_bill_list", &bills.to_string());
-    let sign = proto::sign_notification(&params, &cfg.alipay_private_key).map_err(|e| e.to_string())?;
+    let sign =
+        proto::sign_notification(&params, &cfg.alipay_private_key).map_err(|e| e.to_string())?;
     params.insert("sign".into(), sign);
     Ok(encode_form(&params))
 }
@@ -1076,7 +1150,9 @@ async fn control_close(state: State, path: web::Path<String>) -> HttpResponse {
         return control_error(StatusCode::NOT_FOUND, "TRADE_NOT_EXIST", "no such trade");
     };
     match trade.status {
-        TradeStatus::TradeSuccess => control_error(StatusCode::CONFLICT, "TRADE_HAS_SUCCESS", "交易已被支付"),
+        TradeStatus::TradeSuccess => {
+            control_error(StatusCode::CONFLICT, "TRADE_HAS_SUCCESS", "交易已被支付")
+        }
         _ => {
             if trade.status == TradeStatus::WaitBuyerPay {
                 trade.status = TradeStatus::TradeClosed;
@@ -1105,7 +1181,11 @@ async fn control_notify(state: State, path: web::Path<String>) -> HttpResponse {
     let attempt = u32::try_from(sent + 1).unwrap_or(u32::MAX);
     match notify_once(&state, &out_trade_no, attempt, true).await {
         Some(entry) => HttpResponse::Ok().json(entry),
-        None => control_error(StatusCode::CONFLICT, "NOTHING_TO_NOTIFY", "nothing to notify"),
+        None => control_error(
+            StatusCode::CONFLICT,
+            "NOTHING_TO_NOTIFY",
+            "nothing to notify",
+        ),
     }
 }
 
@@ -1135,7 +1215,10 @@ struct NotificationFilter {
 }
 
 /// `GET /__emulator/alipay/notifications?out_trade_no=`: the delivery log.
-async fn control_notifications(state: State, filter: web::Query<NotificationFilter>) -> HttpResponse {
+async fn control_notifications(
+    state: State,
+    filter: web::Query<NotificationFilter>,
+) -> HttpResponse {
     HttpResponse::Ok().json(state.alipay.notifications(filter.out_trade_no.as_deref()))
 }
 
@@ -1254,7 +1337,10 @@ mod tests {
 
     #[test]
     fn html_is_escaped() {
-        assert_eq!(html_escape(r#"<a href="x">&'"#), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
+        assert_eq!(
+            html_escape(r#"<a href="x">&'"#),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
     }
 
     #[test]

@@ -53,7 +53,11 @@ impl Faults {
         let mut f = self.0.lock().unwrap_or_else(|p| p.into_inner());
         if f.timeout_requests_next > 0 {
             f.timeout_requests_next -= 1;
-            return RequestFault::Timeout(if f.timeout_ms == 0 { 30_000 } else { f.timeout_ms });
+            return RequestFault::Timeout(if f.timeout_ms == 0 {
+                30_000
+            } else {
+                f.timeout_ms
+            });
         }
         if f.fail_requests_next > 0 {
             f.fail_requests_next -= 1;

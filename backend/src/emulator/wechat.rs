@@ -39,8 +39,7 @@ use super::{State, WechatEmulatorConfig};
 /// Delays before resends 1..=15 (skills `回调通知处理.md` §重试机制), in seconds,
 /// each divided by the configured time scale.
 const RESEND_SCHEDULE_SECS: [u64; 15] = [
-    15, 15, 30, 180, 600, 1_200, 1_800, 1_800, 1_800, 3_600, 10_800, 10_800, 10_800, 21_600,
-    21_600,
+    15, 15, 30, 180, 600, 1_200, 1_800, 1_800, 1_800, 3_600, 10_800, 10_800, 10_800, 21_600, 21_600,
 ];
 
 /// An order without `time_expire` closes by itself after 7 days.
@@ -350,7 +349,8 @@ impl ApiError {
             "PARAM_ERROR",
             format!("输入源“/{location}/{field}”映射到字段“{label}”{rule}"),
         );
-        err.detail = Some(json!({ "location": location, "value": value.cloned().unwrap_or(Value::Null) }));
+        err.detail =
+            Some(json!({ "location": location, "value": value.cloned().unwrap_or(Value::Null) }));
         err.errno = Some(268_435_461);
         err
     }
@@ -507,7 +507,12 @@ fn serial_for(cfg: &WechatEmulatorConfig, mode: SerialMode) -> &str {
 }
 
 /// A signed 2xx answer; `body` may be empty (204).
-fn signed(cfg: &WechatEmulatorConfig, mode: SerialMode, status: StatusCode, body: Vec<u8>) -> HttpResponse {
+fn signed(
+    cfg: &WechatEmulatorConfig,
+    mode: SerialMode,
+    status: StatusCode,
+    body: Vec<u8>,
+) -> HttpResponse {
     let timestamp = Utc::now().timestamp().to_string();
     let nonce = proto::nonce_str(32);
     let signature = match proto::sign_response(&cfg.platform_key, &timestamp, &nonce, &body) {
@@ -531,7 +536,11 @@ fn signed(cfg: &WechatEmulatorConfig, mode: SerialMode, status: StatusCode, body
     }
 }
 
-fn signed_json<T: Serialize>(cfg: &WechatEmulatorConfig, mode: SerialMode, value: &T) -> Result<HttpResponse, ApiError> {
+fn signed_json<T: Serialize>(
+    cfg: &WechatEmulatorConfig,
+    mode: SerialMode,
+    value: &T,
+) -> Result<HttpResponse, ApiError> {
     let body = serde_json::to_vec(value).map_err(|_| ApiError::system())?;
     Ok(signed(cfg, mode, StatusCode::OK, body))
 }
@@ -635,7 +644,13 @@ struct NewOrder {
 }
 
 impl NewOrder {
-    fn into_trade(self, trade_type: TradeType, request: Value, prepay: Value, now: DateTime<Utc>) -> Trade {
+    fn into_trade(
+        self,
+        trade_type: TradeType,
+        request: Value,
+        prepay: Value,
+        now: DateTime<Utc>,
+    ) -> Trade {
         let created = now.with_timezone(&china());
         let expires_at = self
             .time_expire
@@ -690,7 +705,11 @@ fn validate_prepay(
     params: &Value,
 ) -> Result<NewOrder, ApiError> {
     let obj = params.as_object().ok_or_else(|| {
-        ApiError::new(StatusCode::BAD_REQUEST, "PARAM_ERROR", "请求体必须是JSON对象")
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "PARAM_ERROR",
+            "请求体必须是JSON对象",
+        )
     })?;
     if let Some(extra) = obj.keys().find(|k| !PREPAY_FIELDS.contains(&k.as_str())) {
         let mut err = ApiError::new(
@@ -751,7 +770,13 @@ fn validate_prepay(
         .ok_or_else(|| ApiError::required("body", "amount", "订单金额"))?
         .as_object()
         .ok_or_else(|| {
-            ApiError::param("body", "amount", "订单金额", "类型校验失败", obj.get("amount"))
+            ApiError::param(
+                "body",
+                "amount",
+                "订单金额",
+                "类型校验失败",
+                obj.get("amount"),
+            )
         })?;
     let total_value = amount
         .get("total")
@@ -865,14 +890,24 @@ fn check_h5_scene(obj: &Map<String, Value>) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn required_str(obj: &Map<String, Value>, field: &str, label: &str, max_bytes: usize) -> Result<String, ApiError> {
+fn required_str(
+    obj: &Map<String, Value>,
+    field: &str,
+    label: &str,
+    max_bytes: usize,
+) -> Result<String, ApiError> {
     optional_str(obj, field, label, max_bytes)?
         .filter(|s| !s.is_empty())
         .ok_or_else(|| ApiError::required("body", field, label))
 }
 
 /// A string member of at most `max_bytes` UTF-8 bytes (WeChat's `string(n)`).
-fn optional_str(obj: &Map<String, Value>, field: &str, label: &str, max_bytes: usize) -> Result<Option<String>, ApiError> {
+fn optional_str(
+    obj: &Map<String, Value>,
+    field: &str,
+    label: &str,
+    max_bytes: usize,
+) -> Result<Option<String>, ApiError> {
     match obj.get(field) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) if s.len() <= max_bytes => Ok(Some(s.clone())),
@@ -880,10 +915,19 @@ fn optional_str(obj: &Map<String, Value>, field: &str, label: &str, max_bytes: u
             "body",
             field,
             label,
-            &format!("字符串规则校验失败，字节数 {}，大于最大值 {max_bytes}", s.len()),
+            &format!(
+                "字符串规则校验失败，字节数 {}，大于最大值 {max_bytes}",
+                s.len()
+            ),
             Some(v),
         )),
-        Some(v) => Err(ApiError::param("body", field, label, "类型校验失败，须为字符串", Some(v))),
+        Some(v) => Err(ApiError::param(
+            "body",
+            field,
+            label,
+            "类型校验失败，须为字符串",
+            Some(v),
+        )),
     }
 }
 
@@ -931,7 +975,11 @@ struct MchidQuery {
     mchid: Option<String>,
 }
 
-fn check_mchid(cfg: &WechatEmulatorConfig, location: &str, mchid: Option<&str>) -> Result<(), ApiError> {
+fn check_mchid(
+    cfg: &WechatEmulatorConfig,
+    location: &str,
+    mchid: Option<&str>,
+) -> Result<(), ApiError> {
     match mchid {
         None | Some("") => Err(ApiError::required(location, "mchid", "直连商户号")),
         Some(m) if m != cfg.mch_id => Err(ApiError::param(
@@ -1008,7 +1056,11 @@ async fn close(
             let cfg = &state.config.wechat;
             let (text, mode) = gate(&state, &req, &body).await?;
             let parsed: CloseBody = serde_json::from_str(&text).map_err(|_| {
-                ApiError::new(StatusCode::BAD_REQUEST, "PARAM_ERROR", "请求体无法解析为JSON")
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "PARAM_ERROR",
+                    "请求体无法解析为JSON",
+                )
             })?;
             check_mchid(cfg, "body", parsed.mchid.as_deref())?;
             {
@@ -1117,7 +1169,10 @@ async fn control_pay(state: State, path: web::Path<String>, body: web::Bytes) ->
         }
         let transaction_id = loop {
             let id = format!("4200{}", random_from(b"0123456789", 24));
-            if !trades.values().any(|t| t.transaction_id.as_deref() == Some(&id)) {
+            if !trades
+                .values()
+                .any(|t| t.transaction_id.as_deref() == Some(&id))
+            {
                 break id;
             }
         };
@@ -1136,13 +1191,21 @@ async fn control_pay(state: State, path: web::Path<String>, body: web::Bytes) ->
             Ok(log) => (tx, log),
             Err(e) => {
                 tracing::error!(error = %e, "emulator cannot build a WeChat notification");
-                return control_error(StatusCode::INTERNAL_SERVER_ERROR, "SYSTEM_ERROR", "系统错误");
+                return control_error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "SYSTEM_ERROR",
+                    "系统错误",
+                );
             }
         }
     };
     let id = log.id.clone();
     lock(&state.wechat.notifications).push(log);
-    tokio::spawn(deliver_on_schedule(state.clone(), id, state.wechat.generation()));
+    tokio::spawn(deliver_on_schedule(
+        state.clone(),
+        id,
+        state.wechat.generation(),
+    ));
     HttpResponse::Ok().json(tx)
 }
 
@@ -1171,7 +1234,10 @@ struct NotificationsQuery {
     out_trade_no: Option<String>,
 }
 
-async fn control_notifications(state: State, query: web::Query<NotificationsQuery>) -> HttpResponse {
+async fn control_notifications(
+    state: State,
+    query: web::Query<NotificationsQuery>,
+) -> HttpResponse {
     HttpResponse::Ok().json(state.wechat.notifications(query.out_trade_no.as_deref()))
 }
 
@@ -1199,7 +1265,9 @@ async fn control_notify(state: State, path: web::Path<String>) -> HttpResponse {
     match after {
         Some(mut updated) => {
             // Only the attempts this call made.
-            updated.attempts = updated.attempts.split_off(before.min(updated.attempts.len()));
+            updated.attempts = updated
+                .attempts
+                .split_off(before.min(updated.attempts.len()));
             HttpResponse::Ok().json(updated)
         }
         None => control_error(StatusCode::GONE, "RESET", "the emulator was reset"),
@@ -1331,7 +1399,11 @@ async fn post_notification(state: &State, log: &NotificationLog, probe: bool) ->
     let signature = if probe {
         let mut noise = [0u8; 192];
         rand::thread_rng().fill(&mut noise[..]);
-        Ok(format!("{}{}", proto::SIGNATURE_PROBE_PREFIX, STANDARD.encode(noise)))
+        Ok(format!(
+            "{}{}",
+            proto::SIGNATURE_PROBE_PREFIX,
+            STANDARD.encode(noise)
+        ))
     } else {
         proto::sign_response(&cfg.platform_key, &timestamp, &nonce, &log.body)
     };

@@ -73,7 +73,9 @@ impl AlipayClient {
     /// Builds the client; fails when the configuration cannot work at all.
     pub fn new(cfg: AlipayClientConfig) -> Result<Self, ProviderError> {
         if cfg.app_id.trim().is_empty() {
-            return Err(ProviderError::NotConfigured("ALIPAY_APP_ID is empty".into()));
+            return Err(ProviderError::NotConfigured(
+                "ALIPAY_APP_ID is empty".into(),
+            ));
         }
         reqwest::Url::parse(&cfg.gateway).map_err(|e| {
             ProviderError::NotConfigured(format!("ALIPAY_GATEWAY {:?}: {e}", cfg.gateway))
@@ -102,8 +104,9 @@ impl AlipayClient {
                 let content = self
                     .call("alipay.trade.precreate", &biz, &req.out_trade_no)
                     .await?;
-                let qr_code = str_field(&content, "qr_code")
-                    .ok_or_else(|| ProviderError::InvalidResponse("precreate without qr_code".into()))?;
+                let qr_code = str_field(&content, "qr_code").ok_or_else(|| {
+                    ProviderError::InvalidResponse("precreate without qr_code".into())
+                })?;
                 Ok(PrepayResponse {
                     qr_code_url: Some(qr_code.to_string()),
                     ..Default::default()
@@ -176,7 +179,8 @@ impl AlipayClient {
             // Close is only allowed in WAIT_BUYER_PAY; the status error does not say
             // whether the trade was paid or closed, so ask.
             Err(ProviderError::Rejected { code, message })
-                if code == "ACQ.TRADE_STATUS_ERROR" || code == "ACQ.REASON_TRADE_STATUS_INVALID" =>
+                if code == "ACQ.TRADE_STATUS_ERROR"
+                    || code == "ACQ.REASON_TRADE_STATUS_INVALID" =>
             {
                 match self.query(out_trade_no).await?.state {
                     RemoteTradeState::Paid => Err(ProviderError::AlreadyPaid),
@@ -346,7 +350,11 @@ impl AlipayClient {
     }
 
     fn gateway_url(&self, params: &BTreeMap<String, String>) -> String {
-        let sep = if self.cfg.gateway.contains('?') { '&' } else { '?' };
+        let sep = if self.cfg.gateway.contains('?') {
+            '&'
+        } else {
+            '?'
+        };
         format!("{}{sep}{}", self.cfg.gateway, encode_form(params))
     }
 
@@ -360,7 +368,11 @@ impl AlipayClient {
         out_trade_no: &str,
     ) -> Result<Value, ProviderError> {
         let params = self.signed_params(method, biz, false)?;
-        let sep = if self.cfg.gateway.contains('?') { '&' } else { '?' };
+        let sep = if self.cfg.gateway.contains('?') {
+            '&'
+        } else {
+            '?'
+        };
         let url = format!("{}{sep}charset=utf-8", self.cfg.gateway);
         let resp = self
             .http
@@ -385,7 +397,9 @@ impl AlipayClient {
             .await
             .map_err(|e| ProviderError::Unavailable(format!("{method}: reading response: {e}")))?;
         if status >= 500 {
-            return Err(ProviderError::Unavailable(format!("{method}: HTTP {status}")));
+            return Err(ProviderError::Unavailable(format!(
+                "{method}: HTTP {status}"
+            )));
         }
         if status != 200 {
             return Err(invalid(format!("{method}: HTTP {status}")));
@@ -460,7 +474,11 @@ fn check_code(content: &Value) -> Result<(), ProviderError> {
         _ if code == "20000" => ProviderError::Unavailable(message),
         _ if code.is_empty() => invalid("response without code"),
         _ => ProviderError::Rejected {
-            code: if sub_code.is_empty() { code.to_string() } else { sub_code.to_string() },
+            code: if sub_code.is_empty() {
+                code.to_string()
+            } else {
+                sub_code.to_string()
+            },
             message,
         },
     })
@@ -468,8 +486,8 @@ fn check_code(content: &Value) -> Result<(), ProviderError> {
 
 /// Reduces a verified `alipay.trade.query` success to a [`RemoteTrade`].
 fn remote_trade(out_trade_no: &str, content: &Value) -> Result<RemoteTrade, ProviderError> {
-    let status = str_field(content, "trade_status")
-        .ok_or_else(|| invalid("query without trade_status"))?;
+    let status =
+        str_field(content, "trade_status").ok_or_else(|| invalid("query without trade_status"))?;
     let state = match status {
         "WAIT_BUYER_PAY" => RemoteTradeState::Pending,
         "TRADE_SUCCESS" | "TRADE_FINISHED" => RemoteTradeState::Paid,
@@ -583,7 +601,9 @@ mod tests {
             bad_sig.unwrap_err(),
             ProviderError::SignatureRejected("验签出错".into())
         );
-        let plain = check_code(&content(r#"{"code":"40001","msg":"Missing Required Arguments"}"#));
+        let plain = check_code(&content(
+            r#"{"code":"40001","msg":"Missing Required Arguments"}"#,
+        ));
         assert_eq!(
             plain.unwrap_err(),
             ProviderError::Rejected {
@@ -611,8 +631,14 @@ mod tests {
             "2026-01-01T19:04:05+00:00"
         );
         assert_eq!(q("TRADE_FINISHED", "0.1").unwrap().amount_fen, Some(10));
-        assert_eq!(q("WAIT_BUYER_PAY", "1").unwrap().state, RemoteTradeState::Pending);
-        assert_eq!(q("TRADE_CLOSED", "1.00").unwrap().state, RemoteTradeState::Closed);
+        assert_eq!(
+            q("WAIT_BUYER_PAY", "1").unwrap().state,
+            RemoteTradeState::Pending
+        );
+        assert_eq!(
+            q("TRADE_CLOSED", "1.00").unwrap().state,
+            RemoteTradeState::Closed
+        );
         assert!(q("TRADE_SUCCESS", "1.001").is_err());
         assert!(q("TRADE_SUCCESS", "1e3").is_err());
         assert!(q("SOMETHING_ELSE", "1.00").is_err());
@@ -628,7 +654,10 @@ mod tests {
         assert!(parse_form("a=1&a=2").is_err());
         assert!(parse_form("a=%FF").is_err());
         let mut map = BTreeMap::new();
-        map.insert("biz_content".to_string(), r#"{"subject":"a b&c=d+中"}"#.to_string());
+        map.insert(
+            "biz_content".to_string(),
+            r#"{"subject":"a b&c=d+中"}"#.to_string(),
+        );
         map.insert("timestamp".to_string(), "2026-01-02 03:04:05".to_string());
         assert_eq!(parse_form(&encode_form(&map)).unwrap(), map);
     }

@@ -13,7 +13,9 @@ use fenpay_proto::{Certificate, RsaPrivateKey, RsaPublicKey};
 use reqwest::header::HeaderMap;
 use serde_json::json;
 
-use super::{PaymentNotice, PrepayRequest, PrepayResponse, ProviderError, RemoteTrade, RemoteTradeState};
+use super::{
+    PaymentNotice, PrepayRequest, PrepayResponse, ProviderError, RemoteTrade, RemoteTradeState,
+};
 use crate::config::Secret;
 
 /// How we trust WeChat Pay's signatures.
@@ -160,8 +162,14 @@ impl WechatClient {
         let ts = Utc::now().timestamp().to_string();
         let nonce = proto::nonce_str(32);
         let package = format!("prepay_id={prepay_id}");
-        let sign = proto::jsapi_pay_sign(&self.cfg.app_id, &ts, &nonce, &package, &self.cfg.merchant_key)
-            .map_err(|e| ProviderError::InvalidResponse(e.to_string()))?;
+        let sign = proto::jsapi_pay_sign(
+            &self.cfg.app_id,
+            &ts,
+            &nonce,
+            &package,
+            &self.cfg.merchant_key,
+        )
+        .map_err(|e| ProviderError::InvalidResponse(e.to_string()))?;
         Ok(SdkParams::WechatJsapi {
             app_id: self.cfg.app_id.clone(),
             time_stamp: ts,
@@ -175,8 +183,14 @@ impl WechatClient {
     fn app_params(&self, prepay_id: &str) -> Result<SdkParams, ProviderError> {
         let ts = Utc::now().timestamp().to_string();
         let nonce = proto::nonce_str(32);
-        let sign = proto::app_pay_sign(&self.cfg.app_id, &ts, &nonce, prepay_id, &self.cfg.merchant_key)
-            .map_err(|e| ProviderError::InvalidResponse(e.to_string()))?;
+        let sign = proto::app_pay_sign(
+            &self.cfg.app_id,
+            &ts,
+            &nonce,
+            prepay_id,
+            &self.cfg.merchant_key,
+        )
+        .map_err(|e| ProviderError::InvalidResponse(e.to_string()))?;
         Ok(SdkParams::WechatApp {
             appid: self.cfg.app_id.clone(),
             partnerid: self.cfg.mch_id.clone(),
@@ -372,8 +386,15 @@ impl WechatClient {
             ));
         }
         let key = self.key_for_serial(serial).await?;
-        proto::verify_signed_message(&key, timestamp, nonce, body, signature, Utc::now().timestamp())
-            .map_err(|e| ProviderError::BadSignature(e.to_string()))
+        proto::verify_signed_message(
+            &key,
+            timestamp,
+            nonce,
+            body,
+            signature,
+            Utc::now().timestamp(),
+        )
+        .map_err(|e| ProviderError::BadSignature(e.to_string()))
     }
 
     async fn key_for_serial(&self, serial: &str) -> Result<RsaPublicKey, ProviderError> {
@@ -382,7 +403,9 @@ impl WechatClient {
                 if proto::is_public_key_id(serial) && serial == id {
                     Ok(key.clone())
                 } else {
-                    Err(ProviderError::BadSignature(format!("unexpected Wechatpay-Serial {serial}")))
+                    Err(ProviderError::BadSignature(format!(
+                        "unexpected Wechatpay-Serial {serial}"
+                    )))
                 }
             }
             PlatformTrust::Certificates => {
@@ -447,7 +470,8 @@ impl WechatClient {
         if !(200..300).contains(&status) {
             return Err(map_error(status, &bytes));
         }
-        let list: fenpay_proto::wechat::CertificateList = parse_json(&String::from_utf8_lossy(&bytes))?;
+        let list: fenpay_proto::wechat::CertificateList =
+            parse_json(&String::from_utf8_lossy(&bytes))?;
         let mut fresh = HashMap::new();
         for entry in &list.data {
             let cert = entry
@@ -459,15 +483,21 @@ impl WechatClient {
             .get("wechatpay-serial")
             .map(|s| s.to_ascii_uppercase())
             .unwrap_or_default();
-        let signer = fresh
-            .get(&serial)
-            .ok_or_else(|| ProviderError::InvalidResponse("certificates response signed by an unknown certificate".into()))?;
+        let signer = fresh.get(&serial).ok_or_else(|| {
+            ProviderError::InvalidResponse(
+                "certificates response signed by an unknown certificate".into(),
+            )
+        })?;
         proto::verify_signed_message(
             &signer.public_key,
-            headers.get("wechatpay-timestamp").map_or("", String::as_str),
+            headers
+                .get("wechatpay-timestamp")
+                .map_or("", String::as_str),
             headers.get("wechatpay-nonce").map_or("", String::as_str),
             &bytes,
-            headers.get("wechatpay-signature").map_or("", String::as_str),
+            headers
+                .get("wechatpay-signature")
+                .map_or("", String::as_str),
             Utc::now().timestamp(),
         )
         .map_err(|e| ProviderError::InvalidResponse(format!("certificates signature: {e}")))?;
@@ -500,7 +530,12 @@ fn truncate_bytes(s: &str, max: usize) -> String {
 pub fn header_map(headers: &HeaderMap) -> HashMap<String, String> {
     headers
         .iter()
-        .filter_map(|(k, v)| Some((k.as_str().to_ascii_lowercase(), v.to_str().ok()?.to_string())))
+        .filter_map(|(k, v)| {
+            Some((
+                k.as_str().to_ascii_lowercase(),
+                v.to_str().ok()?.to_string(),
+            ))
+        })
         .collect()
 }
 
@@ -511,9 +546,12 @@ fn parse_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, ProviderE
 /// WeChat's error codes to ours. Non-2xx answers are not signed.
 fn map_error(status: u16, body: &[u8]) -> ProviderError {
     let parsed: Option<ApiErrorBody> = serde_json::from_slice(body).ok();
-    let (code, message) = parsed
-        .map(|b| (b.code, b.message))
-        .unwrap_or_else(|| (String::new(), String::from_utf8_lossy(body).chars().take(200).collect()));
+    let (code, message) = parsed.map(|b| (b.code, b.message)).unwrap_or_else(|| {
+        (
+            String::new(),
+            String::from_utf8_lossy(body).chars().take(200).collect(),
+        )
+    });
     match code.as_str() {
         "ORDER_NOT_EXIST" | "RESOURCE_NOT_EXISTS" => ProviderError::TradeNotExist,
         "ORDERPAID" | "ORDER_PAID" => ProviderError::AlreadyPaid,
@@ -525,7 +563,11 @@ fn map_error(status: u16, body: &[u8]) -> ProviderError {
         _ if status == 429 => ProviderError::RateLimited,
         _ if status >= 500 => ProviderError::Unavailable(format!("HTTP {status}")),
         _ => ProviderError::Rejected {
-            code: if code.is_empty() { format!("HTTP_{status}") } else { code },
+            code: if code.is_empty() {
+                format!("HTTP_{status}")
+            } else {
+                code
+            },
             message,
         },
     }
@@ -559,10 +601,22 @@ mod tests {
     #[test]
     fn error_mapping_follows_wechat_codes() {
         let body = |code: &str| format!("{{\"code\":\"{code}\",\"message\":\"m\"}}").into_bytes();
-        assert_eq!(map_error(404, &body("ORDER_NOT_EXIST")), ProviderError::TradeNotExist);
-        assert_eq!(map_error(400, &body("ORDERPAID")), ProviderError::AlreadyPaid);
-        assert!(matches!(map_error(401, &body("SIGN_ERROR")), ProviderError::SignatureRejected(_)));
-        assert_eq!(map_error(429, &body("FREQUENCY_LIMITED")), ProviderError::RateLimited);
+        assert_eq!(
+            map_error(404, &body("ORDER_NOT_EXIST")),
+            ProviderError::TradeNotExist
+        );
+        assert_eq!(
+            map_error(400, &body("ORDERPAID")),
+            ProviderError::AlreadyPaid
+        );
+        assert!(matches!(
+            map_error(401, &body("SIGN_ERROR")),
+            ProviderError::SignatureRejected(_)
+        ));
+        assert_eq!(
+            map_error(429, &body("FREQUENCY_LIMITED")),
+            ProviderError::RateLimited
+        );
         assert!(map_error(500, &body("SYSTEM_ERROR")).is_retryable());
         assert!(map_error(502, b"<html>bad gateway</html>").is_retryable());
         assert!(matches!(
@@ -590,7 +644,10 @@ mod tests {
         assert_eq!(remote_trade(&tx("SUCCESS")).state, RemoteTradeState::Paid);
         assert_eq!(remote_trade(&tx("REFUND")).state, RemoteTradeState::Paid);
         assert_eq!(remote_trade(&tx("NOTPAY")).state, RemoteTradeState::Pending);
-        assert_eq!(remote_trade(&tx("USERPAYING")).state, RemoteTradeState::Pending);
+        assert_eq!(
+            remote_trade(&tx("USERPAYING")).state,
+            RemoteTradeState::Pending
+        );
         assert_eq!(remote_trade(&tx("CLOSED")).state, RemoteTradeState::Closed);
         let paid_at = remote_trade(&tx("SUCCESS")).paid_at.unwrap();
         assert_eq!(paid_at.to_rfc3339(), "2026-01-01T19:04:05+00:00");

@@ -117,12 +117,18 @@ pub async fn create_order(
         ));
     }
     if channel == PaymentChannel::Jsapi && req.openid.as_deref().is_none_or(str::is_empty) {
-        return Err(AppError::bad_request("openid_required", "the jsapi channel requires openid"));
+        return Err(AppError::bad_request(
+            "openid_required",
+            "the jsapi channel requires openid",
+        ));
     }
     if !state.providers.is_configured(req.payment_method) {
         return Err(AppError::bad_request(
             "payment_method_unavailable",
-            format!("{} is not configured on this server", req.payment_method.as_str()),
+            format!(
+                "{} is not configured on this server",
+                req.payment_method.as_str()
+            ),
         ));
     }
     let product = products::find(&state.db, req.product_id)
@@ -234,7 +240,11 @@ pub async fn create_order(
 }
 
 /// Load an order the caller may see: its owner or an admin. Anyone else gets 404.
-pub async fn visible_order(state: &AppState, user: &AuthUser, order_no: &str) -> AppResult<OrderRow> {
+pub async fn visible_order(
+    state: &AppState,
+    user: &AuthUser,
+    order_no: &str,
+) -> AppResult<OrderRow> {
     order_db::find(&state.db, order_no)
         .await?
         .filter(|o| o.user_id == user.user_id || user.role == Role::Admin)
@@ -243,10 +253,15 @@ pub async fn visible_order(state: &AppState, user: &AuthUser, order_no: &str) ->
 
 /// Order status. A pending order is checked with the provider (at most every few
 /// seconds per order) so a lost notification never leaves the buyer waiting.
-pub async fn order_status(state: &AppState, user: &AuthUser, order_no: &str) -> AppResult<OrderResponse> {
+pub async fn order_status(
+    state: &AppState,
+    user: &AuthUser,
+    order_no: &str,
+) -> AppResult<OrderResponse> {
     let order = visible_order(state, user, order_no).await?;
     if order.status == "pending"
-        && order_db::claim_query_slot(&state.db, order_no, Duration::seconds(QUERY_GAP_SECS)).await?
+        && order_db::claim_query_slot(&state.db, order_no, Duration::seconds(QUERY_GAP_SECS))
+            .await?
     {
         let query = tokio::time::timeout(
             std::time::Duration::from_secs(3),
@@ -266,8 +281,14 @@ pub async fn order_status(state: &AppState, user: &AuthUser, order_no: &str) -> 
 }
 
 /// Ask the provider about a pending order and apply a payment it reports.
-pub async fn sync_with_provider(state: &AppState, order: &OrderRow) -> Result<Option<ApplyOutcome>, ProviderError> {
-    let trade = state.providers.query(method_of(order), &order.order_no).await?;
+pub async fn sync_with_provider(
+    state: &AppState,
+    order: &OrderRow,
+) -> Result<Option<ApplyOutcome>, ProviderError> {
+    let trade = state
+        .providers
+        .query(method_of(order), &order.order_no)
+        .await?;
     if trade.state != RemoteTradeState::Paid {
         return Ok(None);
     }
@@ -282,7 +303,17 @@ pub async fn sync_with_provider(state: &AppState, order: &OrderRow) -> Result<Op
     };
     match apply_payment(state, method_of(order), &notice, None).await {
         Ok(outcome) => {
-            record(state, Some(&order.order_no), method_of(order), "query", "", &format!("{trade:?}"), true, &format!("{outcome:?}")).await;
+            record(
+                state,
+                Some(&order.order_no),
+                method_of(order),
+                "query",
+                "",
+                &format!("{trade:?}"),
+                true,
+                &format!("{outcome:?}"),
+            )
+            .await;
             Ok(Some(outcome))
         }
         Err(e) => {
@@ -300,7 +331,10 @@ pub async fn cancel_order(state: &AppState, user: &AuthUser, order_no: &str) -> 
         Ok(Transition::AlreadyDone) => return Ok(()),
         Ok(_) => {}
         Err(rules::TransitionError::AlreadyPaid) => {
-            return Err(AppError::conflict("order_already_paid", "the order is already paid"))
+            return Err(AppError::conflict(
+                "order_already_paid",
+                "the order is already paid",
+            ))
         }
         Err(e) => return Err(AppError::conflict("order_not_pending", e.to_string())),
     }
@@ -308,7 +342,11 @@ pub async fn cancel_order(state: &AppState, user: &AuthUser, order_no: &str) -> 
 }
 
 /// Close at the provider, then compare-and-set `pending -> cancelled`.
-pub async fn close_and_cancel(state: &AppState, order: &OrderRow, reason: CancelReason) -> AppResult<()> {
+pub async fn close_and_cancel(
+    state: &AppState,
+    order: &OrderRow,
+    reason: CancelReason,
+) -> AppResult<()> {
     let method = method_of(order);
     match state.providers.close(method, &order.order_no).await {
         // Never opened at the provider (or already closed there): nothing can be paid.
@@ -317,7 +355,10 @@ pub async fn close_and_cancel(state: &AppState, order: &OrderRow, reason: Cancel
             if let Err(e) = sync_with_provider(state, order).await {
                 tracing::error!(order_no = %order.order_no, error = %e, "paid at provider but query failed");
             }
-            return Err(AppError::conflict("order_already_paid", "the order was paid before it could be cancelled"));
+            return Err(AppError::conflict(
+                "order_already_paid",
+                "the order was paid before it could be cancelled",
+            ));
         }
         Err(e) => return Err(provider_error(e)),
     }
@@ -331,10 +372,14 @@ pub async fn close_and_cancel(state: &AppState, order: &OrderRow, reason: Cancel
         .ok_or(AppError::NotFound("order"))?;
     match status_of(&fresh) {
         OrderStatus::Cancelled => Ok(()),
-        OrderStatus::Paid | OrderStatus::Refunded => {
-            Err(AppError::conflict("order_already_paid", "the order was paid before it could be cancelled"))
-        }
-        OrderStatus::Pending => Err(AppError::conflict("order_not_pending", "the order changed, retry")),
+        OrderStatus::Paid | OrderStatus::Refunded => Err(AppError::conflict(
+            "order_already_paid",
+            "the order was paid before it could be cancelled",
+        )),
+        OrderStatus::Pending => Err(AppError::conflict(
+            "order_not_pending",
+            "the order changed, retry",
+        )),
     }
 }
 
@@ -345,7 +390,8 @@ pub async fn list_orders(
     page: i64,
     per_page: i64,
 ) -> AppResult<(Vec<OrderResponse>, i64)> {
-    let (rows, total) = order_db::list_for_user(&state.db, &user.user_id, per_page, (page - 1) * per_page).await?;
+    let (rows, total) =
+        order_db::list_for_user(&state.db, &user.user_id, per_page, (page - 1) * per_page).await?;
     Ok((rows.iter().map(to_response).collect(), total))
 }
 
@@ -383,7 +429,10 @@ pub async fn apply_payment(
         .await?
         .ok_or_else(|| ApplyError::UnknownOrder(notice.out_trade_no.clone()))?;
     if method_of(&order) != method {
-        return Err(ApplyError::Mismatch(format!("order was placed with {}", order.provider)));
+        return Err(ApplyError::Mismatch(format!(
+            "order was placed with {}",
+            order.provider
+        )));
     }
     if let Some((app_id, merchant_id)) = expected_ids {
         if notice.app_id != app_id || notice.merchant_id != merchant_id {
@@ -423,7 +472,16 @@ pub async fn apply_payment(
     };
     let outcome = match rules::decide(status_of(&order), OrderEvent::Pay) {
         Ok(Transition::Move { .. }) => {
-            if order_db::mark_paid(&state.db, &order.order_no, "pending", &facts, false, &fulfilment).await? {
+            if order_db::mark_paid(
+                &state.db,
+                &order.order_no,
+                "pending",
+                &facts,
+                false,
+                &fulfilment,
+            )
+            .await?
+            {
                 ApplyOutcome::Applied
             } else {
                 // Lost a race: re-read and decide again (it may have been cancelled meanwhile).
@@ -431,7 +489,15 @@ pub async fn apply_payment(
                     .await?
                     .ok_or_else(|| ApplyError::UnknownOrder(order.order_no.clone()))?;
                 if fresh.status == "cancelled"
-                    && order_db::mark_paid(&state.db, &order.order_no, "cancelled", &facts, true, &fulfilment).await?
+                    && order_db::mark_paid(
+                        &state.db,
+                        &order.order_no,
+                        "cancelled",
+                        &facts,
+                        true,
+                        &fulfilment,
+                    )
+                    .await?
                 {
                     ApplyOutcome::PaidAfterCancel
                 } else {
@@ -440,7 +506,16 @@ pub async fn apply_payment(
             }
         }
         Ok(Transition::PaidAfterCancel) => {
-            if order_db::mark_paid(&state.db, &order.order_no, "cancelled", &facts, true, &fulfilment).await? {
+            if order_db::mark_paid(
+                &state.db,
+                &order.order_no,
+                "cancelled",
+                &facts,
+                true,
+                &fulfilment,
+            )
+            .await?
+            {
                 ApplyOutcome::PaidAfterCancel
             } else {
                 ApplyOutcome::Duplicate
@@ -453,7 +528,9 @@ pub async fn apply_payment(
         ApplyOutcome::PaidAfterCancel => {
             tracing::warn!(order_no = %order.order_no, "payment arrived after cancel: order paid and flagged for review")
         }
-        ApplyOutcome::Duplicate => tracing::debug!(order_no = %order.order_no, "duplicate payment confirmation"),
+        ApplyOutcome::Duplicate => {
+            tracing::debug!(order_no = %order.order_no, "duplicate payment confirmation")
+        }
     }
     Ok(outcome)
 }
@@ -469,9 +546,18 @@ pub async fn apply_provider_close(
         .await?
         .ok_or_else(|| ApplyError::UnknownOrder(order_no.to_string()))?;
     if method_of(&order) != method {
-        return Err(ApplyError::Mismatch(format!("order was placed with {}", order.provider)));
+        return Err(ApplyError::Mismatch(format!(
+            "order was placed with {}",
+            order.provider
+        )));
     }
-    if order_db::cancel(&state.db, order_no, rules::cancel_reason_str(CancelReason::Expired)).await? {
+    if order_db::cancel(
+        &state.db,
+        order_no,
+        rules::cancel_reason_str(CancelReason::Expired),
+    )
+    .await?
+    {
         Ok("cancelled")
     } else {
         Ok("unchanged")

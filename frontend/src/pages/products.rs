@@ -1,6 +1,6 @@
 //! The catalog: pick a product, then pay with WeChat Pay or Alipay.
 
-use api_types::payment::PaymentMethod;
+use api_types::payment::{CreateOrderRequest, PaymentChannel, PaymentMethod};
 use api_types::product::{ProductKind, ProductResponse};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -34,6 +34,45 @@ pub fn ProductsPage() -> impl IntoView {
         spawn_local(async move {
             match start_checkout(api, &product, method).await {
                 Ok(checkout) => route.set(Route::Pay(checkout)),
+                Err(err) => {
+                    let _ = error.try_set(Some(err));
+                    let _ = creating.try_set(None);
+                }
+            }
+        });
+    };
+
+    // Alipay page pay (desktop): the browser goes to Alipay's cashier and comes back
+    // through /api/v1/payment/alipay/return to `/?order_no=...`.
+    let page_pay = move |_| {
+        let Some(product) = selected.get_untracked() else {
+            return;
+        };
+        if creating.get_untracked().is_some() {
+            return;
+        }
+        creating.set(Some(PaymentMethod::Alipay));
+        error.set(None);
+        spawn_local(async move {
+            let req = CreateOrderRequest {
+                product_type: product.kind,
+                product_id: product.id,
+                payment_method: PaymentMethod::Alipay,
+                is_upgrade: false,
+                quantity: None,
+                channel: Some(PaymentChannel::Page),
+                openid: None,
+            };
+            let target = api.create_order(&req).await.map(|reply| reply.pay_url);
+            match target {
+                Ok(Some(url)) => {
+                    if let Some(window) = web_sys::window() {
+                        let _ = window.location().assign(&url);
+                    }
+                }
+                Ok(None) => {
+                    let _ = creating.try_set(None);
+                }
                 Err(err) => {
                     let _ = error.try_set(Some(err));
                     let _ = creating.try_set(None);
@@ -115,6 +154,15 @@ pub fn ProductsPage() -> impl IntoView {
                 <div class="pay-methods">
                     {pay_button(PaymentMethod::Wechat, "pay-wechat", "btn-wechat")}
                     {pay_button(PaymentMethod::Alipay, "pay-alipay", "btn-alipay")}
+                    <button
+                        type="button"
+                        class="btn btn-alipay btn-secondary"
+                        data-testid="pay-alipay-page"
+                        disabled=move || selected.with(Option::is_none) || creating.get().is_some()
+                        on:click=page_pay
+                    >
+                        {move || i18n.t("支付宝网页支付", "Alipay page pay")}
+                    </button>
                 </div>
                 <ErrorBox error=error />
             </div>

@@ -37,7 +37,12 @@ fn headers_json(req: &HttpRequest) -> (HashMap<String, String>, String) {
     let map: HashMap<String, String> = req
         .headers()
         .iter()
-        .filter_map(|(k, v)| Some((k.as_str().to_ascii_lowercase(), v.to_str().ok()?.to_string())))
+        .filter_map(|(k, v)| {
+            Some((
+                k.as_str().to_ascii_lowercase(),
+                v.to_str().ok()?.to_string(),
+            ))
+        })
         .collect();
     let text = serde_json::to_string(&map).unwrap_or_default();
     (map, text)
@@ -72,7 +77,17 @@ pub async fn wechat_callback(
         Ok(v) => v,
         Err(e) => {
             tracing::warn!(error = %e, "rejected WeChat notification");
-            orders::record(&state, None, method, "notification", &headers_text, &body_text, false, &format!("rejected: {e}")).await;
+            orders::record(
+                &state,
+                None,
+                method,
+                "notification",
+                &headers_text,
+                &body_text,
+                false,
+                &format!("rejected: {e}"),
+            )
+            .await;
             let status = match e {
                 ProviderError::BadSignature(_) => StatusCode::UNAUTHORIZED,
                 _ => StatusCode::BAD_REQUEST,
@@ -81,22 +96,39 @@ pub async fn wechat_callback(
         }
     };
     let cfg = client.config();
-    let outcome = orders::apply_payment(&state, method, &notice, Some((&cfg.app_id, &cfg.mch_id))).await;
+    let outcome =
+        orders::apply_payment(&state, method, &notice, Some((&cfg.app_id, &cfg.mch_id))).await;
     let decision = match &outcome {
         Ok(o) => format!("{o:?}"),
         Err(e) => format!("rejected: {e}"),
     };
-    orders::record(&state, Some(&notice.out_trade_no), method, "notification", &headers_text, &body_text, true, &decision).await;
+    orders::record(
+        &state,
+        Some(&notice.out_trade_no),
+        method,
+        "notification",
+        &headers_text,
+        &body_text,
+        true,
+        &decision,
+    )
+    .await;
     match outcome {
         Ok(_) => HttpResponse::NoContent().finish(),
         Err(ApplyError::UnknownOrder(_)) => wechat_fail(StatusCode::NOT_FOUND, "unknown order"),
         Err(ApplyError::Mismatch(m)) => {
             tracing::error!(order_no = %notice.out_trade_no, mismatch = %m, "WeChat notification does not match the order");
-            wechat_fail(StatusCode::BAD_REQUEST, "notification does not match the order")
+            wechat_fail(
+                StatusCode::BAD_REQUEST,
+                "notification does not match the order",
+            )
         }
         Err(ApplyError::Db(e)) => {
             tracing::error!(error = %e, "database failure applying a WeChat notification");
-            wechat_fail(StatusCode::INTERNAL_SERVER_ERROR, "temporary failure, please retry")
+            wechat_fail(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "temporary failure, please retry",
+            )
         }
     }
 }
@@ -134,7 +166,17 @@ pub async fn alipay_callback(
         Ok(v) => v,
         Err(e) => {
             tracing::warn!(error = %e, "rejected Alipay notification");
-            orders::record(&state, None, method, "notification", &headers_text, &body_text, false, &format!("rejected: {e}")).await;
+            orders::record(
+                &state,
+                None,
+                method,
+                "notification",
+                &headers_text,
+                &body_text,
+                false,
+                &format!("rejected: {e}"),
+            )
+            .await;
             return alipay_reply(StatusCode::BAD_REQUEST, "fail");
         }
     };
@@ -151,7 +193,17 @@ pub async fn alipay_callback(
         Ok(d) => d.clone(),
         Err(e) => format!("rejected: {e}"),
     };
-    orders::record(&state, Some(&notice.out_trade_no), method, "notification", &headers_text, &body_text, true, &decision).await;
+    orders::record(
+        &state,
+        Some(&notice.out_trade_no),
+        method,
+        "notification",
+        &headers_text,
+        &body_text,
+        true,
+        &decision,
+    )
+    .await;
     match outcome {
         Ok(_) => alipay_reply(StatusCode::OK, "success"),
         Err(ApplyError::Db(e)) => {

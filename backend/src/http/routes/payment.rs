@@ -136,7 +136,10 @@ pub struct DevInfoResponse {
         (status = 200, description = "Emulator present", body = DevInfoResponse),
         (status = 404, description = "Not in development", body = ErrorResponse)))]
 pub async fn dev_info(state: web::Data<AppState>) -> AppResult<HttpResponse> {
-    let url = state.emulator_url.clone().ok_or(AppError::NotFound("route"))?;
+    let url = state
+        .emulator_url
+        .clone()
+        .ok_or(AppError::NotFound("route"))?;
     Ok(HttpResponse::Ok().json(DevInfoResponse {
         emulator: true,
         emulator_url: url,
@@ -163,12 +166,21 @@ pub async fn simulate_pay(
     user: AuthUser,
     body: web::Json<SimulatePayRequest>,
 ) -> AppResult<HttpResponse> {
-    let base = state.emulator_url.clone().ok_or(AppError::NotFound("route"))?;
+    let base = state
+        .emulator_url
+        .clone()
+        .ok_or(AppError::NotFound("route"))?;
     let order = orders::visible_order(&state, &user, &body.order_no).await?;
     if order.status != "pending" {
-        return Err(AppError::conflict("order_not_pending", "the order is not pending"));
+        return Err(AppError::conflict(
+            "order_not_pending",
+            "the order is not pending",
+        ));
     }
-    let url = format!("{base}/__emulator/{}/pay/{}", order.provider, order.order_no);
+    let url = format!(
+        "{base}/__emulator/{}/pay/{}",
+        order.provider, order.order_no
+    );
     let resp = reqwest::Client::new()
         .post(url)
         .json(&serde_json::json!({}))

@@ -1,0 +1,1128 @@
+//! The WeChat Pay v3 emulator driven as a merchant would: signed requests, verified
+//! answers, notifications received by a local server and checked with the
+//! platform key, resends, faults.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use actix_web::http::StatusCode;
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use chrono::Utc;
+use fenpay::config::Secret;
+use fenpay::emulator::{
+    self, AlipayEmulatorConfig, EmulatorConfig, EmulatorState, WechatEmulatorConfig,
+};
+use fenpay_proto::wechat::{self as proto, CertificateList, NotificationEnvelope, Transaction};
+use fenpay_proto::{Certificate, RsaPrivateKey, RsaPublicKey};
+use serde_json::{json, Value};
+
+const MCH_ID: &str = "1900000109";
+const APP_ID: &str = "wxd0000000000emu01";
+const MERCHANT_SERIAL: &str = "408B07E79B8269FEC3D5D3E6AB8ED163A6A380DB";
+const PUBLIC_KEY_ID: &str = "PUB_KEY_ID_0114232134912410000000000000000001";
+const CERT_SERIAL: &str = "5DEA10EF55877E3CF6C33255C2E7DEFFF7E427EC";
+const API_V3_KEY: &str = "a7cde1ZJB1kG2e7VfTs3jQzaWizur8Gb";
+
+struct Keys {
+    merchant: RsaPrivateKey,
+    platform: RsaPrivateKey,
+    cert: Certificate,
+}
+
+/// Key generation is slow in debug builds: once per test binary.
+fn keys() -> &'static Keys {
+    static KEYS: OnceLock<Keys> = OnceLock::new();
+    KEYS.get_or_init(|| {
+        let merchant = RsaPrivateKey::generate(2048).unwrap();
+        let platform = RsaPrivateKey::generate(2048).unwrap();
+        let cert =
+            Certificate::generate(&platform, CERT_SERIAL, "Tenpay.com Root CA", 365).unwrap();
+        Keys {
+            merchant,
+            platform,
+            cert,
+        }
+    })
+}
+
+fn platform_public() -> RsaPublicKey {
+    keys().platform.public_key()
+}
+
+struct Harness {
+    base: String,
+    http: reqwest::Client,
+    state: web::Data<EmulatorState>,
+}
+
+async fn start(time_scale: f64) -> Harness {
+    let k = keys();
+    let config = EmulatorConfig {
+        bind: "127.0.0.1:0".into(),
+        time_scale,
+        wechat: WechatEmulatorConfig {
+            mch_id: MCH_ID.into(),
+            app_id: APP_ID.into(),
+            merchant_public_key: k.merchant.public_key(),
+            merchant_serial: MERCHANT_SERIAL.into(),
+            api_v3_key: Secret::new(API_V3_KEY),
+            public_key_id: PUBLIC_KEY_ID.into(),
+            platform_key: k.platform.clone(),
+            platform_cert: k.cert.clone(),
+        },
+        alipay: AlipayEmulatorConfig {
+            app_id: "2021000000000001".into(),
+            app_public_key: k.merchant.public_key(),
+            alipay_private_key: k.platform.clone(),
+            seller_id: "2088000000000001".into(),
+        },
+    };
+    let emu = emulator::start(config).unwrap();
+    tokio::spawn(emu.server);
+    Harness {
+        base: emu.base_url,
+        http: reqwest::Client::new(),
+        state: emu.state,
+    }
+}
+
+#[derive(Debug)]
+struct Resp {
+    status: u16,
+    headers: HashMap<String, String>,
+    body: Vec<u8>,
+}
+
+impl Resp {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+
+    fn code(&self) -> String {
+        self.json()["code"].as_str().unwrap_or_default().to_string()
+    }
+
+    fn header(&self, name: &str) -> &str {
+        self.headers.get(name).map_or("", String::as_str)
+    }
+
+    /// Check `Wechatpay-Signature` over `ts\nnonce\nbody\n`.
+    fn verify_with(&self, key: &RsaPublicKey) -> bool {
+        proto::verify_signed_message(
+            key,
+            self.header("wechatpay-timestamp"),
+            self.header("wechatpay-nonce"),
+            &self.body,
+            self.header("wechatpay-signature"),
+            Utc::now().timestamp(),
+        )
+        .is_ok()
+    }
+}
+
+fn authorization(method: &str, path_and_query: &str, body: &str) -> String {
+    proto::authorization(
+        MCH_ID,
+        MERCHANT_SERIAL,
+        &keys().merchant,
+        method,
+        path_and_query,
+        Utc::now().timestamp(),
+        &proto::nonce_str(32),
+        body,
+    )
+    .unwrap()
+}
+
+impl Harness {
+    /// A raw request: the caller supplies (or omits) Authorization and Wechatpay-Serial.
+    async fn raw(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        body: &str,
+        auth: Option<String>,
+        serial: Option<&str>,
+    ) -> Resp {
+        let url = format!("{}{}", self.base, path_and_query);
+        let mut req = match method {
+            "GET" => self.http.get(&url),
+            _ => self
+                .http
+                .post(&url)
+                .header("Content-Type", "application/json")
+                .body(body.to_string()),
+        };
+        req = req.header("Accept", "application/json");
+        if let Some(auth) = auth {
+            req = req.header("Authorization", auth);
+        }
+        if let Some(serial) = serial {
+            req = req.header("Wechatpay-Serial", serial);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let headers = resp
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
+            .collect();
+        let body = resp.bytes().await.unwrap().to_vec();
+        Resp {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// A correctly signed request in public-key mode.
+    async fn call(&self, method: &str, path_and_query: &str, body: &str) -> Resp {
+        let auth = authorization(method, path_and_query, body);
+        self.raw(
+            method,
+            path_and_query,
+            body,
+            Some(auth),
+            Some(PUBLIC_KEY_ID),
+        )
+        .await
+    }
+
+    async fn native(&self, order: &Value) -> Resp {
+        self.call("POST", "/v3/pay/transactions/native", &order.to_string())
+            .await
+    }
+
+    async fn query(&self, out_trade_no: &str) -> Resp {
+        self.call(
+            "GET",
+            &format!("/v3/pay/transactions/out-trade-no/{out_trade_no}?mchid={MCH_ID}"),
+            "",
+        )
+        .await
+    }
+
+    async fn close(&self, out_trade_no: &str) -> Resp {
+        self.call(
+            "POST",
+            &format!("/v3/pay/transactions/out-trade-no/{out_trade_no}/close"),
+            &json!({ "mchid": MCH_ID }).to_string(),
+        )
+        .await
+    }
+
+    async fn control(&self, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut req = self.http.post(format!("{}{}", self.base, path));
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn control_get(&self, path: &str) -> (u16, Value) {
+        let resp = self
+            .http
+            .get(format!("{}{}", self.base, path))
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn pay(&self, out_trade_no: &str, body: Option<Value>) -> (u16, Value) {
+        self.control(&format!("/__emulator/wechat/pay/{out_trade_no}"), body)
+            .await
+    }
+
+    async fn set_faults(&self, faults: Value) {
+        let (status, _) = self.control("/__emulator/faults", Some(faults)).await;
+        assert_eq!(status, 200);
+    }
+
+    fn delivered(&self, out_trade_no: &str) -> bool {
+        self.state
+            .wechat
+            .notifications(Some(out_trade_no))
+            .iter()
+            .any(|n| n.delivered)
+    }
+}
+
+fn order(out_trade_no: &str, total: i64, notify_url: &str) -> Value {
+    json!({
+        "appid": APP_ID,
+        "mchid": MCH_ID,
+        "description": "fenpay 测试商品",
+        "out_trade_no": out_trade_no,
+        "notify_url": notify_url,
+        "amount": {"total": total, "currency": "CNY"},
+    })
+}
+
+const NOWHERE: &str = "https://merchant.example/wechat/notify";
+
+/// A merchant's notify endpoint: records every request and answers the scripted
+/// statuses in turn (then 204).
+#[derive(Clone, Default)]
+struct Receiver {
+    url: String,
+    received: Arc<Mutex<Vec<Received>>>,
+    script: Arc<Mutex<VecDeque<u16>>>,
+}
+
+#[derive(Clone, Debug)]
+struct Received {
+    headers: HashMap<String, String>,
+    body: Vec<u8>,
+}
+
+impl Received {
+    fn header(&self, name: &str) -> &str {
+        self.headers.get(name).map_or("", String::as_str)
+    }
+
+    fn verify_with(&self, key: &RsaPublicKey) -> bool {
+        proto::verify_signed_message(
+            key,
+            self.header("wechatpay-timestamp"),
+            self.header("wechatpay-nonce"),
+            &self.body,
+            self.header("wechatpay-signature"),
+            Utc::now().timestamp(),
+        )
+        .is_ok()
+    }
+
+    fn envelope(&self) -> NotificationEnvelope {
+        serde_json::from_slice(&self.body).unwrap()
+    }
+}
+
+async fn receiver(script: &[u16]) -> Receiver {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let rx = Receiver {
+        url: format!("http://127.0.0.1:{port}/wechat/notify"),
+        received: Arc::default(),
+        script: Arc::new(Mutex::new(script.iter().copied().collect())),
+    };
+    let data = web::Data::new(rx.clone());
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .default_service(web::to(receive))
+    })
+    .workers(1)
+    .listen(listener)
+    .unwrap()
+    .run();
+    tokio::spawn(server);
+    rx
+}
+
+async fn receive(rx: web::Data<Receiver>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
+    let headers = req
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
+        .collect();
+    rx.received.lock().unwrap().push(Received {
+        headers,
+        body: body.to_vec(),
+    });
+    let status = rx.script.lock().unwrap().pop_front().unwrap_or(204);
+    HttpResponse::build(StatusCode::from_u16(status).unwrap()).finish()
+}
+
+impl Receiver {
+    fn all(&self) -> Vec<Received> {
+        self.received.lock().unwrap().clone()
+    }
+}
+
+/// Poll until `done` (generous deadline; never a timing assertion).
+async fn wait_for(what: &str, done: impl Fn() -> bool) {
+    for _ in 0..400 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[tokio::test]
+async fn native_prepay_is_signed_in_public_key_mode() {
+    let h = start(1.0).await;
+    let resp = h.native(&order("NATIVE0001", 100, NOWHERE)).await;
+    assert_eq!(resp.status, 200, "{resp:?}");
+    let code_url = resp.json()["code_url"].as_str().unwrap().to_string();
+    assert!(
+        code_url.starts_with("weixin://wxpay/bizpayurl?pr="),
+        "{code_url}"
+    );
+    assert_eq!(resp.header("wechatpay-serial"), PUBLIC_KEY_ID);
+    assert_eq!(resp.header("wechatpay-nonce").len(), 32);
+    assert!(!resp.header("request-id").is_empty());
+    assert!(resp.header("content-type").starts_with("application/json"));
+    assert!(resp.verify_with(&platform_public()));
+    assert!(!resp.verify_with(&keys().merchant.public_key()));
+}
+
+#[tokio::test]
+async fn request_serial_selects_the_answer_key() {
+    let h = start(1.0).await;
+    let body = order("SERIAL0001", 1, NOWHERE).to_string();
+    let path = "/v3/pay/transactions/native";
+
+    let auth = authorization("POST", path, &body);
+    let cert_mode = h
+        .raw("POST", path, &body, Some(auth), Some(CERT_SERIAL))
+        .await;
+    assert_eq!(cert_mode.status, 200);
+    assert_eq!(cert_mode.header("wechatpay-serial"), CERT_SERIAL);
+    assert!(cert_mode.verify_with(&keys().cert.public_key));
+
+    // Certificate-mode clients send no Wechatpay-Serial at all.
+    let auth = authorization("POST", path, &body);
+    let absent = h.raw("POST", path, &body, Some(auth), None).await;
+    assert_eq!(absent.status, 200);
+    assert_eq!(absent.header("wechatpay-serial"), CERT_SERIAL);
+    assert!(absent.verify_with(&keys().cert.public_key));
+
+    let auth = authorization("POST", path, &body);
+    let other = h
+        .raw("POST", path, &body, Some(auth), Some("SOMETHING"))
+        .await;
+    assert_eq!(other.header("wechatpay-serial"), PUBLIC_KEY_ID);
+    assert!(other.verify_with(&platform_public()));
+}
+
+#[tokio::test]
+async fn certificates_download_decrypts_to_the_platform_certificate() {
+    let h = start(1.0).await;
+    let resp = h.call("GET", "/v3/certificates", "").await;
+    assert_eq!(resp.status, 200, "{resp:?}");
+    // Signed by the certificate it lists, whatever serial the request named.
+    assert_eq!(resp.header("wechatpay-serial"), CERT_SERIAL);
+    assert!(resp.verify_with(&keys().cert.public_key));
+    let list: CertificateList = serde_json::from_slice(&resp.body).unwrap();
+    assert_eq!(list.data.len(), 1);
+    let entry = &list.data[0];
+    assert_eq!(entry.serial_no, CERT_SERIAL);
+    assert!(entry.effective_time.ends_with("+08:00"));
+    assert_eq!(entry.encrypt_certificate.algorithm, "AEAD_AES_256_GCM");
+    assert_eq!(entry.encrypt_certificate.associated_data, "certificate");
+    assert_eq!(entry.encrypt_certificate.nonce.len(), 12);
+    let cert = entry.decrypt_certificate(API_V3_KEY.as_bytes()).unwrap();
+    assert_eq!(cert.serial_hex, CERT_SERIAL);
+    assert_eq!(cert.public_key, platform_public());
+}
+
+#[tokio::test]
+async fn query_and_close_follow_the_trade_state() {
+    let h = start(1.0).await;
+    let mut body = order("QUERY00001", 250, NOWHERE);
+    body["attach"] = json!("cart=42");
+    assert_eq!(h.native(&body).await.status, 200);
+
+    let resp = h.query("QUERY00001").await;
+    assert_eq!(resp.status, 200, "{resp:?}");
+    assert!(resp.verify_with(&platform_public()));
+    let tx: Transaction = serde_json::from_slice(&resp.body).unwrap();
+    assert_eq!(tx.trade_state, "NOTPAY");
+    assert_eq!(tx.trade_state_desc, "订单未支付");
+    assert_eq!((tx.appid.as_str(), tx.mchid.as_str()), (APP_ID, MCH_ID));
+    assert_eq!(tx.attach.as_deref(), Some("cart=42"));
+    assert_eq!(tx.amount.as_ref().unwrap().total, 250);
+    assert!(tx.transaction_id.is_none() && tx.success_time.is_none());
+
+    let unknown = h.query("NOSUCHORDER").await;
+    assert_eq!(
+        (unknown.status, unknown.code().as_str()),
+        (404, "ORDER_NOT_EXIST")
+    );
+    assert!(unknown.header("wechatpay-signature").is_empty());
+    let wrong_mchid = h
+        .call(
+            "GET",
+            "/v3/pay/transactions/out-trade-no/QUERY00001?mchid=1230000109",
+            "",
+        )
+        .await;
+    assert_eq!(
+        (wrong_mchid.status, wrong_mchid.code().as_str()),
+        (400, "PARAM_ERROR")
+    );
+    let no_mchid = h
+        .call("GET", "/v3/pay/transactions/out-trade-no/QUERY00001", "")
+        .await;
+    assert_eq!(no_mchid.status, 400);
+
+    let closed = h.close("QUERY00001").await;
+    assert_eq!(closed.status, 204, "{closed:?}");
+    assert!(closed.body.is_empty());
+    assert!(
+        closed.verify_with(&platform_public()),
+        "204 is signed over an empty body"
+    );
+    let tx: Transaction = serde_json::from_slice(&h.query("QUERY00001").await.body).unwrap();
+    assert_eq!(tx.trade_state, "CLOSED");
+    // Close is re-entrant; a closed trade cannot be paid or re-posted.
+    assert_eq!(h.close("QUERY00001").await.status, 204);
+    let (status, answer) = h.pay("QUERY00001", None).await;
+    assert_eq!(
+        (status, answer["code"].as_str()),
+        (409, Some("ORDER_CLOSED"))
+    );
+    let again = h.native(&body).await;
+    assert_eq!((again.status, again.code().as_str()), (400, "ORDER_CLOSED"));
+    let unknown_close = h.close("NOSUCHORDER").await;
+    assert_eq!(
+        (unknown_close.status, unknown_close.code().as_str()),
+        (404, "ORDER_NOT_EXIST")
+    );
+}
+
+#[tokio::test]
+async fn payment_sends_a_verifiable_encrypted_notification() {
+    let h = start(1.0).await;
+    let rx = receiver(&[]).await;
+    assert_eq!(
+        h.native(&order("PAYNOTIFY1", 1999, &rx.url)).await.status,
+        200
+    );
+
+    let (status, paid) = h
+        .pay(
+            "PAYNOTIFY1",
+            Some(json!({"openid": "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{paid}");
+    assert_eq!(paid["trade_state"], "SUCCESS");
+    wait_for("the notification", || !rx.all().is_empty()).await;
+
+    let note = rx.all().remove(0);
+    assert_eq!(
+        note.header("wechatpay-signature-type"),
+        "WECHATPAY2-SHA256-RSA2048"
+    );
+    assert_eq!(note.header("wechatpay-serial"), PUBLIC_KEY_ID);
+    assert!(note.header("content-type").starts_with("application/json"));
+    assert!(!note.header("user-agent").is_empty());
+    assert!(note.verify_with(&platform_public()));
+    let envelope = note.envelope();
+    assert!(
+        uuid::Uuid::parse_str(&envelope.id).is_ok(),
+        "{}",
+        envelope.id
+    );
+    assert_eq!(envelope.event_type, "TRANSACTION.SUCCESS");
+    assert_eq!(envelope.resource_type, "encrypt-resource");
+    assert_eq!(envelope.summary, "支付成功");
+    assert!(envelope.create_time.ends_with("+08:00"));
+    assert_eq!(envelope.resource.original_type, "transaction");
+    assert_eq!(envelope.resource.associated_data, "transaction");
+    assert_eq!(envelope.resource.nonce.len(), 12);
+    let tx: Transaction = envelope.decrypt_resource(API_V3_KEY.as_bytes()).unwrap();
+    assert_eq!(tx.trade_state, "SUCCESS");
+    assert_eq!(tx.out_trade_no, "PAYNOTIFY1");
+    assert_eq!(tx.trade_type.as_deref(), Some("NATIVE"));
+    assert_eq!(tx.bank_type.as_deref(), Some("OTHERS"));
+    let transaction_id = tx.transaction_id.clone().unwrap();
+    assert!(transaction_id.starts_with("4200") && transaction_id.len() == 28);
+    assert!(tx.success_time.as_deref().unwrap().ends_with("+08:00"));
+    assert_eq!(
+        tx.payer.as_ref().unwrap().openid.as_deref(),
+        Some("oUpF8uMuAJO_M2pxb1Q9zNjWeS6o")
+    );
+    let amount = tx.amount.clone().unwrap();
+    assert_eq!((amount.total, amount.payer_total), (1999, Some(1999)));
+    assert_eq!(amount.currency.as_deref(), Some("CNY"));
+
+    // The query answers the same Transaction the notification carried.
+    let queried: Transaction = serde_json::from_slice(&h.query("PAYNOTIFY1").await.body).unwrap();
+    assert_eq!(queried, tx);
+    let by_id = h
+        .call(
+            "GET",
+            &format!("/v3/pay/transactions/id/{transaction_id}?mchid={MCH_ID}"),
+            "",
+        )
+        .await;
+    assert_eq!(by_id.status, 200);
+    assert!(by_id.verify_with(&platform_public()));
+    assert_eq!(
+        serde_json::from_slice::<Transaction>(&by_id.body).unwrap(),
+        tx
+    );
+    let no_id = h
+        .call(
+            "GET",
+            &format!("/v3/pay/transactions/id/4200000000000000000000000000?mchid={MCH_ID}"),
+            "",
+        )
+        .await;
+    assert_eq!(no_id.status, 404);
+
+    // Paid: close and re-post are refused; paying again changes nothing.
+    let close = h.close("PAYNOTIFY1").await;
+    assert_eq!((close.status, close.code().as_str()), (400, "ORDER_PAID"));
+    let repost = h.native(&order("PAYNOTIFY1", 1999, &rx.url)).await;
+    assert_eq!((repost.status, repost.code().as_str()), (400, "ORDER_PAID"));
+    let (status, again) = h.pay("PAYNOTIFY1", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(again["transaction_id"], transaction_id.as_str());
+    wait_for("delivery to be logged", || h.delivered("PAYNOTIFY1")).await;
+    let (status, log) = h
+        .control_get("/__emulator/wechat/notifications?out_trade_no=PAYNOTIFY1")
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(log.as_array().unwrap().len(), 1, "{log}");
+    assert_eq!(log[0]["id"], envelope.id.as_str());
+    assert_eq!(log[0]["delivered"], true);
+    assert_eq!(log[0]["attempts"][0]["status"], 204);
+    assert_eq!(rx.all().len(), 1);
+
+    let (status, trade) = h.control_get("/__emulator/wechat/trades/PAYNOTIFY1").await;
+    assert_eq!(status, 200);
+    assert_eq!(trade["trade_state"], "SUCCESS");
+    assert_eq!(trade["amount_total"], 1999);
+    assert_eq!(trade["notify_url"], rx.url.as_str());
+    assert_eq!(trade["transaction_id"], transaction_id.as_str());
+}
+
+#[tokio::test]
+async fn certificate_mode_notifications_name_the_certificate() {
+    let h = start(1.0).await;
+    let rx = receiver(&[]).await;
+    assert_eq!(h.native(&order("CERTNOTE01", 5, &rx.url)).await.status, 200);
+    let (status, _) = h
+        .pay("CERTNOTE01", Some(json!({"serial_mode": "certificate"})))
+        .await;
+    assert_eq!(status, 200);
+    wait_for("the notification", || !rx.all().is_empty()).await;
+    let note = rx.all().remove(0);
+    assert_eq!(note.header("wechatpay-serial"), CERT_SERIAL);
+    assert!(note.verify_with(&keys().cert.public_key));
+}
+
+#[tokio::test]
+async fn failed_deliveries_are_resent_with_the_same_id() {
+    let h = start(1000.0).await;
+    let rx = receiver(&[500, 500]).await;
+    assert_eq!(
+        h.native(&order("RETRY00001", 100, &rx.url)).await.status,
+        200
+    );
+    assert_eq!(h.pay("RETRY00001", None).await.0, 200);
+    wait_for("delivery", || h.delivered("RETRY00001")).await;
+
+    let log = h.state.wechat.notifications(Some("RETRY00001"));
+    assert_eq!(log.len(), 1);
+    let statuses: Vec<Option<u16>> = log[0].attempts.iter().map(|a| a.status).collect();
+    assert_eq!(statuses, [Some(500), Some(500), Some(204)]);
+    let received = rx.all();
+    assert_eq!(received.len(), 3);
+    for note in &received {
+        assert_eq!(note.envelope().id, log[0].id);
+        assert!(note.verify_with(&platform_public()));
+    }
+    // Each resend is signed afresh.
+    assert_ne!(
+        received[0].header("wechatpay-nonce"),
+        received[1].header("wechatpay-nonce")
+    );
+}
+
+#[tokio::test]
+async fn authorization_failures_are_401_sign_error() {
+    let h = start(1.0).await;
+    let path = "/v3/pay/transactions/native";
+    let body = order("AUTHFAIL01", 1, NOWHERE).to_string();
+    let now = Utc::now().timestamp();
+    let signed_by = |key: &RsaPrivateKey, mchid: &str, serial: &str, ts: i64, body: &str| {
+        proto::authorization(
+            mchid,
+            serial,
+            key,
+            "POST",
+            path,
+            ts,
+            &proto::nonce_str(32),
+            body,
+        )
+        .unwrap()
+    };
+    let k = keys();
+    let cases = [
+        ("missing", None),
+        ("garbage", Some("Bearer abc".to_string())),
+        (
+            "wrong key",
+            Some(signed_by(&k.platform, MCH_ID, MERCHANT_SERIAL, now, &body)),
+        ),
+        (
+            "stale",
+            Some(signed_by(
+                &k.merchant,
+                MCH_ID,
+                MERCHANT_SERIAL,
+                now - 301,
+                &body,
+            )),
+        ),
+        (
+            "future",
+            Some(signed_by(
+                &k.merchant,
+                MCH_ID,
+                MERCHANT_SERIAL,
+                now + 400,
+                &body,
+            )),
+        ),
+        (
+            "other serial",
+            Some(signed_by(&k.merchant, MCH_ID, "ABCDEF", now, &body)),
+        ),
+        (
+            "other mchid",
+            Some(signed_by(
+                &k.merchant,
+                "1230000109",
+                MERCHANT_SERIAL,
+                now,
+                &body,
+            )),
+        ),
+        (
+            "other body",
+            Some(signed_by(&k.merchant, MCH_ID, MERCHANT_SERIAL, now, "{}")),
+        ),
+    ];
+    for (name, auth) in cases {
+        let resp = h.raw("POST", path, &body, auth, Some(PUBLIC_KEY_ID)).await;
+        assert_eq!(
+            (resp.status, resp.code().as_str()),
+            (401, "SIGN_ERROR"),
+            "{name}"
+        );
+        assert!(resp.header("wechatpay-signature").is_empty(), "{name}");
+    }
+    // The query string is part of what is signed.
+    let auth = authorization("GET", "/v3/pay/transactions/out-trade-no/AUTHFAIL01", "");
+    let resp = h
+        .raw(
+            "GET",
+            &format!("/v3/pay/transactions/out-trade-no/AUTHFAIL01?mchid={MCH_ID}"),
+            "",
+            Some(auth),
+            None,
+        )
+        .await;
+    assert_eq!(resp.status, 401);
+    // Nothing was created by the rejected requests.
+    assert_eq!(h.query("AUTHFAIL01").await.status, 404);
+}
+
+#[tokio::test]
+async fn authorization_accepts_any_parameter_order_and_nonce_length() {
+    let h = start(1.0).await;
+    let path = "/v3/pay/transactions/native";
+    let body = order("ANYORDER01", 1, NOWHERE).to_string();
+    let ts = Utc::now().timestamp();
+    let nonce = proto::nonce_str(16);
+    let message = proto::request_message("POST", path, ts, &nonce, &body);
+    let signature = keys()
+        .merchant
+        .sign_sha256_base64(message.as_bytes())
+        .unwrap();
+    let auth = format!(
+        "WECHATPAY2-SHA256-RSA2048 serial_no=\"{MERCHANT_SERIAL}\", signature=\"{signature}\", timestamp=\"{ts}\", mchid=\"{MCH_ID}\", nonce_str=\"{nonce}\""
+    );
+    let resp = h
+        .http
+        .post(format!("{}{path}", h.base))
+        .header("Authorization", auth)
+        .header("Accept", "*/*")
+        .header("Content-Type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+}
+
+#[tokio::test]
+async fn reposts_are_idempotent_only_when_identical() {
+    let h = start(1.0).await;
+    let first = h.native(&order("REPOST0001", 300, NOWHERE)).await;
+    assert_eq!(first.status, 200);
+    // Same parameters, different member order and spacing: same answer.
+    let reordered = format!(
+        r#"{{ "amount": {{"currency": "CNY", "total": 300}}, "out_trade_no": "REPOST0001", "notify_url": "{NOWHERE}", "description": "fenpay 测试商品", "mchid": "{MCH_ID}", "appid": "{APP_ID}" }}"#
+    );
+    let second = h
+        .call("POST", "/v3/pay/transactions/native", &reordered)
+        .await;
+    assert_eq!(second.status, 200, "{second:?}");
+    assert_eq!(second.json()["code_url"], first.json()["code_url"]);
+
+    let changed = h.native(&order("REPOST0001", 301, NOWHERE)).await;
+    assert_eq!(
+        (changed.status, changed.code().as_str()),
+        (403, "OUT_TRADE_NO_USED")
+    );
+    assert!(changed.header("request-id").ends_with("-268498688"));
+    let mut jsapi = order("REPOST0001", 300, NOWHERE);
+    jsapi["payer"] = json!({"openid": "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"});
+    let other_product = h
+        .call("POST", "/v3/pay/transactions/jsapi", &jsapi.to_string())
+        .await;
+    assert_eq!(other_product.status, 403);
+    let trade = h.state.wechat.trade("REPOST0001").unwrap();
+    assert_eq!(trade.amount_total, 300);
+}
+
+#[tokio::test]
+async fn request_faults_fail_without_side_effects() {
+    let h = start(1.0).await;
+    h.set_faults(json!({"fail_requests_next": 1})).await;
+    let failed = h.native(&order("FAULTS0001", 1, NOWHERE)).await;
+    assert_eq!(
+        (failed.status, failed.code().as_str()),
+        (500, "SYSTEM_ERROR")
+    );
+    assert!(failed.header("wechatpay-signature").is_empty());
+    assert_eq!(h.query("FAULTS0001").await.status, 404);
+    assert_eq!(h.native(&order("FAULTS0001", 1, NOWHERE)).await.status, 200);
+
+    h.set_faults(json!({"timeout_requests_next": 1, "timeout_ms": 20}))
+        .await;
+    let stalled = h.query("FAULTS0001").await;
+    assert_eq!(
+        (stalled.status, stalled.code().as_str()),
+        (500, "SYSTEM_ERROR")
+    );
+    assert_eq!(h.query("FAULTS0001").await.status, 200);
+}
+
+#[tokio::test]
+async fn signature_probe_precedes_the_real_notification() {
+    let h = start(1.0).await;
+    let rx = receiver(&[401]).await;
+    h.set_faults(json!({"signature_probe": true})).await;
+    assert_eq!(h.native(&order("PROBE00001", 1, &rx.url)).await.status, 200);
+    assert_eq!(h.pay("PROBE00001", None).await.0, 200);
+    wait_for("probe and notification", || rx.all().len() >= 2).await;
+    let received = rx.all();
+    let probe = &received[0];
+    assert!(probe
+        .header("wechatpay-signature")
+        .starts_with("WECHATPAY/SIGNTEST/"));
+    assert!(!probe.verify_with(&platform_public()));
+    assert!(received[1].verify_with(&platform_public()));
+    wait_for("delivery", || h.delivered("PROBE00001")).await;
+    let log = h.state.wechat.notifications(Some("PROBE00001"));
+    let kinds: Vec<(bool, Option<u16>)> = log[0]
+        .attempts
+        .iter()
+        .map(|a| (a.probe, a.status))
+        .collect();
+    assert_eq!(kinds, [(true, Some(401)), (false, Some(204))]);
+}
+
+#[tokio::test]
+async fn dropped_and_duplicated_notifications() {
+    let h = start(1000.0).await;
+    let rx = receiver(&[]).await;
+    h.set_faults(json!({"drop_notifications_next": 1, "duplicate_notifications": true}))
+        .await;
+    assert_eq!(h.native(&order("DUPDROP001", 1, &rx.url)).await.status, 200);
+    assert_eq!(h.pay("DUPDROP001", None).await.0, 200);
+    wait_for("delivery", || h.delivered("DUPDROP001")).await;
+    let log = h.state.wechat.notifications(Some("DUPDROP001"));
+    let attempts = &log[0].attempts;
+    assert_eq!(attempts.len(), 3, "{attempts:?}");
+    assert!(attempts[0].dropped && attempts[0].status.is_none());
+    assert!(attempts[1..].iter().all(|a| a.status == Some(204)));
+    let received = rx.all();
+    assert_eq!(received.len(), 2);
+    assert_eq!(received[0].envelope().id, received[1].envelope().id);
+}
+
+#[tokio::test]
+async fn manual_resend_repeats_the_same_notification() {
+    let h = start(1.0).await;
+    let rx = receiver(&[]).await;
+    assert_eq!(h.native(&order("RESEND0001", 1, &rx.url)).await.status, 200);
+    let (status, answer) = h
+        .control("/__emulator/wechat/notify/RESEND0001", None)
+        .await;
+    assert_eq!(
+        (status, answer["code"].as_str()),
+        (409, Some("ORDER_NOT_PAID"))
+    );
+    assert_eq!(
+        h.control("/__emulator/wechat/notify/NOSUCHORDER", None)
+            .await
+            .0,
+        404
+    );
+
+    assert_eq!(h.pay("RESEND0001", None).await.0, 200);
+    wait_for("the notification", || !rx.all().is_empty()).await;
+    let (status, answer) = h
+        .control("/__emulator/wechat/notify/RESEND0001", None)
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["attempts"].as_array().unwrap().len(), 1);
+    let received = rx.all();
+    assert_eq!(received.len(), 2);
+    assert_eq!(received[0].body, received[1].body);
+    assert!(received[1].verify_with(&platform_public()));
+}
+
+#[tokio::test]
+async fn prepay_products_answer_their_own_shapes() {
+    let h = start(1.0).await;
+    let mut jsapi = order("JSAPI00001", 1, NOWHERE);
+    jsapi["payer"] = json!({"openid": "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"});
+    let resp = h
+        .call("POST", "/v3/pay/transactions/jsapi", &jsapi.to_string())
+        .await;
+    assert_eq!(resp.status, 200, "{resp:?}");
+    assert!(resp.json()["prepay_id"].as_str().unwrap().starts_with("wx"));
+
+    let app = order("APP0000001", 1, NOWHERE);
+    let resp = h
+        .call("POST", "/v3/pay/transactions/app", &app.to_string())
+        .await;
+    assert!(resp.json()["prepay_id"].as_str().unwrap().starts_with("wx"));
+
+    let mut h5 = order("H500000001", 1, NOWHERE);
+    h5["scene_info"] = json!({"payer_client_ip": "14.23.150.211", "h5_info": {"type": "Wap"}});
+    let resp = h
+        .call("POST", "/v3/pay/transactions/h5", &h5.to_string())
+        .await;
+    assert_eq!(resp.status, 200, "{resp:?}");
+    assert!(resp.json()["h5_url"]
+        .as_str()
+        .unwrap()
+        .starts_with("https://wx.tenpay.com/cgi-bin/mmpayweb-bin/checkmweb?prepay_id="));
+
+    // The JSAPI payer is the one who pays; H5 trades report MWEB.
+    let (_, paid) = h
+        .pay("JSAPI00001", Some(json!({"openid": "someone-else"})))
+        .await;
+    assert_eq!(paid["payer"]["openid"], "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o");
+    assert_eq!(paid["trade_type"], "JSAPI");
+    let (_, paid) = h.pay("H500000001", None).await;
+    assert_eq!(paid["trade_type"], "MWEB");
+    assert_eq!(paid["payer"]["openid"].as_str().unwrap().len(), 28);
+}
+
+#[tokio::test]
+async fn prepay_parameters_are_validated() {
+    let h = start(1.0).await;
+    let base = || order("VALID00001", 100, NOWHERE);
+    let with = |path: &str, value: Value| {
+        let mut body = base();
+        let mut target = &mut body;
+        let parts: Vec<&str> = path.split('/').collect();
+        for part in &parts[..parts.len() - 1] {
+            target = &mut target[*part];
+        }
+        target[parts[parts.len() - 1]] = value;
+        body
+    };
+    let without = |field: &str| {
+        let mut body = base();
+        body.as_object_mut().unwrap().remove(field);
+        body
+    };
+    let cases: Vec<(&str, &str, Value, u16, &str)> = vec![
+        (
+            "native",
+            "no description",
+            without("description"),
+            400,
+            "PARAM_ERROR",
+        ),
+        (
+            "native",
+            "no notify_url",
+            without("notify_url"),
+            400,
+            "PARAM_ERROR",
+        ),
+        ("native", "no amount", without("amount"), 400, "PARAM_ERROR"),
+        (
+            "native",
+            "long description",
+            with("description", json!("商".repeat(43))),
+            400,
+            "PARAM_ERROR",
+        ),
+        (
+            "native",
+            "short trade no",
+            with("out_trade_no", json!("A1234")),
+            400,
+            "PARAM_ERROR",
+        ),
+        (
+            "native",
+            "bad trade no",
+            with("out_trade_no", json!("ORDER#0001")),
+            400,
+            "PARAM_ERROR",
+        ),
+        (
+            "native",
+            "zero total",
+            with("amount/total", json!(0)),
+            400,
+            "PARAM_ERROR",
+        ),
+        (
+            "native",
+            "fractional total",
+            with("amount/total", json!(1.5)),
+            400,
+            "PARAM_ERROR",
+        ),
+        (
+            "native",
+            "string total",
+            with("amount/total", json!("100")),
+            400,
+            "PARAM_ERROR",
+        ),
+        (
+            "native",
+            "usd",
+            with("amount/currency", json!("USD")),
+            400,
+            "PARAM_ERROR",
+        ),
+        (
+            "native",
+            "ftp notify",
+            with("notify_url", json!("ftp://x/y")),
+            400,
+            "PARAM_ERROR",
+        ),
+        (
+            "native",
+            "bad expiry",
+            with("time_expire", json!("tomorrow")),
+            400,
+            "PARAM_ERROR",
+        ),
+        (
+            "native",
+            "long attach",
+            with("attach", json!("a".repeat(129))),
+            400,
+            "PARAM_ERROR",
+        ),
+        (
+            "native",
+            "extra member",
+            with("mch_id", json!(MCH_ID)),
+            400,
+            "PARAM_ERROR",
+        ),
+        (
+            "native",
+            "other mchid",
+            with("mchid", json!("1230000109")),
+            400,
+            "PARAM_ERROR",
+        ),
+        (
+            "native",
+            "other appid",
+            with("appid", json!("wx0000000000000000")),
+            400,
+            "APPID_MCHID_NOT_MATCH",
+        ),
+        ("jsapi", "no payer", base(), 400, "PARAM_ERROR"),
+        ("h5", "no scene", base(), 400, "PARAM_ERROR"),
+        (
+            "h5",
+            "no h5_info",
+            with("scene_info", json!({"payer_client_ip": "14.23.150.211"})),
+            400,
+            "PARAM_ERROR",
+        ),
+    ];
+    for (product, name, body, status, code) in cases {
+        let resp = h
+            .call(
+                "POST",
+                &format!("/v3/pay/transactions/{product}"),
+                &body.to_string(),
+            )
+            .await;
+        assert_eq!(
+            (resp.status, resp.code().as_str()),
+            (status, code),
+            "{name}: {resp:?}"
+        );
+        assert!(
+            !resp.json()["message"]
+                .as_str()
+                .unwrap_or_default()
+                .is_empty(),
+            "{name}"
+        );
+    }
+    // 127 bytes exactly is fine; none of the rejected posts created the trade.
+    let ok = with("description", json!(format!("{}a", "商".repeat(42))));
+    assert_eq!(h.native(&ok).await.status, 200);
+}
+
+#[tokio::test]
+async fn an_expired_trade_cannot_be_paid() {
+    let h = start(1.0).await;
+    let past = (Utc::now() - chrono::Duration::minutes(1))
+        .with_timezone(&chrono::FixedOffset::east_opt(8 * 3600).unwrap())
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, false);
+    let mut body = order("EXPIRED001", 1, NOWHERE);
+    body["time_expire"] = json!(past);
+    assert_eq!(h.native(&body).await.status, 200);
+    let (status, answer) = h.pay("EXPIRED001", None).await;
+    assert_eq!(
+        (status, answer["code"].as_str()),
+        (409, Some("ORDER_EXPIRED"))
+    );
+    let tx: Transaction = serde_json::from_slice(&h.query("EXPIRED001").await.body).unwrap();
+    assert_eq!(tx.trade_state, "CLOSED");
+    assert!(h.state.wechat.notifications(Some("EXPIRED001")).is_empty());
+}
+
+#[tokio::test]
+async fn reset_forgets_everything() {
+    let h = start(1.0).await;
+    assert_eq!(h.native(&order("RESET00001", 1, NOWHERE)).await.status, 200);
+    let (status, trades) = h.control_get("/__emulator/wechat/trades").await;
+    assert_eq!((status, trades.as_array().unwrap().len()), (200, 1));
+    assert_eq!(h.control("/__emulator/reset", None).await.0, 204);
+    assert_eq!(h.query("RESET00001").await.status, 404);
+    assert_eq!(
+        h.control_get("/__emulator/wechat/trades/RESET00001")
+            .await
+            .0,
+        404
+    );
+}
