@@ -125,6 +125,10 @@ impl TestApp {
         pg_db: Option<(String, String)>,
         overrides: &[(&str, &str)],
     ) -> TestApp {
+        if std::env::var_os("RUST_LOG").is_none() {
+            // Quiet by default; RUST_LOG=info shows the app's logs for a failing test.
+            std::env::set_var("RUST_LOG", "error");
+        }
         fenpay::telemetry::init();
         let settings =
             Settings::from_map(&test_vars(&dir, &database_url, overrides)).expect("test settings");

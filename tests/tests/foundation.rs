@@ -319,3 +319,68 @@ fn committed_openapi_matches_code() {
         "openapi/openapi.json is out of date: run `cargo run -p fenpay -- openapi > openapi/openapi.json`"
     );
 }
+
+both_backends!(
+    create_admin_creates_or_promotes_safely,
+    &[],
+    |app: TestApp| async move {
+        use api_types::auth::RegisterRequest;
+        use fenpay::service::accounts::create_admin;
+        let req = |name: &str, password: &str| RegisterRequest {
+            username: name.into(),
+            password: password.into(),
+            email: format!("{name}@example.com"),
+        };
+        let admin = create_admin(&app.state.db, req("root", "root-password-1"))
+            .await
+            .unwrap();
+        assert_eq!(admin.role, api_types::auth::Role::Admin);
+        let token = app.login("root", "root-password-1").await;
+        assert_eq!(
+            app.state.jwt.verify(&token).unwrap().role,
+            api_types::auth::Role::Admin
+        );
+
+        // An existing user is promoted only when the password matches.
+        app.signup("frank").await;
+        assert!(
+            create_admin(&app.state.db, req("frank", "not-franks-password"))
+                .await
+                .is_err()
+        );
+        let (_, me) = app
+            .get(
+                "/api/v1/auth/me",
+                Some(&app.login("frank", "password-frank").await),
+            )
+            .await;
+        assert_eq!(me["role"], "user");
+        let promoted = create_admin(&app.state.db, req("frank", "password-frank"))
+            .await
+            .unwrap();
+        assert_eq!(promoted.role, api_types::auth::Role::Admin);
+    }
+);
+
+both_backends!(
+    cors_allows_only_configured_origins,
+    &[("CORS_ORIGINS", "https://shop.example.com")],
+    |app: TestApp| async move {
+        let preflight = |origin: &'static str| {
+            app.client
+                .request(reqwest::Method::OPTIONS, app.url("/api/v1/auth/login"))
+                .header("origin", origin)
+                .header("access-control-request-method", "POST")
+                .send()
+        };
+        let ok = preflight("https://shop.example.com").await.unwrap();
+        assert_eq!(
+            ok.headers()
+                .get("access-control-allow-origin")
+                .map(|v| v.to_str().unwrap()),
+            Some("https://shop.example.com")
+        );
+        let other = preflight("https://evil.example.com").await.unwrap();
+        assert!(other.headers().get("access-control-allow-origin").is_none());
+    }
+);
