@@ -49,9 +49,12 @@ impl DevKeys {
         let wechat_platform_cert = match std::fs::read_to_string(&cert_path) {
             Ok(pem) => Certificate::from_pem(&pem)?,
             Err(_) => {
+                // X.509 serials are positive and at most 20 bytes: a leading hex digit of
+                // 1-7 keeps DER from adding a sign byte (21 bytes would be rejected).
+                let serial = format!("{}{}", rand::thread_rng().gen_range(1..8u8), random_hex(39));
                 let cert = Certificate::generate(
                     &wechat_platform_key,
-                    &random_hex(40),
+                    &serial,
                     "Tenpay.com Root CA (fenpay emulator TEST)",
                     3650,
                 )?;

@@ -369,6 +369,10 @@ async fn native_prepay_is_signed_in_public_key_mode() {
     );
     assert_eq!(resp.header("wechatpay-serial"), PUBLIC_KEY_ID);
     assert_eq!(resp.header("wechatpay-nonce").len(), 32);
+    assert_eq!(
+        resp.header("wechatpay-signature-type"),
+        "WECHATPAY2-SHA256-RSA2048"
+    );
     assert!(!resp.header("request-id").is_empty());
     assert!(resp.header("content-type").starts_with("application/json"));
     assert!(resp.verify_with(&platform_public()));

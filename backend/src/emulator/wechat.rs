@@ -6,9 +6,9 @@
 //! Faithfulness rules (protocol reference §1-4 and the §7 checklist):
 //! - every request is authenticated over the exact method, path + raw query and
 //!   body bytes (`WECHATPAY2-SHA256-RSA2048`, any parameter order, 5-minute skew);
-//! - every 2xx answer, 204 included, is signed over `ts\nnonce\nbody\n`, with the
-//!   key the request's `Wechatpay-Serial` asks for; errors are unsigned JSON
-//!   `{"code","message"[,"detail"]}`;
+//! - every 2xx answer, 204 included, is signed over `ts\nnonce\nbody\n` (with
+//!   `Wechatpay-Signature-Type`), under the key the request's `Wechatpay-Serial`
+//!   asks for; errors are unsigned JSON `{"code","message"[,"detail"]}`;
 //! - notifications are AEAD_AES_256_GCM sealed with the APIv3 key, carry
 //!   `Wechatpay-Signature-Type`, non-empty `associated_data` and a 12-character
 //!   nonce, and are resent 15s/15s/30s/3m/10m/20m/30m/30m/30m/60m/3h/3h/3h/6h/6h
@@ -16,7 +16,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use actix_web::http::{header, StatusCode};
@@ -231,6 +231,8 @@ pub struct WechatState {
     notifications: Mutex<Vec<NotificationLog>>,
     /// Bumped by `reset()` so resends scheduled before it stop.
     generation: AtomicU64,
+    /// Posts notifications with WeChat's header spelling (built on first use).
+    notifier: OnceLock<reqwest::Client>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -528,7 +530,9 @@ fn signed(
         .insert_header(("Wechatpay-Timestamp", timestamp))
         .insert_header(("Wechatpay-Nonce", nonce))
         .insert_header(("Wechatpay-Signature", signature))
-        .insert_header(("Wechatpay-Serial", serial_for(cfg, mode).to_string()));
+        .insert_header(("Wechatpay-Serial", serial_for(cfg, mode).to_string()))
+        // WeChat sends it on answers too; wechatpayv3 refuses answers without it.
+        .insert_header(("Wechatpay-Signature-Type", proto::SIGNATURE_TYPE));
     if body.is_empty() {
         builder.finish()
     } else {
@@ -1390,6 +1394,19 @@ fn is_success(a: &DeliveryAttempt) -> bool {
     a.status.is_some_and(|s| (200..300).contains(&s))
 }
 
+/// The notification client: like the shared one (5 s, WeChat's deadline for the
+/// merchant) but sending `Wechatpay-Signature`-style names as WeChat does rather
+/// than hyper's lower case, for merchants that read headers case-sensitively.
+fn notifier(state: &State) -> &reqwest::Client {
+    state.wechat.notifier.get_or_init(|| {
+        reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .http1_title_case_headers()
+            .build()
+            .unwrap_or_else(|_| state.http.clone())
+    })
+}
+
 /// POST the notification body, freshly signed (new timestamp and nonce); a probe
 /// carries a `WECHATPAY/SIGNTEST/` signature that can never verify.
 async fn post_notification(state: &State, log: &NotificationLog, probe: bool) -> DeliveryAttempt {
@@ -1409,8 +1426,7 @@ async fn post_notification(state: &State, log: &NotificationLog, probe: bool) ->
     };
     let result = match signature {
         Err(e) => Err(format!("signing failed: {e}")),
-        Ok(signature) => state
-            .http
+        Ok(signature) => notifier(state)
             .post(&log.notify_url)
             .header("Content-Type", "application/json")
             .header("User-Agent", NOTIFY_USER_AGENT)
