@@ -123,8 +123,8 @@ class Harness {
     this.console = [];
   }
 
-  async page(base, { viewport = DESKTOP, phone = false } = {}) {
-    const allowed = new Set([new URL(base).origin]);
+  async page(base, { viewport = DESKTOP, phone = false, alsoAllow = [] } = {}) {
+    const allowed = new Set([base, ...alsoAllow].map((u) => new URL(u).origin));
     const ctx = await this.browser.newContext({
       baseURL: base,
       viewport,
@@ -454,6 +454,33 @@ async function buyPointsFlow(h, method) {
 test('WeChat Pay: register, sign in, pay by QR, balance credited', (h) => buyPointsFlow(h, 'wechat'));
 
 test('Alipay: register, sign in, pay by QR, balance credited', (h) => buyPointsFlow(h, 'alipay'));
+
+test('Alipay page pay: cashier in the browser, signed return, order paid', async (h) => {
+  // The browser leaves the app for the (emulated) Alipay cashier and comes back.
+  const page = await h.page(BASE, { alsoAllow: [EMU] });
+  const user = newUser('page');
+  await openApp(page);
+  await register(page, user);
+  const card = page.locator('[data-testid=product-card][data-product-id="4"]');
+  await card.click();
+  await page.locator('[data-testid=pay-alipay-page]').click();
+  await page.waitForURL((url) => url.origin === new URL(EMU).origin, { timeout: STEP_TIMEOUT });
+  await page.locator('#emulator-pay').click();
+  // Back at the app: the order list, with the order paid (by the notification or the
+  // status query the return triggers, never by the return itself).
+  await page.waitForURL((url) => url.origin === new URL(BASE).origin, { timeout: STEP_TIMEOUT });
+  await page.locator('#app-root').waitFor();
+  const row = page.locator('[data-testid=order-row]').first();
+  await row.waitFor();
+  const orderNo = await row.getAttribute('data-order-no');
+  const token = await storedToken(page);
+  await eventually(async () => (await orderStatus(BASE, token, orderNo)).status === 'paid', {
+    message: 'page-pay order to be paid',
+  });
+  const account = await me(BASE, token);
+  assertEq(account.membership_tier, 'basic', 'membership tier after paying');
+  assertEq(await tradeState('alipay', orderNo), 'TRADE_SUCCESS', 'Alipay trade state');
+});
 
 test('cancel a pending order', async (h) => {
   const page = await h.page(BASE);
