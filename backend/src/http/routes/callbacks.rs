@@ -33,6 +33,32 @@ fn wechat_fail(status: StatusCode, message: impl Into<String>) -> HttpResponse {
     })
 }
 
+/// Store a verified notification with what was decided about it.
+async fn record_verified(
+    state: &AppState,
+    method: PaymentMethod,
+    order_no: &str,
+    headers: &str,
+    body: &str,
+    outcome: &Result<String, ApplyError>,
+) {
+    let decision = match outcome {
+        Ok(d) => d.clone(),
+        Err(e) => format!("rejected: {e}"),
+    };
+    orders::record(
+        state,
+        Some(order_no),
+        method,
+        "notification",
+        headers,
+        body,
+        true,
+        &decision,
+    )
+    .await;
+}
+
 fn headers_json(req: &HttpRequest) -> (HashMap<String, String>, String) {
     let map: HashMap<String, String> = req
         .headers()
@@ -98,19 +124,14 @@ pub async fn wechat_callback(
     let cfg = client.config();
     let outcome =
         orders::apply_payment(&state, method, &notice, Some((&cfg.app_id, &cfg.mch_id))).await;
-    let decision = match &outcome {
-        Ok(o) => format!("{o:?}"),
-        Err(e) => format!("rejected: {e}"),
-    };
-    orders::record(
+    let outcome = outcome.map(|o| format!("{o:?}"));
+    record_verified(
         &state,
-        Some(&notice.out_trade_no),
         method,
-        "notification",
+        &notice.out_trade_no,
         &headers_text,
         &body_text,
-        true,
-        &decision,
+        &outcome,
     )
     .await;
     match outcome {
@@ -189,19 +210,13 @@ pub async fn alipay_callback(
             .await
             .map(|o| format!("{trade_status}: {o}"))
     };
-    let decision = match &outcome {
-        Ok(d) => d.clone(),
-        Err(e) => format!("rejected: {e}"),
-    };
-    orders::record(
+    record_verified(
         &state,
-        Some(&notice.out_trade_no),
         method,
-        "notification",
+        &notice.out_trade_no,
         &headers_text,
         &body_text,
-        true,
-        &decision,
+        &outcome,
     )
     .await;
     match outcome {
