@@ -33,27 +33,28 @@ fn wechat_fail(status: StatusCode, message: impl Into<String>) -> HttpResponse {
     })
 }
 
-/// Store a verified notification with what was decided about it.
-async fn record_verified(
+/// Store a notification with what was decided about it: `Ok(decision)` after it verified,
+/// `Err(reason)` (verified or not) when it was refused.
+async fn record_notification<E: std::fmt::Display>(
     state: &AppState,
     method: PaymentMethod,
-    order_no: &str,
+    order_no: Option<&str>,
     headers: &str,
     body: &str,
-    outcome: &Result<String, ApplyError>,
+    outcome: &Result<String, E>,
 ) {
-    let decision = match outcome {
-        Ok(d) => d.clone(),
-        Err(e) => format!("rejected: {e}"),
+    let (verified, decision) = match outcome {
+        Ok(d) => (true, d.clone()),
+        Err(e) => (order_no.is_some(), format!("rejected: {e}")),
     };
     orders::record(
         state,
-        Some(order_no),
+        order_no,
         method,
         "notification",
         headers,
         body,
-        true,
+        verified,
         &decision,
     )
     .await;
@@ -103,17 +104,8 @@ pub async fn wechat_callback(
         Ok(v) => v,
         Err(e) => {
             tracing::warn!(error = %e, "rejected WeChat notification");
-            orders::record(
-                &state,
-                None,
-                method,
-                "notification",
-                &headers_text,
-                &body_text,
-                false,
-                &format!("rejected: {e}"),
-            )
-            .await;
+            let rejected: Result<String, _> = Err(&e);
+            record_notification(&state, method, None, &headers_text, &body_text, &rejected).await;
             let status = match e {
                 ProviderError::BadSignature(_) => StatusCode::UNAUTHORIZED,
                 _ => StatusCode::BAD_REQUEST,
@@ -125,10 +117,10 @@ pub async fn wechat_callback(
     let outcome =
         orders::apply_payment(&state, method, &notice, Some((&cfg.app_id, &cfg.mch_id))).await;
     let outcome = outcome.map(|o| format!("{o:?}"));
-    record_verified(
+    record_notification(
         &state,
         method,
-        &notice.out_trade_no,
+        Some(&notice.out_trade_no),
         &headers_text,
         &body_text,
         &outcome,
@@ -187,17 +179,8 @@ pub async fn alipay_callback(
         Ok(v) => v,
         Err(e) => {
             tracing::warn!(error = %e, "rejected Alipay notification");
-            orders::record(
-                &state,
-                None,
-                method,
-                "notification",
-                &headers_text,
-                &body_text,
-                false,
-                &format!("rejected: {e}"),
-            )
-            .await;
+            let rejected: Result<String, _> = Err(&e);
+            record_notification(&state, method, None, &headers_text, &body_text, &rejected).await;
             return alipay_reply(StatusCode::BAD_REQUEST, "fail");
         }
     };
@@ -210,10 +193,10 @@ pub async fn alipay_callback(
             .await
             .map(|o| format!("{trade_status}: {o}"))
     };
-    record_verified(
+    record_notification(
         &state,
         method,
-        &notice.out_trade_no,
+        Some(&notice.out_trade_no),
         &headers_text,
         &body_text,
         &outcome,
