@@ -4,6 +4,7 @@
 //! Money is integer fen everywhere. Where the public contract shows a yuan amount
 //! (`"amount": 99.00`) it is rendered from fen by [`Yuan`], never through a float.
 
+pub mod admin;
 pub mod auth;
 pub mod error;
 pub mod money;

@@ -123,6 +123,43 @@ pub struct PaymentNotice {
     pub paid: bool,
 }
 
+/// A refund to open at the provider.
+#[derive(Clone, Debug)]
+pub struct RefundRequest {
+    pub out_trade_no: String,
+    /// Our refund number; the provider treats a repeated number as the same refund.
+    pub out_refund_no: String,
+    /// Fen to refund now.
+    pub amount_fen: i64,
+    /// The original order total in fen (WeChat requires it).
+    pub total_fen: i64,
+    pub reason: Option<String>,
+}
+
+/// A refund's state as the provider reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RemoteRefundState {
+    /// Accepted, money not back yet (WeChat PROCESSING).
+    Processing,
+    /// Money returned (WeChat SUCCESS; Alipay fund_change=Y / REFUND_SUCCESS).
+    Succeeded,
+    /// Refused or abandoned (WeChat CLOSED / ABNORMAL).
+    Failed,
+}
+
+/// Result of a refund call, a refund query or a refund notification.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RemoteRefund {
+    pub out_trade_no: String,
+    pub out_refund_no: String,
+    /// The provider's refund id (WeChat refund_id; Alipay has none: the trade_no).
+    pub refund_id: Option<String>,
+    pub state: RemoteRefundState,
+    /// Fen refunded by this refund.
+    pub amount_fen: i64,
+    pub succeeded_at: Option<DateTime<Utc>>,
+}
+
 /// The configured provider clients.
 #[derive(Debug, Default, Clone)]
 pub struct Providers {
@@ -181,6 +218,35 @@ impl Providers {
         match method {
             PaymentMethod::Wechat => self.wechat()?.close(out_trade_no).await,
             PaymentMethod::Alipay => self.alipay()?.close(out_trade_no).await,
+        }
+    }
+
+    /// Open (or repeat: same `out_refund_no`) a refund.
+    pub async fn refund(
+        &self,
+        method: PaymentMethod,
+        req: &RefundRequest,
+    ) -> Result<RemoteRefund, ProviderError> {
+        match method {
+            PaymentMethod::Wechat => self.wechat()?.refund(req).await,
+            PaymentMethod::Alipay => self.alipay()?.refund(req).await,
+        }
+    }
+
+    /// Ask the provider where a refund stands. `TradeNotExist` when it has no such refund.
+    pub async fn query_refund(
+        &self,
+        method: PaymentMethod,
+        out_trade_no: &str,
+        out_refund_no: &str,
+    ) -> Result<RemoteRefund, ProviderError> {
+        match method {
+            PaymentMethod::Wechat => self.wechat()?.query_refund(out_refund_no).await,
+            PaymentMethod::Alipay => {
+                self.alipay()?
+                    .query_refund(out_trade_no, out_refund_no)
+                    .await
+            }
         }
     }
 

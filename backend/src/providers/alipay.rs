@@ -172,6 +172,24 @@ impl AlipayClient {
     /// Closes an unpaid trade (`alipay.trade.close`). `TradeNotExist` when Alipay does
     /// not know it (the caller decides: the buyer may still open the cashier),
     /// `AlreadyPaid` / `AlreadyClosed` when it is no longer waiting for payment.
+    /// Open a refund. (Placeholder until the refund client lands.)
+    pub async fn refund(
+        &self,
+        req: &super::RefundRequest,
+    ) -> Result<super::RemoteRefund, ProviderError> {
+        let _ = req;
+        Err(ProviderError::NotConfigured("refunds are not implemented yet".into()))
+    }
+
+    /// Query a refund. (Placeholder until the refund client lands.)
+    pub async fn query_refund(
+        &self,
+        out_trade_no: &str, out_refund_no: &str,
+    ) -> Result<super::RemoteRefund, ProviderError> {
+        let _ = (out_trade_no, out_refund_no);
+        Err(ProviderError::NotConfigured("refunds are not implemented yet".into()))
+    }
+
     pub async fn close(&self, out_trade_no: &str) -> Result<(), ProviderError> {
         let biz = json!({ "out_trade_no": out_trade_no });
         match self.call("alipay.trade.close", &biz, out_trade_no).await {

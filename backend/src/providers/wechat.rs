@@ -228,6 +228,24 @@ impl WechatClient {
     }
 
     /// Close an unpaid trade. `AlreadyPaid` when the buyer paid first.
+    /// Open a refund. (Placeholder until the refund client lands.)
+    pub async fn refund(
+        &self,
+        req: &super::RefundRequest,
+    ) -> Result<super::RemoteRefund, ProviderError> {
+        let _ = req;
+        Err(ProviderError::NotConfigured("refunds are not implemented yet".into()))
+    }
+
+    /// Query a refund. (Placeholder until the refund client lands.)
+    pub async fn query_refund(
+        &self,
+        out_refund_no: &str,
+    ) -> Result<super::RemoteRefund, ProviderError> {
+        let _ = out_refund_no;
+        Err(ProviderError::NotConfigured("refunds are not implemented yet".into()))
+    }
+
     pub async fn close(&self, out_trade_no: &str) -> Result<(), ProviderError> {
         let path = format!(
             "/v3/pay/transactions/out-trade-no/{}/close",

@@ -1,0 +1,252 @@
+//! Operator (role `admin`) API: orders across all users, payment records, refunds,
+//! daily totals and outbound webhook deliveries.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::payment::{OrderResponse, OrderStatus, PaymentMethod};
+
+/// `GET /api/v1/admin/orders` filters. Every field is optional.
+#[derive(Clone, Debug, Serialize, Deserialize, Default, PartialEq)]
+#[cfg_attr(feature = "server", derive(utoipa::IntoParams))]
+pub struct AdminOrderQuery {
+    pub status: Option<OrderStatus>,
+    pub provider: Option<PaymentMethod>,
+    /// Created at or after this day (UTC, `YYYY-MM-DD`).
+    pub from: Option<NaiveDate>,
+    /// Created on or before this day (UTC, `YYYY-MM-DD`).
+    pub to: Option<NaiveDate>,
+    /// A user id or an exact username.
+    pub user: Option<String>,
+    /// Only orders flagged for review (e.g. paid after close).
+    pub needs_review: Option<bool>,
+    /// 1-based page number (default 1).
+    pub page: Option<i64>,
+    /// Items per page, 1-100 (default 20).
+    pub per_page: Option<i64>,
+}
+
+/// One order as an operator sees it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct AdminOrder {
+    #[serde(flatten)]
+    pub order: OrderResponse,
+    pub user_id: String,
+    pub username: String,
+    /// Set when a person should look at this order (paid after close, oversold stock...).
+    pub needs_review: bool,
+    pub review_reason: Option<String>,
+}
+
+/// A page of orders for operators.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct AdminOrderListResponse {
+    pub items: Vec<AdminOrder>,
+    pub page: i64,
+    pub per_page: i64,
+    pub total: i64,
+}
+
+/// A stored provider exchange: an API call we made or a notification we received.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct PaymentRecord {
+    pub id: i64,
+    pub order_no: Option<String>,
+    pub provider: PaymentMethod,
+    /// `prepay`, `query`, `close`, `refund`, `refund_query`, `notification`, `refund_notification`.
+    pub kind: String,
+    /// Request headers (JSON object) for notifications; empty for our own calls.
+    pub headers: String,
+    /// Raw body received, or a summary of the call and its result.
+    pub body: String,
+    /// Whether the provider's signature verified.
+    pub verified: bool,
+    /// What fenpay decided (`Applied`, `Duplicate`, `rejected: ...`, `ok`, `error: ...`).
+    pub decision: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Refund state.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum RefundStatus {
+    /// Accepted by the provider, money not yet back (WeChat refunds are asynchronous).
+    Processing,
+    Succeeded,
+    /// The provider refused or abandoned the refund; the amount is refundable again.
+    Failed,
+}
+
+impl RefundStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RefundStatus::Processing => "processing",
+            RefundStatus::Succeeded => "succeeded",
+            RefundStatus::Failed => "failed",
+        }
+    }
+}
+
+/// `POST /api/v1/admin/refunds`
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct RefundRequest {
+    pub order_no: String,
+    /// Fen to refund; omit for the whole remaining refundable amount.
+    #[serde(default)]
+    pub amount_fen: Option<i64>,
+    /// Your refund number (6-64 chars of `[0-9A-Za-z_-|*@]`); the same number never
+    /// refunds twice. Generated when omitted.
+    #[serde(default)]
+    pub out_refund_no: Option<String>,
+    /// Shown to the buyer by the provider.
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// A refund.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct RefundResponse {
+    pub out_refund_no: String,
+    pub order_no: String,
+    pub amount_fen: i64,
+    pub status: RefundStatus,
+    pub reason: Option<String>,
+    /// The provider's refund id, once known.
+    pub provider_refund_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub succeeded_at: Option<DateTime<Utc>>,
+    /// The order after this refund was recorded.
+    pub order_status: OrderStatus,
+    pub order_refunded_fen: i64,
+}
+
+/// An outbound event (outbox row) and where it went.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct EventSummary {
+    pub event_id: String,
+    /// `order.created`, `order.paid`, `order.cancelled`, `order.refunded`, `order.paid_after_close`.
+    pub event_type: String,
+    pub created_at: DateTime<Utc>,
+    pub deliveries: Vec<WebhookDelivery>,
+}
+
+/// Delivery state of one event to one endpoint.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryStatus {
+    /// Waiting for its next attempt.
+    Pending,
+    Delivered,
+    /// Retries exhausted (24 h by default); an operator may resend.
+    Failed,
+}
+
+/// One event's delivery to one endpoint, with its attempt count and last result.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct WebhookDelivery {
+    pub id: i64,
+    pub event_id: String,
+    pub event_type: String,
+    pub order_no: Option<String>,
+    /// The endpoint URL, or `telegram`.
+    pub endpoint: String,
+    pub status: DeliveryStatus,
+    pub attempts: i32,
+    pub last_status_code: Option<i32>,
+    pub last_error: Option<String>,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub delivered_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// `GET /api/v1/admin/webhooks/deliveries` filters.
+#[derive(Clone, Debug, Serialize, Deserialize, Default, PartialEq)]
+#[cfg_attr(feature = "server", derive(utoipa::IntoParams))]
+pub struct DeliveryQuery {
+    pub status: Option<DeliveryStatus>,
+    pub order_no: Option<String>,
+    pub page: Option<i64>,
+    pub per_page: Option<i64>,
+}
+
+/// A page of deliveries.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct DeliveryListResponse {
+    pub items: Vec<WebhookDelivery>,
+    pub page: i64,
+    pub per_page: i64,
+    pub total: i64,
+}
+
+/// `GET /api/v1/admin/orders/{order_no}`: the order with everything that happened to it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct AdminOrderDetail {
+    pub order: AdminOrder,
+    /// Oldest first.
+    pub records: Vec<PaymentRecord>,
+    pub refunds: Vec<RefundResponse>,
+    pub events: Vec<EventSummary>,
+}
+
+/// `GET /api/v1/admin/stats` range (default: the last 30 days, UTC).
+#[derive(Clone, Debug, Serialize, Deserialize, Default, PartialEq)]
+#[cfg_attr(feature = "server", derive(utoipa::IntoParams))]
+pub struct StatsQuery {
+    pub from: Option<NaiveDate>,
+    pub to: Option<NaiveDate>,
+}
+
+/// Paid totals of one provider on one day (by payment time, UTC).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct DailyTotal {
+    pub date: NaiveDate,
+    pub provider: PaymentMethod,
+    /// Orders paid that day (including ones refunded later).
+    pub paid_count: i64,
+    pub paid_fen: i64,
+    /// Of those, how much has been refunded since.
+    pub refunded_fen: i64,
+    /// `paid_fen - refunded_fen`.
+    pub net_fen: i64,
+}
+
+/// Reply of `GET /api/v1/admin/stats`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct StatsResponse {
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    /// Ascending by date, then provider; days without payments are omitted.
+    pub days: Vec<DailyTotal>,
+    pub total_paid_fen: i64,
+    pub total_refunded_fen: i64,
+    pub total_paid_count: i64,
+}
+
+/// Live order status: `GET /api/v1/payment/orders/{order_no}/events` (server-sent events).
+///
+/// Each status change is sent as `event: status` with an [`OrderResponse`] as `data`;
+/// the current state is sent first. A comment line keeps idle connections open.
+/// Browsers' `EventSource` cannot set headers, so it authenticates with
+/// `?token=` from [`StreamTokenResponse`].
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct StreamTokenResponse {
+    /// Valid only for this order's event stream.
+    pub token: String,
+    pub expires_at: DateTime<Utc>,
+    /// Path to open with `EventSource` (token included).
+    pub url: String,
+}
