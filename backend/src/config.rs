@@ -82,6 +82,8 @@ pub struct WechatSettings {
     pub public_key_path: Option<PathBuf>,
     pub public_key_id: String,
     pub notify_url: String,
+    /// Where WeChat sends `REFUND.*` notifications.
+    pub refund_notify_url: String,
     pub base_url: String,
     pub timeout_secs: u64,
 }
@@ -229,6 +231,10 @@ impl Settings {
                 "WECHAT_PAY_NOTIFY_URL",
                 &format!("{public_base_url}/api/v1/payment/wechat/callback"),
             ),
+            refund_notify_url: env.str_or(
+                "WECHAT_PAY_REFUND_NOTIFY_URL",
+                &format!("{public_base_url}/api/v1/payment/wechat/refund-callback"),
+            ),
             base_url: env
                 .str_or(
                     "WECHAT_PAY_BASE_URL",
@@ -354,6 +360,7 @@ impl Settings {
         for url in [
             &mut self.public_base_url,
             &mut self.wechat.notify_url,
+            &mut self.wechat.refund_notify_url,
             &mut self.alipay.notify_url,
             &mut self.alipay.return_url,
         ] {

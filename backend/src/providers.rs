@@ -312,6 +312,7 @@ pub fn build(
                 trust,
                 base_url,
                 notify_url: w.notify_url.clone(),
+                refund_notify_url: w.refund_notify_url.clone(),
                 timeout,
             })
         }
@@ -327,6 +328,7 @@ pub fn build(
             },
             base_url,
             notify_url: w.notify_url.clone(),
+            refund_notify_url: w.refund_notify_url.clone(),
             timeout,
         }),
         (None, None) => {

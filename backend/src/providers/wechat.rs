@@ -39,6 +39,8 @@ pub struct WechatClientConfig {
     pub trust: PlatformTrust,
     pub base_url: String,
     pub notify_url: String,
+    /// Where WeChat sends `REFUND.*` notifications.
+    pub refund_notify_url: String,
     pub timeout: Duration,
 }
 
