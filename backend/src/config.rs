@@ -111,6 +111,44 @@ pub struct EmulatorSettings {
     pub time_scale: f64,
 }
 
+/// Background jobs and outbound events (the lifecycle engine).
+#[derive(Clone, Debug)]
+pub struct LifecycleSettings {
+    /// Run the sweeper, reconciler and webhook dispatcher in this process.
+    pub jobs_enabled: bool,
+    /// Expiry sweeper period.
+    pub sweep_interval_secs: u64,
+    /// Reconciler period.
+    pub reconcile_interval_secs: u64,
+    /// Pending orders younger than this are left to the notification path.
+    pub reconcile_min_age_secs: i64,
+    /// Refund a payment that arrives after its order was cancelled, automatically.
+    pub auto_refund_paid_after_close: bool,
+    /// Take back points / membership time in proportion to what is refunded.
+    pub refund_clawback: bool,
+    /// Webhook endpoints that receive every event.
+    pub webhook_urls: Vec<String>,
+    /// HMAC-SHA256 key for `Fenpay-Signature`.
+    pub webhook_secret: Secret,
+    /// Keep retrying a delivery this long before giving up.
+    pub webhook_retry_hours: i64,
+    /// First retry delay; doubles per attempt (capped at 6 h).
+    pub webhook_backoff_base_secs: i64,
+    pub webhook_timeout_secs: u64,
+    /// Dispatcher poll period (it also wakes at once on new events).
+    pub dispatch_interval_secs: u64,
+    /// Telegram notifier for new and paid orders (off unless both are set).
+    pub telegram_bot_token: Secret,
+    pub telegram_chat_id: String,
+    pub telegram_api_base: String,
+}
+
+impl LifecycleSettings {
+    pub fn telegram_enabled(&self) -> bool {
+        !self.telegram_bot_token.is_empty() && !self.telegram_chat_id.is_empty()
+    }
+}
+
 /// Everything fenpay reads from its environment.
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -140,6 +178,7 @@ pub struct Settings {
     pub wechat: WechatSettings,
     pub alipay: AlipaySettings,
     pub emulator: EmulatorSettings,
+    pub lifecycle: LifecycleSettings,
 }
 
 /// Minimum length of a production JWT secret.
@@ -306,6 +345,32 @@ impl Settings {
                 bind: emulator_bind,
                 time_scale: env.parse_or("EMULATOR_TIME_SCALE", 1.0)?,
             },
+            lifecycle: LifecycleSettings {
+                jobs_enabled: env.bool_or("JOBS_ENABLED", true)?,
+                sweep_interval_secs: env.parse_or("SWEEP_INTERVAL_SECS", 60)?,
+                reconcile_interval_secs: env.parse_or("RECONCILE_INTERVAL_SECS", 300)?,
+                reconcile_min_age_secs: env.parse_or("RECONCILE_MIN_AGE_SECS", 180)?,
+                auto_refund_paid_after_close: env.bool_or("AUTO_REFUND_PAID_AFTER_CLOSE", false)?,
+                refund_clawback: env.bool_or("REFUND_CLAWBACK", true)?,
+                webhook_urls: env
+                    .str_or("WEBHOOK_URLS", "")
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect(),
+                webhook_secret: Secret::new(env.get("WEBHOOK_SECRET").unwrap_or_default()),
+                webhook_retry_hours: env.parse_or("WEBHOOK_RETRY_HOURS", 24)?,
+                webhook_backoff_base_secs: env.parse_or("WEBHOOK_BACKOFF_BASE_SECS", 30)?,
+                webhook_timeout_secs: env.parse_or("WEBHOOK_TIMEOUT_SECS", 10)?,
+                dispatch_interval_secs: env.parse_or("DISPATCH_INTERVAL_SECS", 5)?,
+                telegram_bot_token: Secret::new(env.get("TELEGRAM_BOT_TOKEN").unwrap_or_default()),
+                telegram_chat_id: env.str_or("TELEGRAM_CHAT_ID", ""),
+                telegram_api_base: env
+                    .str_or("TELEGRAM_API_BASE", "https://api.telegram.org")
+                    .trim_end_matches('/')
+                    .to_string(),
+            },
         };
         settings.check()?;
         Ok(settings)
@@ -325,6 +390,27 @@ impl Settings {
         positive("ORDER_EXPIRE_MINUTES", self.order_expire_minutes)?;
         positive("QR_CODE_EXPIRE_MINUTES", self.qr_code_expire_minutes)?;
         positive("JWT_TTL_MINUTES", self.jwt_ttl_minutes)?;
+        let l = &self.lifecycle;
+        positive("SWEEP_INTERVAL_SECS", l.sweep_interval_secs as i64)?;
+        positive("RECONCILE_INTERVAL_SECS", l.reconcile_interval_secs as i64)?;
+        positive("DISPATCH_INTERVAL_SECS", l.dispatch_interval_secs as i64)?;
+        positive("WEBHOOK_RETRY_HOURS", l.webhook_retry_hours)?;
+        positive("WEBHOOK_BACKOFF_BASE_SECS", l.webhook_backoff_base_secs)?;
+        positive("WEBHOOK_TIMEOUT_SECS", l.webhook_timeout_secs as i64)?;
+        if !l.webhook_urls.is_empty() && l.webhook_secret.is_empty() {
+            return Err(ConfigError::Missing {
+                var: "WEBHOOK_SECRET",
+                hint: "WEBHOOK_URLS is set: receivers verify Fenpay-Signature with this key (e.g. `openssl rand -hex 32`)",
+            });
+        }
+        for url in &l.webhook_urls {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(ConfigError::Invalid {
+                    var: "WEBHOOK_URLS",
+                    reason: format!("{url:?} is not an http(s) URL"),
+                });
+            }
+        }
         if self.qr_code_expire_minutes > self.order_expire_minutes {
             return Err(ConfigError::Invalid {
                 var: "QR_CODE_EXPIRE_MINUTES",

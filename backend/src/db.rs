@@ -4,8 +4,11 @@
 //! [`db_run!`](crate::db_run) writes the same diesel body into both arms. Where the SQL must
 //! differ, callers match on [`Db`] themselves.
 
+pub mod events;
+pub mod idempotency;
 pub mod orders;
 pub mod products;
+pub mod refunds;
 pub mod schema;
 pub mod users;
 

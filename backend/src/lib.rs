@@ -11,6 +11,8 @@ pub mod domain;
 pub mod emulator;
 pub mod error;
 pub mod http;
+pub mod jobs;
+pub mod live;
 pub mod providers;
 pub mod service;
 pub mod startup;

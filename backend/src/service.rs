@@ -2,4 +2,6 @@
 
 pub mod accounts;
 pub mod catalog;
+pub mod admin;
 pub mod orders;
+pub mod refunds;

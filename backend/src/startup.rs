@@ -27,6 +27,10 @@ pub struct AppState {
     pub providers: Providers,
     /// Base URL of the in-process provider emulator (development).
     pub emulator_url: Option<String>,
+    /// Committed events for live streams and the dispatcher.
+    pub hub: crate::live::EventHub,
+    /// Where outbound events go.
+    pub sinks: crate::db::events::Sinks,
 }
 
 impl AppState {
@@ -39,6 +43,11 @@ impl AppState {
         AppState {
             providers,
             emulator_url,
+            hub: crate::live::EventHub::new(db.backend()),
+            sinks: crate::db::events::Sinks {
+                webhook_urls: settings.lifecycle.webhook_urls.clone(),
+                telegram: settings.lifecycle.telegram_enabled(),
+            },
             jwt: JwtKeys::new(
                 settings.jwt_secret.expose().as_bytes(),
                 settings.jwt_ttl_minutes * 60,
@@ -132,6 +141,7 @@ impl Application {
     ) -> anyhow::Result<Application> {
         let port = listener.local_addr()?.port();
         let state = web::Data::new(AppState::new(settings.clone(), db, providers, emulator_url));
+        crate::jobs::spawn(state.clone());
         let app_state = state.clone();
         let server = HttpServer::new(move || {
             let settings = app_state.settings.clone();

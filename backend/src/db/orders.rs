@@ -2,11 +2,13 @@
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Integer, Text, Timestamp};
 use diesel_async::{AsyncConnection, RunQueryDsl};
 
-use super::schema::{orders, payment_records, users};
+use super::events::{self, PendingEvent, Sinks};
+use super::schema::{orders, payment_records, products, users};
 use super::{Db, DbError, DbResult};
-use crate::db_run;
+use crate::{db_run, write_event};
 
 #[derive(Clone, Debug, Queryable, Selectable, Insertable)]
 #[diesel(table_name = orders)]
@@ -37,6 +39,11 @@ pub struct OrderRow {
     pub needs_review: bool,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    /// Units of limited stock this order holds (released on cancel / expiry).
+    pub stock_held: i64,
+    pub review_reason: Option<String>,
+    pub lease_until: Option<NaiveDateTime>,
+    pub query_attempts: i32,
 }
 
 /// What the buyer gets when the order is paid, applied in the same transaction.
@@ -46,6 +53,8 @@ pub struct Fulfilment {
     pub points: i64,
     /// (tier, days) for memberships.
     pub membership: Option<(String, i64)>,
+    /// A tier upgrade: switch the tier, keep the expiry (the remaining time was paid for).
+    pub upgrade: bool,
 }
 
 /// Provider-confirmed payment facts.
@@ -83,15 +92,63 @@ pub struct PaymentRecordRow {
     pub created_at: NaiveDateTime,
 }
 
-pub async fn insert(db: &Db, row: &OrderRow) -> DbResult<()> {
+/// Insert a new pending order. When it holds limited stock (`row.stock_held > 0`), the
+/// product's stock is decremented in the same transaction with a conditional update that
+/// never goes below zero; `false` means out of stock and nothing was written.
+pub async fn insert(db: &Db, row: &OrderRow) -> DbResult<bool> {
     db_run!(db, |conn| {
-        diesel::insert_into(orders::table)
-            .values(row)
-            .execute(conn)
-            .await?;
-        Ok(())
+        conn.transaction::<bool, DbError, _>(async |conn| {
+            if row.stock_held > 0 {
+                let n = diesel::update(
+                    products::table
+                        .filter(products::id.eq(row.product_id))
+                        .filter(products::stock.ge(row.stock_held)),
+                )
+                .set(products::stock.eq(products::stock - row.stock_held))
+                .execute(conn)
+                .await?;
+                if n == 0 {
+                    return Ok(false);
+                }
+            }
+            diesel::insert_into(orders::table)
+                .values(row)
+                .execute(conn)
+                .await?;
+            Ok(true)
+        })
+        .await
     })
 }
+
+/// Release the stock an order holds (inside a transaction), at most once.
+macro_rules! release_stock {
+    ($conn:ident, $order_no:expr) => {{
+        let held: Option<(i64, i64)> = orders::table
+            .find($order_no)
+            .filter(orders::stock_held.gt(0))
+            .select((orders::product_id, orders::stock_held))
+            .first($conn)
+            .await
+            .optional()?;
+        if let Some((product_id, held)) = held {
+            diesel::update(orders::table.find($order_no))
+                .set(orders::stock_held.eq(0))
+                .execute($conn)
+                .await?;
+            diesel::update(
+                products::table
+                    .filter(products::id.eq(product_id))
+                    .filter(products::stock.is_not_null()),
+            )
+            .set(products::stock.eq(products::stock + held))
+            .execute($conn)
+            .await?;
+        }
+    }};
+}
+
+
 
 pub async fn find(db: &Db, order_no: &str) -> DbResult<Option<OrderRow>> {
     db_run!(db, |conn| {
@@ -129,67 +186,117 @@ pub async fn list_for_user(
     })
 }
 
-/// Store what the provider returned for a pending order.
+/// Store what the provider returned for a pending order and announce it (`order.created`).
 pub async fn set_payment_targets(
     db: &Db,
     order_no: &str,
-    qr_code_url: Option<String>,
-    pay_url: Option<String>,
-    h5_url: Option<String>,
-    sdk_params: Option<String>,
-) -> DbResult<bool> {
+    targets: (Option<String>, Option<String>, Option<String>, Option<String>),
+    sinks: &Sinks,
+) -> DbResult<Option<PendingEvent>> {
+    let (qr_code_url, pay_url, h5_url, sdk_params) = targets;
     let now = super::now();
     db_run!(db, |conn| {
-        let n = diesel::update(
-            orders::table
-                .filter(orders::order_no.eq(order_no))
-                .filter(orders::status.eq("pending")),
-        )
-        .set((
-            orders::qr_code_url.eq(&qr_code_url),
-            orders::pay_url.eq(&pay_url),
-            orders::h5_url.eq(&h5_url),
-            orders::sdk_params.eq(&sdk_params),
-            orders::updated_at.eq(now),
-        ))
-        .execute(conn)
-        .await?;
-        Ok(n == 1)
+        conn.transaction::<Option<PendingEvent>, DbError, _>(async |conn| {
+            let n = diesel::update(
+                orders::table
+                    .filter(orders::order_no.eq(order_no))
+                    .filter(orders::status.eq("pending")),
+            )
+            .set((
+                orders::qr_code_url.eq(&qr_code_url),
+                orders::pay_url.eq(&pay_url),
+                orders::h5_url.eq(&h5_url),
+                orders::sdk_params.eq(&sdk_params),
+                orders::updated_at.eq(now),
+            ))
+            .execute(conn)
+            .await?;
+            if n == 0 {
+                return Ok(None);
+            }
+            let row = orders::table
+                .find(order_no)
+                .select(OrderRow::as_select())
+                .first(conn)
+                .await?;
+            let ev = PendingEvent::for_order(
+                events::ORDER_CREATED,
+                &row,
+                serde_json::json!({}),
+                sinks,
+                now,
+            );
+            write_event!(conn, &ev);
+            Ok(Some(ev))
+        })
+        .await
     })
 }
 
 /// Remove a pending order whose provider call failed, so nothing half-made stays behind.
+/// Its stock hold is released in the same transaction.
 pub async fn delete_unopened(db: &Db, order_no: &str) -> DbResult<bool> {
     db_run!(db, |conn| {
-        let n = diesel::delete(
-            orders::table
-                .filter(orders::order_no.eq(order_no))
-                .filter(orders::status.eq("pending"))
-                .filter(orders::provider_transaction_id.is_null()),
-        )
-        .execute(conn)
-        .await?;
-        Ok(n == 1)
+        conn.transaction::<bool, DbError, _>(async |conn| {
+            release_stock!(conn, order_no);
+            let n = diesel::delete(
+                orders::table
+                    .filter(orders::order_no.eq(order_no))
+                    .filter(orders::status.eq("pending"))
+                    .filter(orders::provider_transaction_id.is_null()),
+            )
+            .execute(conn)
+            .await?;
+            Ok(n == 1)
+        })
+        .await
     })
 }
 
-/// Compare-and-set `pending -> cancelled`; `true` when this call won.
-pub async fn cancel(db: &Db, order_no: &str, reason: &str) -> DbResult<bool> {
+/// Compare-and-set `pending -> cancelled`, releasing held stock and writing
+/// `order.cancelled` in the same transaction. `Some(event)` when this call won.
+pub async fn cancel(
+    db: &Db,
+    order_no: &str,
+    reason: &str,
+    sinks: &Sinks,
+) -> DbResult<Option<PendingEvent>> {
     let now = super::now();
     db_run!(db, |conn| {
-        let n = diesel::update(
-            orders::table
-                .filter(orders::order_no.eq(order_no))
-                .filter(orders::status.eq("pending")),
-        )
-        .set((
-            orders::status.eq("cancelled"),
-            orders::cancel_reason.eq(reason),
-            orders::updated_at.eq(now),
-        ))
-        .execute(conn)
-        .await?;
-        Ok(n == 1)
+        conn.transaction::<Option<PendingEvent>, DbError, _>(async |conn| {
+            let n = diesel::update(
+                orders::table
+                    .filter(orders::order_no.eq(order_no))
+                    .filter(orders::status.eq("pending")),
+            )
+            .set((
+                orders::status.eq("cancelled"),
+                orders::cancel_reason.eq(reason),
+                orders::lease_until.eq(None::<NaiveDateTime>),
+                orders::updated_at.eq(now),
+            ))
+            .execute(conn)
+            .await?;
+            if n == 0 {
+                return Ok(None);
+            }
+            release_stock!(conn, order_no);
+            let row = orders::table
+                .find(order_no)
+                .select(OrderRow::as_select())
+                .first(conn)
+                .await?;
+            let ev = PendingEvent::for_order(
+                events::ORDER_CANCELLED,
+                &row,
+                serde_json::json!({ "reason": reason }),
+                sinks,
+                now,
+            );
+            write_event!(conn, &ev);
+            Ok(Some(ev))
+        })
+        .await
     })
 }
 
@@ -219,65 +326,146 @@ pub async fn claim_query_slot(
     })
 }
 
-/// Compare-and-set `from -> paid` and fulfil in the same transaction.
+/// Compare-and-set `from -> paid` and fulfil in the same transaction, writing
+/// `order.paid` (and `order.paid_after_close` when `from` is `cancelled`).
 ///
-/// Returns `true` when this call won; a duplicate or concurrent caller gets `false` and
-/// nothing is credited twice.
+/// Returns the events when this call won; a duplicate or concurrent caller gets `None`
+/// and nothing is credited twice.
 pub async fn mark_paid(
     db: &Db,
     order_no: &str,
     from: &str,
     facts: &PaidFacts,
-    needs_review: bool,
     fulfilment: &Fulfilment,
-) -> DbResult<bool> {
+    sinks: &Sinks,
+) -> DbResult<Option<Vec<PendingEvent>>> {
     let now = super::now();
+    let after_close = from == "cancelled";
     db_run!(db, |conn| {
-        conn.transaction::<bool, DbError, _>(async |conn| {
-            {
-                // The write comes first: it takes the row lock (PostgreSQL) or the
-                // database write lock (SQLite) before anything is read.
-                let n = diesel::update(
-                    orders::table
-                        .filter(orders::order_no.eq(order_no))
-                        .filter(orders::status.eq(from)),
-                )
+        conn.transaction::<Option<Vec<PendingEvent>>, DbError, _>(async |conn| {
+            // The write comes first: it takes the row lock (PostgreSQL) or the
+            // database write lock (SQLite) before anything is read.
+            let n = diesel::update(
+                orders::table
+                    .filter(orders::order_no.eq(order_no))
+                    .filter(orders::status.eq(from)),
+            )
+            .set((
+                orders::status.eq("paid"),
+                orders::paid_at.eq(facts.paid_at),
+                orders::provider_transaction_id.eq(&facts.transaction_id),
+                orders::lease_until.eq(None::<NaiveDateTime>),
+                orders::updated_at.eq(now),
+            ))
+            .execute(conn)
+            .await?;
+            if n == 0 {
+                return Ok(None);
+            }
+            let mut review: Vec<String> = Vec::new();
+            if after_close {
+                review.push("paid after the order was closed".into());
+                // Stock was released at cancel: take it again if any is left.
+                let row = orders::table
+                    .find(order_no)
+                    .select(OrderRow::as_select())
+                    .first(conn)
+                    .await?;
+                let limited: Option<Option<i64>> = products::table
+                    .find(row.product_id)
+                    .select(products::stock)
+                    .first(conn)
+                    .await
+                    .optional()?;
+                if let Some(Some(_)) = limited {
+                    let taken = diesel::update(
+                        products::table
+                            .filter(products::id.eq(row.product_id))
+                            .filter(products::stock.ge(row.quantity)),
+                    )
+                    .set(products::stock.eq(products::stock - row.quantity))
+                    .execute(conn)
+                    .await?;
+                    if taken == 1 {
+                        diesel::update(orders::table.find(order_no))
+                            .set(orders::stock_held.eq(row.quantity))
+                            .execute(conn)
+                            .await?;
+                    } else {
+                        review.push("oversold: no stock left".into());
+                    }
+                }
+            }
+            diesel::update(users::table.find(&fulfilment.user_id))
                 .set((
-                    orders::status.eq("paid"),
-                    orders::paid_at.eq(facts.paid_at),
-                    orders::provider_transaction_id.eq(&facts.transaction_id),
-                    orders::needs_review.eq(needs_review),
-                    orders::updated_at.eq(now),
+                    users::points_balance.eq(users::points_balance + fulfilment.points),
+                    users::updated_at.eq(now),
                 ))
                 .execute(conn)
                 .await?;
-                if n == 0 {
-                    return Ok(false);
-                }
+            if let Some((tier, days)) = &fulfilment.membership {
+                let current: Option<NaiveDateTime> = users::table
+                    .find(&fulfilment.user_id)
+                    .select(users::membership_expires_at)
+                    .first(conn)
+                    .await?;
+                let active = current.filter(|t| *t > now);
+                let expires = if fulfilment.upgrade {
+                    if active.is_none() {
+                        review.push("membership lapsed before the upgrade was paid".into());
+                    }
+                    active.unwrap_or(now)
+                } else {
+                    active.unwrap_or(now) + chrono::Duration::days(*days)
+                };
                 diesel::update(users::table.find(&fulfilment.user_id))
                     .set((
-                        users::points_balance.eq(users::points_balance + fulfilment.points),
-                        users::updated_at.eq(now),
+                        users::membership_tier.eq(tier),
+                        users::membership_expires_at.eq(expires),
                     ))
                     .execute(conn)
                     .await?;
-                if let Some((tier, days)) = &fulfilment.membership {
-                    let current: Option<NaiveDateTime> = users::table
-                        .find(&fulfilment.user_id)
-                        .select(users::membership_expires_at)
-                        .first(conn)
-                        .await?;
-                    let start = current.filter(|t| *t > now).unwrap_or(now);
-                    diesel::update(users::table.find(&fulfilment.user_id))
-                        .set((
-                            users::membership_tier.eq(tier),
-                            users::membership_expires_at.eq(start + chrono::Duration::days(*days)),
-                        ))
-                        .execute(conn)
-                        .await?;
-                }
-                Ok(true)
             }
+            if !review.is_empty() {
+                diesel::update(orders::table.find(order_no))
+                    .set((
+                        orders::needs_review.eq(true),
+                        orders::review_reason.eq(review.join("; ")),
+                    ))
+                    .execute(conn)
+                    .await?;
+            }
+            let row = orders::table
+                .find(order_no)
+                .select(OrderRow::as_select())
+                .first(conn)
+                .await?;
+            let details = serde_json::json!({
+                "points_credited": fulfilment.points,
+                "membership": fulfilment.membership.as_ref().map(|(tier, days)| serde_json::json!({
+                    "tier": tier, "days": if fulfilment.upgrade { 0 } else { *days }, "upgrade": fulfilment.upgrade,
+                })),
+            });
+            let mut out = vec![PendingEvent::for_order(
+                events::ORDER_PAID,
+                &row,
+                details.clone(),
+                sinks,
+                now,
+            )];
+            if after_close {
+                out.push(PendingEvent::for_order(
+                    events::ORDER_PAID_AFTER_CLOSE,
+                    &row,
+                    details,
+                    sinks,
+                    now,
+                ));
+            }
+            for ev in &out {
+                write_event!(conn, ev);
+            }
+            Ok(Some(out))
         })
         .await
     })
@@ -302,5 +490,187 @@ pub async fn records_for(db: &Db, order_no: &str) -> DbResult<Vec<PaymentRecordR
             .select(PaymentRecordRow::as_select())
             .load(conn)
             .await?)
+    })
+}
+
+/// Filters for the operator's order list.
+#[derive(Clone, Debug, Default)]
+pub struct OrderFilter {
+    pub status: Option<String>,
+    pub provider: Option<String>,
+    pub created_from: Option<NaiveDateTime>,
+    pub created_before: Option<NaiveDateTime>,
+    /// A user id or username.
+    pub user: Option<String>,
+    pub needs_review: Option<bool>,
+}
+
+/// Orders across all users with their usernames, newest first, and the total count.
+pub async fn list_filtered(
+    db: &Db,
+    filter: &OrderFilter,
+    limit: i64,
+    offset: i64,
+) -> DbResult<(Vec<(OrderRow, String)>, i64)> {
+    db_run!(db, |conn| {
+        let build = || {
+            let mut q = orders::table.inner_join(users::table).into_boxed();
+            if let Some(s) = &filter.status {
+                q = q.filter(orders::status.eq(s.clone()));
+            }
+            if let Some(p) = &filter.provider {
+                q = q.filter(orders::provider.eq(p.clone()));
+            }
+            if let Some(t) = filter.created_from {
+                q = q.filter(orders::created_at.ge(t));
+            }
+            if let Some(t) = filter.created_before {
+                q = q.filter(orders::created_at.lt(t));
+            }
+            if let Some(u) = &filter.user {
+                q = q.filter(users::id.eq(u.clone()).or(users::username.eq(u.clone())));
+            }
+            if let Some(r) = filter.needs_review {
+                q = q.filter(orders::needs_review.eq(r));
+            }
+            q
+        };
+        let rows = build()
+            .order((orders::created_at.desc(), orders::order_no.desc()))
+            .limit(limit)
+            .offset(offset)
+            .select((OrderRow::as_select(), users::username))
+            .load(conn)
+            .await?;
+        let total: i64 = build().count().get_result(conn).await?;
+        Ok((rows, total))
+    })
+}
+
+/// (paid_at, provider, amount_fen, refunded_fen) of orders paid in `[from, before)`.
+pub async fn paid_between(
+    db: &Db,
+    from: NaiveDateTime,
+    before: NaiveDateTime,
+) -> DbResult<Vec<(NaiveDateTime, String, i64, i64)>> {
+    db_run!(db, |conn| {
+        let rows: Vec<(Option<NaiveDateTime>, String, i64, i64)> = orders::table
+            .filter(orders::status.eq_any(["paid", "refunded"]))
+            .filter(orders::paid_at.ge(from))
+            .filter(orders::paid_at.lt(before))
+            .select((
+                orders::paid_at,
+                orders::provider,
+                orders::amount_fen,
+                orders::refunded_fen,
+            ))
+            .load(conn)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(t, p, a, r)| Some((t?, p, a, r)))
+            .collect())
+    })
+}
+
+#[derive(QueryableByName)]
+struct ClaimedOrder {
+    #[diesel(sql_type = Text)]
+    order_no: String,
+}
+
+/// Which orders a job wants.
+#[derive(Clone, Copy, Debug)]
+pub enum OrderClaim {
+    /// Pending orders past `expire_at` (expiry sweeper).
+    Expired,
+    /// Pending orders created before the given time, not queried since the second
+    /// time, with fewer than the given number of reconciler queries (reconciler).
+    StalePending(NaiveDateTime, NaiveDateTime, i32),
+    /// Orders cancelled before the first time and after the second, not queried since
+    /// they were cancelled (paid-after-close detection).
+    RecentlyCancelled(NaiveDateTime, NaiveDateTime),
+}
+
+/// Claim up to `limit` orders for a job, leasing them for `lease_secs`. PostgreSQL picks
+/// candidates `FOR UPDATE SKIP LOCKED`, so replicas never claim the same order; the lease
+/// keeps the claim while the job talks to the provider outside any transaction.
+pub async fn claim_for_job(
+    db: &Db,
+    claim: OrderClaim,
+    limit: i64,
+    lease_secs: i64,
+) -> DbResult<Vec<String>> {
+    let now = super::now();
+    let until = now + chrono::Duration::seconds(lease_secs);
+    let (condition, t1, t2, n) = match claim {
+        OrderClaim::Expired => ("status = 'pending' AND expire_at < {NOW}", now, now, 0),
+        OrderClaim::StalePending(created_before, queried_before, max) => (
+            "status = 'pending' AND created_at < {T1} AND expire_at >= {NOW} \
+             AND (last_query_at IS NULL OR last_query_at < {T2}) AND query_attempts < {N}",
+            created_before,
+            queried_before,
+            max,
+        ),
+        OrderClaim::RecentlyCancelled(cancelled_before, cancelled_after) => (
+            "status = 'cancelled' AND updated_at < {T1} AND updated_at > {T2} \
+             AND (last_query_at IS NULL OR last_query_at < updated_at)",
+            cancelled_before,
+            cancelled_after,
+            0,
+        ),
+    };
+    // Every bound parameter must appear in the statement on both engines.
+    let condition = format!("{condition} AND ({{T1}} IS NULL OR {{T2}} IS NULL OR {{N}} IS NULL OR 1 = 1)");
+    let pg = matches!(db, Db::Pg(_));
+    let p = |i: u8| if pg { format!("${i}") } else { format!("?{i}") };
+    let condition = condition
+        .replace("{NOW}", &p(2))
+        .replace("{T1}", &p(3))
+        .replace("{T2}", &p(4))
+        .replace("{N}", &p(5));
+    let sql = format!(
+        "UPDATE orders SET lease_until = {lease} WHERE order_no IN (SELECT order_no FROM orders \
+         WHERE {condition} AND (lease_until IS NULL OR lease_until < {now}) \
+         ORDER BY created_at LIMIT {limit}{lock}) RETURNING order_no",
+        lease = p(1),
+        now = p(2),
+        limit = p(6),
+        lock = if pg { " FOR UPDATE SKIP LOCKED" } else { "" },
+    );
+    let rows: Vec<ClaimedOrder> = db_run!(db, |conn| {
+        Ok::<_, DbError>(diesel::sql_query(sql.as_str())
+            .bind::<Timestamp, _>(until)
+            .bind::<Timestamp, _>(now)
+            .bind::<Timestamp, _>(t1)
+            .bind::<Timestamp, _>(t2)
+            .bind::<Integer, _>(n)
+            .bind::<BigInt, _>(limit)
+            .load(conn)
+            .await?)
+    })?;
+    Ok(rows.into_iter().map(|r| r.order_no).collect())
+}
+
+/// A job is done with an order: note the query and drop the lease.
+pub async fn release_job_claim(db: &Db, order_no: &str, queried: bool) -> DbResult<()> {
+    let now = super::now();
+    db_run!(db, |conn| {
+        if queried {
+            diesel::update(orders::table.find(order_no))
+                .set((
+                    orders::lease_until.eq(None::<NaiveDateTime>),
+                    orders::last_query_at.eq(now),
+                    orders::query_attempts.eq(orders::query_attempts + 1),
+                ))
+                .execute(conn)
+                .await?;
+        } else {
+            diesel::update(orders::table.find(order_no))
+                .set(orders::lease_until.eq(None::<NaiveDateTime>))
+                .execute(conn)
+                .await?;
+        }
+        Ok(())
     })
 }

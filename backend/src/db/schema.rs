@@ -62,6 +62,10 @@ diesel::table! {
         needs_review -> Bool,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        stock_held -> BigInt,
+        review_reason -> Nullable<Text>,
+        lease_until -> Nullable<Timestamp>,
+        query_attempts -> Integer,
     }
 }
 
@@ -79,6 +83,88 @@ diesel::table! {
     }
 }
 
-diesel::joinable!(orders -> users (user_id));
+diesel::table! {
+    refunds (out_refund_no) {
+        out_refund_no -> Text,
+        order_no -> Text,
+        provider -> Text,
+        amount_fen -> BigInt,
+        reason -> Nullable<Text>,
+        status -> Text,
+        provider_refund_id -> Nullable<Text>,
+        requested_by -> Text,
+        failure -> Nullable<Text>,
+        lease_until -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        succeeded_at -> Nullable<Timestamp>,
+    }
+}
 
-diesel::allow_tables_to_appear_in_same_query!(users, products, orders, payment_records);
+diesel::table! {
+    outbox_events (id) {
+        id -> Text,
+        event_type -> Text,
+        order_no -> Nullable<Text>,
+        payload -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    webhook_deliveries (id) {
+        id -> BigInt,
+        event_id -> Text,
+        endpoint -> Text,
+        status -> Text,
+        attempts -> Integer,
+        next_attempt_at -> Timestamp,
+        lease_until -> Nullable<Timestamp>,
+        last_status_code -> Nullable<Integer>,
+        last_error -> Nullable<Text>,
+        delivered_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    webhook_attempts (id) {
+        id -> BigInt,
+        delivery_id -> BigInt,
+        attempt -> Integer,
+        status_code -> Nullable<Integer>,
+        error -> Nullable<Text>,
+        duration_ms -> BigInt,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    idempotency_keys (user_id, route, idem_key) {
+        user_id -> Text,
+        route -> Text,
+        idem_key -> Text,
+        request_hash -> Text,
+        status_code -> Nullable<Integer>,
+        response_body -> Nullable<Text>,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(orders -> users (user_id));
+diesel::joinable!(refunds -> orders (order_no));
+diesel::joinable!(webhook_deliveries -> outbox_events (event_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    users,
+    products,
+    orders,
+    payment_records,
+    refunds,
+    outbox_events,
+    webhook_deliveries,
+    webhook_attempts,
+    idempotency_keys
+);

@@ -128,9 +128,55 @@ pub fn order_amount(unit_price_fen: i64, quantity: i64) -> Option<i64> {
     unit_price_fen.checked_mul(quantity)
 }
 
+/// Price of upgrading a membership for the time that remains on it: the difference of
+/// the two tiers' daily prices times the remaining time, rounded up to the fen.
+///
+/// `None` when the target tier is not dearer per day (nothing to pay: not an upgrade).
+pub fn upgrade_price(
+    current_price_fen: i64,
+    current_days: i64,
+    target_price_fen: i64,
+    target_days: i64,
+    remaining_secs: i64,
+) -> Option<i64> {
+    if current_days <= 0 || target_days <= 0 || remaining_secs <= 0 {
+        return None;
+    }
+    // Daily price difference as a fraction with denominator current_days * target_days.
+    let per_day_num = i128::from(target_price_fen) * i128::from(current_days)
+        - i128::from(current_price_fen) * i128::from(target_days);
+    if per_day_num <= 0 {
+        return None;
+    }
+    let num = per_day_num * i128::from(remaining_secs);
+    let den = i128::from(current_days) * i128::from(target_days) * 86_400;
+    let fen = (num + den - 1) / den;
+    i64::try_from(fen).ok().filter(|f| *f > 0)
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    #[test]
+    fn upgrade_price_is_the_daily_difference_for_the_remaining_time() {
+        use super::upgrade_price;
+        // basic 29.00/30 days -> pro 99.00/30 days with 15 days left: (99-29)/2 = 35.00.
+        assert_eq!(upgrade_price(2900, 30, 9900, 30, 15 * 86_400), Some(3500));
+        // The whole period left: the full difference.
+        assert_eq!(upgrade_price(2900, 30, 9900, 30, 30 * 86_400), Some(7000));
+        // One second left still costs at least one fen (rounded up).
+        assert_eq!(upgrade_price(2900, 30, 9900, 30, 1), Some(1));
+        // Different period lengths compare daily prices: 30.00/30d vs 300.00/365d.
+        assert_eq!(upgrade_price(3000, 30, 30000, 365, 10 * 86_400), None);
+        assert_eq!(upgrade_price(3000, 30, 60000, 365, 10 * 86_400), Some(644));
+        // Same or cheaper tier, or nothing left: not an upgrade.
+        assert_eq!(upgrade_price(9900, 30, 2900, 30, 86_400), None);
+        assert_eq!(upgrade_price(2900, 30, 2900, 30, 86_400), None);
+        assert_eq!(upgrade_price(2900, 30, 9900, 30, 0), None);
+        // Never overflows for large values.
+        assert!(upgrade_price(i64::MAX / 2, 1, i64::MAX, 1, 86_400).is_some());
+    }
+
     use super::*;
     use OrderStatus::*;
 

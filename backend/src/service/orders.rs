@@ -23,7 +23,7 @@ const QUERY_GAP_SECS: i64 = 5;
 /// Most units of one product in a single order.
 pub const MAX_QUANTITY: i64 = 100;
 
-fn method_of(row: &OrderRow) -> PaymentMethod {
+pub fn method_of(row: &OrderRow) -> PaymentMethod {
     if row.provider == "alipay" {
         PaymentMethod::Alipay
     } else {
@@ -141,14 +141,18 @@ pub async fn create_order(
             format!("product {} is a {} product", product.id, product.kind),
         ));
     }
-    if req.is_upgrade {
-        return Err(AppError::bad_request(
-            "upgrade_not_available",
-            "membership upgrades are not available yet; buy the tier directly",
-        ));
-    }
-    let amount_fen = rules::order_amount(product.price_fen, quantity)
-        .ok_or_else(|| AppError::bad_request("invalid_quantity", "amount overflows"))?;
+    let amount_fen = if req.is_upgrade {
+        if quantity != 1 {
+            return Err(AppError::bad_request(
+                "invalid_quantity",
+                "an upgrade is a single unit",
+            ));
+        }
+        upgrade_amount(state, user, &product).await?
+    } else {
+        rules::order_amount(product.price_fen, quantity)
+            .ok_or_else(|| AppError::bad_request("invalid_quantity", "amount overflows"))?
+    };
     let now = db::now();
     let order_no = rules::new_order_no(Utc::now());
     let expire_at = now + Duration::minutes(state.settings.order_expire_minutes);
@@ -160,7 +164,7 @@ pub async fn create_order(
         product_name: product.name.clone(),
         unit_price_fen: product.price_fen,
         quantity,
-        is_upgrade: false,
+        is_upgrade: req.is_upgrade,
         amount_fen,
         provider: req.payment_method.as_str().to_string(),
         channel: channel.as_str().to_string(),
@@ -179,8 +183,17 @@ pub async fn create_order(
         needs_review: false,
         created_at: now,
         updated_at: now,
+        stock_held: if product.stock.is_some() { quantity } else { 0 },
+        review_reason: None,
+        lease_until: None,
+        query_attempts: 0,
     };
-    order_db::insert(&state.db, &row).await?;
+    if !order_db::insert(&state.db, &row).await? {
+        return Err(AppError::conflict(
+            "out_of_stock",
+            format!("product {} has fewer than {quantity} left", product.id),
+        ));
+    }
     let prepay = PrepayRequest {
         out_trade_no: order_no.clone(),
         description: product.name.clone(),
@@ -190,7 +203,17 @@ pub async fn create_order(
         openid: req.openid.clone(),
         client_ip,
     };
-    let opened = match state.providers.prepay(req.payment_method, &prepay).await {
+    let prepaid = state.providers.prepay(req.payment_method, &prepay).await;
+    record_call(
+        state,
+        &order_no,
+        req.payment_method,
+        "prepay",
+        &format!("{prepay:?}"),
+        &prepaid,
+    )
+    .await;
+    let opened = match prepaid {
         Ok(opened) => opened,
         Err(err) => {
             tracing::warn!(%order_no, error = %err, "prepay failed; removing the order");
@@ -213,15 +236,19 @@ pub async fn create_order(
         .map(serde_json::to_string)
         .transpose()
         .map_err(AppError::internal)?;
-    order_db::set_payment_targets(
+    let created = order_db::set_payment_targets(
         &state.db,
         &order_no,
-        opened.qr_code_url.clone(),
-        opened.pay_url.clone(),
-        opened.h5_url.clone(),
-        sdk_json,
+        (
+            opened.qr_code_url.clone(),
+            opened.pay_url.clone(),
+            opened.h5_url.clone(),
+            sdk_json,
+        ),
+        &state.sinks,
     )
     .await?;
+    state.hub.committed(created.iter());
     tracing::info!(%order_no, amount_fen, provider = req.payment_method.as_str(), "order created");
     Ok(CreateOrderResponse {
         order_no,
@@ -237,6 +264,76 @@ pub async fn create_order(
         sdk_params: opened.sdk_params,
         status: OrderStatus::Pending,
     })
+}
+
+/// What upgrading the caller's active membership to `target` costs for the time left.
+async fn upgrade_amount(
+    state: &AppState,
+    user: &AuthUser,
+    target: &products::ProductRow,
+) -> AppResult<i64> {
+    let unavailable = |m: &str| AppError::bad_request("upgrade_not_available", m.to_string());
+    let (Some(target_tier), Some(target_rank), Some(target_days)) = (
+        target.membership_tier.as_deref(),
+        target.tier_rank,
+        target.membership_days,
+    ) else {
+        return Err(unavailable("only membership tiers can be upgraded to"));
+    };
+    let me = db::users::find_by_id(&state.db, &user.user_id)
+        .await?
+        .ok_or_else(|| AppError::Unauthorized("unknown user".into()))?;
+    let now = db::now();
+    let (Some(tier), Some(expires)) = (me.membership_tier.as_deref(), me.membership_expires_at)
+    else {
+        return Err(unavailable("no active membership to upgrade"));
+    };
+    if expires <= now {
+        return Err(unavailable("no active membership to upgrade"));
+    }
+    let current = products::list_active(&state.db)
+        .await?
+        .into_iter()
+        .find(|p| p.membership_tier.as_deref() == Some(tier))
+        .ok_or_else(|| unavailable("the current tier is no longer sold"))?;
+    let current_rank = current.tier_rank.unwrap_or(0);
+    if current_rank >= target_rank || tier == target_tier {
+        return Err(unavailable("the target tier is not higher than the current one"));
+    }
+    rules::upgrade_price(
+        current.price_fen,
+        i64::from(current.membership_days.unwrap_or(0)),
+        target.price_fen,
+        i64::from(target_days),
+        (expires - now).num_seconds(),
+    )
+    .ok_or_else(|| unavailable("nothing to pay for this upgrade"))
+}
+
+/// Keep one of our provider calls in `payment_records`: what we asked, what came back.
+pub async fn record_call<T: std::fmt::Debug>(
+    state: &AppState,
+    order_no: &str,
+    method: PaymentMethod,
+    kind: &str,
+    request: &str,
+    result: &Result<T, ProviderError>,
+) {
+    let (verified, decision, answer) = match result {
+        Ok(v) => (true, "ok".to_string(), format!("{v:?}")),
+        Err(e) => (false, format!("error: {e}"), String::new()),
+    };
+    record(
+        state,
+        Some(order_no),
+        method,
+        kind,
+        "",
+        &format!("request: {request}\nresponse: {answer}"),
+        verified,
+        &decision,
+    )
+    .await;
 }
 
 /// Load an order the caller may see: its owner or an admin. Anyone else gets 404.
@@ -285,10 +382,22 @@ pub async fn sync_with_provider(
     state: &AppState,
     order: &OrderRow,
 ) -> Result<Option<ApplyOutcome>, ProviderError> {
-    let trade = state
+    let queried = state
         .providers
         .query(method_of(order), &order.order_no)
-        .await?;
+        .await;
+    if !matches!(&queried, Ok(t) if t.state == RemoteTradeState::Paid) {
+        record_call(
+            state,
+            &order.order_no,
+            method_of(order),
+            "query",
+            "",
+            &queried,
+        )
+        .await;
+    }
+    let trade = queried?;
     if trade.state != RemoteTradeState::Paid {
         return Ok(None);
     }
@@ -348,7 +457,9 @@ pub async fn close_and_cancel(
     reason: CancelReason,
 ) -> AppResult<()> {
     let method = method_of(order);
-    match state.providers.close(method, &order.order_no).await {
+    let closed = state.providers.close(method, &order.order_no).await;
+    record_call(state, &order.order_no, method, "close", "", &closed).await;
+    match closed {
         // Never opened at the provider (or already closed there): nothing can be paid.
         Ok(()) | Err(ProviderError::TradeNotExist) | Err(ProviderError::AlreadyClosed) => {}
         Err(ProviderError::AlreadyPaid) => {
@@ -362,7 +473,15 @@ pub async fn close_and_cancel(
         }
         Err(e) => return Err(provider_error(e)),
     }
-    if order_db::cancel(&state.db, &order.order_no, rules::cancel_reason_str(reason)).await? {
+    if let Some(ev) = order_db::cancel(
+        &state.db,
+        &order.order_no,
+        rules::cancel_reason_str(reason),
+        &state.sinks,
+    )
+    .await?
+    {
+        state.hub.committed([&ev]);
         tracing::info!(order_no = %order.order_no, ?reason, "order cancelled");
         return Ok(());
     }
@@ -451,54 +570,40 @@ pub async fn apply_payment(
     if notice.transaction_id.is_empty() {
         return Err(ApplyError::Mismatch("missing transaction id".into()));
     }
-    let product = products::find(&state.db, order.product_id).await?;
-    let fulfilment = Fulfilment {
-        user_id: order.user_id.clone(),
-        points: product
-            .as_ref()
-            .and_then(|p| p.points)
-            .unwrap_or(0)
-            .saturating_mul(order.quantity),
-        membership: product.as_ref().and_then(|p| {
-            Some((
-                p.membership_tier.clone()?,
-                i64::from(p.membership_days?).saturating_mul(order.quantity),
-            ))
-        }),
-    };
+    let fulfilment = fulfilment_of(state, &order).await?;
     let facts = PaidFacts {
         transaction_id: notice.transaction_id.clone(),
         paid_at: notice.paid_at.naive_utc(),
     };
+    let order_no = order.order_no.as_str();
+    let pay_from = |from: &'static str| {
+        let (facts, fulfilment) = (&facts, &fulfilment);
+        async move {
+            let won = order_db::mark_paid(
+                &state.db,
+                order_no,
+                from,
+                facts,
+                fulfilment,
+                &state.sinks,
+            )
+            .await?;
+            if let Some(evs) = &won {
+                state.hub.committed(evs.iter());
+            }
+            Ok::<bool, ApplyError>(won.is_some())
+        }
+    };
     let outcome = match rules::decide(status_of(&order), OrderEvent::Pay) {
         Ok(Transition::Move { .. }) => {
-            if order_db::mark_paid(
-                &state.db,
-                &order.order_no,
-                "pending",
-                &facts,
-                false,
-                &fulfilment,
-            )
-            .await?
-            {
+            if pay_from("pending").await? {
                 ApplyOutcome::Applied
             } else {
                 // Lost a race: re-read and decide again (it may have been cancelled meanwhile).
                 let fresh = order_db::find(&state.db, &order.order_no)
                     .await?
                     .ok_or_else(|| ApplyError::UnknownOrder(order.order_no.clone()))?;
-                if fresh.status == "cancelled"
-                    && order_db::mark_paid(
-                        &state.db,
-                        &order.order_no,
-                        "cancelled",
-                        &facts,
-                        true,
-                        &fulfilment,
-                    )
-                    .await?
-                {
+                if fresh.status == "cancelled" && pay_from("cancelled").await? {
                     ApplyOutcome::PaidAfterCancel
                 } else {
                     ApplyOutcome::Duplicate
@@ -506,16 +611,7 @@ pub async fn apply_payment(
             }
         }
         Ok(Transition::PaidAfterCancel) => {
-            if order_db::mark_paid(
-                &state.db,
-                &order.order_no,
-                "cancelled",
-                &facts,
-                true,
-                &fulfilment,
-            )
-            .await?
-            {
+            if pay_from("cancelled").await? {
                 ApplyOutcome::PaidAfterCancel
             } else {
                 ApplyOutcome::Duplicate
@@ -523,6 +619,13 @@ pub async fn apply_payment(
         }
         Ok(Transition::AlreadyDone) | Err(_) => ApplyOutcome::Duplicate,
     };
+    if outcome == ApplyOutcome::PaidAfterCancel && state.settings.lifecycle.auto_refund_paid_after_close {
+        let no = order.order_no.clone();
+        match crate::service::refunds::refund_paid_after_close(state, &no).await {
+            Ok(r) => tracing::warn!(order_no = %no, out_refund_no = %r.out_refund_no, "paid after close: refunded automatically"),
+            Err(e) => tracing::error!(order_no = %no, error = %e, "paid after close: automatic refund failed; review the order"),
+        }
+    }
     match outcome {
         ApplyOutcome::Applied => tracing::info!(order_no = %order.order_no, "order paid"),
         ApplyOutcome::PaidAfterCancel => {
@@ -551,13 +654,15 @@ pub async fn apply_provider_close(
             order.provider
         )));
     }
-    if order_db::cancel(
+    if let Some(ev) = order_db::cancel(
         &state.db,
         order_no,
         rules::cancel_reason_str(CancelReason::Expired),
+        &state.sinks,
     )
     .await?
     {
+        state.hub.committed([&ev]);
         Ok("cancelled")
     } else {
         Ok("unchanged")
@@ -589,6 +694,26 @@ pub async fn record(
     if let Err(e) = order_db::record(&state.db, &rec).await {
         tracing::error!(error = %e, "could not store payment record");
     }
+}
+
+/// What paying `order` gives the buyer (from its product; an upgrade changes the tier only).
+pub async fn fulfilment_of(state: &AppState, order: &OrderRow) -> Result<Fulfilment, ApplyError> {
+    let product = products::find(&state.db, order.product_id).await?;
+    Ok(Fulfilment {
+        user_id: order.user_id.clone(),
+        points: product
+            .as_ref()
+            .and_then(|p| p.points)
+            .unwrap_or(0)
+            .saturating_mul(order.quantity),
+        membership: product.as_ref().and_then(|p| {
+            Some((
+                p.membership_tier.clone()?,
+                i64::from(p.membership_days?).saturating_mul(order.quantity),
+            ))
+        }),
+        upgrade: order.is_upgrade,
+    })
 }
 
 /// SDK parameters stored with an order.

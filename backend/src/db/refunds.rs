@@ -1,0 +1,339 @@
+//! Refund rows. A refund reserves its amount when it is created (so concurrent refunds can
+//! never exceed what was paid) and moves `processing -> succeeded | failed` by
+//! compare-and-set; success updates the order and claws back in the same transaction.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, RunQueryDsl};
+
+use super::events::{self, PendingEvent, Sinks};
+use super::orders::OrderRow;
+use super::schema::{orders, refunds, users};
+use super::{Db, DbError, DbResult};
+use crate::{db_run, write_event};
+
+#[derive(Clone, Debug, Queryable, Selectable, Insertable)]
+#[diesel(table_name = refunds)]
+pub struct RefundRow {
+    pub out_refund_no: String,
+    pub order_no: String,
+    pub provider: String,
+    pub amount_fen: i64,
+    pub reason: Option<String>,
+    pub status: String,
+    pub provider_refund_id: Option<String>,
+    pub requested_by: String,
+    pub failure: Option<String>,
+    pub lease_until: Option<NaiveDateTime>,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+    pub succeeded_at: Option<NaiveDateTime>,
+}
+
+/// Result of trying to open a refund row.
+#[derive(Clone, Debug)]
+pub enum Reserve {
+    /// A new refund row now holds the amount.
+    Created(RefundRow),
+    /// This `out_refund_no` exists already (same refund asked again).
+    Existing(RefundRow),
+    /// The order is not paid (pending, cancelled or fully refunded).
+    NotPaid,
+    /// More than what is left to refund; carries the refundable amount.
+    Exceeds(i64),
+}
+
+/// Open a refund row, holding its amount against the order, in one transaction that first
+/// locks the order row (PostgreSQL) or the database (SQLite).
+pub async fn reserve(db: &Db, row: &RefundRow) -> DbResult<Reserve> {
+    db_run!(db, |conn| {
+        conn.transaction::<Reserve, DbError, _>(async |conn| {
+            if let Some(existing) = refunds::table
+                .find(&row.out_refund_no)
+                .select(RefundRow::as_select())
+                .first(conn)
+                .await
+                .optional()?
+            {
+                return Ok(Reserve::Existing(existing));
+            }
+            let locked = diesel::update(
+                orders::table
+                    .filter(orders::order_no.eq(&row.order_no))
+                    .filter(orders::status.eq("paid")),
+            )
+            .set(orders::updated_at.eq(orders::updated_at))
+            .execute(conn)
+            .await?;
+            if locked == 0 {
+                return Ok(Reserve::NotPaid);
+            }
+            let amount: i64 = orders::table
+                .find(&row.order_no)
+                .select(orders::amount_fen)
+                .first(conn)
+                .await?;
+            let held: Vec<i64> = refunds::table
+                .filter(refunds::order_no.eq(&row.order_no))
+                .filter(refunds::status.ne("failed"))
+                .select(refunds::amount_fen)
+                .load(conn)
+                .await?;
+            let refundable = amount - held.iter().sum::<i64>();
+            if row.amount_fen > refundable {
+                return Ok(Reserve::Exceeds(refundable.max(0)));
+            }
+            diesel::insert_into(refunds::table)
+                .values(row)
+                .execute(conn)
+                .await?;
+            Ok(Reserve::Created(row.clone()))
+        })
+        .await
+    })
+}
+
+/// What to take back when a refund succeeds: the order's total fulfilment; the share
+/// taken is proportional to the refunded amount, computed cumulatively so that partial
+/// refunds add up exactly to the whole.
+#[derive(Clone, Debug, Default)]
+pub struct Clawback {
+    pub user_id: String,
+    pub total_points: i64,
+    pub total_membership_secs: i64,
+}
+
+fn share(total: i64, part: i64, whole: i64) -> i64 {
+    if whole <= 0 {
+        return 0;
+    }
+    ((i128::from(total) * i128::from(part)) / i128::from(whole)) as i64
+}
+
+/// Compare-and-set `processing -> succeeded`, add the amount to the order (which becomes
+/// `refunded` when nothing is left), claw back, and write `order.refunded`; one transaction.
+pub async fn complete(
+    db: &Db,
+    out_refund_no: &str,
+    provider_refund_id: Option<&str>,
+    succeeded_at: NaiveDateTime,
+    clawback: Option<&Clawback>,
+    sinks: &Sinks,
+) -> DbResult<Option<PendingEvent>> {
+    let now = super::now();
+    db_run!(db, |conn| {
+        conn.transaction::<Option<PendingEvent>, DbError, _>(async |conn| {
+            let n = diesel::update(
+                refunds::table
+                    .filter(refunds::out_refund_no.eq(out_refund_no))
+                    .filter(refunds::status.eq("processing")),
+            )
+            .set((
+                refunds::status.eq("succeeded"),
+                refunds::provider_refund_id.eq(provider_refund_id),
+                refunds::succeeded_at.eq(succeeded_at),
+                refunds::lease_until.eq(None::<NaiveDateTime>),
+                refunds::updated_at.eq(now),
+            ))
+            .execute(conn)
+            .await?;
+            if n == 0 {
+                return Ok(None);
+            }
+            let refund: RefundRow = refunds::table
+                .find(out_refund_no)
+                .select(RefundRow::as_select())
+                .first(conn)
+                .await?;
+            diesel::update(orders::table.find(&refund.order_no))
+                .set((
+                    orders::refunded_fen.eq(orders::refunded_fen + refund.amount_fen),
+                    orders::updated_at.eq(now),
+                ))
+                .execute(conn)
+                .await?;
+            let order: OrderRow = orders::table
+                .find(&refund.order_no)
+                .select(OrderRow::as_select())
+                .first(conn)
+                .await?;
+            if order.refunded_fen >= order.amount_fen {
+                diesel::update(
+                    orders::table
+                        .filter(orders::order_no.eq(&order.order_no))
+                        .filter(orders::status.eq("paid")),
+                )
+                .set(orders::status.eq("refunded"))
+                .execute(conn)
+                .await?;
+            }
+            let before = order.refunded_fen - refund.amount_fen;
+            let mut points_taken = 0;
+            let mut membership_secs_taken = 0;
+            if let Some(c) = clawback {
+                points_taken = share(c.total_points, order.refunded_fen, order.amount_fen)
+                    - share(c.total_points, before, order.amount_fen);
+                membership_secs_taken =
+                    share(c.total_membership_secs, order.refunded_fen, order.amount_fen)
+                        - share(c.total_membership_secs, before, order.amount_fen);
+                let (balance, expires): (i64, Option<NaiveDateTime>) = users::table
+                    .find(&c.user_id)
+                    .select((users::points_balance, users::membership_expires_at))
+                    .first(conn)
+                    .await?;
+                // Points already spent cannot be taken back below zero.
+                points_taken = points_taken.min(balance.max(0));
+                diesel::update(users::table.find(&c.user_id))
+                    .set((
+                        users::points_balance.eq(users::points_balance - points_taken),
+                        users::updated_at.eq(now),
+                    ))
+                    .execute(conn)
+                    .await?;
+                if let (Some(exp), true) = (expires, membership_secs_taken > 0) {
+                    diesel::update(users::table.find(&c.user_id))
+                        .set(
+                            users::membership_expires_at
+                                .eq(exp - chrono::Duration::seconds(membership_secs_taken)),
+                        )
+                        .execute(conn)
+                        .await?;
+                }
+            }
+            let order: OrderRow = orders::table
+                .find(&refund.order_no)
+                .select(OrderRow::as_select())
+                .first(conn)
+                .await?;
+            let ev = PendingEvent::for_order(
+                events::ORDER_REFUNDED,
+                &order,
+                serde_json::json!({
+                    "out_refund_no": refund.out_refund_no,
+                    "refund_fen": refund.amount_fen,
+                    "provider_refund_id": refund.provider_refund_id,
+                    "full": order.refunded_fen >= order.amount_fen,
+                    "points_clawed_back": points_taken,
+                    "membership_seconds_clawed_back": membership_secs_taken,
+                }),
+                sinks,
+                now,
+            );
+            write_event!(conn, &ev);
+            Ok(Some(ev))
+        })
+        .await
+    })
+}
+
+/// Compare-and-set `processing -> failed`: the amount becomes refundable again.
+pub async fn fail(db: &Db, out_refund_no: &str, failure: &str) -> DbResult<bool> {
+    let now = super::now();
+    db_run!(db, |conn| {
+        let n = diesel::update(
+            refunds::table
+                .filter(refunds::out_refund_no.eq(out_refund_no))
+                .filter(refunds::status.eq("processing")),
+        )
+        .set((
+            refunds::status.eq("failed"),
+            refunds::failure.eq(failure),
+            refunds::lease_until.eq(None::<NaiveDateTime>),
+            refunds::updated_at.eq(now),
+        ))
+        .execute(conn)
+        .await?;
+        Ok(n == 1)
+    })
+}
+
+/// Remember the provider's refund id while the refund is still processing.
+pub async fn set_provider_id(db: &Db, out_refund_no: &str, id: &str) -> DbResult<()> {
+    db_run!(db, |conn| {
+        diesel::update(
+            refunds::table
+                .filter(refunds::out_refund_no.eq(out_refund_no))
+                .filter(refunds::provider_refund_id.is_null()),
+        )
+        .set(refunds::provider_refund_id.eq(id))
+        .execute(conn)
+        .await?;
+        Ok(())
+    })
+}
+
+pub async fn find(db: &Db, out_refund_no: &str) -> DbResult<Option<RefundRow>> {
+    db_run!(db, |conn| {
+        Ok(refunds::table
+            .find(out_refund_no)
+            .select(RefundRow::as_select())
+            .first(conn)
+            .await
+            .optional()?)
+    })
+}
+
+pub async fn for_order(db: &Db, order_no: &str) -> DbResult<Vec<RefundRow>> {
+    db_run!(db, |conn| {
+        Ok(refunds::table
+            .filter(refunds::order_no.eq(order_no))
+            .order((refunds::created_at.asc(), refunds::out_refund_no.asc()))
+            .select(RefundRow::as_select())
+            .load(conn)
+            .await?)
+    })
+}
+
+/// Claim processing refunds older than `older_than` for the reconciler (leased; on
+/// PostgreSQL each candidate is checked and leased in one statement, so two replicas
+/// never take the same refund).
+pub async fn claim_processing(
+    db: &Db,
+    older_than: NaiveDateTime,
+    limit: i64,
+    lease_secs: i64,
+) -> DbResult<Vec<RefundRow>> {
+    let now = super::now();
+    let until = now + chrono::Duration::seconds(lease_secs);
+    let candidates: Vec<String> = db_run!(db, |conn| {
+        Ok::<_, DbError>(refunds::table
+            .filter(refunds::status.eq("processing"))
+            .filter(refunds::updated_at.lt(older_than))
+            .filter(
+                refunds::lease_until
+                    .is_null()
+                    .or(refunds::lease_until.lt(now)),
+            )
+            .order(refunds::created_at.asc())
+            .limit(limit)
+            .select(refunds::out_refund_no)
+            .load(conn)
+            .await?)
+    })?;
+    let mut out = Vec::new();
+    for no in candidates {
+        // The conditional update is the claim: only one replica's update matches.
+        let won = db_run!(db, |conn| {
+            Ok::<_, DbError>(diesel::update(
+                refunds::table
+                    .filter(refunds::out_refund_no.eq(&no))
+                    .filter(refunds::status.eq("processing"))
+                    .filter(
+                        refunds::lease_until
+                            .is_null()
+                            .or(refunds::lease_until.lt(now)),
+                    ),
+            )
+            .set((refunds::lease_until.eq(until), refunds::updated_at.eq(now)))
+            .execute(conn)
+            .await?
+                == 1)
+        })?;
+        if won {
+            if let Some(row) = find(db, &no).await? {
+                out.push(row);
+            }
+        }
+    }
+    Ok(out)
+}

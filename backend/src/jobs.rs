@@ -1,0 +1,229 @@
+//! Background jobs: the expiry sweeper, the reconciler and the webhook dispatcher.
+//!
+//! Every job claims its rows with a lease (`FOR UPDATE SKIP LOCKED` on PostgreSQL), so any
+//! number of `fenpay serve` replicas can run them against one database without doing the
+//! same work twice. SQLite mode is a single process.
+
+pub mod dispatcher;
+
+use std::time::Duration;
+
+use actix_web::web;
+use api_types::payment::CancelReason;
+use chrono::Duration as ChronoDuration;
+
+use crate::db::orders::{self as order_db, OrderClaim};
+use crate::db::{self, idempotency, refunds as refund_db};
+use crate::error::AppError;
+use crate::service::orders::{self as order_service, ApplyOutcome};
+use crate::service::refunds as refund_service;
+use crate::startup::AppState;
+
+/// Orders or refunds one job pass takes at a time.
+const BATCH: i64 = 50;
+/// How long a claim lasts; longer than any provider call with its retries.
+const LEASE_SECS: i64 = 120;
+/// A cancelled order is checked once for a late payment after this long.
+const CANCELLED_CHECK_DELAY_SECS: i64 = 60;
+/// ... and no longer looked at after this.
+const CANCELLED_CHECK_WINDOW_HOURS: i64 = 24;
+/// A processing refund is queried at most this often.
+const REFUND_QUERY_GAP_SECS: i64 = 30;
+
+/// What a sweeper pass did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SweepReport {
+    /// Expired orders closed at the provider and cancelled.
+    pub cancelled: usize,
+    /// Expired orders the provider reported paid: now paid and fulfilled.
+    pub paid: usize,
+    /// Provider failures: the order stays pending and is retried next pass.
+    pub retry: usize,
+}
+
+/// What a reconciler pass did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReconcileReport {
+    pub queried: usize,
+    /// Pending orders found paid at the provider (a lost notification).
+    pub paid: usize,
+    /// Cancelled orders found paid at the provider.
+    pub paid_after_close: usize,
+    pub refunds_checked: usize,
+    pub errors: usize,
+}
+
+/// Start the jobs this process runs (and the PostgreSQL LISTEN task, always).
+pub fn spawn(state: web::Data<AppState>) {
+    let s = &state.settings;
+    tokio::spawn(crate::live::listen(
+        state.db.clone(),
+        s.database_url.expose().to_string(),
+        state.hub.clone(),
+    ));
+    if !s.lifecycle.jobs_enabled {
+        tracing::info!("background jobs disabled (JOBS_ENABLED=false)");
+        return;
+    }
+    let sweep_every = Duration::from_secs(s.lifecycle.sweep_interval_secs);
+    let reconcile_every = Duration::from_secs(s.lifecycle.reconcile_interval_secs);
+    let st = state.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(sweep_every).await;
+            let report = sweep_once(&st).await;
+            if report != SweepReport::default() {
+                tracing::info!(?report, "expiry sweep");
+            }
+        }
+    });
+    let st = state.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(reconcile_every).await;
+            let report = reconcile_once(&st).await;
+            if report.paid + report.paid_after_close + report.errors > 0 {
+                tracing::info!(?report, "reconciliation");
+            }
+        }
+    });
+    tokio::spawn(dispatcher::run(state));
+}
+
+/// One sweeper pass: close expired pending orders at the provider, then cancel them as
+/// expired; a provider that reports the order paid makes it paid and fulfilled instead.
+pub async fn sweep_once(state: &AppState) -> SweepReport {
+    let mut report = SweepReport::default();
+    if let Err(e) = idempotency::purge_expired(&state.db, db::now()).await {
+        tracing::warn!(error = %e, "could not purge idempotency keys");
+    }
+    loop {
+        let claimed =
+            match order_db::claim_for_job(&state.db, OrderClaim::Expired, BATCH, LEASE_SECS).await
+            {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::error!(error = %e, "sweeper cannot claim orders");
+                    return report;
+                }
+            };
+        if claimed.is_empty() {
+            return report;
+        }
+        let mut progressed = false;
+        for no in claimed {
+            let Ok(Some(order)) = order_db::find(&state.db, &no).await else {
+                continue;
+            };
+            match order_service::close_and_cancel(state, &order, CancelReason::Expired).await {
+                Ok(()) => {
+                    report.cancelled += 1;
+                    progressed = true;
+                }
+                Err(AppError::Conflict { code, .. }) if code == "order_already_paid" => {
+                    report.paid += 1;
+                    progressed = true;
+                }
+                Err(e) => {
+                    tracing::warn!(order_no = %no, error = %e, "could not close an expired order; retrying next pass");
+                    report.retry += 1;
+                    let _ = order_db::release_job_claim(&state.db, &no, false).await;
+                }
+            }
+        }
+        if !progressed {
+            // Everything failed (provider down): wait for the next pass.
+            return report;
+        }
+    }
+}
+
+/// Query with up to PAYMENT_QUERY_RETRY_MAX retries of transient failures.
+async fn sync_with_retries(
+    state: &AppState,
+    order: &order_db::OrderRow,
+) -> Result<Option<ApplyOutcome>, crate::providers::ProviderError> {
+    let max = state.settings.payment_query_retry_max;
+    let mut attempt = 0;
+    loop {
+        match order_service::sync_with_provider(state, order).await {
+            Err(e) if e.is_retryable() && attempt < max => {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(200 << attempt.min(5))).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// One reconciler pass: pending orders older than RECONCILE_MIN_AGE_SECS and recently
+/// cancelled orders are queried at the provider; payments found are applied exactly as
+/// a notification would apply them. Processing refunds are followed up too.
+pub async fn reconcile_once(state: &AppState) -> ReconcileReport {
+    let mut report = ReconcileReport::default();
+    let now = db::now();
+    let l = &state.settings.lifecycle;
+    let claims = [
+        OrderClaim::StalePending(
+            now - ChronoDuration::seconds(l.reconcile_min_age_secs),
+            now - ChronoDuration::seconds(l.reconcile_interval_secs as i64 / 2),
+            i32::MAX,
+        ),
+        OrderClaim::RecentlyCancelled(
+            now - ChronoDuration::seconds(CANCELLED_CHECK_DELAY_SECS),
+            now - ChronoDuration::hours(CANCELLED_CHECK_WINDOW_HOURS),
+        ),
+    ];
+    for claim in claims {
+        let claimed = match order_db::claim_for_job(&state.db, claim, BATCH * 4, LEASE_SECS).await
+        {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e, "reconciler cannot claim orders");
+                report.errors += 1;
+                continue;
+            }
+        };
+        for no in claimed {
+            let Ok(Some(order)) = order_db::find(&state.db, &no).await else {
+                continue;
+            };
+            report.queried += 1;
+            match sync_with_retries(state, &order).await {
+                Ok(Some(ApplyOutcome::Applied)) => report.paid += 1,
+                Ok(Some(ApplyOutcome::PaidAfterCancel)) => report.paid_after_close += 1,
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(order_no = %no, error = %e, "reconciler query failed");
+                    report.errors += 1;
+                }
+            }
+            if let Err(e) = order_db::release_job_claim(&state.db, &no, true).await {
+                tracing::warn!(order_no = %no, error = %e, "could not release a job claim");
+            }
+        }
+    }
+    match refund_db::claim_processing(
+        &state.db,
+        now - ChronoDuration::seconds(REFUND_QUERY_GAP_SECS),
+        BATCH,
+        LEASE_SECS,
+    )
+    .await
+    {
+        Ok(rows) => {
+            for row in rows {
+                report.refunds_checked += 1;
+                if let Err(e) = refund_service::reconcile(state, &row).await {
+                    tracing::warn!(out_refund_no = %row.out_refund_no, error = %e, "refund follow-up failed");
+                    report.errors += 1;
+                }
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "reconciler cannot claim refunds");
+            report.errors += 1;
+        }
+    }
+    report
+}

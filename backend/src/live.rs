@@ -1,0 +1,132 @@
+//! Committed events, fanned out to whoever listens in this process: live order streams
+//! (SSE) and the webhook dispatcher.
+//!
+//! SQLite mode is one process: services publish right after their transaction commits.
+//! PostgreSQL mode may run several replicas: an `AFTER INSERT` trigger on `outbox_events`
+//! calls `pg_notify('fenpay_events', ...)`, which PostgreSQL delivers on commit to every
+//! replica's `LISTEN` connection, including the writer's own; services do not publish
+//! locally then, so each replica hears every event exactly once.
+
+use std::time::Duration;
+
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use futures_util::StreamExt;
+use tokio::sync::broadcast;
+
+use crate::db::events::{EventSignal, PendingEvent};
+use crate::db::{Backend, Db};
+
+/// The channel PostgreSQL notifications arrive on.
+pub const PG_CHANNEL: &str = "fenpay_events";
+
+/// In-process fan-out of committed events.
+#[derive(Clone, Debug)]
+pub struct EventHub {
+    tx: broadcast::Sender<EventSignal>,
+    backend: Backend,
+}
+
+impl EventHub {
+    pub fn new(backend: Backend) -> EventHub {
+        let (tx, _) = broadcast::channel(1024);
+        EventHub { tx, backend }
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<EventSignal> {
+        self.tx.subscribe()
+    }
+
+    /// Hand subscribers an event.
+    pub fn publish(&self, signal: EventSignal) {
+        // No subscriber is fine.
+        let _ = self.tx.send(signal);
+    }
+
+    /// Announce events a service just committed. With PostgreSQL the LISTEN task does it
+    /// (for every replica), so this is a no-op there.
+    pub fn committed<'a>(&self, events: impl IntoIterator<Item = &'a PendingEvent>) {
+        if self.backend == Backend::Sqlite {
+            for ev in events {
+                self.publish(ev.signal());
+            }
+        }
+    }
+}
+
+/// Parse a `fenpay_events` payload: `<event id> <event type> <order no or empty>`.
+pub fn parse_notification(payload: &str) -> Option<EventSignal> {
+    let mut parts = payload.splitn(3, ' ');
+    let event_id = parts.next()?.to_string();
+    let event_type = parts.next()?.to_string();
+    let order_no = parts
+        .next()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from);
+    if event_id.is_empty() || event_type.is_empty() {
+        return None;
+    }
+    Some(EventSignal {
+        event_id,
+        event_type,
+        order_no,
+    })
+}
+
+/// Keep a `LISTEN fenpay_events` connection open (reconnecting with backoff) and publish
+/// every notification into `hub`. Returns only when the database is not PostgreSQL.
+pub async fn listen(db: Db, url: String, hub: EventHub) {
+    if db.backend() != Backend::Postgres {
+        return;
+    }
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        match AsyncPgConnection::establish(&url).await {
+            Ok(mut conn) => {
+                match diesel::sql_query(format!("LISTEN {PG_CHANNEL}"))
+                    .execute(&mut conn)
+                    .await
+                {
+                    Ok(_) => {
+                        tracing::debug!("listening for {PG_CHANNEL}");
+                        backoff = Duration::from_millis(200);
+                        let mut stream = std::pin::pin!(conn.notifications_stream());
+                        while let Some(item) = stream.next().await {
+                            match item {
+                                Ok(n) => {
+                                    if let Some(sig) = parse_notification(&n.payload) {
+                                        hub.publish(sig);
+                                    }
+                                }
+                                Err(e) => {
+                                    tracing::warn!(error = %e, "LISTEN connection failed");
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "LISTEN failed"),
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot open the LISTEN connection"),
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(10));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notification_payloads_parse() {
+        let s = parse_notification("evt_1 order.paid FP2026").unwrap_or_else(|| panic!());
+        assert_eq!(s.event_id, "evt_1");
+        assert_eq!(s.event_type, "order.paid");
+        assert_eq!(s.order_no.as_deref(), Some("FP2026"));
+        let s = parse_notification("evt_2 order.created ").unwrap_or_else(|| panic!());
+        assert_eq!(s.order_no, None);
+        assert!(parse_notification("garbage").is_none());
+    }
+}

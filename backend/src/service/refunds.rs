@@ -1,0 +1,353 @@
+//! Refunds: open at the provider, follow to success or failure (call result, WeChat
+//! `REFUND.*` notification or reconciler query), and apply success exactly once.
+
+use api_types::admin::{RefundRequest, RefundResponse, RefundStatus};
+use api_types::payment::OrderStatus;
+use chrono::Utc;
+
+use crate::db::orders as order_db;
+use crate::db::refunds::{self as refund_db, Clawback, RefundRow, Reserve};
+use crate::db::{self, DbError};
+use crate::domain::order as rules;
+use crate::error::{AppError, AppResult};
+use crate::providers::{ProviderError, RemoteRefund, RemoteRefundState};
+use crate::service::orders::{fulfilment_of, method_of, record_call};
+use crate::startup::AppState;
+
+/// Who asked for a refund the system made on its own.
+pub const SYSTEM_ACTOR: &str = "system";
+
+/// Refund numbers: what WeChat and Alipay both accept.
+pub fn is_valid_refund_no(s: &str) -> bool {
+    (6..=64).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'|' | b'*' | b'@'))
+}
+
+fn new_refund_no() -> String {
+    // Same shape as order numbers, RF instead of FP.
+    let order_like = rules::new_order_no(Utc::now());
+    format!("RF{}", &order_like[2..])
+}
+
+fn status_of(row: &RefundRow) -> RefundStatus {
+    match row.status.as_str() {
+        "succeeded" => RefundStatus::Succeeded,
+        "failed" => RefundStatus::Failed,
+        _ => RefundStatus::Processing,
+    }
+}
+
+/// The API view of a refund, with its order's state after it.
+pub fn to_response(row: &RefundRow, order: &order_db::OrderRow) -> RefundResponse {
+    RefundResponse {
+        out_refund_no: row.out_refund_no.clone(),
+        order_no: row.order_no.clone(),
+        amount_fen: row.amount_fen,
+        status: status_of(row),
+        reason: row.reason.clone(),
+        provider_refund_id: row.provider_refund_id.clone(),
+        created_at: db::utc(row.created_at),
+        succeeded_at: row.succeeded_at.map(db::utc),
+        order_status: rules::status_from_str(&order.status).unwrap_or(OrderStatus::Paid),
+        order_refunded_fen: order.refunded_fen,
+    }
+}
+
+async fn respond(state: &AppState, out_refund_no: &str) -> AppResult<RefundResponse> {
+    let row = refund_db::find(&state.db, out_refund_no)
+        .await?
+        .ok_or(AppError::NotFound("refund"))?;
+    let order = order_db::find(&state.db, &row.order_no)
+        .await?
+        .ok_or(AppError::NotFound("order"))?;
+    Ok(to_response(&row, &order))
+}
+
+/// Refund all or part of a paid order. The same `out_refund_no` never refunds twice: asking
+/// again returns the refund as it stands.
+pub async fn create_refund(
+    state: &AppState,
+    actor: &str,
+    req: RefundRequest,
+) -> AppResult<RefundResponse> {
+    let out_refund_no = match req.out_refund_no {
+        Some(no) if !is_valid_refund_no(&no) => {
+            return Err(AppError::bad_request(
+                "invalid_refund_no",
+                "out_refund_no must be 6-64 characters of 0-9 A-Z a-z _ - | * @",
+            ))
+        }
+        Some(no) => no,
+        None => new_refund_no(),
+    };
+    if let Some(reason) = &req.reason {
+        if reason.chars().count() > 80 {
+            return Err(AppError::bad_request(
+                "invalid_refund_reason",
+                "reason is at most 80 characters",
+            ));
+        }
+    }
+    let order = order_db::find(&state.db, &req.order_no)
+        .await?
+        .ok_or(AppError::NotFound("order"))?;
+    if let Some(existing) = refund_db::find(&state.db, &out_refund_no).await? {
+        return same_refund_again(state, existing, &req.order_no, req.amount_fen).await;
+    }
+    let amount = match req.amount_fen {
+        Some(a) => a,
+        None => {
+            let held: i64 = refund_db::for_order(&state.db, &order.order_no)
+                .await?
+                .iter()
+                .filter(|r| r.status != "failed")
+                .map(|r| r.amount_fen)
+                .sum();
+            order.amount_fen - held
+        }
+    };
+    if amount <= 0 {
+        return Err(AppError::bad_request(
+            "invalid_refund_amount",
+            "the refund amount must be a positive number of fen",
+        ));
+    }
+    let now = db::now();
+    let row = RefundRow {
+        out_refund_no: out_refund_no.clone(),
+        order_no: order.order_no.clone(),
+        provider: order.provider.clone(),
+        amount_fen: amount,
+        reason: req.reason.clone(),
+        status: "processing".into(),
+        provider_refund_id: None,
+        requested_by: actor.to_string(),
+        failure: None,
+        lease_until: None,
+        created_at: now,
+        updated_at: now,
+        succeeded_at: None,
+    };
+    let row = match refund_db::reserve(&state.db, &row).await? {
+        Reserve::Created(row) => row,
+        Reserve::Existing(existing) => {
+            return same_refund_again(state, existing, &req.order_no, req.amount_fen).await
+        }
+        Reserve::NotPaid => {
+            return Err(AppError::conflict(
+                "order_not_paid",
+                format!("order {} is {}, not paid", order.order_no, order.status),
+            ))
+        }
+        Reserve::Exceeds(refundable) => {
+            return Err(AppError::bad_request(
+                "invalid_refund_amount",
+                format!("at most {refundable} fen can still be refunded"),
+            ))
+        }
+    };
+    tracing::info!(order_no = %row.order_no, out_refund_no = %row.out_refund_no, amount, actor, "refund requested");
+    submit(state, &row, &order).await?;
+    respond(state, &out_refund_no).await
+}
+
+async fn same_refund_again(
+    state: &AppState,
+    existing: RefundRow,
+    order_no: &str,
+    amount: Option<i64>,
+) -> AppResult<RefundResponse> {
+    if existing.order_no != order_no || amount.is_some_and(|a| a != existing.amount_fen) {
+        return Err(AppError::conflict(
+            "refund_no_conflict",
+            "this out_refund_no was used for a different refund",
+        ));
+    }
+    respond(state, &existing.out_refund_no).await
+}
+
+/// Send a processing refund to the provider (again: the provider deduplicates by number)
+/// and apply what it answers. Transient failures leave it processing for the reconciler.
+async fn submit(state: &AppState, row: &RefundRow, order: &order_db::OrderRow) -> AppResult<()> {
+    let method = method_of(order);
+    let req = crate::providers::RefundRequest {
+        out_trade_no: order.order_no.clone(),
+        out_refund_no: row.out_refund_no.clone(),
+        amount_fen: row.amount_fen,
+        total_fen: order.amount_fen,
+        reason: row.reason.clone(),
+    };
+    let result = state.providers.refund(method, &req).await;
+    record_call(state, &order.order_no, method, "refund", &format!("{req:?}"), &result).await;
+    match result {
+        Ok(remote) => {
+            apply_remote(state, row, &remote).await?;
+            Ok(())
+        }
+        Err(e) if e.is_retryable() || matches!(e, ProviderError::InvalidResponse(_)) => {
+            tracing::warn!(out_refund_no = %row.out_refund_no, error = %e, "refund outcome unknown; the reconciler will follow up");
+            Ok(())
+        }
+        Err(e) => {
+            refund_db::fail(&state.db, &row.out_refund_no, &e.to_string()).await?;
+            let (code, message) = match &e {
+                ProviderError::Rejected { code, message } => (code.clone(), message.clone()),
+                other => (String::new(), other.to_string()),
+            };
+            Err(AppError::conflict(
+                "refund_rejected",
+                format!("the provider refused the refund: {code} {message}").replace("  ", " "),
+            ))
+        }
+    }
+}
+
+/// Apply a provider's word on a refund (call result, notification or query).
+/// Returns what was decided, for the payment record.
+pub async fn apply_remote(
+    state: &AppState,
+    row: &RefundRow,
+    remote: &RemoteRefund,
+) -> Result<&'static str, DbError> {
+    match remote.state {
+        RemoteRefundState::Succeeded => {
+            let order = order_db::find(&state.db, &row.order_no).await?;
+            let clawback = match (&order, state.settings.lifecycle.refund_clawback) {
+                (Some(order), true) => clawback_of(state, order).await,
+                _ => None,
+            };
+            let at = remote.succeeded_at.unwrap_or_else(Utc::now).naive_utc();
+            match refund_db::complete(
+                &state.db,
+                &row.out_refund_no,
+                remote.refund_id.as_deref(),
+                at,
+                clawback.as_ref(),
+                &state.sinks,
+            )
+            .await?
+            {
+                Some(ev) => {
+                    state.hub.committed([&ev]);
+                    tracing::info!(out_refund_no = %row.out_refund_no, "refund succeeded");
+                    Ok("refund succeeded")
+                }
+                None => Ok("duplicate"),
+            }
+        }
+        RemoteRefundState::Failed => {
+            if refund_db::fail(&state.db, &row.out_refund_no, "the provider closed the refund")
+                .await?
+            {
+                tracing::warn!(out_refund_no = %row.out_refund_no, "refund failed at the provider");
+                Ok("refund failed")
+            } else {
+                Ok("duplicate")
+            }
+        }
+        RemoteRefundState::Processing => {
+            if let Some(id) = &remote.refund_id {
+                refund_db::set_provider_id(&state.db, &row.out_refund_no, id).await?;
+            }
+            Ok("processing")
+        }
+    }
+}
+
+async fn clawback_of(state: &AppState, order: &order_db::OrderRow) -> Option<Clawback> {
+    let f = fulfilment_of(state, order).await.ok()?;
+    let secs = match (&f.membership, f.upgrade) {
+        (Some((_, days)), false) => days.saturating_mul(86_400),
+        _ => 0,
+    };
+    Some(Clawback {
+        user_id: f.user_id,
+        total_points: f.points,
+        total_membership_secs: secs,
+    })
+}
+
+/// A verified refund notification (WeChat `REFUND.*`). Unknown refunds are an error so
+/// the provider's record of it stays visible.
+pub async fn apply_notice(state: &AppState, remote: &RemoteRefund) -> Result<&'static str, String> {
+    let row = refund_db::find(&state.db, &remote.out_refund_no)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("unknown refund {}", remote.out_refund_no))?;
+    if row.order_no != remote.out_trade_no {
+        return Err(format!(
+            "refund {} belongs to {}, not {}",
+            row.out_refund_no, row.order_no, remote.out_trade_no
+        ));
+    }
+    if remote.state == RemoteRefundState::Succeeded && remote.amount_fen != row.amount_fen {
+        return Err(format!(
+            "refund amount {} fen, ours is {} fen",
+            remote.amount_fen, row.amount_fen
+        ));
+    }
+    apply_remote(state, &row, remote)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Reconciler step for a refund still processing: ask the provider; if it never heard of
+/// the refund, send it again (same number, so it cannot be taken twice).
+pub async fn reconcile(state: &AppState, row: &RefundRow) -> Result<&'static str, String> {
+    let order = order_db::find(&state.db, &row.order_no)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| "order vanished".to_string())?;
+    let method = method_of(&order);
+    let queried = state
+        .providers
+        .query_refund(method, &order.order_no, &row.out_refund_no)
+        .await;
+    record_call(state, &order.order_no, method, "refund_query", &row.out_refund_no, &queried).await;
+    match queried {
+        Ok(remote) => apply_remote(state, row, &remote)
+            .await
+            .map_err(|e| e.to_string()),
+        Err(ProviderError::TradeNotExist) => {
+            submit(state, row, &order).await.map_err(|e| e.to_string())?;
+            Ok("resubmitted")
+        }
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Refund a payment that arrived after its order was closed (AUTO_REFUND_PAID_AFTER_CLOSE).
+pub async fn refund_paid_after_close(
+    state: &AppState,
+    order_no: &str,
+) -> AppResult<RefundResponse> {
+    create_refund(
+        state,
+        SYSTEM_ACTOR,
+        RefundRequest {
+            order_no: order_no.to_string(),
+            amount_fen: None,
+            // Deterministic: a repeated attempt can never refund twice.
+            out_refund_no: Some(format!("RC{}", &order_no[2..])),
+            reason: Some("订单已关闭，自动退款 / order was closed".into()),
+        },
+    )
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refund_numbers() {
+        let no = new_refund_no();
+        assert!(no.starts_with("RF"));
+        assert!(is_valid_refund_no(&no));
+        assert!(!is_valid_refund_no("short"));
+        assert!(!is_valid_refund_no("has space 1234"));
+        assert!(!is_valid_refund_no(&"x".repeat(65)));
+        assert!(is_valid_refund_no("RF-2026_11|22*a@b"));
+    }
+}

@@ -1,0 +1,11 @@
+DROP TABLE idempotency_keys;
+DROP TABLE webhook_attempts;
+DROP TABLE webhook_deliveries;
+DROP TABLE outbox_events;
+DROP TABLE refunds;
+DROP INDEX orders_created_idx;
+DROP INDEX orders_paid_at_idx;
+ALTER TABLE orders DROP COLUMN query_attempts;
+ALTER TABLE orders DROP COLUMN lease_until;
+ALTER TABLE orders DROP COLUMN review_reason;
+ALTER TABLE orders DROP COLUMN stock_held;
