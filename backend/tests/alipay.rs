@@ -15,7 +15,9 @@ use chrono::Utc;
 use fenpay::config::Secret;
 use fenpay::emulator::{self, AlipayEmulatorConfig, EmulatorConfig, WechatEmulatorConfig};
 use fenpay::providers::alipay::{encode_form, parse_form, AlipayClient, AlipayClientConfig};
-use fenpay::providers::{PrepayRequest, ProviderError, RemoteTradeState};
+use fenpay::providers::{
+    PrepayRequest, ProviderError, RefundRequest, RemoteRefundState, RemoteTradeState,
+};
 use fenpay_proto::alipay as proto;
 use fenpay_proto::{Certificate, RsaPrivateKey};
 use serde_json::{json, Value};
@@ -244,8 +246,10 @@ async fn precreate_query_pay_then_close_is_refused() {
     let cancelled = client.cancel(&no).await.unwrap();
     assert_eq!(cancelled.action.as_deref(), Some("refund"));
     assert!(!cancelled.retry);
+    // Cancelled after payment = refunded in full: TRADE_CLOSED at Alipay, but it
+    // was paid, and callers must never take it for an unpaid closed trade.
     let refunded = client.query(&no).await.unwrap();
-    assert_eq!(refunded.state, RemoteTradeState::Closed);
+    assert_eq!(refunded.state, RemoteTradeState::Paid);
     assert!(
         refunded.paid_at.is_some(),
         "a refunded trade keeps its payment time"
@@ -745,4 +749,240 @@ async fn python_alipay_sdk_drives_the_emulator() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stdout}\n{stderr}");
     println!("{stdout}");
+}
+
+// ---------------------------------------------------------------------------
+// Refunds
+
+fn refund_req(out_trade_no: &str, out_refund_no: &str, amount: i64, total: i64) -> RefundRequest {
+    RefundRequest {
+        out_trade_no: out_trade_no.into(),
+        out_refund_no: out_refund_no.into(),
+        amount_fen: amount,
+        total_fen: total,
+        reason: Some("用户申请退款".into()),
+    }
+}
+
+fn rejected_code(err: &ProviderError) -> &str {
+    match err {
+        ProviderError::Rejected { code, .. } => code,
+        _ => "",
+    }
+}
+
+impl Receiver {
+    /// The refund notification for `out_biz_no`, once it arrived.
+    async fn refund_notice(&self, out_biz_no: &str) -> (Vec<u8>, BTreeMap<String, String>) {
+        for _ in 0..600 {
+            let found = self.bodies.lock().unwrap().iter().find_map(|b| {
+                let form = parse_form(std::str::from_utf8(b).ok()?).ok()?;
+                (form.get("out_biz_no").map(String::as_str) == Some(out_biz_no))
+                    .then(|| (b.clone(), form))
+            });
+            if let Some(found) = found {
+                return found;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("no refund notification for {out_biz_no}");
+    }
+}
+
+#[tokio::test]
+async fn partial_then_full_refund_closes_the_trade_which_still_reads_paid() {
+    let emu = Emu::start().await;
+    let rx = receiver(&[]).await;
+    let client = emu.client_with(|c| c.notify_url = rx.url.clone());
+    let no = unique("FPREFUND");
+    client
+        .prepay(&order(&no, 1000, PaymentChannel::Native))
+        .await
+        .unwrap();
+    let paid = emu.pay(&no).await;
+    emu.delivered_log(&no).await;
+
+    let first = client
+        .refund(&refund_req(&no, "RF-A-1", 300, 1000))
+        .await
+        .unwrap();
+    assert_eq!(first.state, RemoteRefundState::Succeeded);
+    assert_eq!(first.amount_fen, 300);
+    assert_eq!(first.refund_id.as_deref(), paid["trade_no"].as_str());
+    assert!(first.succeeded_at.is_some());
+    // The same out_request_no again: fund_change=N, the query confirms it, and
+    // nothing moves twice.
+    let again = client
+        .refund(&refund_req(&no, "RF-A-1", 300, 1000))
+        .await
+        .unwrap();
+    assert_eq!(
+        (again.state, again.amount_fen),
+        (RemoteRefundState::Succeeded, 300)
+    );
+    let (_, trade) = emu
+        .control("GET", &format!("/__emulator/alipay/trades/{no}"), None)
+        .await;
+    assert_eq!(trade["refund_fen"], 300);
+    assert_eq!(trade["refunds"].as_array().unwrap().len(), 1);
+    assert_eq!(trade["status"], "TRADE_SUCCESS");
+    assert_eq!(
+        client.query(&no).await.unwrap().state,
+        RemoteTradeState::Paid
+    );
+
+    // More than what is left.
+    let err = client
+        .refund(&refund_req(&no, "RF-A-2", 701, 1000))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        rejected_code(&err),
+        "ACQ.REFUND_AMT_NOT_EQUAL_TOTAL",
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("退款金额超限"), "{err}");
+    // Same number, other amount.
+    let err = client
+        .refund(&refund_req(&no, "RF-A-1", 200, 1000))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        rejected_code(&err),
+        "ACQ.DISCORDANT_REPEAT_REQUEST",
+        "{err:?}"
+    );
+
+    let rest = client
+        .refund(&refund_req(&no, "RF-A-2", 700, 1000))
+        .await
+        .unwrap();
+    assert_eq!(rest.state, RemoteRefundState::Succeeded);
+    // Fully refunded: Alipay says TRADE_CLOSED, which must not read as "unpaid".
+    let (_, trade) = emu
+        .control("GET", &format!("/__emulator/alipay/trades/{no}"), None)
+        .await;
+    assert_eq!(trade["status"], "TRADE_CLOSED");
+    let after = client.query(&no).await.unwrap();
+    assert_eq!(after.state, RemoteTradeState::Paid);
+    assert_eq!(after.amount_fen, Some(1000));
+    assert!(after.paid_at.is_some());
+    assert_eq!(after.transaction_id.as_deref(), paid["trade_no"].as_str());
+    let err = client
+        .refund(&refund_req(&no, "RF-A-3", 1, 1000))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        rejected_code(&err),
+        "ACQ.REFUND_AMT_NOT_EQUAL_TOTAL",
+        "{err:?}"
+    );
+
+    for (out_request_no, amount) in [("RF-A-1", 300), ("RF-A-2", 700)] {
+        let r = client.query_refund(&no, out_request_no).await.unwrap();
+        assert_eq!(
+            (r.state, r.amount_fen),
+            (RemoteRefundState::Succeeded, amount)
+        );
+        assert!(r.succeeded_at.is_some());
+    }
+    assert_eq!(
+        client.query_refund(&no, "RF-NEVER").await.unwrap_err(),
+        ProviderError::TradeNotExist
+    );
+
+    // Each refund that moved money was notified once, V1-signed, on the trade.
+    let (body, partial) = rx.refund_notice("RF-A-1").await;
+    assert_eq!(partial["trade_status"], "TRADE_SUCCESS");
+    assert_eq!(partial["refund_fee"], "3.00");
+    assert!(partial.contains_key("gmt_refund"));
+    let (notice, status, _) = client.verify_notification(&body).unwrap();
+    assert_eq!(status, "TRADE_SUCCESS");
+    assert_eq!(notice.out_trade_no, no);
+    let (body, full) = rx.refund_notice("RF-A-2").await;
+    assert_eq!(full["trade_status"], "TRADE_CLOSED");
+    assert_eq!(full["refund_fee"], "10.00");
+    assert_ne!(full["notify_id"], partial["notify_id"]);
+    let (_, status, _) = client.verify_notification(&body).unwrap();
+    assert_eq!(status, "TRADE_CLOSED");
+    let refund_notes = rx
+        .bodies
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|b| String::from_utf8_lossy(b).contains("out_biz_no"))
+        .count();
+    assert_eq!(refund_notes, 2);
+}
+
+#[tokio::test]
+async fn refunds_of_unknown_unpaid_or_faulty_trades() {
+    let emu = Emu::start().await;
+    let client = emu.client();
+    assert_eq!(
+        client
+            .refund(&refund_req(&unique("FPNOPE"), "RF-B-1", 1, 1))
+            .await
+            .unwrap_err(),
+        ProviderError::TradeNotExist
+    );
+    assert_eq!(
+        client
+            .query_refund(&unique("FPNOPE"), "RF-B-1")
+            .await
+            .unwrap_err(),
+        ProviderError::TradeNotExist
+    );
+    let unpaid = unique("FPUNPAID");
+    client
+        .prepay(&order(&unpaid, 500, PaymentChannel::Native))
+        .await
+        .unwrap();
+    let err = client
+        .refund(&refund_req(&unpaid, "RF-B-2", 500, 500))
+        .await
+        .unwrap_err();
+    assert_eq!(rejected_code(&err), "ACQ.TRADE_STATUS_ERROR", "{err:?}");
+
+    let no = unique("FPREFUNDF");
+    client
+        .prepay(&order(&no, 500, PaymentChannel::Native))
+        .await
+        .unwrap();
+    emu.pay(&no).await;
+    let (status, _) = emu
+        .control(
+            "POST",
+            "/__emulator/faults",
+            Some(json!({"refund_not_enough_next": 1, "fail_requests_next": 1})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let err = client
+        .refund(&refund_req(&no, "RF-B-3", 500, 500))
+        .await
+        .unwrap_err();
+    assert!(err.is_retryable(), "{err:?}");
+    let err = client
+        .refund(&refund_req(&no, "RF-B-3", 500, 500))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        rejected_code(&err),
+        "ACQ.SELLER_BALANCE_NOT_ENOUGH",
+        "{err:?}"
+    );
+    // Nothing moved; the retry refunds once.
+    assert_eq!(
+        client.query_refund(&no, "RF-B-3").await.unwrap_err(),
+        ProviderError::TradeNotExist
+    );
+    let ok = client
+        .refund(&refund_req(&no, "RF-B-3", 500, 500))
+        .await
+        .unwrap();
+    assert_eq!(
+        (ok.state, ok.amount_fen),
+        (RemoteRefundState::Succeeded, 500)
+    );
 }

@@ -12,10 +12,16 @@ use actix_web::http::StatusCode;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use chrono::Utc;
 use fenpay::config::Secret;
+use fenpay::emulator::wechat::RefundStatus;
 use fenpay::emulator::{
     self, AlipayEmulatorConfig, EmulatorConfig, EmulatorState, WechatEmulatorConfig,
 };
-use fenpay_proto::wechat::{self as proto, CertificateList, NotificationEnvelope, Transaction};
+use fenpay::providers::wechat::{PlatformTrust, WechatClient, WechatClientConfig};
+use fenpay::providers::{ProviderError, RefundRequest, RemoteRefundState, RemoteTradeState};
+use fenpay_proto::wechat::{
+    self as proto, CertificateList, EncryptedResource, NotificationEnvelope, RefundResource,
+    RefundResourceAmount, Transaction,
+};
 use fenpay_proto::{Certificate, RsaPrivateKey, RsaPublicKey};
 use serde_json::{json, Value};
 
@@ -1129,4 +1135,514 @@ async fn reset_forgets_everything() {
             .0,
         404
     );
+}
+
+// ---------------------------------------------------------------------------
+// Refunds, driven through our own client
+
+/// Our WeChat client pointed at the emulator, in public-key mode, sending refund
+/// notifications to `refund_notify_url`.
+fn client(h: &Harness, refund_notify_url: &str) -> WechatClient {
+    WechatClient::new(WechatClientConfig {
+        mch_id: MCH_ID.into(),
+        app_id: APP_ID.into(),
+        merchant_serial: MERCHANT_SERIAL.into(),
+        merchant_key: keys().merchant.clone(),
+        api_v3_key: Secret::new(API_V3_KEY),
+        trust: PlatformTrust::PublicKey {
+            id: PUBLIC_KEY_ID.into(),
+            key: platform_public(),
+        },
+        base_url: h.base.clone(),
+        notify_url: NOWHERE.into(),
+        refund_notify_url: refund_notify_url.into(),
+        timeout: Duration::from_secs(10),
+    })
+    .unwrap()
+}
+
+fn refund_req(out_trade_no: &str, out_refund_no: &str, amount: i64, total: i64) -> RefundRequest {
+    RefundRequest {
+        out_trade_no: out_trade_no.into(),
+        out_refund_no: out_refund_no.into(),
+        amount_fen: amount,
+        total_fen: total,
+        reason: Some("商品已售完".into()),
+    }
+}
+
+impl Harness {
+    /// A native trade of `total` fen, paid by the buyer.
+    async fn paid_trade(&self, out_trade_no: &str, total: i64) {
+        assert_eq!(
+            self.native(&order(out_trade_no, total, NOWHERE))
+                .await
+                .status,
+            200
+        );
+        let (status, paid) = self.pay(out_trade_no, None).await;
+        assert_eq!(status, 200, "{paid}");
+    }
+}
+
+impl Received {
+    /// Header names lower-cased, as our HTTP layer hands them to the verifier.
+    fn lower_headers(&self) -> HashMap<String, String> {
+        self.headers
+            .iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+            .collect()
+    }
+}
+
+fn rejected_code(err: &ProviderError) -> &str {
+    match err {
+        ProviderError::Rejected { code, .. } => code,
+        _ => "",
+    }
+}
+
+#[tokio::test]
+async fn full_refund_goes_processing_then_success_with_a_verifiable_notification() {
+    let h = start(1000.0).await;
+    let rx = receiver(&[]).await;
+    let wx = client(&h, &rx.url);
+    h.paid_trade("REFUNDFULL1", 2500).await;
+
+    let refund = wx
+        .refund(&refund_req("REFUNDFULL1", "RF-FULL-1", 2500, 2500))
+        .await
+        .unwrap();
+    assert_eq!(refund.state, RemoteRefundState::Processing);
+    assert_eq!(refund.amount_fen, 2500);
+    assert_eq!(refund.out_trade_no, "REFUNDFULL1");
+    let refund_id = refund.refund_id.clone().unwrap();
+    assert!(
+        refund_id.starts_with("50") && refund_id.len() == 29,
+        "{refund_id}"
+    );
+    assert_eq!(refund.succeeded_at, None);
+
+    wait_for("the refund notification", || !rx.all().is_empty()).await;
+    let note = rx.all().remove(0);
+    assert!(note.verify_with(&platform_public()));
+    assert_eq!(
+        note.header("wechatpay-signature-type"),
+        "WECHATPAY2-SHA256-RSA2048"
+    );
+    let envelope = note.envelope();
+    assert_eq!(envelope.event_type, "REFUND.SUCCESS");
+    assert_eq!(envelope.summary, "退款成功");
+    assert_eq!(envelope.resource_type, "encrypt-resource");
+    assert_eq!(envelope.resource.original_type, "refund");
+    assert_eq!(envelope.resource.associated_data, "refund");
+    assert_eq!(envelope.resource.nonce.len(), 12);
+    let resource: RefundResource = envelope.decrypt_resource(API_V3_KEY.as_bytes()).unwrap();
+    assert_eq!(resource.mchid, MCH_ID);
+    assert_eq!(resource.refund_status, "SUCCESS");
+    assert_eq!(resource.refund_id, refund_id);
+    assert_eq!(resource.out_refund_no, "RF-FULL-1");
+    assert_eq!(
+        resource.user_received_account.as_deref(),
+        Some("支付用户零钱")
+    );
+    assert_eq!(
+        (
+            resource.amount.total,
+            resource.amount.refund,
+            resource.amount.payer_total,
+            resource.amount.payer_refund
+        ),
+        (2500, 2500, 2500, 2500)
+    );
+    let paid: Transaction = serde_json::from_slice(&h.query("REFUNDFULL1").await.body).unwrap();
+    assert_eq!(Some(resource.transaction_id.clone()), paid.transaction_id);
+
+    // Our verifier accepts it; a flipped byte or a payment notification it refuses.
+    let headers = note.lower_headers();
+    let verified = wx
+        .verify_refund_notification(&headers, &note.body)
+        .await
+        .unwrap();
+    assert_eq!(verified.state, RemoteRefundState::Succeeded);
+    assert_eq!(verified.out_refund_no, "RF-FULL-1");
+    assert_eq!(verified.out_trade_no, "REFUNDFULL1");
+    assert_eq!(verified.refund_id.as_deref(), Some(refund_id.as_str()));
+    assert_eq!(verified.amount_fen, 2500);
+    let succeeded_at = verified.succeeded_at.unwrap();
+    let tampered =
+        String::from_utf8(note.body.clone())
+            .unwrap()
+            .replacen("退款成功", "退款失败", 1);
+    let err = wx
+        .verify_refund_notification(&headers, tampered.as_bytes())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ProviderError::BadSignature(_)), "{err:?}");
+    let mut stale = headers.clone();
+    stale.insert("wechatpay-timestamp".into(), "1624523846".into());
+    assert!(matches!(
+        wx.verify_refund_notification(&stale, &note.body).await,
+        Err(ProviderError::BadSignature(_))
+    ));
+    // The payment notification is no refund notification, and vice versa.
+    let pay_rx = receiver(&[]).await;
+    assert_eq!(
+        h.native(&order("REFUNDFULL2", 1, &pay_rx.url)).await.status,
+        200
+    );
+    h.pay("REFUNDFULL2", None).await;
+    wait_for("the payment notification", || !pay_rx.all().is_empty()).await;
+    let payment = pay_rx.all().remove(0);
+    let err = wx
+        .verify_refund_notification(&payment.lower_headers(), &payment.body)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, ProviderError::InvalidResponse(m) if m.contains("event_type")),
+        "{err:?}"
+    );
+    assert!(wx.verify_notification(&headers, &note.body).await.is_err());
+
+    // Query: the refund succeeded; the trade is REFUND, which is still "paid".
+    let queried = wx.query_refund("RF-FULL-1").await.unwrap();
+    assert_eq!(queried.state, RemoteRefundState::Succeeded);
+    assert_eq!(queried.succeeded_at, Some(succeeded_at));
+    assert_eq!(paid.trade_state, "REFUND");
+    assert_eq!(paid.trade_state_desc, "转入退款");
+    assert_eq!(
+        wx.query("REFUNDFULL1").await.unwrap().state,
+        RemoteTradeState::Paid
+    );
+    // Nothing is left to refund.
+    let err = wx
+        .refund(&refund_req("REFUNDFULL1", "RF-FULL-2", 1, 2500))
+        .await
+        .unwrap_err();
+    assert_eq!(rejected_code(&err), "INVALID_REQUEST", "{err:?}");
+}
+
+#[tokio::test]
+async fn partial_refunds_sum_to_the_total_and_repeats_refund_once() {
+    let h = start(1000.0).await;
+    let wx = client(&h, NOWHERE);
+    h.paid_trade("REFUNDPART1", 1000).await;
+
+    let first = wx
+        .refund(&refund_req("REFUNDPART1", "RF-PART-1", 300, 1000))
+        .await
+        .unwrap();
+    // The same out_refund_no again: the same refund, nothing more refunded.
+    let again = wx
+        .refund(&refund_req("REFUNDPART1", "RF-PART-1", 300, 1000))
+        .await
+        .unwrap();
+    assert_eq!(again.refund_id, first.refund_id);
+    assert_eq!(h.state.wechat.refunds(Some("REFUNDPART1")).len(), 1);
+    // ... unless it asks for something else.
+    let err = wx
+        .refund(&refund_req("REFUNDPART1", "RF-PART-1", 301, 1000))
+        .await
+        .unwrap_err();
+    assert_eq!(rejected_code(&err), "INVALID_REQUEST", "{err:?}");
+    // total must be the order total.
+    let err = wx
+        .refund(&refund_req("REFUNDPART1", "RF-PART-X", 100, 999))
+        .await
+        .unwrap_err();
+    assert_eq!(rejected_code(&err), "INVALID_REQUEST", "{err:?}");
+    // 300 + 800 > 1000.
+    let err = wx
+        .refund(&refund_req("REFUNDPART1", "RF-PART-2", 800, 1000))
+        .await
+        .unwrap_err();
+    assert_eq!(rejected_code(&err), "INVALID_REQUEST", "{err:?}");
+    assert!(err.to_string().contains("可退金额"), "{err}");
+    // A single refund above the total is a parameter error.
+    let err = wx
+        .refund(&refund_req("REFUNDPART1", "RF-PART-3", 1001, 1000))
+        .await
+        .unwrap_err();
+    assert_eq!(rejected_code(&err), "PARAM_ERROR", "{err:?}");
+
+    let second = wx
+        .refund(&refund_req("REFUNDPART1", "RF-PART-4", 700, 1000))
+        .await
+        .unwrap();
+    assert_ne!(second.refund_id, first.refund_id);
+    wait_for("both refunds to succeed", || {
+        h.state
+            .wechat
+            .refunds(Some("REFUNDPART1"))
+            .iter()
+            .all(|r| r.status == RefundStatus::Success)
+    })
+    .await;
+    for (no, amount) in [("RF-PART-1", 300), ("RF-PART-4", 700)] {
+        let r = wx.query_refund(no).await.unwrap();
+        assert_eq!(
+            (r.state, r.amount_fen),
+            (RemoteRefundState::Succeeded, amount)
+        );
+    }
+    let err = wx
+        .refund(&refund_req("REFUNDPART1", "RF-PART-5", 1, 1000))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("全额退款"), "{err}");
+    assert_eq!(h.state.wechat.refunds(Some("REFUNDPART1")).len(), 2);
+    // A repeat after success answers the refund as it is now.
+    let repeated = wx
+        .refund(&refund_req("REFUNDPART1", "RF-PART-1", 300, 1000))
+        .await
+        .unwrap();
+    assert_eq!(repeated.state, RemoteRefundState::Succeeded);
+}
+
+#[tokio::test]
+async fn refund_errors_map_to_provider_errors() {
+    let h = start(1000.0).await;
+    let wx = client(&h, NOWHERE);
+    assert_eq!(
+        wx.refund(&refund_req("NOSUCHTRADE", "RF-ERR-1", 1, 1))
+            .await
+            .unwrap_err(),
+        ProviderError::TradeNotExist
+    );
+    assert_eq!(
+        wx.query_refund("RF-NEVER").await.unwrap_err(),
+        ProviderError::TradeNotExist
+    );
+    // Unpaid: nothing to refund.
+    assert_eq!(
+        h.native(&order("REFUNDUNPAID", 100, NOWHERE)).await.status,
+        200
+    );
+    assert_eq!(
+        wx.refund(&refund_req("REFUNDUNPAID", "RF-ERR-2", 100, 100))
+            .await
+            .unwrap_err(),
+        ProviderError::TradeNotExist
+    );
+    h.paid_trade("REFUNDERR1", 100).await;
+    h.set_faults(json!({"refund_not_enough_next": 1})).await;
+    let err = wx
+        .refund(&refund_req("REFUNDERR1", "RF-ERR-3", 100, 100))
+        .await
+        .unwrap_err();
+    assert_eq!(rejected_code(&err), "NOT_ENOUGH", "{err:?}");
+    h.set_faults(json!({"fail_requests_next": 1})).await;
+    let err = wx
+        .refund(&refund_req("REFUNDERR1", "RF-ERR-3", 100, 100))
+        .await
+        .unwrap_err();
+    assert!(err.is_retryable(), "{err:?}");
+    // Neither refused attempt refunded anything: the retry goes through.
+    assert!(h.state.wechat.refunds(Some("REFUNDERR1")).is_empty());
+    let ok = wx
+        .refund(&refund_req("REFUNDERR1", "RF-ERR-3", 100, 100))
+        .await
+        .unwrap();
+    assert_eq!(ok.state, RemoteRefundState::Processing);
+    // Signed by someone else: SIGN_ERROR.
+    let mut impostor = client(&h, NOWHERE).config().clone();
+    impostor.merchant_key = keys().platform.clone();
+    let err = WechatClient::new(impostor)
+        .unwrap()
+        .query_refund("RF-ERR-3")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ProviderError::SignatureRejected(_)),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn abnormal_fault_ends_the_refund_abnormal() {
+    let h = start(1000.0).await;
+    let rx = receiver(&[]).await;
+    let wx = client(&h, &rx.url);
+    h.paid_trade("REFUNDABN1", 800).await;
+    h.set_faults(json!({"refund_abnormal_next": 1})).await;
+
+    let refund = wx
+        .refund(&refund_req("REFUNDABN1", "RF-ABN-1", 800, 800))
+        .await
+        .unwrap();
+    assert_eq!(refund.state, RemoteRefundState::Processing);
+    wait_for("the abnormal notification", || !rx.all().is_empty()).await;
+    let note = rx.all().remove(0);
+    assert_eq!(note.envelope().event_type, "REFUND.ABNORMAL");
+    assert_eq!(note.envelope().summary, "退款异常");
+    let verified = wx
+        .verify_refund_notification(&note.lower_headers(), &note.body)
+        .await
+        .unwrap();
+    assert_eq!(verified.state, RemoteRefundState::Failed);
+    assert_eq!(verified.succeeded_at, None);
+    assert_eq!(
+        wx.query_refund("RF-ABN-1").await.unwrap().state,
+        RemoteRefundState::Failed
+    );
+    // The fault was for one refund only.
+    assert_eq!(h.state.faults.get().refund_abnormal_next, 0);
+}
+
+#[tokio::test]
+async fn held_refunds_stay_processing_until_settled() {
+    let h = start(1000.0).await;
+    let rx = receiver(&[500]).await;
+    let wx = client(&h, &rx.url);
+    h.paid_trade("REFUNDHOLD1", 600).await;
+    h.set_faults(json!({"hold_refunds": true})).await;
+
+    wx.refund(&refund_req("REFUNDHOLD1", "RF-HOLD-1", 600, 600))
+        .await
+        .unwrap();
+    assert_eq!(
+        wx.query_refund("RF-HOLD-1").await.unwrap().state,
+        RemoteRefundState::Processing
+    );
+    let (status, view) = h.control_get("/__emulator/wechat/refunds/RF-HOLD-1").await;
+    assert_eq!((status, view["status"].as_str()), (200, Some("PROCESSING")));
+
+    // Closed: the money stays with the merchant and can be refunded again.
+    let (status, closed) = h
+        .control(
+            "/__emulator/wechat/refunds/RF-HOLD-1/settle",
+            Some(json!({"status": "CLOSED"})),
+        )
+        .await;
+    assert_eq!((status, closed["status"].as_str()), (200, Some("CLOSED")));
+    assert_eq!(
+        wx.query_refund("RF-HOLD-1").await.unwrap().state,
+        RemoteRefundState::Failed
+    );
+    // The merchant's 500 makes the emulator resend the REFUND.CLOSED notification.
+    wait_for("the resent REFUND.CLOSED", || rx.all().len() >= 2).await;
+    let all = rx.all();
+    assert_eq!(all[0].envelope().id, all[1].envelope().id);
+    assert_eq!(all[0].envelope().event_type, "REFUND.CLOSED");
+    wait_for("delivery", || {
+        h.state
+            .wechat
+            .notifications(Some("REFUNDHOLD1"))
+            .iter()
+            .any(|n| n.out_refund_no.as_deref() == Some("RF-HOLD-1") && n.delivered)
+    })
+    .await;
+
+    wx.refund(&refund_req("REFUNDHOLD1", "RF-HOLD-2", 600, 600))
+        .await
+        .unwrap();
+    let (status, settled) = h
+        .control("/__emulator/wechat/refunds/RF-HOLD-2/settle", None)
+        .await;
+    assert_eq!((status, settled["status"].as_str()), (200, Some("SUCCESS")));
+    let done = wx.query_refund("RF-HOLD-2").await.unwrap();
+    assert_eq!(done.state, RemoteRefundState::Succeeded);
+    assert!(done.succeeded_at.is_some());
+    // Settling again changes nothing; unknown refunds are 404.
+    let (status, again) = h
+        .control(
+            "/__emulator/wechat/refunds/RF-HOLD-2/settle",
+            Some(json!({"status": "ABNORMAL"})),
+        )
+        .await;
+    assert_eq!((status, again["status"].as_str()), (200, Some("SUCCESS")));
+    let (status, _) = h
+        .control("/__emulator/wechat/refunds/RF-NONE/settle", None)
+        .await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn refund_notifications_are_forged_only_at_a_cost() {
+    // A notification signed with WeChat's key but for another merchant is refused.
+    let h = start(1000.0).await;
+    let wx = client(&h, NOWHERE);
+    let resource = RefundResource {
+        mchid: "1900000999".into(),
+        transaction_id: "4200000000000000000000000001".into(),
+        out_trade_no: "OTHERSHOP1".into(),
+        refund_id: "50000000000000000000000000001".into(),
+        out_refund_no: "RF-OTHER-1".into(),
+        refund_status: "SUCCESS".into(),
+        success_time: Some("2026-01-02T03:04:05+08:00".into()),
+        user_received_account: None,
+        amount: RefundResourceAmount {
+            total: 1,
+            refund: 1,
+            payer_total: 1,
+            payer_refund: 1,
+        },
+    };
+    let signed = |resource: &RefundResource, event: &str| {
+        let envelope = NotificationEnvelope {
+            id: uuid::Uuid::new_v4().to_string(),
+            create_time: "2026-01-02T03:04:05+08:00".into(),
+            resource_type: "encrypt-resource".into(),
+            event_type: event.into(),
+            summary: "退款成功".into(),
+            resource: EncryptedResource::seal(
+                API_V3_KEY.as_bytes(),
+                "refund",
+                "refund",
+                &proto::nonce_str(12),
+                &serde_json::to_vec(resource).unwrap(),
+            )
+            .unwrap(),
+        };
+        let body = serde_json::to_vec(&envelope).unwrap();
+        let ts = Utc::now().timestamp().to_string();
+        let nonce = proto::nonce_str(32);
+        let signature = proto::sign_response(&keys().platform, &ts, &nonce, &body).unwrap();
+        let headers: HashMap<String, String> = [
+            ("wechatpay-timestamp", ts),
+            ("wechatpay-nonce", nonce),
+            ("wechatpay-signature", signature),
+            ("wechatpay-serial", PUBLIC_KEY_ID.to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        (headers, body)
+    };
+    let (headers, body) = signed(&resource, "REFUND.SUCCESS");
+    let err = wx
+        .verify_refund_notification(&headers, &body)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, ProviderError::InvalidResponse(m) if m.contains("mchid")),
+        "{err:?}"
+    );
+    // Ours, but the event and the status disagree.
+    let mine = RefundResource {
+        mchid: MCH_ID.into(),
+        ..resource.clone()
+    };
+    let (headers, body) = signed(&mine, "REFUND.ABNORMAL");
+    let err = wx
+        .verify_refund_notification(&headers, &body)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, ProviderError::InvalidResponse(m) if m.contains("refund_status")),
+        "{err:?}"
+    );
+    let (headers, body) = signed(&mine, "REFUND.SUCCESS");
+    let ok = wx
+        .verify_refund_notification(&headers, &body)
+        .await
+        .unwrap();
+    assert_eq!((ok.state, ok.amount_fen), (RemoteRefundState::Succeeded, 1));
+    // Signed under a serial we do not trust.
+    let mut other_serial = headers.clone();
+    other_serial.insert("wechatpay-serial".into(), CERT_SERIAL.into());
+    assert!(matches!(
+        wx.verify_refund_notification(&other_serial, &body).await,
+        Err(ProviderError::BadSignature(_))
+    ));
 }

@@ -511,6 +511,50 @@ pub struct TransactionAmount {
     pub payer_currency: Option<String>,
 }
 
+/// A refund as carried (decrypted) by `REFUND.SUCCESS` / `REFUND.ABNORMAL` /
+/// `REFUND.CLOSED` notifications (`original_type` and `associated_data` `refund`).
+/// Note the state member is `refund_status` here, while the refund API answers
+/// spell it `status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefundResource {
+    /// Merchant ID.
+    pub mchid: String,
+    /// WeChat order number of the refunded payment.
+    #[serde(default)]
+    pub transaction_id: String,
+    /// Merchant order number.
+    pub out_trade_no: String,
+    /// WeChat refund number.
+    pub refund_id: String,
+    /// Merchant refund number.
+    pub out_refund_no: String,
+    /// `SUCCESS`, `CLOSED`, `PROCESSING` or `ABNORMAL`.
+    pub refund_status: String,
+    /// RFC 3339 time the money went back (success only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub success_time: Option<String>,
+    /// Where the money went, e.g. `支付用户零钱`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_received_account: Option<String>,
+    /// Amounts in fen.
+    pub amount: RefundResourceAmount,
+}
+
+/// Amounts of a [`RefundResource`], integer fen.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefundResourceAmount {
+    /// Order total.
+    pub total: i64,
+    /// This refund.
+    pub refund: i64,
+    /// What the payer paid.
+    #[serde(default)]
+    pub payer_total: i64,
+    /// What the payer gets back.
+    #[serde(default)]
+    pub payer_refund: i64,
+}
+
 /// Body of `GET /v3/certificates`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CertificateList {

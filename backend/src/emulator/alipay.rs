@@ -1,7 +1,7 @@
 //! The Alipay half of the emulator: `/gateway.do` (OpenAPI v2, RSA2) with
-//! precreate, query, close and cancel; the page / wap / app cashier; trade
-//! notifications on Alipay's resend schedule; and a control API under
-//! `/__emulator/alipay/`.
+//! precreate, query, close, cancel, refund and refund query; the page / wap / app
+//! cashier; trade notifications (payments and refunds) on Alipay's resend
+//! schedule; and a control API under `/__emulator/alipay/`.
 //!
 //! Faithfulness rules (protocol reference §5 and §7): requests are verified over
 //! every parameter except `sign` (`sign_type` included); responses are signed over
@@ -82,8 +82,12 @@ pub struct Trade {
     /// The buyer opened the cashier (always true for precreate). Until then Alipay
     /// answers `ACQ.TRADE_NOT_EXIST`.
     pub opened: bool,
-    /// Closed by a cancel that refunded the payment.
+    /// Refunded in full (by a cancel or by refunds), hence closed.
     pub refunded: bool,
+    /// Fen refunded so far.
+    pub refund_fen: i64,
+    /// `alipay.trade.refund` calls that moved money, oldest first.
+    pub refunds: Vec<Refund>,
     pub qr_code: Option<String>,
     pub buyer_id: Option<String>,
     pub buyer_logon_id: Option<String>,
@@ -98,10 +102,30 @@ pub struct Trade {
     fingerprint: String,
 }
 
+/// One refund of a trade. Alipay refunds synchronously: it exists only once the
+/// money moved.
+#[derive(Clone, Debug, Serialize)]
+pub struct Refund {
+    /// The merchant's refund request number (defaults to `out_trade_no`).
+    pub out_request_no: String,
+    pub refund_fen: i64,
+    /// `refund_fen` in yuan, as Alipay writes it.
+    pub refund_amount: String,
+    pub refund_reason: Option<String>,
+    pub gmt_refund_pay: DateTime<Utc>,
+    /// The trade's cumulative refund once this one went through.
+    pub refunded_after_fen: i64,
+    /// Stays the same across resends of this refund's notification.
+    pub notify_id: String,
+}
+
 /// One notification attempt (one POST, or one dropped attempt).
 #[derive(Clone, Debug, Serialize)]
 pub struct NotificationAttempt {
     pub out_trade_no: String,
+    /// The refund's `out_request_no` on refund notifications.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub out_biz_no: Option<String>,
     pub notify_id: String,
     /// 1 for the first send; resends count up.
     pub attempt: u32,
@@ -253,11 +277,13 @@ const CASHIER_METHODS: [&str; 3] = [
     "alipay.trade.app.pay",
 ];
 
-const API_METHODS: [&str; 4] = [
+const API_METHODS: [&str; 6] = [
     "alipay.trade.precreate",
     "alipay.trade.query",
     "alipay.trade.close",
     "alipay.trade.cancel",
+    "alipay.trade.refund",
+    "alipay.trade.fastpay.refund.query",
 ];
 
 /// `GET|POST /gateway.do`: parameters from the query string and the form body
@@ -308,6 +334,8 @@ async fn gateway(state: State, req: HttpRequest, body: web::Bytes) -> HttpRespon
         "alipay.trade.query" => query(&state, &biz, now),
         "alipay.trade.close" => close(&state, &biz, now),
         "alipay.trade.cancel" => cancel(&state, &biz, now),
+        "alipay.trade.refund" => refund(&state, &biz, now),
+        "alipay.trade.fastpay.refund.query" => refund_query(&state, &biz, now),
         _ => return cashier(&state, &method, &params, &biz, now),
     };
     match result {
@@ -582,6 +610,8 @@ fn open_trade(
         status: TradeStatus::WaitBuyerPay,
         opened: true,
         refunded: false,
+        refund_fen: 0,
+        refunds: Vec::new(),
         qr_code: (method == "alipay.trade.precreate")
             .then(|| format!("https://qr.alipay.com/bax0{}", random_alnum(21))),
         buyer_id: None,
@@ -732,6 +762,7 @@ fn cancel(state: &State, biz: &serde_json::Map<String, Value>, now: DateTime<Utc
         TradeStatus::TradeSuccess => {
             trade.status = TradeStatus::TradeClosed;
             trade.refunded = true;
+            trade.refund_fen = trade.total_fen;
             trade.gmt_close = Some(now);
             "refund"
         }
@@ -751,6 +782,152 @@ fn cancel(state: &State, biz: &serde_json::Map<String, Value>, now: DateTime<Utc
             json!(china_time(trade.gmt_close.unwrap_or(now))),
         ));
     }
+    Ok(out)
+}
+
+/// `alipay.trade.refund`: synchronous. A repeated `out_request_no` answers
+/// `fund_change=N` and moves nothing; a full refund closes the trade. Money that
+/// moved is announced to the trade's `notify_url`.
+fn refund(state: &State, biz: &serde_json::Map<String, Value>, now: DateTime<Utc>) -> MethodResult {
+    let param = |msg: String| (GwError::business("ACQ.INVALID_PARAMETER", msg), vec![]);
+    let amount = biz_str(biz, "refund_amount")
+        .ok_or_else(|| param("参数无效: refund_amount 不能为空".into()))?;
+    let fen = proto::yuan_to_fen(&amount)
+        .filter(|f| *f > 0)
+        .ok_or_else(|| param(format!("参数无效: refund_amount {amount}")))?;
+    let mut inner = state.alipay.lock();
+    let generation = inner.generation;
+    let trade = find_trade(&mut inner, biz, now)?;
+    let out_request_no =
+        biz_str(biz, "out_request_no").unwrap_or_else(|| trade.out_trade_no.clone());
+    let ids = vec![
+        ("out_trade_no", json!(trade.out_trade_no)),
+        ("trade_no", json!(trade.trade_no)),
+    ];
+    let answer = |trade: &Trade, fund_change: &str, r: &Refund| -> Members {
+        let mut out: Members = Vec::new();
+        if let Some(logon) = &trade.buyer_logon_id {
+            out.push(("buyer_logon_id", json!(logon)));
+        }
+        if let Some(id) = &trade.buyer_id {
+            out.push(("buyer_user_id", json!(id)));
+        }
+        out.push(("fund_change", json!(fund_change)));
+        out.push(("gmt_refund_pay", json!(china_time(r.gmt_refund_pay))));
+        out.push(("out_trade_no", json!(trade.out_trade_no)));
+        out.push(("refund_fee", json!(proto::fen_to_yuan(trade.refund_fen))));
+        out.push(("send_back_fee", json!(r.refund_amount)));
+        out.push(("trade_no", json!(trade.trade_no)));
+        out
+    };
+    if let Some(earlier) = trade
+        .refunds
+        .iter()
+        .find(|r| r.out_request_no == out_request_no)
+    {
+        if earlier.refund_fen != fen {
+            return Err((
+                GwError::business("ACQ.DISCORDANT_REPEAT_REQUEST", "不一致的请求"),
+                ids,
+            ));
+        }
+        return Ok(answer(trade, "N", earlier));
+    }
+    if trade.gmt_payment.is_none() {
+        return Err((
+            GwError::business("ACQ.TRADE_STATUS_ERROR", "交易状态不合法"),
+            ids,
+        ));
+    }
+    if fen > trade.total_fen - trade.refund_fen {
+        return Err((
+            GwError::business("ACQ.REFUND_AMT_NOT_EQUAL_TOTAL", "退款金额超限"),
+            ids,
+        ));
+    }
+    if state.faults.take_refund_not_enough() {
+        return Err((
+            GwError::business("ACQ.SELLER_BALANCE_NOT_ENOUGH", "卖家余额不足"),
+            ids,
+        ));
+    }
+    trade.refund_fen += fen;
+    let record = Refund {
+        out_request_no: out_request_no.clone(),
+        refund_fen: fen,
+        refund_amount: proto::fen_to_yuan(fen),
+        refund_reason: biz_str(biz, "refund_reason"),
+        gmt_refund_pay: now,
+        refunded_after_fen: trade.refund_fen,
+        notify_id: random_alnum(34),
+    };
+    if trade.refund_fen >= trade.total_fen {
+        trade.status = TradeStatus::TradeClosed;
+        trade.refunded = true;
+        trade.gmt_close = Some(now);
+    }
+    let members = answer(trade, "Y", &record);
+    trade.refunds.push(record);
+    let notify = trade
+        .notify_url
+        .is_some()
+        .then(|| trade.out_trade_no.clone());
+    drop(inner);
+    if let Some(out_trade_no) = notify {
+        tokio::spawn(deliver_on_schedule(
+            state.clone(),
+            out_trade_no,
+            Some(out_request_no),
+            generation,
+        ));
+    }
+    Ok(members)
+}
+
+/// `alipay.trade.fastpay.refund.query`: a refund that went through is
+/// `REFUND_SUCCESS`; an unknown `out_request_no` answers success without any
+/// refund member, Alipay's way of saying "no such refund".
+fn refund_query(
+    state: &State,
+    biz: &serde_json::Map<String, Value>,
+    now: DateTime<Utc>,
+) -> MethodResult {
+    let out_request_no = biz_str(biz, "out_request_no").ok_or_else(|| {
+        (
+            GwError::business("ACQ.INVALID_PARAMETER", "参数无效: out_request_no 不能为空"),
+            vec![],
+        )
+    })?;
+    let with_time = biz
+        .get("query_options")
+        .and_then(Value::as_array)
+        .is_some_and(|o| o.iter().any(|v| v == "gmt_refund_pay"));
+    let mut inner = state.alipay.lock();
+    let trade = find_trade(&mut inner, biz, now)?;
+    let Some(r) = trade
+        .refunds
+        .iter()
+        .find(|r| r.out_request_no == out_request_no)
+    else {
+        return Ok(vec![
+            ("out_request_no", json!(out_request_no)),
+            ("out_trade_no", json!(trade.out_trade_no)),
+            ("trade_no", json!(trade.trade_no)),
+        ]);
+    };
+    let mut out: Members = Vec::new();
+    if with_time {
+        out.push(("gmt_refund_pay", json!(china_time(r.gmt_refund_pay))));
+    }
+    out.push(("out_request_no", json!(r.out_request_no)));
+    out.push(("out_trade_no", json!(trade.out_trade_no)));
+    out.push(("refund_amount", json!(r.refund_amount)));
+    if let Some(reason) = &r.refund_reason {
+        out.push(("refund_reason", json!(reason)));
+    }
+    out.push(("refund_status", json!("REFUND_SUCCESS")));
+    out.push(("total_amount", json!(trade.total_amount)));
+    out.push(("trade_no", json!(trade.trade_no)));
     Ok(out)
 }
 
@@ -959,6 +1136,7 @@ fn pay(state: &State, out_trade_no: &str) -> Result<Trade, ControlError> {
         tokio::spawn(deliver_on_schedule(
             state.clone(),
             trade.out_trade_no.clone(),
+            None,
             generation,
         ));
     }
@@ -968,7 +1146,13 @@ fn pay(state: &State, out_trade_no: &str) -> Result<Trade, ControlError> {
 // ---------------------------------------------------------------------------
 // Notifications
 
-async fn deliver_on_schedule(state: State, out_trade_no: String, generation: u64) {
+/// The payment notification (`out_biz_no` none) or a refund's, first attempt now.
+async fn deliver_on_schedule(
+    state: State,
+    out_trade_no: String,
+    out_biz_no: Option<String>,
+    generation: u64,
+) {
     for attempt in 0..=RESEND_SCHEDULE_SECS.len() {
         if attempt > 0 {
             let secs = RESEND_SCHEDULE_SECS[attempt - 1] as f64;
@@ -978,7 +1162,8 @@ async fn deliver_on_schedule(state: State, out_trade_no: String, generation: u64
             return;
         }
         let number = u32::try_from(attempt + 1).unwrap_or(u32::MAX);
-        if let Some(entry) = notify_once(&state, &out_trade_no, number, false).await {
+        let sent = notify_once(&state, &out_trade_no, out_biz_no.as_deref(), number, false).await;
+        if let Some(entry) = sent {
             if entry.outcome == "delivered" {
                 return;
             }
@@ -1000,6 +1185,7 @@ fn scaled(secs: f64, time_scale: f64) -> Duration {
 async fn notify_once(
     state: &State,
     out_trade_no: &str,
+    out_biz_no: Option<&str>,
     attempt: u32,
     manual: bool,
 ) -> Option<NotificationAttempt> {
@@ -1009,9 +1195,23 @@ async fn notify_once(
     }
     let trade = state.alipay.trade(out_trade_no)?;
     let url = trade.notify_url.clone()?;
-    let notify_id = trade.notify_id.clone()?;
+    let refund = match out_biz_no {
+        None => None,
+        Some(no) => Some(
+            trade
+                .refunds
+                .iter()
+                .find(|r| r.out_request_no == no)?
+                .clone(),
+        ),
+    };
+    let notify_id = match &refund {
+        None => trade.notify_id.clone()?,
+        Some(r) => r.notify_id.clone(),
+    };
     let mut entry = NotificationAttempt {
         out_trade_no: out_trade_no.to_string(),
+        out_biz_no: out_biz_no.map(String::from),
         notify_id,
         attempt,
         at: Utc::now(),
@@ -1026,7 +1226,7 @@ async fn notify_once(
         state.alipay.lock().log.push(entry.clone());
         return Some(entry);
     }
-    let body = match notification_body(state, &trade) {
+    let body = match notification_body(state, &trade, refund.as_ref()) {
         Ok(body) => body,
         Err(e) => {
             entry.outcome = "error".into();
@@ -1082,8 +1282,16 @@ async fn notify_once(
     delivered.or(last)
 }
 
-/// The form body of a payment notification, V1-signed (`sign_type` not signed).
-fn notification_body(state: &State, trade: &Trade) -> Result<String, String> {
+/// The form body of a payment notification, or of a refund's when `refund` is set,
+/// V1-signed (`sign_type` not signed). A refund notification is a trade
+/// notification too: `trade_status` is the trade's after that refund
+/// (`TRADE_SUCCESS` for a partial refund, `TRADE_CLOSED` once all is refunded),
+/// plus `refund_fee` (cumulative), `gmt_refund` and `out_biz_no`.
+fn notification_body(
+    state: &State,
+    trade: &Trade,
+    refund: Option<&Refund>,
+) -> Result<String, String> {
     let cfg = &state.config.alipay;
     let paid_at = trade.gmt_payment.unwrap_or(trade.gmt_create);
     let mut params = BTreeMap::new();
@@ -1094,7 +1302,10 @@ fn notification_body(state: &State, trade: &Trade) -> Result<String, String> {
     };
     put("notify_time", &china_time(Utc::now()));
     put("notify_type", "trade_status_sync");
-    put("notify_id", trade.notify_id.as_deref().unwrap_or_default());
+    match refund {
+        Some(r) => put("notify_id", &r.notify_id),
+        None => put("notify_id", trade.notify_id.as_deref().unwrap_or_default()),
+    }
     put("app_id", &cfg.app_id);
     put("auth_app_id", &cfg.app_id);
     put("charset", "utf-8");
@@ -1102,7 +1313,29 @@ fn notification_body(state: &State, trade: &Trade) -> Result<String, String> {
     put("sign_type", "RSA2");
     put("trade_no", &trade.trade_no);
     put("out_trade_no", &trade.out_trade_no);
-    put("trade_status", TradeStatus::TradeSuccess.as_str());
+    match refund {
+        None => put("trade_status", TradeStatus::TradeSuccess.as_str()),
+        Some(r) => {
+            let full = r.refunded_after_fen >= trade.total_fen;
+            let status = if full {
+                TradeStatus::TradeClosed
+            } else {
+                TradeStatus::TradeSuccess
+            };
+            put("trade_status", status.as_str());
+            put("out_biz_no", &r.out_request_no);
+            put("refund_fee", &proto::fen_to_yuan(r.refunded_after_fen));
+            // Alipay writes gmt_refund with milliseconds.
+            let at = r.gmt_refund_pay.with_timezone(&china());
+            put(
+                "gmt_refund",
+                &at.format("%Y-%m-%d %H:%M:%S%.3f").to_string(),
+            );
+            if full {
+                put("gmt_close", &china_time(r.gmt_refund_pay));
+            }
+        }
+    }
     put("total_amount", &trade.total_amount);
     put("receipt_amount", &trade.total_amount);
     put("invoice_amount", &trade.total_amount);
@@ -1177,9 +1410,14 @@ async fn control_notify(state: State, path: web::Path<String>) -> HttpResponse {
             "the trade is not paid or has no notify_url",
         );
     }
-    let sent = state.alipay.notifications(Some(&out_trade_no)).len();
+    let sent = state
+        .alipay
+        .notifications(Some(&out_trade_no))
+        .iter()
+        .filter(|a| a.out_biz_no.is_none())
+        .count();
     let attempt = u32::try_from(sent + 1).unwrap_or(u32::MAX);
-    match notify_once(&state, &out_trade_no, attempt, true).await {
+    match notify_once(&state, &out_trade_no, None, attempt, true).await {
         Some(entry) => HttpResponse::Ok().json(entry),
         None => control_error(
             StatusCode::CONFLICT,

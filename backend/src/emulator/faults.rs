@@ -1,5 +1,13 @@
 //! Fault switches shared by both emulated providers, set through the control API:
 //! `GET/POST /__emulator/faults`, `POST /__emulator/reset`.
+//!
+//! `POST /__emulator/faults` replaces the whole setting with its JSON body (absent
+//! members are off), e.g. `{"refund_abnormal_next": 1}` makes the next WeChat refund
+//! end `ABNORMAL` (with a `REFUND.ABNORMAL` notification) and
+//! `{"refund_not_enough_next": 1}` refuses the next refund on either provider for
+//! lack of merchant balance (WeChat 403 `NOT_ENOUGH`, Alipay
+//! `ACQ.SELLER_BALANCE_NOT_ENOUGH`). `{"hold_refunds": true}` keeps new WeChat
+//! refunds `PROCESSING` until `POST /__emulator/wechat/refunds/{out_refund_no}/settle`.
 
 use std::sync::Mutex;
 
@@ -25,6 +33,12 @@ pub struct FaultSettings {
     pub timeout_ms: u64,
     /// Precede each notification with a `WECHATPAY/SIGNTEST/` signature probe (WeChat).
     pub signature_probe: bool,
+    /// The next N new WeChat refunds end `ABNORMAL` instead of `SUCCESS`.
+    pub refund_abnormal_next: u32,
+    /// Refuse the next N refunds for lack of merchant balance (nothing changes).
+    pub refund_not_enough_next: u32,
+    /// New WeChat refunds stay `PROCESSING` until settled through the control API.
+    pub hold_refunds: bool,
 }
 
 /// Thread-safe holder of [`FaultSettings`].
@@ -68,9 +82,24 @@ impl Faults {
 
     /// Consume one "drop this notification attempt", if armed.
     pub fn take_drop_notification(&self) -> bool {
+        self.take(|f| &mut f.drop_notifications_next)
+    }
+
+    /// Consume one "this refund ends ABNORMAL", if armed.
+    pub fn take_refund_abnormal(&self) -> bool {
+        self.take(|f| &mut f.refund_abnormal_next)
+    }
+
+    /// Consume one "refuse this refund: balance not enough", if armed.
+    pub fn take_refund_not_enough(&self) -> bool {
+        self.take(|f| &mut f.refund_not_enough_next)
+    }
+
+    fn take(&self, counter: impl FnOnce(&mut FaultSettings) -> &mut u32) -> bool {
         let mut f = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        if f.drop_notifications_next > 0 {
-            f.drop_notifications_next -= 1;
+        let n = counter(&mut f);
+        if *n > 0 {
+            *n -= 1;
             true
         } else {
             false

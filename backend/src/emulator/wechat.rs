@@ -1,7 +1,8 @@
 //! The WeChat Pay API v3 half of the emulator: native / h5 / jsapi / app prepay,
-//! query by `out_trade_no` or `transaction_id`, close, `/v3/certificates`, and
-//! `TRANSACTION.SUCCESS` notifications on WeChat's resend schedule; plus a control
-//! API under `/__emulator/wechat/`.
+//! query by `out_trade_no` or `transaction_id`, close, refunds
+//! (`/v3/refund/domestic/refunds`), `/v3/certificates`, and `TRANSACTION.SUCCESS` /
+//! `REFUND.*` notifications on WeChat's resend schedule; plus a control API under
+//! `/__emulator/wechat/`.
 //!
 //! Faithfulness rules (protocol reference §1-4 and the §7 checklist):
 //! - every request is authenticated over the exact method, path + raw query and
@@ -26,7 +27,8 @@ use base64::Engine;
 use chrono::{DateTime, FixedOffset, SecondsFormat, Utc};
 use fenpay_proto::wechat::{
     self as proto, ApiErrorBody, CertificateEntry, CertificateList, EncryptedCertificate,
-    EncryptedResource, NotificationEnvelope, Payer, Transaction, TransactionAmount,
+    EncryptedResource, NotificationEnvelope, Payer, RefundResource, RefundResourceAmount,
+    Transaction, TransactionAmount,
 };
 use fenpay_proto::ProtoError;
 use rand::Rng;
@@ -41,6 +43,13 @@ use super::{State, WechatEmulatorConfig};
 const RESEND_SCHEDULE_SECS: [u64; 15] = [
     15, 15, 30, 180, 600, 1_200, 1_800, 1_800, 1_800, 3_600, 10_800, 10_800, 10_800, 21_600, 21_600,
 ];
+
+/// A new refund stays `PROCESSING` this long (divided by the time scale) before it
+/// reaches its end: refunds to the payer's balance (零钱) are near-instant.
+const REFUND_SETTLE_SECS: u64 = 1;
+
+/// Where refunded money lands (`user_received_account`) for a balance payment.
+const USER_RECEIVED_ACCOUNT: &str = "支付用户零钱";
 
 /// An order without `time_expire` closes by itself after 7 days.
 const DEFAULT_VALIDITY_DAYS: i64 = 7;
@@ -76,7 +85,7 @@ impl TradeType {
     }
 }
 
-/// Where a trade is in its life (`NOTPAY -> SUCCESS | CLOSED`).
+/// Where a trade is in its life (`NOTPAY -> SUCCESS | CLOSED`, `SUCCESS -> REFUND`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum TradeState {
@@ -86,6 +95,9 @@ pub enum TradeState {
     Success,
     /// Closed unpaid, by the merchant or by expiry.
     Closed,
+    /// Paid, then a refund was accepted (转入退款; skills `订单状态流转.md`: any
+    /// refund, partial or full, moves the order here).
+    Refund,
 }
 
 impl TradeState {
@@ -95,6 +107,7 @@ impl TradeState {
             TradeState::Notpay => "NOTPAY",
             TradeState::Success => "SUCCESS",
             TradeState::Closed => "CLOSED",
+            TradeState::Refund => "REFUND",
         }
     }
 
@@ -103,6 +116,7 @@ impl TradeState {
             TradeState::Notpay => "订单未支付",
             TradeState::Success => "支付成功",
             TradeState::Closed => "订单已关闭",
+            TradeState::Refund => "转入退款",
         }
     }
 }
@@ -141,6 +155,8 @@ pub struct Trade {
     pub created_at: String,
     /// True when the trade closed because `time_expire` passed.
     pub expired: bool,
+    /// Refunds against this trade, oldest first.
+    pub refunds: Vec<Refund>,
     /// The prepay answer, repeated verbatim on an identical re-post.
     pub prepay: Value,
     /// The request body as first posted, for the re-entry comparison.
@@ -162,9 +178,24 @@ impl Trade {
         }
     }
 
+    /// Paid (and possibly refunded since).
+    fn is_paid(&self) -> bool {
+        matches!(self.trade_state, TradeState::Success | TradeState::Refund)
+    }
+
+    /// Fen committed to refunds: every refund except closed ones (an ABNORMAL
+    /// refund's money has left the merchant too).
+    fn refunded(&self) -> i64 {
+        self.refunds
+            .iter()
+            .filter(|r| r.status != RefundStatus::Closed)
+            .map(|r| r.refund)
+            .sum()
+    }
+
     /// The Transaction object the query endpoints answer and notifications carry.
     pub fn transaction(&self) -> Transaction {
-        let paid = self.trade_state == TradeState::Success;
+        let paid = self.is_paid();
         Transaction {
             appid: self.appid.clone(),
             mchid: self.mchid.clone(),
@@ -214,6 +245,9 @@ pub struct NotificationLog {
     /// The envelope `id`, the same on every resend.
     pub id: String,
     pub out_trade_no: String,
+    /// Set on `REFUND.*` notifications.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub out_refund_no: Option<String>,
     pub event_type: String,
     pub notify_url: String,
     pub serial_mode: SerialMode,
@@ -253,6 +287,26 @@ impl WechatState {
         let trade = trades.get_mut(out_trade_no)?;
         trade.settle_expiry(Utc::now());
         Some(trade.clone())
+    }
+
+    /// A snapshot of one refund.
+    pub fn refund(&self, out_refund_no: &str) -> Option<Refund> {
+        lock(&self.trades)
+            .values()
+            .flat_map(|t| t.refunds.iter())
+            .find(|r| r.out_refund_no == out_refund_no)
+            .cloned()
+    }
+
+    /// Every refund, optionally for one trade, oldest first.
+    pub fn refunds(&self, out_trade_no: Option<&str>) -> Vec<Refund> {
+        let mut all: Vec<Refund> = lock(&self.trades)
+            .values()
+            .filter(|t| out_trade_no.is_none_or(|no| t.out_trade_no == no))
+            .flat_map(|t| t.refunds.iter().cloned())
+            .collect();
+        all.sort_by(|a, b| a.create_time.cmp(&b.create_time));
+        all
     }
 
     /// The notification log, optionally for one trade, oldest first.
@@ -295,6 +349,20 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::post().to(close),
         )
         .route("/v3/certificates", web::get().to(certificates))
+        .route("/v3/refund/domestic/refunds", web::post().to(create_refund))
+        .route(
+            "/v3/refund/domestic/refunds/{out_refund_no}",
+            web::get().to(query_refund),
+        )
+        .route("/__emulator/wechat/refunds", web::get().to(control_refunds))
+        .route(
+            "/__emulator/wechat/refunds/{out_refund_no}",
+            web::get().to(control_refund),
+        )
+        .route(
+            "/__emulator/wechat/refunds/{out_refund_no}/settle",
+            web::post().to(control_settle_refund),
+        )
         .route(
             "/__emulator/wechat/pay/{out_trade_no}",
             web::post().to(control_pay),
@@ -594,7 +662,7 @@ async fn prepay(
                     // The official troubleshooting guide names these ORDER_PAID
                     // (268498689 该订单已支付) and ORDER_CLOSED; our client maps both
                     // spellings.
-                    TradeState::Success => {
+                    TradeState::Success | TradeState::Refund => {
                         return Err(ApiError::new(
                             StatusCode::BAD_REQUEST,
                             "ORDER_PAID",
@@ -677,6 +745,7 @@ impl NewOrder {
             success_time: None,
             created_at: rfc3339(created),
             expired: false,
+            refunds: Vec::new(),
             prepay,
             request,
             expires_at,
@@ -1076,7 +1145,7 @@ async fn close(
                 match trade.trade_state {
                     // Official troubleshooting guide: closing a paid order answers
                     // ORDER_PAID (268449538 订单已支付).
-                    TradeState::Success => {
+                    TradeState::Success | TradeState::Refund => {
                         return Err(ApiError::new(
                             StatusCode::BAD_REQUEST,
                             "ORDER_PAID",
@@ -1162,7 +1231,9 @@ async fn control_pay(state: State, path: web::Path<String>, body: web::Bytes) ->
         };
         trade.settle_expiry(now);
         match trade.trade_state {
-            TradeState::Success => return HttpResponse::Ok().json(trade.transaction()),
+            TradeState::Success | TradeState::Refund => {
+                return HttpResponse::Ok().json(trade.transaction())
+            }
             TradeState::Closed if trade.expired => {
                 return control_error(StatusCode::CONFLICT, "ORDER_EXPIRED", "订单已失效")
             }
@@ -1251,7 +1322,7 @@ async fn control_notify(state: State, path: web::Path<String>) -> HttpResponse {
     let latest = lock(&state.wechat.notifications)
         .iter()
         .rev()
-        .find(|n| n.out_trade_no == *path)
+        .find(|n| n.out_trade_no == *path && n.out_refund_no.is_none())
         .cloned();
     let Some(log) = latest else {
         return match state.wechat.trade(&path) {
@@ -1279,6 +1350,585 @@ async fn control_notify(state: State, path: web::Path<String>) -> HttpResponse {
 }
 
 // ---------------------------------------------------------------------------
+// Refunds
+
+/// A refund's life: `PROCESSING -> SUCCESS | ABNORMAL | CLOSED`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum RefundStatus {
+    /// Accepted, money on its way back.
+    Processing,
+    /// The money is back with the payer.
+    Success,
+    /// Abandoned; the money stays with the merchant.
+    Closed,
+    /// Stuck (e.g. the payer's card was cancelled); needs the merchant's attention.
+    Abnormal,
+}
+
+impl RefundStatus {
+    /// The `status` / `refund_status` wire value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RefundStatus::Processing => "PROCESSING",
+            RefundStatus::Success => "SUCCESS",
+            RefundStatus::Closed => "CLOSED",
+            RefundStatus::Abnormal => "ABNORMAL",
+        }
+    }
+
+    /// `event_type` and `summary` of the notification a final state sends.
+    fn event(self) -> Option<(&'static str, &'static str)> {
+        match self {
+            RefundStatus::Processing => None,
+            RefundStatus::Success => Some(("REFUND.SUCCESS", "退款成功")),
+            RefundStatus::Closed => Some(("REFUND.CLOSED", "退款关闭")),
+            RefundStatus::Abnormal => Some(("REFUND.ABNORMAL", "退款异常")),
+        }
+    }
+}
+
+/// One refund as the emulator holds it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Refund {
+    /// WeChat's refund number (`50` + 27 digits).
+    pub refund_id: String,
+    pub out_refund_no: String,
+    pub out_trade_no: String,
+    pub transaction_id: String,
+    pub reason: Option<String>,
+    /// Where the `REFUND.*` notification goes; none when the request named none.
+    pub notify_url: Option<String>,
+    /// `funds_account` as requested (`AVAILABLE` / `UNSETTLED`).
+    pub funds_account: Option<String>,
+    /// Fen refunded by this refund.
+    pub refund: i64,
+    /// The order total, fen.
+    pub total: i64,
+    pub status: RefundStatus,
+    /// How the refund ends once it leaves `PROCESSING` (the ABNORMAL fault sets it).
+    pub outcome: RefundStatus,
+    /// RFC 3339 (+08:00).
+    pub create_time: String,
+    /// RFC 3339 (+08:00), once `SUCCESS`.
+    pub success_time: Option<String>,
+    /// Serial mode of the request, reused for its notification.
+    #[serde(skip)]
+    notify_mode: SerialMode,
+}
+
+impl Refund {
+    /// The `Refund` object the create and query endpoints answer
+    /// (wechatpay-go `refunddomestic.Refund`).
+    fn answer(&self) -> Value {
+        let mut answer = json!({
+            "refund_id": self.refund_id,
+            "out_refund_no": self.out_refund_no,
+            "transaction_id": self.transaction_id,
+            "out_trade_no": self.out_trade_no,
+            "channel": "ORIGINAL",
+            "user_received_account": USER_RECEIVED_ACCOUNT,
+            "create_time": self.create_time,
+            "status": self.status.as_str(),
+            "funds_account": self.funds_account.as_deref().unwrap_or("UNSETTLED"),
+            "amount": {
+                "total": self.total,
+                "refund": self.refund,
+                "from": [],
+                "payer_total": self.total,
+                "payer_refund": self.refund,
+                "settlement_refund": self.refund,
+                "settlement_total": self.total,
+                "discount_refund": 0,
+                "currency": "CNY",
+                "refund_fee": 0,
+            },
+            "promotion_detail": [],
+        });
+        if let Some(at) = &self.success_time {
+            answer["success_time"] = json!(at);
+        }
+        answer
+    }
+
+    /// The decrypted resource of its `REFUND.*` notification.
+    fn resource(&self, mchid: &str) -> RefundResource {
+        RefundResource {
+            mchid: mchid.to_string(),
+            transaction_id: self.transaction_id.clone(),
+            out_trade_no: self.out_trade_no.clone(),
+            refund_id: self.refund_id.clone(),
+            out_refund_no: self.out_refund_no.clone(),
+            refund_status: self.status.as_str().to_string(),
+            success_time: self.success_time.clone(),
+            user_received_account: Some(USER_RECEIVED_ACCOUNT.to_string()),
+            amount: RefundResourceAmount {
+                total: self.total,
+                refund: self.refund,
+                payer_total: self.total,
+                payer_refund: self.refund,
+            },
+        }
+    }
+}
+
+/// The validated members of a refund request.
+struct RefundAsk {
+    out_refund_no: String,
+    out_trade_no: Option<String>,
+    transaction_id: Option<String>,
+    reason: Option<String>,
+    notify_url: Option<String>,
+    funds_account: Option<String>,
+    refund: i64,
+    total: i64,
+}
+
+impl RefundAsk {
+    fn names(&self, trade: &Trade) -> bool {
+        self.out_trade_no
+            .as_ref()
+            .is_none_or(|no| *no == trade.out_trade_no)
+            && self
+                .transaction_id
+                .as_ref()
+                .is_none_or(|id| trade.transaction_id.as_ref() == Some(id))
+    }
+
+    /// A repeat of an existing refund (same order, same amounts).
+    fn repeats(&self, refund: &Refund) -> bool {
+        self.out_trade_no
+            .as_ref()
+            .is_none_or(|no| *no == refund.out_trade_no)
+            && self
+                .transaction_id
+                .as_ref()
+                .is_none_or(|id| *id == refund.transaction_id)
+            && self.refund == refund.refund
+            && self.total == refund.total
+    }
+}
+
+/// Top-level members `POST /v3/refund/domestic/refunds` accepts (direct merchants).
+const REFUND_FIELDS: [&str; 8] = [
+    "transaction_id",
+    "out_trade_no",
+    "out_refund_no",
+    "reason",
+    "notify_url",
+    "funds_account",
+    "amount",
+    "goods_detail",
+];
+
+fn invalid_request(message: &str) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "INVALID_REQUEST", message)
+}
+
+fn validate_refund(params: &Value) -> Result<RefundAsk, ApiError> {
+    let obj = params.as_object().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "PARAM_ERROR",
+            "请求体必须是JSON对象",
+        )
+    })?;
+    if let Some(extra) = obj.keys().find(|k| !REFUND_FIELDS.contains(&k.as_str())) {
+        let mut err = ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "PARAM_ERROR",
+            format!("参数中含有非法的额外参数“{extra}”"),
+        );
+        err.detail = Some(json!({ "location": "body", "value": extra }));
+        return Err(err);
+    }
+    let out_refund_no = required_str(obj, "out_refund_no", "商户退款单号", 64)?;
+    if !out_refund_no
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"_-|*@".contains(&b))
+    {
+        return Err(ApiError::param(
+            "body",
+            "out_refund_no",
+            "商户退款单号",
+            "字符串规则校验失败，只能是数字、大小写字母_-|*@",
+            obj.get("out_refund_no"),
+        ));
+    }
+    let out_trade_no =
+        optional_str(obj, "out_trade_no", "商户订单号", 32)?.filter(|s| !s.is_empty());
+    let transaction_id =
+        optional_str(obj, "transaction_id", "微信支付订单号", 32)?.filter(|s| !s.is_empty());
+    if out_trade_no.is_none() && transaction_id.is_none() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "PARAM_ERROR",
+            "transaction_id和out_trade_no必须二选一进行传参",
+        ));
+    }
+    // string[1, 80]: characters, not bytes.
+    let reason = optional_str(obj, "reason", "退款原因", 80 * 4)?.filter(|s| !s.is_empty());
+    if reason.as_ref().is_some_and(|r| r.chars().count() > 80) {
+        return Err(ApiError::param(
+            "body",
+            "reason",
+            "退款原因",
+            "字符串规则校验失败，长度不能超过80",
+            obj.get("reason"),
+        ));
+    }
+    let notify_url = optional_str(obj, "notify_url", "退款结果回调url", 256)?;
+    if notify_url.as_deref().is_some_and(|u| !valid_notify_url(u)) {
+        return Err(ApiError::param(
+            "body",
+            "notify_url",
+            "退款结果回调url",
+            "格式校验失败，须为http或https开头的URL",
+            obj.get("notify_url"),
+        ));
+    }
+    let funds_account = optional_str(obj, "funds_account", "退款资金来源", 32)?;
+    if funds_account
+        .as_deref()
+        .is_some_and(|f| !matches!(f, "AVAILABLE" | "UNSETTLED"))
+    {
+        return Err(ApiError::param(
+            "body",
+            "funds_account",
+            "退款资金来源",
+            "取值规则校验失败",
+            obj.get("funds_account"),
+        ));
+    }
+    let amount = obj
+        .get("amount")
+        .ok_or_else(|| ApiError::required("body", "amount", "金额信息"))?
+        .as_object()
+        .ok_or_else(|| {
+            ApiError::param(
+                "body",
+                "amount",
+                "金额信息",
+                "类型校验失败",
+                obj.get("amount"),
+            )
+        })?;
+    let fen = |field: &str, label: &str| {
+        let value = amount
+            .get(field)
+            .ok_or_else(|| ApiError::required("body", &format!("amount/{field}"), label))?;
+        value
+            .as_i64()
+            .filter(|t| (1..=i64::from(i32::MAX)).contains(t))
+            .ok_or_else(|| {
+                ApiError::param(
+                    "body",
+                    &format!("amount/{field}"),
+                    label,
+                    "取值规则校验失败，须为不小于1的整数（单位：分）",
+                    Some(value),
+                )
+            })
+    };
+    let refund = fen("refund", "退款金额")?;
+    let total = fen("total", "原订单金额")?;
+    match amount.get("currency") {
+        None => return Err(ApiError::required("body", "amount/currency", "退款币种")),
+        Some(c) if c.as_str() != Some("CNY") => {
+            return Err(ApiError::param(
+                "body",
+                "amount/currency",
+                "退款币种",
+                "取值规则校验失败，仅支持CNY",
+                Some(c),
+            ))
+        }
+        Some(_) => {}
+    }
+    if refund > total {
+        return Err(ApiError::param(
+            "body",
+            "amount/refund",
+            "退款金额",
+            "取值规则校验失败，不能大于原订单金额",
+            amount.get("refund"),
+        ));
+    }
+    Ok(RefundAsk {
+        out_refund_no,
+        out_trade_no,
+        transaction_id,
+        reason,
+        notify_url,
+        funds_account,
+        refund,
+        total,
+    })
+}
+
+/// `POST /v3/refund/domestic/refunds`: accept a refund (`PROCESSING`); it ends
+/// after [`REFUND_SETTLE_SECS`] (scaled) and its notification goes out. The same
+/// `out_refund_no` again answers the existing refund and refunds nothing more.
+async fn create_refund(state: State, req: HttpRequest, body: web::Bytes) -> HttpResponse {
+    respond(open_refund(&state, &req, &body).await)
+}
+
+async fn open_refund(
+    state: &State,
+    req: &HttpRequest,
+    body: &[u8],
+) -> Result<HttpResponse, ApiError> {
+    let cfg = &state.config.wechat;
+    let (text, mode) = gate(state, req, body).await?;
+    let params: Value = serde_json::from_str(&text).map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "PARAM_ERROR",
+            "请求体无法解析为JSON",
+        )
+    })?;
+    let ask = validate_refund(&params)?;
+    let now = Utc::now();
+    let answer = {
+        let mut trades = lock(&state.wechat.trades);
+        let existing = trades
+            .values()
+            .flat_map(|t| t.refunds.iter())
+            .find(|r| r.out_refund_no == ask.out_refund_no);
+        if let Some(existing) = existing {
+            if !ask.repeats(existing) {
+                return Err(invalid_request(
+                    "订单金额或退款金额与之前请求不一致，请核实后再试",
+                ));
+            }
+            return signed_json(cfg, mode, &existing.answer());
+        }
+        let refund_id = loop {
+            let id = format!("50{}", random_from(b"0123456789", 27));
+            if !trades
+                .values()
+                .flat_map(|t| t.refunds.iter())
+                .any(|r| r.refund_id == id)
+            {
+                break id;
+            }
+        };
+        let trade = trades.values_mut().find(|t| ask.names(t)).ok_or_else(|| {
+            ApiError::new(StatusCode::NOT_FOUND, "RESOURCE_NOT_EXISTS", "订单不存在")
+        })?;
+        trade.settle_expiry(now);
+        if !trade.is_paid() {
+            // Reference §4: an unpaid order is "not found" for refunds.
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "RESOURCE_NOT_EXISTS",
+                "订单不存在",
+            ));
+        }
+        if ask.total != trade.amount_total {
+            return Err(invalid_request("订单金额与原订单金额不一致，请核实后再试"));
+        }
+        let refunded = trade.refunded();
+        if refunded >= trade.amount_total {
+            return Err(invalid_request("订单已全额退款"));
+        }
+        if refunded + ask.refund > trade.amount_total {
+            return Err(invalid_request("申请退款金额超过订单可退金额"));
+        }
+        if state.faults.take_refund_not_enough() {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "NOT_ENOUGH",
+                "基本账户余额不足，请充值后重新发起",
+            ));
+        }
+        let outcome = if state.faults.take_refund_abnormal() {
+            RefundStatus::Abnormal
+        } else {
+            RefundStatus::Success
+        };
+        let refund = Refund {
+            refund_id,
+            out_refund_no: ask.out_refund_no,
+            out_trade_no: trade.out_trade_no.clone(),
+            transaction_id: trade.transaction_id.clone().unwrap_or_default(),
+            reason: ask.reason,
+            notify_url: ask.notify_url,
+            funds_account: ask.funds_account,
+            refund: ask.refund,
+            total: trade.amount_total,
+            status: RefundStatus::Processing,
+            outcome,
+            create_time: rfc3339(now.with_timezone(&china())),
+            success_time: None,
+            notify_mode: mode,
+        };
+        trade.trade_state = TradeState::Refund;
+        let answer = refund.answer();
+        if !state.faults.get().hold_refunds {
+            tokio::spawn(settle_later(
+                state.clone(),
+                refund.out_refund_no.clone(),
+                state.wechat.generation(),
+            ));
+        }
+        trade.refunds.push(refund);
+        answer
+    };
+    signed_json(cfg, mode, &answer)
+}
+
+/// The bank delay, then the refund's planned end.
+async fn settle_later(state: State, out_refund_no: String, generation: u64) {
+    tokio::time::sleep(scaled(REFUND_SETTLE_SECS, state.config.time_scale)).await;
+    if state.wechat.generation() != generation {
+        return;
+    }
+    if let Err((_, code, message)) = settle_refund(&state, &out_refund_no, None) {
+        tracing::warn!(%out_refund_no, code, %message, "emulated refund did not settle");
+    }
+}
+
+type ControlError = (StatusCode, &'static str, String);
+
+/// Move a `PROCESSING` refund to `to` (default: its planned outcome) and send its
+/// notification. A refund that already ended is left alone.
+fn settle_refund(
+    state: &State,
+    out_refund_no: &str,
+    to: Option<RefundStatus>,
+) -> Result<Refund, ControlError> {
+    let cfg = &state.config.wechat;
+    let now = Utc::now();
+    let (refund, log) = {
+        let mut trades = lock(&state.wechat.trades);
+        let found = trades.values_mut().find_map(|t| {
+            let mchid = t.mchid.clone();
+            t.refunds
+                .iter_mut()
+                .find(|r| r.out_refund_no == out_refund_no)
+                .map(|r| (mchid, r))
+        });
+        let Some((mchid, refund)) = found else {
+            return Err((
+                StatusCode::NOT_FOUND,
+                "RESOURCE_NOT_EXISTS",
+                "退款单不存在".into(),
+            ));
+        };
+        if refund.status != RefundStatus::Processing {
+            return Ok(refund.clone());
+        }
+        let status = to.unwrap_or(refund.outcome);
+        let Some(event) = status.event() else {
+            return Err((
+                StatusCode::BAD_REQUEST,
+                "INVALID_STATUS",
+                "a refund settles to SUCCESS, ABNORMAL or CLOSED".into(),
+            ));
+        };
+        refund.status = status;
+        if status == RefundStatus::Success {
+            refund.success_time = Some(rfc3339(now.with_timezone(&china())));
+        }
+        let refund = refund.clone();
+        let log = match &refund.notify_url {
+            Some(url) => {
+                let mut log =
+                    sealed_notification(cfg, event, "refund", &refund.resource(&mchid), now)
+                        .map_err(|e| {
+                            (
+                                StatusCode::INTERNAL_SERVER_ERROR,
+                                "SYSTEM_ERROR",
+                                e.to_string(),
+                            )
+                        })?;
+                log.out_trade_no = refund.out_trade_no.clone();
+                log.out_refund_no = Some(refund.out_refund_no.clone());
+                log.notify_url = url.clone();
+                log.serial_mode = refund.notify_mode;
+                Some(log)
+            }
+            None => None,
+        };
+        (refund, log)
+    };
+    if let Some(log) = log {
+        let id = log.id.clone();
+        lock(&state.wechat.notifications).push(log);
+        tokio::spawn(deliver_on_schedule(
+            state.clone(),
+            id,
+            state.wechat.generation(),
+        ));
+    }
+    Ok(refund)
+}
+
+/// `GET /v3/refund/domestic/refunds/{out_refund_no}`.
+async fn query_refund(state: State, req: HttpRequest, path: web::Path<String>) -> HttpResponse {
+    respond(
+        async {
+            let cfg = &state.config.wechat;
+            let (_, mode) = gate(&state, &req, &[]).await?;
+            let refund = state.wechat.refund(&path).ok_or_else(|| {
+                ApiError::new(StatusCode::NOT_FOUND, "RESOURCE_NOT_EXISTS", "退款单不存在")
+            })?;
+            signed_json(cfg, mode, &refund.answer())
+        }
+        .await,
+    )
+}
+
+#[derive(Deserialize)]
+struct RefundsQuery {
+    out_trade_no: Option<String>,
+}
+
+/// `GET /__emulator/wechat/refunds?out_trade_no=`: every refund, oldest first.
+async fn control_refunds(state: State, query: web::Query<RefundsQuery>) -> HttpResponse {
+    HttpResponse::Ok().json(state.wechat.refunds(query.out_trade_no.as_deref()))
+}
+
+/// `GET /__emulator/wechat/refunds/{out_refund_no}`.
+async fn control_refund(state: State, path: web::Path<String>) -> HttpResponse {
+    match state.wechat.refund(&path) {
+        Some(refund) => HttpResponse::Ok().json(refund),
+        None => control_error(StatusCode::NOT_FOUND, "RESOURCE_NOT_EXISTS", "退款单不存在"),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct SettleControl {
+    status: Option<RefundStatus>,
+}
+
+/// `POST /__emulator/wechat/refunds/{out_refund_no}/settle` with an optional
+/// `{"status": "SUCCESS" | "ABNORMAL" | "CLOSED"}`: end a `PROCESSING` refund now
+/// (used with the `hold_refunds` fault).
+async fn control_settle_refund(
+    state: State,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> HttpResponse {
+    let control: SettleControl = if body.iter().all(u8::is_ascii_whitespace) {
+        SettleControl::default()
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(c) => c,
+            Err(e) => {
+                return control_error(StatusCode::BAD_REQUEST, "INVALID_BODY", &e.to_string())
+            }
+        }
+    };
+    match settle_refund(&state, &path, control.status) {
+        Ok(refund) => HttpResponse::Ok().json(refund),
+        Err((status, code, message)) => control_error(status, code, &message),
+    }
+}
+
+// ---------------------------------------------------------------------------
 // Notifications
 
 fn success_notification(
@@ -1287,11 +1937,35 @@ fn success_notification(
     tx: &Transaction,
     now: DateTime<Utc>,
 ) -> Result<NotificationLog, ProtoError> {
-    let plaintext = serde_json::to_vec(tx).map_err(|e| ProtoError::Malformed(e.to_string()))?;
+    let mut log = sealed_notification(
+        cfg,
+        ("TRANSACTION.SUCCESS", "支付成功"),
+        "transaction",
+        tx,
+        now,
+    )?;
+    log.out_trade_no = trade.out_trade_no.clone();
+    log.notify_url = trade.notify_url.clone();
+    log.serial_mode = trade.notify_mode;
+    Ok(log)
+}
+
+/// An envelope around `resource`, sealed with the APIv3 key: `original_type` and
+/// `associated_data` are both `kind` (`transaction` / `refund`), as in real traffic.
+/// The caller fills in whom it is for.
+fn sealed_notification<T: Serialize>(
+    cfg: &WechatEmulatorConfig,
+    (event_type, summary): (&str, &str),
+    kind: &str,
+    resource: &T,
+    now: DateTime<Utc>,
+) -> Result<NotificationLog, ProtoError> {
+    let plaintext =
+        serde_json::to_vec(resource).map_err(|e| ProtoError::Malformed(e.to_string()))?;
     let resource = EncryptedResource::seal(
         cfg.api_v3_key.expose().as_bytes(),
-        "transaction",
-        "transaction",
+        kind,
+        kind,
         &proto::nonce_str(12),
         &plaintext,
     )?;
@@ -1299,17 +1973,18 @@ fn success_notification(
         id: uuid::Uuid::new_v4().to_string(),
         create_time: rfc3339(now.with_timezone(&china())),
         resource_type: "encrypt-resource".to_string(),
-        event_type: "TRANSACTION.SUCCESS".to_string(),
-        summary: "支付成功".to_string(),
+        event_type: event_type.to_string(),
+        summary: summary.to_string(),
         resource,
     };
     let body = serde_json::to_vec(&envelope).map_err(|e| ProtoError::Malformed(e.to_string()))?;
     Ok(NotificationLog {
         id: envelope.id,
-        out_trade_no: trade.out_trade_no.clone(),
+        out_trade_no: String::new(),
+        out_refund_no: None,
         event_type: envelope.event_type,
-        notify_url: trade.notify_url.clone(),
-        serial_mode: trade.notify_mode,
+        notify_url: String::new(),
+        serial_mode: SerialMode::PublicKey,
         attempts: Vec::new(),
         delivered: false,
         body: Arc::new(body),

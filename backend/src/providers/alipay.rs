@@ -1,6 +1,6 @@
 //! Alipay OpenAPI v2 client (RSA2, public-key mode): precreate / page / wap / app
-//! prepay, query, close, cancel, and verification of async notifications and
-//! return_url redirects.
+//! prepay, query, close, cancel, refund and refund query, and verification of
+//! async notifications and return_url redirects.
 //!
 //! Every request is signed over all parameters except `sign` (so `sign_type` is
 //! signed). Every sync response is verified over the raw text of its
@@ -16,7 +16,8 @@ use fenpay_proto::{RsaPrivateKey, RsaPublicKey};
 use serde_json::{json, Value};
 
 use super::{
-    PaymentNotice, PrepayRequest, PrepayResponse, ProviderError, RemoteTrade, RemoteTradeState,
+    PaymentNotice, PrepayRequest, PrepayResponse, ProviderError, RefundRequest, RemoteRefund,
+    RemoteRefundState, RemoteTrade, RemoteTradeState,
 };
 
 /// Alipay's `yyyy-MM-dd HH:mm:ss` layout (always China Standard Time).
@@ -24,6 +25,9 @@ const TIME_FORMAT: &str = "%Y-%m-%d %H:%M:%S";
 
 /// Alipay caps `subject` at 256 characters.
 const SUBJECT_MAX_CHARS: usize = 256;
+
+/// Alipay caps `refund_reason` at 256 characters.
+const REFUND_REASON_MAX_CHARS: usize = 256;
 
 /// Everything the client needs. The lead builds it from [`crate::config::AlipaySettings`]
 /// (or the development keys).
@@ -149,8 +153,8 @@ impl AlipayClient {
     /// Queries a trade (`alipay.trade.query`). A trade Alipay does not know (page/wap
     /// before the buyer opens the cashier) is `NotExist`, not an error.
     ///
-    /// `TRADE_CLOSED` maps to `Closed` even after a full refund; `paid_at` and
-    /// `transaction_id` are then still filled, which tells the two apart.
+    /// `TRADE_CLOSED` means "closed unpaid" or "paid, then refunded in full"; the
+    /// second carries `send_pay_date` and is reported as `Paid` (see [`remote_trade`]).
     pub async fn query(&self, out_trade_no: &str) -> Result<RemoteTrade, ProviderError> {
         let biz = json!({ "out_trade_no": out_trade_no });
         let content = match self.call("alipay.trade.query", &biz, out_trade_no).await {
@@ -169,27 +173,98 @@ impl AlipayClient {
         remote_trade(out_trade_no, &content)
     }
 
+    /// Refunds (`alipay.trade.refund`, `out_request_no` = our refund number, the
+    /// idempotency key). Alipay refunds synchronously: `fund_change=Y` means the money
+    /// moved now. `N` answers a repeated `out_request_no` (the money moved on an
+    /// earlier call, or not at all), so the refund query decides.
+    pub async fn refund(&self, req: &RefundRequest) -> Result<RemoteRefund, ProviderError> {
+        let mut biz = json!({
+            "out_trade_no": req.out_trade_no,
+            "refund_amount": proto::fen_to_yuan(req.amount_fen),
+            "out_request_no": req.out_refund_no,
+        });
+        if let Some(reason) = req
+            .reason
+            .as_deref()
+            .map(str::trim)
+            .filter(|r| !r.is_empty())
+        {
+            biz["refund_reason"] = json!(reason
+                .chars()
+                .take(REFUND_REASON_MAX_CHARS)
+                .collect::<String>());
+        }
+        let content = self
+            .call("alipay.trade.refund", &biz, &req.out_trade_no)
+            .await
+            .map_err(|e| match e {
+                // check_code's trade-state errors read differently for a refund:
+                // the trade cannot be refunded (any more).
+                ProviderError::AlreadyPaid => ProviderError::Rejected {
+                    code: "ACQ.TRADE_HAS_FINISHED".into(),
+                    message: "交易已完结，不可退款".into(),
+                },
+                ProviderError::AlreadyClosed => ProviderError::Rejected {
+                    code: "ACQ.TRADE_HAS_CLOSE".into(),
+                    message: "交易已关闭".into(),
+                },
+                other => other,
+            })?;
+        match str_field(&content, "fund_change") {
+            Some("Y") => Ok(RemoteRefund {
+                out_trade_no: req.out_trade_no.clone(),
+                out_refund_no: req.out_refund_no.clone(),
+                refund_id: str_field(&content, "trade_no")
+                    .filter(|s| !s.is_empty())
+                    .map(String::from),
+                state: RemoteRefundState::Succeeded,
+                amount_fen: req.amount_fen,
+                succeeded_at: Some(
+                    str_field(&content, "gmt_refund_pay")
+                        .and_then(parse_china_time)
+                        .unwrap_or_else(Utc::now),
+                ),
+            }),
+            _ => match self
+                .query_refund(&req.out_trade_no, &req.out_refund_no)
+                .await
+            {
+                // Accepted, but nothing refunded (yet) under this number.
+                Err(ProviderError::TradeNotExist) => Ok(RemoteRefund {
+                    out_trade_no: req.out_trade_no.clone(),
+                    out_refund_no: req.out_refund_no.clone(),
+                    refund_id: str_field(&content, "trade_no").map(String::from),
+                    state: RemoteRefundState::Processing,
+                    amount_fen: req.amount_fen,
+                    succeeded_at: None,
+                }),
+                other => other,
+            },
+        }
+    }
+
+    /// Where a refund stands (`alipay.trade.fastpay.refund.query`). A success answer
+    /// without `refund_status` and `refund_amount` is Alipay's "no such refund":
+    /// `TradeNotExist`, as is an unknown trade.
+    pub async fn query_refund(
+        &self,
+        out_trade_no: &str,
+        out_refund_no: &str,
+    ) -> Result<RemoteRefund, ProviderError> {
+        let biz = json!({
+            "out_trade_no": out_trade_no,
+            "out_request_no": out_refund_no,
+            "query_options": ["gmt_refund_pay"],
+        });
+        let content = self
+            .call("alipay.trade.fastpay.refund.query", &biz, out_trade_no)
+            .await?;
+        remote_refund(out_trade_no, out_refund_no, &content)
+    }
+
     /// Closes an unpaid trade (`alipay.trade.close`). `TradeNotExist` when Alipay does
     /// not know it (the caller decides: the buyer may still open the cashier),
     /// `AlreadyPaid` / `AlreadyClosed` when it is no longer waiting for payment.
-    /// Open a refund. (Placeholder until the refund client lands.)
-    pub async fn refund(
-        &self,
-        req: &super::RefundRequest,
-    ) -> Result<super::RemoteRefund, ProviderError> {
-        let _ = req;
-        Err(ProviderError::NotConfigured("refunds are not implemented yet".into()))
-    }
-
-    /// Query a refund. (Placeholder until the refund client lands.)
-    pub async fn query_refund(
-        &self,
-        out_trade_no: &str, out_refund_no: &str,
-    ) -> Result<super::RemoteRefund, ProviderError> {
-        let _ = (out_trade_no, out_refund_no);
-        Err(ProviderError::NotConfigured("refunds are not implemented yet".into()))
-    }
-
     pub async fn close(&self, out_trade_no: &str) -> Result<(), ProviderError> {
         let biz = json!({ "out_trade_no": out_trade_no });
         match self.call("alipay.trade.close", &biz, out_trade_no).await {
@@ -503,12 +578,20 @@ fn check_code(content: &Value) -> Result<(), ProviderError> {
 }
 
 /// Reduces a verified `alipay.trade.query` success to a [`RemoteTrade`].
+///
+/// Alipay reports `TRADE_CLOSED` both for a trade closed unpaid and for one that
+/// was paid and then refunded in full. Only the latter has `send_pay_date` (the
+/// payment time), and it is reported as `Paid`: the money question "did the buyer
+/// pay this order?" is settled as yes, and callers must never treat a refunded
+/// order as an unpaid one (refunds are tracked on their own).
 fn remote_trade(out_trade_no: &str, content: &Value) -> Result<RemoteTrade, ProviderError> {
     let status =
         str_field(content, "trade_status").ok_or_else(|| invalid("query without trade_status"))?;
+    let paid_at = str_field(content, "send_pay_date").and_then(parse_china_time);
     let state = match status {
         "WAIT_BUYER_PAY" => RemoteTradeState::Pending,
         "TRADE_SUCCESS" | "TRADE_FINISHED" => RemoteTradeState::Paid,
+        "TRADE_CLOSED" if paid_at.is_some() => RemoteTradeState::Paid,
         "TRADE_CLOSED" => RemoteTradeState::Closed,
         other => return Err(invalid(format!("unknown trade_status {other}"))),
     };
@@ -529,7 +612,59 @@ fn remote_trade(out_trade_no: &str, content: &Value) -> Result<RemoteTrade, Prov
             .filter(|s| !s.is_empty())
             .map(String::from),
         amount_fen,
-        paid_at: str_field(content, "send_pay_date").and_then(parse_china_time),
+        paid_at,
+    })
+}
+
+/// Reduces a verified `alipay.trade.fastpay.refund.query` success to a
+/// [`RemoteRefund`].
+fn remote_refund(
+    out_trade_no: &str,
+    out_refund_no: &str,
+    content: &Value,
+) -> Result<RemoteRefund, ProviderError> {
+    if let Some(echoed) = str_field(content, "out_request_no") {
+        if echoed != out_refund_no {
+            return Err(invalid(format!(
+                "refund query answered for out_request_no {echoed}, asked about {out_refund_no}"
+            )));
+        }
+    }
+    let status = str_field(content, "refund_status");
+    let amount = str_field(content, "refund_amount");
+    if status.is_none() && amount.is_none() {
+        return Err(ProviderError::TradeNotExist);
+    }
+    let amount_fen = match amount {
+        Some(text) => proto::yuan_to_fen(text)
+            .ok_or_else(|| invalid(format!("refund_amount {text:?} is not an amount")))?,
+        None => 0,
+    };
+    let state = match status {
+        Some("REFUND_SUCCESS") => RemoteRefundState::Succeeded,
+        Some("REFUND_PROCESSING") => RemoteRefundState::Processing,
+        Some("REFUND_FAIL") => RemoteRefundState::Failed,
+        // Older answers carried refund_status only for asynchronous refunds; without
+        // it an amount alone is not proof of success, so keep asking.
+        None => RemoteRefundState::Processing,
+        Some(other) => return Err(invalid(format!("unknown refund_status {other}"))),
+    };
+    if state == RemoteRefundState::Succeeded && amount_fen <= 0 {
+        return Err(invalid("successful refund without refund_amount"));
+    }
+    Ok(RemoteRefund {
+        out_trade_no: out_trade_no.to_string(),
+        out_refund_no: out_refund_no.to_string(),
+        refund_id: str_field(content, "trade_no")
+            .filter(|s| !s.is_empty())
+            .map(String::from),
+        state,
+        amount_fen,
+        succeeded_at: (state == RemoteRefundState::Succeeded).then(|| {
+            str_field(content, "gmt_refund_pay")
+                .and_then(parse_china_time)
+                .unwrap_or_else(Utc::now)
+        }),
     })
 }
 
@@ -653,13 +788,54 @@ mod tests {
             q("WAIT_BUYER_PAY", "1").unwrap().state,
             RemoteTradeState::Pending
         );
-        assert_eq!(
-            q("TRADE_CLOSED", "1.00").unwrap().state,
-            RemoteTradeState::Closed
-        );
+        // Closed after payment (send_pay_date set) = refunded in full: still paid.
+        let refunded = q("TRADE_CLOSED", "1.00").unwrap();
+        assert_eq!(refunded.state, RemoteTradeState::Paid);
+        assert!(refunded.paid_at.is_some());
+        let closed = remote_trade(
+            "o1",
+            &content(r#"{"code":"10000","trade_status":"TRADE_CLOSED","total_amount":"1.00"}"#),
+        )
+        .unwrap();
+        assert_eq!(closed.state, RemoteTradeState::Closed);
         assert!(q("TRADE_SUCCESS", "1.001").is_err());
         assert!(q("TRADE_SUCCESS", "1e3").is_err());
         assert!(q("SOMETHING_ELSE", "1.00").is_err());
+    }
+
+    #[test]
+    fn refund_query_answers_map() {
+        let r = |text: &str| remote_refund("o1", "r1", &content(text));
+        let ok = r(r#"{"code":"10000","out_request_no":"r1","refund_amount":"0.30","refund_status":"REFUND_SUCCESS","gmt_refund_pay":"2026-01-02 03:04:05","trade_no":"2026x"}"#).unwrap();
+        assert_eq!(ok.state, RemoteRefundState::Succeeded);
+        assert_eq!(ok.amount_fen, 30);
+        assert_eq!(ok.refund_id.as_deref(), Some("2026x"));
+        assert_eq!(
+            ok.succeeded_at.unwrap().to_rfc3339(),
+            "2026-01-01T19:04:05+00:00"
+        );
+        assert_eq!(
+            r(r#"{"code":"10000","out_request_no":"r1","out_trade_no":"o1"}"#),
+            Err(ProviderError::TradeNotExist)
+        );
+        assert_eq!(
+            r(r#"{"code":"10000","refund_amount":"1.00"}"#)
+                .unwrap()
+                .state,
+            RemoteRefundState::Processing
+        );
+        assert_eq!(
+            r(r#"{"code":"10000","refund_amount":"1.00","refund_status":"REFUND_FAIL"}"#)
+                .unwrap()
+                .state,
+            RemoteRefundState::Failed
+        );
+        assert!(r(r#"{"code":"10000","out_request_no":"r2","refund_amount":"1.00","refund_status":"REFUND_SUCCESS"}"#).is_err());
+        assert!(
+            r(r#"{"code":"10000","refund_amount":"1.001","refund_status":"REFUND_SUCCESS"}"#)
+                .is_err()
+        );
+        assert!(r(r#"{"code":"10000","refund_status":"REFUNDED"}"#).is_err());
     }
 
     #[test]

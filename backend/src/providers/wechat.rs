@@ -1,5 +1,5 @@
-//! WeChat Pay API v3 client: native / h5 / jsapi / app prepay, query, close, and
-//! notification verification. Every request is signed (`WECHATPAY2-SHA256-RSA2048`);
+//! WeChat Pay API v3 client: native / h5 / jsapi / app prepay, query, close,
+//! refunds, and payment / refund notification verification. Every request is signed (`WECHATPAY2-SHA256-RSA2048`);
 //! every 2xx response, 204 included, is verified before it is trusted.
 
 use std::collections::HashMap;
@@ -8,13 +8,16 @@ use std::time::{Duration, Instant};
 
 use api_types::payment::{PaymentChannel, SdkParams};
 use chrono::{DateTime, FixedOffset, Utc};
-use fenpay_proto::wechat::{self as proto, ApiErrorBody, NotificationEnvelope, Transaction};
+use fenpay_proto::wechat::{
+    self as proto, ApiErrorBody, NotificationEnvelope, RefundResource, Transaction,
+};
 use fenpay_proto::{Certificate, RsaPrivateKey, RsaPublicKey};
 use reqwest::header::HeaderMap;
 use serde_json::json;
 
 use super::{
-    PaymentNotice, PrepayRequest, PrepayResponse, ProviderError, RemoteTrade, RemoteTradeState,
+    PaymentNotice, PrepayRequest, PrepayResponse, ProviderError, RefundRequest, RemoteRefund,
+    RemoteRefundState, RemoteTrade, RemoteTradeState,
 };
 use crate::config::Secret;
 
@@ -229,25 +232,66 @@ impl WechatClient {
         Ok(remote_trade(&tx))
     }
 
+    /// Open a refund (`POST /v3/refund/domestic/refunds`). WeChat answers a repeated
+    /// `out_refund_no` with the refund it already has, so retrying is safe. A new
+    /// refund usually comes back `Processing`; the result arrives by notification
+    /// ([`Self::verify_refund_notification`]) or [`Self::query_refund`].
+    pub async fn refund(&self, req: &RefundRequest) -> Result<RemoteRefund, ProviderError> {
+        let mut body = json!({
+            "out_trade_no": req.out_trade_no,
+            "out_refund_no": req.out_refund_no,
+            "amount": {"refund": req.amount_fen, "total": req.total_fen, "currency": "CNY"},
+        });
+        if let Some(reason) = req
+            .reason
+            .as_deref()
+            .map(str::trim)
+            .filter(|r| !r.is_empty())
+        {
+            // string[1, 80]
+            body["reason"] = json!(reason.chars().take(80).collect::<String>());
+        }
+        if !self.cfg.refund_notify_url.is_empty() {
+            body["notify_url"] = json!(self.cfg.refund_notify_url);
+        }
+        let (_, text) = self
+            .call(
+                "POST",
+                "/v3/refund/domestic/refunds",
+                Some(body.to_string()),
+            )
+            .await?;
+        let answer: RefundAnswer = parse_json(&text)?;
+        let refund = answer.into_remote()?;
+        if refund.out_refund_no != req.out_refund_no || refund.out_trade_no != req.out_trade_no {
+            return Err(ProviderError::InvalidResponse(format!(
+                "refund answer is for {}/{}, asked for {}/{}",
+                refund.out_trade_no, refund.out_refund_no, req.out_trade_no, req.out_refund_no
+            )));
+        }
+        Ok(refund)
+    }
+
+    /// Where a refund stands (`GET /v3/refund/domestic/refunds/{out_refund_no}`);
+    /// `TradeNotExist` when WeChat has no such refund (404 `RESOURCE_NOT_EXISTS`).
+    pub async fn query_refund(&self, out_refund_no: &str) -> Result<RemoteRefund, ProviderError> {
+        let path = format!(
+            "/v3/refund/domestic/refunds/{}",
+            urlencoding::encode(out_refund_no)
+        );
+        let (_, text) = self.call("GET", &path, None).await?;
+        let answer: RefundAnswer = parse_json(&text)?;
+        let refund = answer.into_remote()?;
+        if refund.out_refund_no != out_refund_no {
+            return Err(ProviderError::InvalidResponse(format!(
+                "refund answer is for {}, asked for {out_refund_no}",
+                refund.out_refund_no
+            )));
+        }
+        Ok(refund)
+    }
+
     /// Close an unpaid trade. `AlreadyPaid` when the buyer paid first.
-    /// Open a refund. (Placeholder until the refund client lands.)
-    pub async fn refund(
-        &self,
-        req: &super::RefundRequest,
-    ) -> Result<super::RemoteRefund, ProviderError> {
-        let _ = req;
-        Err(ProviderError::NotConfigured("refunds are not implemented yet".into()))
-    }
-
-    /// Query a refund. (Placeholder until the refund client lands.)
-    pub async fn query_refund(
-        &self,
-        out_refund_no: &str,
-    ) -> Result<super::RemoteRefund, ProviderError> {
-        let _ = out_refund_no;
-        Err(ProviderError::NotConfigured("refunds are not implemented yet".into()))
-    }
-
     pub async fn close(&self, out_trade_no: &str) -> Result<(), ProviderError> {
         let path = format!(
             "/v3/pay/transactions/out-trade-no/{}/close",
@@ -264,18 +308,9 @@ impl WechatClient {
         headers: &HashMap<String, String>,
         body: &[u8],
     ) -> Result<(PaymentNotice, Transaction), ProviderError> {
-        self.verify_signature(headers, body).await?;
-        let envelope: NotificationEnvelope = serde_json::from_slice(body)
-            .map_err(|e| ProviderError::InvalidResponse(format!("notification JSON: {e}")))?;
-        if envelope.event_type != "TRANSACTION.SUCCESS" {
-            return Err(ProviderError::InvalidResponse(format!(
-                "unexpected event_type {}",
-                envelope.event_type
-            )));
-        }
-        let tx: Transaction = envelope
-            .decrypt_resource(self.cfg.api_v3_key.expose().as_bytes())
-            .map_err(|e| ProviderError::InvalidResponse(format!("resource: {e}")))?;
+        let (_, tx): (_, Transaction) = self
+            .open_notification(headers, body, &["TRANSACTION.SUCCESS"], "transaction")
+            .await?;
         if tx.trade_state != "SUCCESS" {
             return Err(ProviderError::InvalidResponse(format!(
                 "trade_state {} in a success notification",
@@ -298,6 +333,77 @@ impl WechatClient {
             paid: true,
         };
         Ok((notice, tx))
+    }
+
+    /// Verify a refund notification (`REFUND.SUCCESS` / `REFUND.ABNORMAL` /
+    /// `REFUND.CLOSED`) exactly like a payment notification (signature over the raw
+    /// body, timestamp skew, serial mode), decrypt its `refund` resource and check it
+    /// is ours (`mchid`) and agrees with the event.
+    pub async fn verify_refund_notification(
+        &self,
+        headers: &HashMap<String, String>,
+        body: &[u8],
+    ) -> Result<RemoteRefund, ProviderError> {
+        let (envelope, refund): (_, RefundResource) = self
+            .open_notification(
+                headers,
+                body,
+                &["REFUND.SUCCESS", "REFUND.ABNORMAL", "REFUND.CLOSED"],
+                "refund",
+            )
+            .await?;
+        if refund.mchid != self.cfg.mch_id {
+            return Err(ProviderError::InvalidResponse(format!(
+                "refund belongs to mchid {}",
+                refund.mchid
+            )));
+        }
+        let expected = envelope.event_type.trim_start_matches("REFUND.");
+        if refund.refund_status != expected {
+            return Err(ProviderError::InvalidResponse(format!(
+                "refund_status {} in a {} notification",
+                refund.refund_status, envelope.event_type
+            )));
+        }
+        Ok(RemoteRefund {
+            out_trade_no: refund.out_trade_no,
+            out_refund_no: refund.out_refund_no,
+            refund_id: Some(refund.refund_id).filter(|id| !id.is_empty()),
+            state: refund_state(&refund.refund_status)?,
+            amount_fen: refund.amount.refund,
+            succeeded_at: refund.success_time.as_deref().and_then(parse_time),
+        })
+    }
+
+    /// What both notification kinds share: signature (raw body, skew, serial mode),
+    /// the envelope, an expected `event_type` and `original_type`, and decryption.
+    async fn open_notification<T: serde::de::DeserializeOwned>(
+        &self,
+        headers: &HashMap<String, String>,
+        body: &[u8],
+        events: &[&str],
+        original_type: &str,
+    ) -> Result<(NotificationEnvelope, T), ProviderError> {
+        self.verify_signature(headers, body).await?;
+        let envelope: NotificationEnvelope = serde_json::from_slice(body)
+            .map_err(|e| ProviderError::InvalidResponse(format!("notification JSON: {e}")))?;
+        if !events.contains(&envelope.event_type.as_str()) {
+            return Err(ProviderError::InvalidResponse(format!(
+                "unexpected event_type {}",
+                envelope.event_type
+            )));
+        }
+        // Doc samples leave original_type out on payments; when present it must match.
+        let kind = envelope.resource.original_type.as_str();
+        if !kind.is_empty() && kind != original_type {
+            return Err(ProviderError::InvalidResponse(format!(
+                "unexpected original_type {kind}"
+            )));
+        }
+        let resource = envelope
+            .decrypt_resource(self.cfg.api_v3_key.expose().as_bytes())
+            .map_err(|e| ProviderError::InvalidResponse(format!("resource: {e}")))?;
+        Ok((envelope, resource))
     }
 
     fn check_identity(&self, tx: &Transaction) -> Result<(), ProviderError> {
@@ -593,6 +699,57 @@ fn map_error(status: u16, body: &[u8]) -> ProviderError {
     }
 }
 
+/// The `Refund` object the refund endpoints answer (only what we use).
+#[derive(serde::Deserialize)]
+struct RefundAnswer {
+    refund_id: String,
+    out_refund_no: String,
+    #[serde(default)]
+    out_trade_no: String,
+    status: String,
+    #[serde(default)]
+    success_time: Option<String>,
+    amount: RefundAnswerAmount,
+}
+
+#[derive(serde::Deserialize)]
+struct RefundAnswerAmount {
+    refund: i64,
+}
+
+impl RefundAnswer {
+    fn into_remote(self) -> Result<RemoteRefund, ProviderError> {
+        Ok(RemoteRefund {
+            state: refund_state(&self.status)?,
+            succeeded_at: self.success_time.as_deref().and_then(parse_time),
+            out_trade_no: self.out_trade_no,
+            out_refund_no: self.out_refund_no,
+            refund_id: Some(self.refund_id).filter(|id| !id.is_empty()),
+            amount_fen: self.amount.refund,
+        })
+    }
+}
+
+/// WeChat's refund `status` / `refund_status` to ours.
+fn refund_state(status: &str) -> Result<RemoteRefundState, ProviderError> {
+    match status {
+        "SUCCESS" => Ok(RemoteRefundState::Succeeded),
+        "PROCESSING" => Ok(RemoteRefundState::Processing),
+        // ABNORMAL: the money is stuck (e.g. the payer's card was cancelled) and
+        // needs the merchant's attention; CLOSED: abandoned.
+        "CLOSED" | "ABNORMAL" => Ok(RemoteRefundState::Failed),
+        other => Err(ProviderError::InvalidResponse(format!(
+            "unknown refund status {other}"
+        ))),
+    }
+}
+
+fn parse_time(text: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
 fn remote_trade(tx: &Transaction) -> RemoteTrade {
     let state = match tx.trade_state.as_str() {
         // REFUND means it was paid first; the money question is settled as paid.
@@ -605,11 +762,7 @@ fn remote_trade(tx: &Transaction) -> RemoteTrade {
         state,
         transaction_id: tx.transaction_id.clone(),
         amount_fen: tx.amount.as_ref().map(|a| a.total),
-        paid_at: tx
-            .success_time
-            .as_deref()
-            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-            .map(|t| t.with_timezone(&Utc)),
+        paid_at: tx.success_time.as_deref().and_then(parse_time),
     }
 }
 
@@ -671,6 +824,50 @@ mod tests {
         assert_eq!(remote_trade(&tx("CLOSED")).state, RemoteTradeState::Closed);
         let paid_at = remote_trade(&tx("SUCCESS")).paid_at.unwrap();
         assert_eq!(paid_at.to_rfc3339(), "2026-01-01T19:04:05+00:00");
+    }
+
+    #[test]
+    fn refund_states_and_answers_map() {
+        assert_eq!(refund_state("SUCCESS"), Ok(RemoteRefundState::Succeeded));
+        assert_eq!(
+            refund_state("PROCESSING"),
+            Ok(RemoteRefundState::Processing)
+        );
+        assert_eq!(refund_state("CLOSED"), Ok(RemoteRefundState::Failed));
+        assert_eq!(refund_state("ABNORMAL"), Ok(RemoteRefundState::Failed));
+        assert!(refund_state("REFUNDED").is_err());
+        let answer: RefundAnswer = serde_json::from_str(
+            r#"{"refund_id":"50000000382019052709732678859","out_refund_no":"R1",
+                "transaction_id":"1217752501201407033233368018","out_trade_no":"O1",
+                "channel":"ORIGINAL","user_received_account":"支付用户零钱",
+                "success_time":"2020-12-01T16:18:12+08:00","create_time":"2020-12-01T16:18:12+08:00",
+                "status":"SUCCESS","funds_account":"UNSETTLED",
+                "amount":{"total":100,"refund":30,"from":[],"payer_total":100,"payer_refund":30,
+                          "settlement_refund":30,"settlement_total":100,"discount_refund":0,"currency":"CNY"}}"#,
+        )
+        .unwrap();
+        let refund = answer.into_remote().unwrap();
+        assert_eq!(refund.state, RemoteRefundState::Succeeded);
+        assert_eq!(refund.amount_fen, 30);
+        assert_eq!(refund.out_trade_no, "O1");
+        assert_eq!(
+            refund.succeeded_at.unwrap().to_rfc3339(),
+            "2020-12-01T08:18:12+00:00"
+        );
+        // Refund error codes.
+        let body = |code: &str| format!("{{\"code\":\"{code}\",\"message\":\"m\"}}").into_bytes();
+        assert_eq!(
+            map_error(404, &body("RESOURCE_NOT_EXISTS")),
+            ProviderError::TradeNotExist
+        );
+        assert!(matches!(
+            map_error(403, &body("NOT_ENOUGH")),
+            ProviderError::Rejected { code, .. } if code == "NOT_ENOUGH"
+        ));
+        assert!(matches!(
+            map_error(400, &body("INVALID_REQUEST")),
+            ProviderError::Rejected { code, .. } if code == "INVALID_REQUEST"
+        ));
     }
 
     #[test]

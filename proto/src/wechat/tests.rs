@@ -787,3 +787,46 @@ fn public_key_id_detection() {
     ));
     assert!(!is_public_key_id("pub_key_id_1"));
 }
+
+#[test]
+fn refund_resource_parses_the_documented_sample_and_round_trips() {
+    // The decrypted REFUND.SUCCESS sample of the official refund notification doc.
+    let sample = r#"{"mchid":"1900000100","transaction_id":"1008450740201411110005820873",
+        "out_trade_no":"20150806125346","refund_id":"50200207182018070300011301001",
+        "out_refund_no":"7752501201407033233368018","refund_status":"SUCCESS",
+        "success_time":"2018-06-08T10:34:56+08:00","user_received_account":"招商银行信用卡0403",
+        "amount":{"total":999,"refund":999,"payer_total":999,"payer_refund":999}}"#;
+    let refund: RefundResource = serde_json::from_str(sample).unwrap();
+    assert_eq!(refund.refund_status, "SUCCESS");
+    assert_eq!(refund.amount.refund, 999);
+    assert_eq!(
+        refund.success_time.as_deref(),
+        Some("2018-06-08T10:34:56+08:00")
+    );
+    let key = b"a7cde1ZJB1kG2e7VfTs3jQzaWizur8Gb";
+    let sealed = EncryptedResource::seal(
+        key,
+        "refund",
+        "refund",
+        "uluk4a9R25RW",
+        &serde_json::to_vec(&refund).unwrap(),
+    )
+    .unwrap();
+    let envelope = NotificationEnvelope {
+        id: "EV-1".into(),
+        create_time: "2018-06-08T10:34:56+08:00".into(),
+        resource_type: "encrypt-resource".into(),
+        event_type: "REFUND.SUCCESS".into(),
+        summary: "退款成功".into(),
+        resource: sealed,
+    };
+    let back: RefundResource = envelope.decrypt_resource(key).unwrap();
+    assert_eq!(back, refund);
+    // An ABNORMAL refund has no success_time; the AAD is part of the seal.
+    let mut other = envelope.clone();
+    other.resource.associated_data = "transaction".into();
+    assert_eq!(
+        other.decrypt_resource::<RefundResource>(key),
+        Err(ProtoError::Decrypt)
+    );
+}
