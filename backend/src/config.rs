@@ -109,6 +109,9 @@ pub struct EmulatorSettings {
     pub bind: String,
     /// Divides provider retry delays (notification resend schedules), for tests.
     pub time_scale: f64,
+    /// Use an emulator that already runs at this URL (`fenpay emulator`, or another
+    /// replica's) with the development keys in DEV_KEYS_DIR, instead of starting one.
+    pub external_url: Option<String>,
 }
 
 /// Background jobs and outbound events (the lifecycle engine).
@@ -344,6 +347,9 @@ impl Settings {
                 enabled: emulator_enabled,
                 bind: emulator_bind,
                 time_scale: env.parse_or("EMULATOR_TIME_SCALE", 1.0)?,
+                external_url: env
+                    .get("EMULATOR_URL")
+                    .map(|u| u.trim_end_matches('/').to_string()),
             },
             lifecycle: LifecycleSettings {
                 jobs_enabled: env.bool_or("JOBS_ENABLED", true)?,

@@ -1,5 +1,6 @@
 //! The HTTP edge: routes, OpenAPI document, static SPA, error conventions.
 
+pub mod idempotency;
 pub mod openapi;
 pub mod routes;
 pub mod spa;
@@ -28,6 +29,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .configure(routes::products::configure)
                 .configure(routes::payment::configure)
                 .configure(routes::callbacks::configure)
+                .configure(routes::events::configure)
+                .configure(routes::admin::configure)
                 .default_service(web::to(routes::not_found)),
         );
 }

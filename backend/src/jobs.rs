@@ -98,15 +98,20 @@ pub async fn sweep_once(state: &AppState) -> SweepReport {
         tracing::warn!(error = %e, "could not purge idempotency keys");
     }
     loop {
-        let claimed =
-            match order_db::claim_for_job(&state.db, OrderClaim::Expired, BATCH, LEASE_SECS).await
-            {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::error!(error = %e, "sweeper cannot claim orders");
-                    return report;
-                }
-            };
+        let claimed = match order_db::claim_for_job(
+            &state.db,
+            OrderClaim::Expired,
+            BATCH,
+            LEASE_SECS,
+        )
+        .await
+        {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e, "sweeper cannot claim orders");
+                return report;
+            }
+        };
         if claimed.is_empty() {
             return report;
         }
@@ -175,8 +180,7 @@ pub async fn reconcile_once(state: &AppState) -> ReconcileReport {
         ),
     ];
     for claim in claims {
-        let claimed = match order_db::claim_for_job(&state.db, claim, BATCH * 4, LEASE_SECS).await
-        {
+        let claimed = match order_db::claim_for_job(&state.db, claim, BATCH * 4, LEASE_SECS).await {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!(error = %e, "reconciler cannot claim orders");

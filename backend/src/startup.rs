@@ -104,30 +104,35 @@ impl Application {
             .map_err(|e| anyhow::anyhow!("cannot bind BIND_ADDR={}: {e}", settings.bind))?;
         let actual = listener.local_addr()?;
         settings.rebase_default_urls(&actual.to_string());
-        let dev_keys = if settings.emulator.enabled {
+        let external = settings.emulator.external_url.clone();
+        let dev_keys = if settings.emulator.enabled || external.is_some() {
             Some(crate::devkeys::DevKeys::load_or_generate(
                 &settings.dev_keys_dir,
             )?)
         } else {
             None
         };
-        let emulator = match &dev_keys {
-            Some(keys) => {
+        let emulator = match (&dev_keys, external) {
+            (_, Some(url)) => {
+                tracing::info!(%url, "using an external provider emulator");
+                Some((url, None))
+            }
+            (Some(keys), None) => {
                 let emu = crate::emulator::start(crate::emulator::EmulatorConfig::from_dev_keys(
                     &settings, keys,
                 ))?;
                 tracing::info!(url = %emu.base_url, "provider emulator listening");
                 tokio::spawn(emu.server);
-                Some((emu.base_url, emu.state))
+                Some((emu.base_url, Some(emu.state)))
             }
-            None => None,
+            (None, None) => None,
         };
         let emulator_url = emulator.as_ref().map(|(url, _)| url.clone());
         let providers =
             crate::providers::build(&settings, dev_keys.as_ref(), emulator_url.as_deref())?;
         let mut app =
             Application::with_listener(Arc::new(settings), db, listener, providers, emulator_url)?;
-        app.emulator = emulator.map(|(_, state)| state);
+        app.emulator = emulator.and_then(|(_, state)| state);
         Ok(app)
     }
 

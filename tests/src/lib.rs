@@ -22,6 +22,7 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub state: fenpay::startup::AppStateHandle,
     pub backend: Backend,
+    pub database_url: String,
     _dir: tempfile::TempDir,
     pg_db: Option<(String, String)>,
 }
@@ -133,6 +134,7 @@ impl TestApp {
         let settings =
             Settings::from_map(&test_vars(&dir, &database_url, overrides)).expect("test settings");
         let app = Application::build(settings).await.expect("build app");
+        let database_url_kept = database_url.clone();
         let base = format!("http://127.0.0.1:{}", app.port());
         let (server, state) = app.into_parts();
         tokio::spawn(server);
@@ -144,9 +146,51 @@ impl TestApp {
                 .expect("client"),
             state,
             backend,
+            database_url: database_url_kept,
             _dir: dir,
             pg_db,
         }
+    }
+
+    /// Another `fenpay serve` on the same PostgreSQL database, using this app's emulator
+    /// (a second replica behind the same load balancer).
+    pub async fn replica(&self, overrides: &[(&str, &str)]) -> TestApp {
+        assert_eq!(self.backend, Backend::Postgres, "replicas need PostgreSQL");
+        let emulator = self.emulator();
+        let mut all: Vec<(&str, &str)> = overrides.to_vec();
+        all.push(("EMULATOR_ENABLED", "false"));
+        all.push(("EMULATOR_URL", &emulator));
+        all.push(("DEV_KEYS_DIR", shared_dev_keys_dir()));
+        let dir = tempfile::tempdir().expect("tempdir");
+        TestApp::start(
+            Backend::Postgres,
+            self.database_url.clone(),
+            dir,
+            None,
+            &all,
+        )
+        .await
+    }
+
+    /// Run raw SQL on the app's database (tests use it to move times into the past).
+    pub async fn sql(&self, sql: &str) -> usize {
+        use diesel_async::RunQueryDsl;
+        let run = async {
+            fenpay::db_run!(&self.state.db, |conn| {
+                Ok::<usize, fenpay::db::DbError>(diesel::sql_query(sql).execute(conn).await?)
+            })
+        };
+        run.await.unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    /// Register `username` and make it an administrator; returns a fresh admin token.
+    pub async fn admin(&self, username: &str) -> String {
+        let _ = self.signup(username).await;
+        let ok = fenpay::db::users::set_role(&self.state.db, username, "admin")
+            .await
+            .expect("db");
+        assert!(ok);
+        self.login(username, &format!("password-{username}")).await
     }
 
     pub fn url(&self, path: &str) -> String {

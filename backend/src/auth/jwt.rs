@@ -86,10 +86,80 @@ impl JwtKeys {
     }
 }
 
+/// Audience of single-order stream tokens; ordinary API tokens never carry it.
+pub const STREAM_AUDIENCE: &str = "fenpay-order-events";
+
+/// Claims of a short-lived token that only opens one order's event stream.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct StreamClaims {
+    pub sub: String,
+    pub role: Role,
+    /// The one order this token opens.
+    pub ord: String,
+    pub aud: String,
+    pub iat: i64,
+    pub exp: i64,
+}
+
+impl JwtKeys {
+    /// A token for `EventSource` (which cannot send headers), valid for one order only.
+    pub fn issue_stream(
+        &self,
+        user_id: &str,
+        role: Role,
+        order_no: &str,
+        ttl_secs: i64,
+    ) -> Result<(String, i64), jsonwebtoken::errors::Error> {
+        let now = chrono::Utc::now().timestamp();
+        let claims = StreamClaims {
+            sub: user_id.to_string(),
+            role,
+            ord: order_no.to_string(),
+            aud: STREAM_AUDIENCE.to_string(),
+            iat: now,
+            exp: now + ttl_secs,
+        };
+        let token = encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)?;
+        Ok((token, claims.exp))
+    }
+
+    /// Verify a stream token for `order_no`.
+    pub fn verify_stream(&self, token: &str, order_no: &str) -> Result<StreamClaims, JwtError> {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = 0;
+        validation.set_audience(&[STREAM_AUDIENCE]);
+        validation.set_required_spec_claims(&["exp", "sub", "aud"]);
+        let claims = decode::<StreamClaims>(token, &self.decoding, &validation)
+            .map(|data| data.claims)
+            .map_err(|e| match e.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => JwtError::Expired,
+                _ => JwtError::Invalid,
+            })?;
+        if claims.ord != order_no {
+            return Err(JwtError::Invalid);
+        }
+        Ok(claims)
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stream_tokens_open_one_order_and_nothing_else() {
+        let keys = JwtKeys::new(b"0123456789abcdef0123456789abcdef", 60);
+        let (token, exp) = keys.issue_stream("u1", Role::User, "FP1", 600).unwrap();
+        assert!(exp > chrono::Utc::now().timestamp());
+        assert_eq!(keys.verify_stream(&token, "FP1").unwrap().sub, "u1");
+        assert_eq!(keys.verify_stream(&token, "FP2"), Err(JwtError::Invalid));
+        // Not usable as an API bearer token...
+        assert!(keys.verify(&token).is_err());
+        // ...and an API token does not open streams.
+        let api = keys.issue("u1", Role::User).unwrap();
+        assert_eq!(keys.verify_stream(&api, "FP1"), Err(JwtError::Invalid));
+    }
 
     #[test]
     fn round_trip_and_rejections() {

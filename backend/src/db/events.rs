@@ -296,9 +296,9 @@ pub async fn claim_due_deliveries(db: &Db, limit: i64, lease_secs: i64) -> DbRes
     let now = super::now();
     let until = now + chrono::Duration::seconds(lease_secs);
     let rows: Vec<ClaimedId> = match db {
-        Db::Pg(_) => {
-            db_run!(db, |conn| {
-                Ok::<_, super::DbError>(diesel::sql_query(
+        Db::Pg(_) => db_run!(db, |conn| {
+            Ok::<_, super::DbError>(
+                diesel::sql_query(
                     "UPDATE webhook_deliveries SET lease_until = $1 WHERE id IN (\
                      SELECT id FROM webhook_deliveries WHERE status = 'pending' \
                      AND next_attempt_at <= $2 AND (lease_until IS NULL OR lease_until < $2) \
@@ -308,12 +308,12 @@ pub async fn claim_due_deliveries(db: &Db, limit: i64, lease_secs: i64) -> DbRes
                 .bind::<Timestamp, _>(now)
                 .bind::<BigInt, _>(limit)
                 .load(conn)
-                .await?)
-            })?
-        }
-        Db::Sqlite(_) => {
-            db_run!(db, |conn| {
-                Ok::<_, super::DbError>(diesel::sql_query(
+                .await?,
+            )
+        })?,
+        Db::Sqlite(_) => db_run!(db, |conn| {
+            Ok::<_, super::DbError>(
+                diesel::sql_query(
                     "UPDATE webhook_deliveries SET lease_until = ?1 WHERE id IN (\
                      SELECT id FROM webhook_deliveries WHERE status = 'pending' \
                      AND next_attempt_at <= ?2 AND (lease_until IS NULL OR lease_until < ?2) \
@@ -323,9 +323,9 @@ pub async fn claim_due_deliveries(db: &Db, limit: i64, lease_secs: i64) -> DbRes
                 .bind::<Timestamp, _>(now)
                 .bind::<BigInt, _>(limit)
                 .load(conn)
-                .await?)
-            })?
-        }
+                .await?,
+            )
+        })?,
     };
     Ok(rows.into_iter().map(|r| r.id).collect())
 }
@@ -341,11 +341,7 @@ pub enum AttemptResult {
 }
 
 /// Log an attempt and move the delivery on, releasing its lease.
-pub async fn finish_attempt(
-    db: &Db,
-    attempt: &NewAttempt,
-    result: &AttemptResult,
-) -> DbResult<()> {
+pub async fn finish_attempt(db: &Db, attempt: &NewAttempt, result: &AttemptResult) -> DbResult<()> {
     let now = super::now();
     let (status, next, delivered_at) = match result {
         AttemptResult::Delivered => ("delivered", now, Some(now)),

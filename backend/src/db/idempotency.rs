@@ -44,12 +44,14 @@ pub async fn begin(db: &Db, row: &KeyRow) -> DbResult<Option<KeyRow>> {
             return Ok(None);
         }
         let existing = db_run!(db, |conn| {
-            Ok::<_, super::DbError>(idempotency_keys::table
-                .find((&row.user_id, &row.route, &row.idem_key))
-                .select(KeyRow::as_select())
-                .first(conn)
-                .await
-                .optional()?)
+            Ok::<_, super::DbError>(
+                idempotency_keys::table
+                    .find((&row.user_id, &row.route, &row.idem_key))
+                    .select(KeyRow::as_select())
+                    .first(conn)
+                    .await
+                    .optional()?,
+            )
         })?;
         match existing {
             Some(e) if e.expires_at > row.created_at => return Ok(Some(e)),

@@ -148,8 +148,6 @@ macro_rules! release_stock {
     }};
 }
 
-
-
 pub async fn find(db: &Db, order_no: &str) -> DbResult<Option<OrderRow>> {
     db_run!(db, |conn| {
         Ok(orders::table
@@ -190,7 +188,12 @@ pub async fn list_for_user(
 pub async fn set_payment_targets(
     db: &Db,
     order_no: &str,
-    targets: (Option<String>, Option<String>, Option<String>, Option<String>),
+    targets: (
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    ),
     sinks: &Sinks,
 ) -> DbResult<Option<PendingEvent>> {
     let (qr_code_url, pay_url, h5_url, sdk_params) = targets;
@@ -621,7 +624,8 @@ pub async fn claim_for_job(
         ),
     };
     // Every bound parameter must appear in the statement on both engines.
-    let condition = format!("{condition} AND ({{T1}} IS NULL OR {{T2}} IS NULL OR {{N}} IS NULL OR 1 = 1)");
+    let condition =
+        format!("{condition} AND ({{T1}} IS NULL OR {{T2}} IS NULL OR {{N}} IS NULL OR 1 = 1)");
     let pg = matches!(db, Db::Pg(_));
     let p = |i: u8| if pg { format!("${i}") } else { format!("?{i}") };
     let condition = condition
@@ -639,15 +643,17 @@ pub async fn claim_for_job(
         lock = if pg { " FOR UPDATE SKIP LOCKED" } else { "" },
     );
     let rows: Vec<ClaimedOrder> = db_run!(db, |conn| {
-        Ok::<_, DbError>(diesel::sql_query(sql.as_str())
-            .bind::<Timestamp, _>(until)
-            .bind::<Timestamp, _>(now)
-            .bind::<Timestamp, _>(t1)
-            .bind::<Timestamp, _>(t2)
-            .bind::<Integer, _>(n)
-            .bind::<BigInt, _>(limit)
-            .load(conn)
-            .await?)
+        Ok::<_, DbError>(
+            diesel::sql_query(sql.as_str())
+                .bind::<Timestamp, _>(until)
+                .bind::<Timestamp, _>(now)
+                .bind::<Timestamp, _>(t1)
+                .bind::<Timestamp, _>(t2)
+                .bind::<Integer, _>(n)
+                .bind::<BigInt, _>(limit)
+                .load(conn)
+                .await?,
+        )
     })?;
     Ok(rows.into_iter().map(|r| r.order_no).collect())
 }

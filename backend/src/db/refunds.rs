@@ -174,8 +174,11 @@ pub async fn complete(
                 points_taken = share(c.total_points, order.refunded_fen, order.amount_fen)
                     - share(c.total_points, before, order.amount_fen);
                 membership_secs_taken =
-                    share(c.total_membership_secs, order.refunded_fen, order.amount_fen)
-                        - share(c.total_membership_secs, before, order.amount_fen);
+                    share(
+                        c.total_membership_secs,
+                        order.refunded_fen,
+                        order.amount_fen,
+                    ) - share(c.total_membership_secs, before, order.amount_fen);
                 let (balance, expires): (i64, Option<NaiveDateTime>) = users::table
                     .find(&c.user_id)
                     .select((users::points_balance, users::membership_expires_at))
@@ -296,38 +299,42 @@ pub async fn claim_processing(
     let now = super::now();
     let until = now + chrono::Duration::seconds(lease_secs);
     let candidates: Vec<String> = db_run!(db, |conn| {
-        Ok::<_, DbError>(refunds::table
-            .filter(refunds::status.eq("processing"))
-            .filter(refunds::updated_at.lt(older_than))
-            .filter(
-                refunds::lease_until
-                    .is_null()
-                    .or(refunds::lease_until.lt(now)),
-            )
-            .order(refunds::created_at.asc())
-            .limit(limit)
-            .select(refunds::out_refund_no)
-            .load(conn)
-            .await?)
+        Ok::<_, DbError>(
+            refunds::table
+                .filter(refunds::status.eq("processing"))
+                .filter(refunds::updated_at.lt(older_than))
+                .filter(
+                    refunds::lease_until
+                        .is_null()
+                        .or(refunds::lease_until.lt(now)),
+                )
+                .order(refunds::created_at.asc())
+                .limit(limit)
+                .select(refunds::out_refund_no)
+                .load(conn)
+                .await?,
+        )
     })?;
     let mut out = Vec::new();
     for no in candidates {
         // The conditional update is the claim: only one replica's update matches.
         let won = db_run!(db, |conn| {
-            Ok::<_, DbError>(diesel::update(
-                refunds::table
-                    .filter(refunds::out_refund_no.eq(&no))
-                    .filter(refunds::status.eq("processing"))
-                    .filter(
-                        refunds::lease_until
-                            .is_null()
-                            .or(refunds::lease_until.lt(now)),
-                    ),
+            Ok::<_, DbError>(
+                diesel::update(
+                    refunds::table
+                        .filter(refunds::out_refund_no.eq(&no))
+                        .filter(refunds::status.eq("processing"))
+                        .filter(
+                            refunds::lease_until
+                                .is_null()
+                                .or(refunds::lease_until.lt(now)),
+                        ),
+                )
+                .set((refunds::lease_until.eq(until), refunds::updated_at.eq(now)))
+                .execute(conn)
+                .await?
+                    == 1,
             )
-            .set((refunds::lease_until.eq(until), refunds::updated_at.eq(now)))
-            .execute(conn)
-            .await?
-                == 1)
         })?;
         if won {
             if let Some(row) = find(db, &no).await? {

@@ -1,7 +1,9 @@
 //! Route handlers grouped by area.
 
+pub mod admin;
 pub mod auth;
 pub mod callbacks;
+pub mod events;
 pub mod health;
 pub mod payment;
 pub mod products;

@@ -71,7 +71,9 @@ pub fn verify_signature(
 /// Delay before attempt `attempt + 1`: base * 2^(attempt-1), capped, with ±10% jitter.
 pub fn backoff_secs(base: i64, attempt: i32) -> i64 {
     let exp = (attempt.max(1) - 1).min(30) as u32;
-    let raw = base.saturating_mul(1_i64 << exp.min(40)).min(MAX_BACKOFF_SECS);
+    let raw = base
+        .saturating_mul(1_i64 << exp.min(40))
+        .min(MAX_BACKOFF_SECS);
     let jitter = raw / 10;
     if jitter == 0 {
         return raw;
@@ -127,8 +129,7 @@ pub async fn dispatch_due(state: &AppState, client: &reqwest::Client) -> usize {
             return sent;
         }
         sent += ids.len();
-        futures_util::future::join_all(ids.into_iter().map(|id| deliver(state, client, id)))
-            .await;
+        futures_util::future::join_all(ids.into_iter().map(|id| deliver(state, client, id))).await;
     }
 }
 
@@ -167,8 +168,10 @@ async fn deliver(state: &AppState, client: &reqwest::Client, id: i64) {
                 Ok(code) => (Some(code), format!("HTTP {code}")),
                 Err(e) => (None, e),
             };
-            let next = now + chrono::Duration::seconds(backoff_secs(l.webhook_backoff_base_secs, attempt));
-            let outcome = if next - delivery.created_at > chrono::Duration::hours(l.webhook_retry_hours)
+            let next =
+                now + chrono::Duration::seconds(backoff_secs(l.webhook_backoff_base_secs, attempt));
+            let outcome = if next - delivery.created_at
+                > chrono::Duration::hours(l.webhook_retry_hours)
             {
                 tracing::error!(delivery = id, event = %event.id, endpoint = %redact(state, &delivery.endpoint), "webhook delivery given up");
                 AttemptResult::GiveUp
@@ -252,7 +255,13 @@ mod tests {
         let h = signature_header(secret, 1_700_000_000, body);
         assert!(h.starts_with("t=1700000000,v1="));
         assert!(verify_signature(secret, &h, body, 1_700_000_010, 300));
-        assert!(!verify_signature(secret, &h, br#"{"id":"evt_2"}"#, 1_700_000_010, 300));
+        assert!(!verify_signature(
+            secret,
+            &h,
+            br#"{"id":"evt_2"}"#,
+            1_700_000_010,
+            300
+        ));
         assert!(!verify_signature(b"other", &h, body, 1_700_000_010, 300));
         // Replayed long after: refused.
         assert!(!verify_signature(secret, &h, body, 1_700_001_000, 300));

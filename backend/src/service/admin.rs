@@ -168,9 +168,12 @@ pub async fn stats(state: &AppState, q: &StatsQuery) -> AppResult<StatsResponse>
             format!("the range is at most {MAX_STATS_DAYS} days"),
         ));
     }
-    let rows =
-        order_db::paid_between(&state.db, day_start(from), day_start(to) + Duration::days(1))
-            .await?;
+    let rows = order_db::paid_between(
+        &state.db,
+        day_start(from),
+        day_start(to) + Duration::days(1),
+    )
+    .await?;
     let mut by_day: BTreeMap<(NaiveDate, String), (i64, i64, i64)> = BTreeMap::new();
     for (paid_at, provider, amount, refunded) in rows {
         let e = by_day.entry((paid_at.date(), provider)).or_default();

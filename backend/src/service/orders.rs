@@ -298,7 +298,9 @@ async fn upgrade_amount(
         .ok_or_else(|| unavailable("the current tier is no longer sold"))?;
     let current_rank = current.tier_rank.unwrap_or(0);
     if current_rank >= target_rank || tier == target_tier {
-        return Err(unavailable("the target tier is not higher than the current one"));
+        return Err(unavailable(
+            "the target tier is not higher than the current one",
+        ));
     }
     rules::upgrade_price(
         current.price_fen,
@@ -579,15 +581,9 @@ pub async fn apply_payment(
     let pay_from = |from: &'static str| {
         let (facts, fulfilment) = (&facts, &fulfilment);
         async move {
-            let won = order_db::mark_paid(
-                &state.db,
-                order_no,
-                from,
-                facts,
-                fulfilment,
-                &state.sinks,
-            )
-            .await?;
+            let won =
+                order_db::mark_paid(&state.db, order_no, from, facts, fulfilment, &state.sinks)
+                    .await?;
             if let Some(evs) = &won {
                 state.hub.committed(evs.iter());
             }
@@ -619,11 +615,17 @@ pub async fn apply_payment(
         }
         Ok(Transition::AlreadyDone) | Err(_) => ApplyOutcome::Duplicate,
     };
-    if outcome == ApplyOutcome::PaidAfterCancel && state.settings.lifecycle.auto_refund_paid_after_close {
+    if outcome == ApplyOutcome::PaidAfterCancel
+        && state.settings.lifecycle.auto_refund_paid_after_close
+    {
         let no = order.order_no.clone();
         match crate::service::refunds::refund_paid_after_close(state, &no).await {
-            Ok(r) => tracing::warn!(order_no = %no, out_refund_no = %r.out_refund_no, "paid after close: refunded automatically"),
-            Err(e) => tracing::error!(order_no = %no, error = %e, "paid after close: automatic refund failed; review the order"),
+            Ok(r) => {
+                tracing::warn!(order_no = %no, out_refund_no = %r.out_refund_no, "paid after close: refunded automatically")
+            }
+            Err(e) => {
+                tracing::error!(order_no = %no, error = %e, "paid after close: automatic refund failed; review the order")
+            }
         }
     }
     match outcome {

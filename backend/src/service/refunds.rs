@@ -179,7 +179,15 @@ async fn submit(state: &AppState, row: &RefundRow, order: &order_db::OrderRow) -
         reason: row.reason.clone(),
     };
     let result = state.providers.refund(method, &req).await;
-    record_call(state, &order.order_no, method, "refund", &format!("{req:?}"), &result).await;
+    record_call(
+        state,
+        &order.order_no,
+        method,
+        "refund",
+        &format!("{req:?}"),
+        &result,
+    )
+    .await;
     match result {
         Ok(remote) => {
             apply_remote(state, row, &remote).await?;
@@ -237,8 +245,12 @@ pub async fn apply_remote(
             }
         }
         RemoteRefundState::Failed => {
-            if refund_db::fail(&state.db, &row.out_refund_no, "the provider closed the refund")
-                .await?
+            if refund_db::fail(
+                &state.db,
+                &row.out_refund_no,
+                "the provider closed the refund",
+            )
+            .await?
             {
                 tracing::warn!(out_refund_no = %row.out_refund_no, "refund failed at the provider");
                 Ok("refund failed")
@@ -304,13 +316,23 @@ pub async fn reconcile(state: &AppState, row: &RefundRow) -> Result<&'static str
         .providers
         .query_refund(method, &order.order_no, &row.out_refund_no)
         .await;
-    record_call(state, &order.order_no, method, "refund_query", &row.out_refund_no, &queried).await;
+    record_call(
+        state,
+        &order.order_no,
+        method,
+        "refund_query",
+        &row.out_refund_no,
+        &queried,
+    )
+    .await;
     match queried {
         Ok(remote) => apply_remote(state, row, &remote)
             .await
             .map_err(|e| e.to_string()),
         Err(ProviderError::TradeNotExist) => {
-            submit(state, row, &order).await.map_err(|e| e.to_string())?;
+            submit(state, row, &order)
+                .await
+                .map_err(|e| e.to_string())?;
             Ok("resubmitted")
         }
         Err(e) => Err(e.to_string()),

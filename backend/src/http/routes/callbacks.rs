@@ -14,6 +14,10 @@ use crate::startup::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/payment/wechat/callback", web::post().to(wechat_callback))
+        .route(
+            "/payment/wechat/refund-callback",
+            web::post().to(wechat_refund_callback),
+        )
         .route("/payment/alipay/callback", web::post().to(alipay_callback))
         .route("/payment/alipay/return", web::get().to(alipay_return));
 }
@@ -37,6 +41,7 @@ fn wechat_fail(status: StatusCode, message: impl Into<String>) -> HttpResponse {
 /// `Err(reason)` (verified or not) when it was refused.
 async fn record_notification<E: std::fmt::Display>(
     state: &AppState,
+    kind: &str,
     method: PaymentMethod,
     order_no: Option<&str>,
     headers: &str,
@@ -48,14 +53,7 @@ async fn record_notification<E: std::fmt::Display>(
         Err(e) => (order_no.is_some(), format!("rejected: {e}")),
     };
     orders::record(
-        state,
-        order_no,
-        method,
-        "notification",
-        headers,
-        body,
-        verified,
-        &decision,
+        state, order_no, method, kind, headers, body, verified, &decision,
     )
     .await;
 }
@@ -105,7 +103,16 @@ pub async fn wechat_callback(
         Err(e) => {
             tracing::warn!(error = %e, "rejected WeChat notification");
             let rejected: Result<String, _> = Err(&e);
-            record_notification(&state, method, None, &headers_text, &body_text, &rejected).await;
+            record_notification(
+                &state,
+                "notification",
+                method,
+                None,
+                &headers_text,
+                &body_text,
+                &rejected,
+            )
+            .await;
             let status = match e {
                 ProviderError::BadSignature(_) => StatusCode::UNAUTHORIZED,
                 _ => StatusCode::BAD_REQUEST,
@@ -119,6 +126,7 @@ pub async fn wechat_callback(
     let outcome = outcome.map(|o| format!("{o:?}"));
     record_notification(
         &state,
+        "notification",
         method,
         Some(&notice.out_trade_no),
         &headers_text,
@@ -142,6 +150,73 @@ pub async fn wechat_callback(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "temporary failure, please retry",
             )
+        }
+    }
+}
+
+/// WeChat Pay refund notification (`REFUND.SUCCESS`, `REFUND.ABNORMAL`, `REFUND.CLOSED`).
+///
+/// Verified and decrypted like payment notifications; a success completes the refund
+/// exactly once (order refunded amount, claw-back, `order.refunded` event).
+#[utoipa::path(post, path = "/api/v1/payment/wechat/refund-callback", tag = "callbacks",
+    request_body(content = String, description = "WeChat's signed, encrypted refund notification", content_type = "application/json"),
+    responses(
+        (status = 204, description = "Applied (or already applied)"),
+        (status = 400, description = "Does not match our refund", body = WechatCallbackFailure),
+        (status = 401, description = "Signature verification failed", body = WechatCallbackFailure),
+        (status = 500, description = "Transient failure; WeChat will resend", body = WechatCallbackFailure)))]
+pub async fn wechat_refund_callback(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> HttpResponse {
+    let (headers, headers_text) = headers_json(&req);
+    let body_text = String::from_utf8_lossy(&body).to_string();
+    let Some(client) = state.providers.wechat.clone() else {
+        return wechat_fail(StatusCode::NOT_FOUND, "WeChat Pay is not configured");
+    };
+    let method = PaymentMethod::Wechat;
+    let kind = "refund_notification";
+    let remote = match client.verify_refund_notification(&headers, &body).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(error = %e, "rejected WeChat refund notification");
+            let rejected: Result<String, _> = Err(&e);
+            record_notification(
+                &state,
+                kind,
+                method,
+                None,
+                &headers_text,
+                &body_text,
+                &rejected,
+            )
+            .await;
+            let status = match e {
+                ProviderError::BadSignature(_) => StatusCode::UNAUTHORIZED,
+                _ => StatusCode::BAD_REQUEST,
+            };
+            return wechat_fail(status, "verification failed");
+        }
+    };
+    let outcome = crate::service::refunds::apply_notice(&state, &remote)
+        .await
+        .map(String::from);
+    record_notification(
+        &state,
+        kind,
+        method,
+        Some(&remote.out_trade_no),
+        &headers_text,
+        &body_text,
+        &outcome,
+    )
+    .await;
+    match outcome {
+        Ok(_) => HttpResponse::NoContent().finish(),
+        Err(e) => {
+            tracing::error!(out_refund_no = %remote.out_refund_no, error = %e, "refund notification not applied");
+            wechat_fail(StatusCode::BAD_REQUEST, "refund does not match")
         }
     }
 }
@@ -180,7 +255,16 @@ pub async fn alipay_callback(
         Err(e) => {
             tracing::warn!(error = %e, "rejected Alipay notification");
             let rejected: Result<String, _> = Err(&e);
-            record_notification(&state, method, None, &headers_text, &body_text, &rejected).await;
+            record_notification(
+                &state,
+                "notification",
+                method,
+                None,
+                &headers_text,
+                &body_text,
+                &rejected,
+            )
+            .await;
             return alipay_reply(StatusCode::BAD_REQUEST, "fail");
         }
     };
@@ -195,6 +279,7 @@ pub async fn alipay_callback(
     };
     record_notification(
         &state,
+        "notification",
         method,
         Some(&notice.out_trade_no),
         &headers_text,

@@ -12,6 +12,7 @@ use utoipa::ToSchema;
 
 use crate::auth::AuthUser;
 use crate::error::{AppError, AppResult};
+use crate::http::idempotency;
 use crate::service::orders;
 use crate::startup::AppState;
 
@@ -32,12 +33,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 /// and the reply is 502 `provider_unavailable`.
 #[utoipa::path(post, path = "/api/v1/payment/create-order", tag = "payment",
     security(("bearer" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Same key and body within 24 h replays the first answer")),
     request_body = CreateOrderRequest,
     responses(
         (status = 200, description = "Order created; show `qr_code_url` as a QR code", body = CreateOrderResponse),
-        (status = 400, description = "`invalid_quantity`, `unsupported_channel`, `openid_required`, `product_type_mismatch`, `payment_method_unavailable`, `upgrade_not_available`", body = ErrorResponse),
+        (status = 400, description = "`invalid_quantity`, `unsupported_channel`, `openid_required`, `product_type_mismatch`, `payment_method_unavailable`, `upgrade_not_available`, `invalid_idempotency_key`", body = ErrorResponse),
         (status = 401, description = "Missing or invalid token", body = ErrorResponse),
         (status = 404, description = "No such active product", body = ErrorResponse),
+        (status = 409, description = "`out_of_stock`, `idempotency_key_in_progress`", body = ErrorResponse),
+        (status = 422, description = "`idempotency_key_reused`: same key, different body", body = ErrorResponse),
         (status = 502, description = "`provider_unavailable`: nothing was created", body = ErrorResponse)))]
 pub async fn create_order(
     state: web::Data<AppState>,
@@ -46,8 +50,11 @@ pub async fn create_order(
     body: web::Json<CreateOrderRequest>,
 ) -> AppResult<HttpResponse> {
     let ip = state.client_ip(&req).to_string();
-    let created = orders::create_order(&state, &user, body.into_inner(), ip).await?;
-    Ok(HttpResponse::Ok().json(created))
+    let body = body.into_inner();
+    idempotency::run(&state, &req, &user.user_id, "create-order", &body, || {
+        orders::create_order(&state, &user, body.clone(), ip)
+    })
+    .await
 }
 
 /// Status of one of the caller's orders (admins see all; others get 404).
@@ -74,23 +81,37 @@ pub async fn order_status(
 /// reports it paid, the order becomes paid and the reply is 409 `order_already_paid`.
 #[utoipa::path(post, path = "/api/v1/payment/cancel-order", tag = "payment",
     security(("bearer" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Same key and body within 24 h replays the first answer")),
     request_body = CancelOrderRequest,
     responses(
         (status = 200, description = "`{\"code\": 200, \"msg\": \"订单已取消\", \"data\": null}`", body = CancelOrderResponse),
         (status = 404, description = "No such order visible to the caller", body = ErrorResponse),
-        (status = 409, description = "`order_already_paid` or `order_not_pending`", body = ErrorResponse),
+        (status = 409, description = "`order_already_paid`, `order_not_pending` or `idempotency_key_in_progress`", body = ErrorResponse),
+        (status = 422, description = "`idempotency_key_reused`: same key, different body", body = ErrorResponse),
         (status = 502, description = "`provider_unavailable`: the order stays pending", body = ErrorResponse)))]
 pub async fn cancel_order(
     state: web::Data<AppState>,
     user: AuthUser,
+    req: HttpRequest,
     body: web::Json<CancelOrderRequest>,
 ) -> AppResult<HttpResponse> {
-    orders::cancel_order(&state, &user, &body.order_no).await?;
-    Ok(HttpResponse::Ok().json(CancelOrderResponse {
-        code: 200,
-        msg: "订单已取消".into(),
-        data: None,
-    }))
+    let body = body.into_inner();
+    idempotency::run(
+        &state,
+        &req,
+        &user.user_id,
+        "cancel-order",
+        &body,
+        || async {
+            orders::cancel_order(&state, &user, &body.order_no).await?;
+            Ok(CancelOrderResponse {
+                code: 200,
+                msg: "订单已取消".into(),
+                data: None,
+            })
+        },
+    )
+    .await
 }
 
 /// The caller's orders, newest first.

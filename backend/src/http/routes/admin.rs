@@ -1,0 +1,163 @@
+//! Operator routes (role `admin`): orders, order detail with payment records, refunds,
+//! daily totals, webhook deliveries and resend.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use api_types::admin::{
+    AdminOrderDetail, AdminOrderListResponse, AdminOrderQuery, DeliveryListResponse, DeliveryQuery,
+    RefundRequest, RefundResponse, StatsQuery, StatsResponse, WebhookDelivery,
+};
+use api_types::error::ErrorResponse;
+
+use crate::auth::AuthUser;
+use crate::error::AppResult;
+use crate::http::idempotency;
+use crate::service::{admin, refunds};
+use crate::startup::AppState;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/admin/orders", web::get().to(list_orders))
+        .route("/admin/orders/{order_no}", web::get().to(order_detail))
+        .route("/admin/refunds", web::post().to(create_refund))
+        .route("/admin/stats", web::get().to(stats))
+        .route("/admin/webhooks/deliveries", web::get().to(list_deliveries))
+        .route(
+            "/admin/webhooks/deliveries/{id}/resend",
+            web::post().to(resend_delivery),
+        );
+}
+
+/// All orders, newest first, with filters.
+#[utoipa::path(get, path = "/api/v1/admin/orders", tag = "admin",
+    security(("bearer" = [])),
+    params(AdminOrderQuery),
+    responses(
+        (status = 200, description = "A page of orders", body = AdminOrderListResponse),
+        (status = 400, description = "`invalid_query`", body = ErrorResponse),
+        (status = 401, description = "Missing or invalid token", body = ErrorResponse),
+        (status = 403, description = "Not an administrator", body = ErrorResponse)))]
+pub async fn list_orders(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    query: web::Query<AdminOrderQuery>,
+) -> AppResult<HttpResponse> {
+    user.require_admin()?;
+    let (items, page, per_page, total) = admin::list_orders(&state, &query).await?;
+    Ok(HttpResponse::Ok().json(AdminOrderListResponse {
+        items,
+        page,
+        per_page,
+        total,
+    }))
+}
+
+/// One order with its payment records (every provider call and notification), refunds
+/// and outbound events with their deliveries.
+#[utoipa::path(get, path = "/api/v1/admin/orders/{order_no}", tag = "admin",
+    security(("bearer" = [])),
+    params(("order_no" = String, Path, description = "Order number")),
+    responses(
+        (status = 200, description = "The order and its history", body = AdminOrderDetail),
+        (status = 403, description = "Not an administrator", body = ErrorResponse),
+        (status = 404, description = "No such order", body = ErrorResponse)))]
+pub async fn order_detail(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    path: web::Path<String>,
+) -> AppResult<HttpResponse> {
+    user.require_admin()?;
+    Ok(HttpResponse::Ok().json(admin::order_detail(&state, &path).await?))
+}
+
+/// Refund a paid order, fully (omit `amount_fen`) or partly.
+///
+/// The same `out_refund_no` never refunds twice; send an `Idempotency-Key` header too so
+/// a retried request replays the first answer. WeChat refunds answer `processing` and
+/// finish asynchronously (notification or reconciler); Alipay answers `succeeded`.
+#[utoipa::path(post, path = "/api/v1/admin/refunds", tag = "admin",
+    security(("bearer" = [])),
+    request_body = RefundRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Replays the stored answer for 24 h")),
+    responses(
+        (status = 200, description = "The refund as it stands", body = RefundResponse),
+        (status = 400, description = "`invalid_refund_amount`, `invalid_refund_no`, `invalid_refund_reason`, `invalid_idempotency_key`", body = ErrorResponse),
+        (status = 403, description = "Not an administrator", body = ErrorResponse),
+        (status = 404, description = "No such order", body = ErrorResponse),
+        (status = 409, description = "`order_not_paid`, `refund_no_conflict`, `refund_rejected`, `idempotency_key_in_progress`", body = ErrorResponse),
+        (status = 422, description = "`idempotency_key_reused`", body = ErrorResponse),
+        (status = 502, description = "`provider_unavailable`", body = ErrorResponse)))]
+pub async fn create_refund(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    req: HttpRequest,
+    body: web::Json<RefundRequest>,
+) -> AppResult<HttpResponse> {
+    user.require_admin()?;
+    let body = body.into_inner();
+    idempotency::run(&state, &req, &user.user_id, "refunds", &body, || {
+        refunds::create_refund(&state, &user.user_id, body.clone())
+    })
+    .await
+}
+
+/// Paid totals per day and provider (UTC, by payment time; default the last 30 days).
+#[utoipa::path(get, path = "/api/v1/admin/stats", tag = "admin",
+    security(("bearer" = [])),
+    params(StatsQuery),
+    responses(
+        (status = 200, description = "Daily totals", body = StatsResponse),
+        (status = 400, description = "`invalid_query`", body = ErrorResponse),
+        (status = 403, description = "Not an administrator", body = ErrorResponse)))]
+pub async fn stats(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    query: web::Query<StatsQuery>,
+) -> AppResult<HttpResponse> {
+    user.require_admin()?;
+    Ok(HttpResponse::Ok().json(admin::stats(&state, &query).await?))
+}
+
+/// Webhook deliveries, newest first (the delivery log: attempts, last status, next try).
+#[utoipa::path(get, path = "/api/v1/admin/webhooks/deliveries", tag = "admin",
+    security(("bearer" = [])),
+    params(DeliveryQuery),
+    responses(
+        (status = 200, description = "A page of deliveries", body = DeliveryListResponse),
+        (status = 403, description = "Not an administrator", body = ErrorResponse)))]
+pub async fn list_deliveries(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    query: web::Query<DeliveryQuery>,
+) -> AppResult<HttpResponse> {
+    user.require_admin()?;
+    let (items, page, per_page, total) = admin::list_deliveries(
+        &state,
+        query.status,
+        query.order_no.as_deref(),
+        query.page,
+        query.per_page,
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(DeliveryListResponse {
+        items,
+        page,
+        per_page,
+        total,
+    }))
+}
+
+/// Send a delivery again now (e.g. after it failed for 24 h and the receiver is fixed).
+#[utoipa::path(post, path = "/api/v1/admin/webhooks/deliveries/{id}/resend", tag = "admin",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Delivery id")),
+    responses(
+        (status = 200, description = "Queued again", body = WebhookDelivery),
+        (status = 403, description = "Not an administrator", body = ErrorResponse),
+        (status = 404, description = "No such delivery", body = ErrorResponse)))]
+pub async fn resend_delivery(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    path: web::Path<i64>,
+) -> AppResult<HttpResponse> {
+    user.require_admin()?;
+    Ok(HttpResponse::Ok().json(admin::resend(&state, path.into_inner()).await?))
+}

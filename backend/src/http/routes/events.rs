@@ -1,0 +1,188 @@
+//! Live order status over server-sent events, and the single-order tokens that let a
+//! browser's `EventSource` (which cannot send headers) open the stream.
+
+use std::time::Duration;
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use api_types::admin::StreamTokenResponse;
+use api_types::error::ErrorResponse;
+use api_types::payment::OrderResponse;
+use serde::Deserialize;
+use tokio::sync::broadcast::error::RecvError;
+use utoipa::IntoParams;
+
+use crate::auth::jwt::JwtError;
+use crate::auth::{extractor::authenticate, AuthUser};
+use crate::db::orders as order_db;
+use crate::error::{AppError, AppResult};
+use crate::service::orders;
+use crate::startup::AppState;
+
+/// Stream tokens live this long (EventSource reconnects reuse the URL meanwhile).
+pub const STREAM_TOKEN_TTL_SECS: i64 = 3600;
+/// A comment line this often keeps proxies from closing an idle stream; the order is
+/// re-read from the database at the same time (a safety net for missed signals).
+const KEEPALIVE: Duration = Duration::from_secs(10);
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route(
+        "/payment/orders/{order_no}/stream-token",
+        web::post().to(stream_token),
+    )
+    .route("/payment/orders/{order_no}/events", web::get().to(events));
+}
+
+/// A token that opens this order's event stream only, for `EventSource`.
+#[utoipa::path(post, path = "/api/v1/payment/orders/{order_no}/stream-token", tag = "payment",
+    security(("bearer" = [])),
+    params(("order_no" = String, Path, description = "Order number")),
+    responses(
+        (status = 200, description = "Open `url` with EventSource", body = StreamTokenResponse),
+        (status = 401, description = "Missing or invalid token", body = ErrorResponse),
+        (status = 404, description = "No such order visible to the caller", body = ErrorResponse)))]
+pub async fn stream_token(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    path: web::Path<String>,
+) -> AppResult<HttpResponse> {
+    let order = orders::visible_order(&state, &user, &path).await?;
+    let (token, exp) = state
+        .jwt
+        .issue_stream(
+            &user.user_id,
+            user.role,
+            &order.order_no,
+            STREAM_TOKEN_TTL_SECS,
+        )
+        .map_err(AppError::internal)?;
+    Ok(HttpResponse::Ok().json(StreamTokenResponse {
+        url: format!(
+            "/api/v1/payment/orders/{}/events?token={token}",
+            order.order_no
+        ),
+        token,
+        expires_at: chrono::DateTime::from_timestamp(exp, 0).unwrap_or_default(),
+    }))
+}
+
+/// `?token=` for EventSource.
+#[derive(Deserialize, IntoParams)]
+pub struct StreamQuery {
+    /// From `stream-token`; alternatively send `Authorization: Bearer`.
+    pub token: Option<String>,
+}
+
+/// Server-sent events: `event: status` with the order (an `OrderResponse`) now and at
+/// every change, until it is paid, cancelled or refunded. Authenticate with
+/// `Authorization: Bearer <JWT>` or `?token=` from `stream-token`. Polling order-status
+/// remains supported.
+#[utoipa::path(get, path = "/api/v1/payment/orders/{order_no}/events", tag = "payment",
+    params(("order_no" = String, Path, description = "Order number"), StreamQuery),
+    responses(
+        (status = 200, description = "`text/event-stream`: `event: status`, `data: <OrderResponse JSON>`", body = OrderResponse, content_type = "text/event-stream"),
+        (status = 401, description = "Missing, invalid or expired token", body = ErrorResponse),
+        (status = 404, description = "No such order visible to the caller", body = ErrorResponse)))]
+pub async fn events(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    query: web::Query<StreamQuery>,
+) -> AppResult<HttpResponse> {
+    let order_no = path.into_inner();
+    let user = match (&query.token, req.headers().contains_key("authorization")) {
+        (Some(token), false) => {
+            let claims = state
+                .jwt
+                .verify_stream(token, &order_no)
+                .map_err(|e| match e {
+                    JwtError::Expired => AppError::Unauthorized("stream token expired".into()),
+                    JwtError::Invalid => AppError::Unauthorized("invalid stream token".into()),
+                })?;
+            AuthUser {
+                user_id: claims.sub,
+                role: claims.role,
+            }
+        }
+        _ => authenticate(&req)?,
+    };
+    // Subscribe before reading, so no change between the read and the stream is missed.
+    let rx = state.hub.subscribe();
+    let first = orders::visible_order(&state, &user, &order_no).await?;
+    let stream = futures_util::stream::unfold(
+        Stream {
+            state: state.clone(),
+            rx,
+            order_no,
+            last: None,
+            pending_first: Some(first),
+            done: false,
+        },
+        next_chunk,
+    );
+    Ok(HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header(("cache-control", "no-cache"))
+        .insert_header(("x-accel-buffering", "no"))
+        .streaming(stream))
+}
+
+struct Stream {
+    state: web::Data<AppState>,
+    rx: tokio::sync::broadcast::Receiver<crate::db::events::EventSignal>,
+    order_no: String,
+    /// (status, updated_at) last sent.
+    last: Option<(String, chrono::NaiveDateTime)>,
+    pending_first: Option<order_db::OrderRow>,
+    done: bool,
+}
+
+fn frame(row: &order_db::OrderRow) -> web::Bytes {
+    let json = serde_json::to_string(&orders::to_response(row)).unwrap_or_default();
+    web::Bytes::from(format!("event: status\ndata: {json}\n\n"))
+}
+
+/// The next bytes of the stream: a status frame when the order changed, a keepalive
+/// comment when idle; `None` after a terminal status has been sent.
+async fn next_chunk(mut s: Stream) -> Option<(Result<web::Bytes, actix_web::Error>, Stream)> {
+    if s.done {
+        return None;
+    }
+    if let Some(row) = s.pending_first.take() {
+        return Some((Ok(emit(&mut s, &row)), s));
+    }
+    loop {
+        let woke = tokio::time::timeout(KEEPALIVE, s.rx.recv()).await;
+        let idle = woke.is_err();
+        let reload = match woke {
+            Ok(Ok(sig)) => sig.order_no.as_deref() == Some(s.order_no.as_str()),
+            // Missed some signals: re-read to be sure.
+            Ok(Err(RecvError::Lagged(_))) => true,
+            Ok(Err(RecvError::Closed)) => return None,
+            Err(_) => true,
+        };
+        if !reload {
+            continue;
+        }
+        let row = match order_db::find(&s.state.db, &s.order_no).await {
+            Ok(Some(row)) => row,
+            Ok(None) => return None,
+            Err(e) => {
+                tracing::warn!(error = %e, "event stream cannot read the order");
+                continue;
+            }
+        };
+        let key = (row.status.clone(), row.updated_at);
+        if s.last.as_ref() != Some(&key) {
+            return Some((Ok(emit(&mut s, &row)), s));
+        }
+        if idle {
+            return Some((Ok(web::Bytes::from_static(b": keepalive\n\n")), s));
+        }
+    }
+}
+
+fn emit(s: &mut Stream, row: &order_db::OrderRow) -> web::Bytes {
+    s.last = Some((row.status.clone(), row.updated_at));
+    s.done = row.status != "pending";
+    frame(row)
+}
