@@ -4,7 +4,8 @@
 
 If the SDK cannot tell the emulator from Alipay, the emulator signs, verifies and
 answers like the real gateway: precreate, query, close, page pay (cashier and
-signed return), and V1-signed trade notifications.
+signed return), refund and refund query, and V1-signed trade notifications
+(payments and refunds).
 
 Environment:
   FENPAY_DEV_KEYS       directory with alipay_app_key.pem (the merchant's app
@@ -76,6 +77,17 @@ class Receiver:
                         return content_type, form
             time.sleep(0.1)
         raise AssertionError(f"no notification for {out_trade_no} within {timeout}s")
+
+    def wait_for_refund(self, out_biz_no, timeout=30.0):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            with self.lock:
+                for _, body in self.bodies:
+                    form = dict(urllib.parse.parse_qsl(body.decode(), keep_blank_values=True))
+                    if form.get("out_biz_no") == out_biz_no:
+                        return form
+            time.sleep(0.1)
+        raise AssertionError(f"no refund notification for {out_biz_no} within {timeout}s")
 
 
 class NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -161,6 +173,47 @@ def main():
 
     resp = sdk.api_alipay_trade_close(out_trade_no=paid_no)
     check(resp.get("sub_code") == "ACQ.TRADE_STATUS_ERROR", f"closing a paid trade is refused ({resp})")
+
+    # refunds: synchronous, idempotent per out_request_no, a full refund closes the trade
+    refund_no = unique("PYREFUND")
+    resp = sdk.api_alipay_trade_precreate(subject="to be refunded", out_trade_no=refund_no, total_amount="10.00")
+    check(resp.get("code") == "10000", "refund: precreate")
+    request("POST", f"{emulator}/__emulator/alipay/pay/{refund_no}", data=b"")
+    receiver.wait_for(refund_no)
+    resp = sdk.api_alipay_trade_refund(refund_amount="3.00", out_trade_no=refund_no,
+                                       out_request_no="R1", refund_reason="interop 退款")
+    check(resp.get("code") == "10000" and resp.get("fund_change") == "Y" and resp.get("refund_fee") == "3.00",
+          f"refund moved money ({resp})")
+    check(resp.get("out_trade_no") == refund_no and resp.get("trade_no") and resp.get("gmt_refund_pay"),
+          "refund answer fields")
+    resp = sdk.api_alipay_trade_refund(refund_amount="3.00", out_trade_no=refund_no, out_request_no="R1")
+    check(resp.get("fund_change") == "N" and resp.get("refund_fee") == "3.00",
+          f"repeated out_request_no moves nothing ({resp})")
+    resp = sdk.api_alipay_trade_fastpay_refund_query(out_request_no="R1", out_trade_no=refund_no)
+    check(resp.get("code") == "10000" and resp.get("refund_status") == "REFUND_SUCCESS"
+          and resp.get("refund_amount") == "3.00" and resp.get("total_amount") == "10.00"
+          and resp.get("out_request_no") == "R1", f"refund query ({resp})")
+    resp = sdk.api_alipay_trade_fastpay_refund_query(out_request_no="R9", out_trade_no=refund_no)
+    check(resp.get("code") == "10000" and "refund_status" not in resp and "refund_amount" not in resp,
+          f"unknown refund: success without refund members ({resp})")
+    resp = sdk.api_alipay_trade_refund(refund_amount="7.01", out_trade_no=refund_no, out_request_no="R2")
+    check(resp.get("sub_code") == "ACQ.REFUND_AMT_NOT_EQUAL_TOTAL", f"over-refund refused ({resp})")
+    resp = sdk.api_alipay_trade_refund(refund_amount="7.00", out_trade_no=refund_no, out_request_no="R2")
+    check(resp.get("fund_change") == "Y" and resp.get("refund_fee") == "10.00", f"refund of the rest ({resp})")
+    resp = sdk.api_alipay_trade_query(out_trade_no=refund_no)
+    check(resp.get("trade_status") == "TRADE_CLOSED" and resp.get("send_pay_date"),
+          f"fully refunded trade is TRADE_CLOSED and keeps send_pay_date ({resp})")
+    resp = sdk.api_alipay_trade_refund(refund_amount="1.00", out_trade_no=unique("PYNOTRADE"))
+    check(resp.get("sub_code") == "ACQ.TRADE_NOT_EXIST", f"refund of an unknown trade ({resp})")
+    form = receiver.wait_for_refund("R1")
+    check(form.get("trade_status") == "TRADE_SUCCESS" and form.get("refund_fee") == "3.00"
+          and form.get("gmt_refund"), f"partial refund notification ({form})")
+    form = receiver.wait_for_refund("R2")
+    check(form.get("trade_status") == "TRADE_CLOSED" and form.get("refund_fee") == "10.00",
+          "full refund notification is TRADE_CLOSED")
+    data = dict(form)
+    signature = data.pop("sign")
+    check(sdk.verify(dict(data), signature), "SDK verify() accepts the refund notification")
 
     # close an unpaid trade
     closed_no = unique("PYCLOSE")

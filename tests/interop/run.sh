@@ -15,10 +15,11 @@ fi
 "$venv/bin/pip" install -q --disable-pip-version-check -r "$here/requirements.txt"
 
 cargo build -q -p fenpay
+target_dir=${CARGO_TARGET_DIR:-$root/target}
 data=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 APP_ENV=development DATA_DIR="$data" EMULATOR_BIND="127.0.0.1:$port" EMULATOR_TIME_SCALE=100 \
-  RUST_LOG=warn "$root/target/debug/fenpay" emulator >"$data/emulator.log" 2>&1 &
+  RUST_LOG=warn "$target_dir/debug/fenpay" emulator >"$data/emulator.log" 2>&1 &
 emu_pid=$!
 trap 'kill $emu_pid 2>/dev/null || true; rm -rf "$data"' EXIT
 for _ in $(seq 1 100); do

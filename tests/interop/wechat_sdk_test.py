@@ -8,7 +8,8 @@ request and signed its answer the way WeChat does. Notifications are fed to the
 SDK's own callback(), which checks Wechatpay-Signature-Type, the signature and the
 serial, then decrypts the AEAD_AES_256_GCM resource with the APIv3 key.
 
-Covered: public-key mode (native prepay, query, close -> signed 204, notification),
+Covered: public-key mode (native prepay, query, close -> signed 204, notification,
+refund -> query_refund -> REFUND.SUCCESS notification through callback()),
 platform-certificate mode (the SDK downloads /v3/certificates and verifies answers
 and notifications with the certificate), WECHATPAY/SIGNTEST/ signature probes
 rejected by the SDK, and a merchant signing with the wrong key getting 401.
@@ -235,6 +236,60 @@ def main():
     check(code == 200 and json.loads(message)["trade_state"] == "SUCCESS", "query by transaction_id")
     code, message = sdk.close(out_trade_no=third)
     check(code == 400 and json.loads(message)["code"] == "ORDER_PAID", f"closing a paid order ({code} {message})")
+
+    # 3b. refunds: refund() answers PROCESSING, the REFUND.SUCCESS notification goes
+    #     through callback() (associated_data "refund"), query_refund() follows it
+    refunded = unique("PYREFUND")
+    check(sdk.pay(description="to be refunded", out_trade_no=refunded, amount={"total": 1000})[0] == 200,
+          "refund: prepay")
+    request("POST", f"{emulator}/__emulator/wechat/pay/{refunded}")
+    receiver.wait_for(refunded)
+    receiver.clear()
+    code, message = sdk.refund(out_refund_no=f"{refunded}R1", amount={"refund": 400, "total": 1000, "currency": "CNY"},
+                               out_trade_no=refunded, reason="interop 退款", notify_url=receiver.url)
+    answer = json.loads(message)
+    check(code == 200 and answer["status"] in ("PROCESSING", "SUCCESS"), f"refund accepted ({code} {message})")
+    check(answer["refund_id"].startswith("50") and answer["out_refund_no"] == f"{refunded}R1"
+          and answer["amount"]["refund"] == 400 and answer["amount"]["total"] == 1000
+          and answer["amount"]["currency"] == "CNY" and answer["channel"] == "ORIGINAL", "refund answer fields")
+    (headers, body, result), = receiver.wait_for(refunded)
+    check(result is not None and result["event_type"] == "REFUND.SUCCESS",
+          "SDK callback() verified and decrypted the REFUND.SUCCESS notification")
+    check(json.loads(body)["resource"]["associated_data"] == "refund"
+          and result["resource_type"] == "encrypt-resource", "refund notification resource")
+    resource = result["resource"]
+    check(resource["refund_status"] == "SUCCESS" and resource["refund_id"] == answer["refund_id"]
+          and resource["out_refund_no"] == f"{refunded}R1" and resource["mchid"] == mchid
+          and resource["amount"]["refund"] == 400 and resource["amount"]["payer_refund"] == 400
+          and resource["success_time"].endswith("+08:00"), f"decrypted refund ({resource})")
+    forged = body.replace(b'"summary":"', b'"summary":"x', 1)
+    check(sdk.callback(headers, forged) is None, "callback() rejects a tampered refund notification")
+    code, message = sdk.query_refund(out_refund_no=f"{refunded}R1")
+    check(code == 200 and json.loads(message)["status"] == "SUCCESS"
+          and json.loads(message)["success_time"] == resource["success_time"], f"query_refund SUCCESS ({message})")
+    code, message = sdk.refund(out_refund_no=f"{refunded}R1", amount={"refund": 400, "total": 1000, "currency": "CNY"},
+                               out_trade_no=refunded)
+    check(code == 200 and json.loads(message)["refund_id"] == answer["refund_id"],
+          "same out_refund_no answers the same refund")
+    code, message = sdk.refund(out_refund_no=f"{refunded}R2", amount={"refund": 601, "total": 1000, "currency": "CNY"},
+                               out_trade_no=refunded)
+    check(code == 400 and json.loads(message)["code"] == "INVALID_REQUEST", f"over-refund refused ({code} {message})")
+    paid_tx = json.loads(sdk.query(out_trade_no=refunded)[1])
+    code, message = sdk.refund(out_refund_no=f"{refunded}R3", amount={"refund": 600, "total": 1000, "currency": "CNY"},
+                               transaction_id=paid_tx["transaction_id"])
+    check(code == 200, f"refund of the rest by transaction_id ({code} {message})")
+    # Let its REFUND.SUCCESS notification land before the probe fault below is armed.
+    for _ in range(100):
+        _, log = request("GET", f"{emulator}/__emulator/wechat/notifications?out_trade_no={refunded}")
+        if any(n.get("out_refund_no") == f"{refunded}R3" and n["delivered"] for n in log or []):
+            break
+        time.sleep(0.1)
+    check(any(n.get("out_refund_no") == f"{refunded}R3" and n["event_type"] == "REFUND.SUCCESS"
+              and n["delivered"] for n in log), "second refund notified and delivered")
+    code, message = sdk.query(out_trade_no=refunded)
+    check(json.loads(message)["trade_state"] == "REFUND", f"refunded trade is REFUND ({message})")
+    code, message = sdk.query_refund(out_refund_no=unique("PYNOREFUND"))
+    check(code == 404 and json.loads(message)["code"] == "RESOURCE_NOT_EXISTS", "unknown refund is 404")
 
     # 4. signature probe: the SDK must refuse it; the merchant answers 401, then the
     #    real notification is accepted
