@@ -125,7 +125,10 @@ pub async fn sweep_once(state: &AppState) -> SweepReport {
                     report.cancelled += 1;
                     progressed = true;
                 }
-                Err(AppError::Conflict { code, .. }) if code == "order_already_paid" => {
+                Err(AppError::Conflict {
+                    code: "order_already_paid",
+                    ..
+                }) => {
                     report.paid += 1;
                     progressed = true;
                 }
