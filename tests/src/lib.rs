@@ -364,3 +364,109 @@ macro_rules! both_backends {
         }
     };
 }
+
+/// HMAC key the webhook tests configure (`WEBHOOK_SECRET`); a TEST value.
+pub const TEST_WEBHOOK_SECRET: &str = "whsec_test_only_0123456789";
+
+/// A webhook receiver on a free port: records each delivery (event id, event type,
+/// whether `Fenpay-Signature` verified with [`TEST_WEBHOOK_SECRET`]) and Telegram
+/// `sendMessage` calls; can be told to answer 500 to the next N deliveries.
+#[derive(Clone, Default)]
+pub struct WebhookReceiver {
+    pub got: std::sync::Arc<std::sync::Mutex<Vec<(String, String, bool)>>>,
+    pub telegram: std::sync::Arc<std::sync::Mutex<Vec<Value>>>,
+    pub fail_first: std::sync::Arc<std::sync::Mutex<u32>>,
+}
+
+impl WebhookReceiver {
+    /// Start it; returns the webhook URL (`.../hooks`). Telegram calls go to the same host.
+    pub async fn start(&self) -> String {
+        let me = self.clone();
+        let server = actix_web::HttpServer::new(move || {
+            let me = me.clone();
+            actix_web::App::new().default_service(actix_web::web::to(
+                move |req: actix_web::HttpRequest, body: actix_web::web::Bytes| {
+                    let me = me.clone();
+                    async move { me.receive(&req, &body) }
+                },
+            ))
+        })
+        .workers(2)
+        .bind("127.0.0.1:0")
+        .expect("bind receiver");
+        let addr = server.addrs()[0];
+        tokio::spawn(server.run());
+        format!("http://{addr}/hooks")
+    }
+
+    fn receive(&self, req: &actix_web::HttpRequest, body: &[u8]) -> actix_web::HttpResponse {
+        if req.path().contains("/sendMessage") {
+            self.telegram
+                .lock()
+                .unwrap()
+                .push(serde_json::from_slice(body).unwrap_or_default());
+            return actix_web::HttpResponse::Ok().json(json!({"ok": true}));
+        }
+        {
+            let mut f = self.fail_first.lock().unwrap();
+            if *f > 0 {
+                *f -= 1;
+                return actix_web::HttpResponse::InternalServerError().finish();
+            }
+        }
+        let h = |n: &str| {
+            req.headers()
+                .get(n)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string()
+        };
+        let valid = fenpay::jobs::dispatcher::verify_signature(
+            TEST_WEBHOOK_SECRET.as_bytes(),
+            &h("fenpay-signature"),
+            body,
+            chrono::Utc::now().timestamp(),
+            300,
+        );
+        let payload: Value = serde_json::from_slice(body).unwrap_or_default();
+        let id_matches = payload["id"].as_str() == Some(h("fenpay-event-id").as_str());
+        self.got.lock().unwrap().push((
+            h("fenpay-event-id"),
+            h("fenpay-event-type"),
+            valid && id_matches,
+        ));
+        actix_web::HttpResponse::NoContent().finish()
+    }
+
+    /// Deliveries per event id.
+    pub fn per_event(&self) -> HashMap<String, (String, usize)> {
+        let mut m: HashMap<String, (String, usize)> = HashMap::new();
+        for (id, kind, _) in self.got.lock().unwrap().iter() {
+            m.entry(id.clone()).or_insert((kind.clone(), 0)).1 += 1;
+        }
+        m
+    }
+}
+
+/// Read `event: status` frames until one has `want` (or 15 s pass); returns the statuses seen.
+pub async fn sse_statuses(resp: reqwest::Response, want: &str) -> Vec<String> {
+    use futures_util::StreamExt;
+    let mut seen = Vec::new();
+    let mut buf = String::new();
+    let mut stream = resp.bytes_stream();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
+    while let Ok(Some(chunk)) = tokio::time::timeout_at(deadline, stream.next()).await {
+        buf.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+        while let Some(end) = buf.find("\n\n") {
+            let frame: String = buf.drain(..end + 2).collect();
+            if let Some(data) = frame.lines().find_map(|l| l.strip_prefix("data: ")) {
+                let v: Value = serde_json::from_str(data).unwrap();
+                seen.push(v["status"].as_str().unwrap().to_string());
+                if v["status"] == want {
+                    return seen;
+                }
+            }
+        }
+    }
+    seen
+}

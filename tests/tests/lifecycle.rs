@@ -5,10 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-
-use fenpay_tests::{both_backends, TestApp};
+use fenpay_tests::{both_backends, sse_statuses, TestApp, WebhookReceiver, TEST_WEBHOOK_SECRET};
 use serde_json::{json, Value};
 
 fn emu() -> Vec<(&'static str, &'static str)> {
@@ -424,6 +421,31 @@ both_backends!(
                 "order.refunded"
             ]
         );
+        // Alipay's refund notifications are recognised as such (and change nothing more).
+        let mut kinds = Vec::new();
+        for _ in 0..100 {
+            kinds = fenpay::db::orders::records_for(&app.state.db, &no)
+                .await
+                .unwrap()
+                .into_iter()
+                .filter(|r| r.kind == "refund_notification")
+                .map(|r| r.decision)
+                .collect();
+            if kinds.len() >= 2 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert_eq!(kinds.len(), 2, "{kinds:?}");
+        // Whichever came first (the refund call's answer or the notification) completed
+        // the refund; the other was a duplicate.
+        assert!(
+            kinds
+                .iter()
+                .all(|d| d.ends_with("duplicate") || d.ends_with("refund succeeded")),
+            "{kinds:?}"
+        );
+        assert_eq!(order(&app, &no).await.refunded_fen, 5000);
         // Pending orders cannot be refunded; unknown orders are 404; bad numbers are 400.
         let pending = create_ok(&app, &token, "alipay", 1).await;
         let (status, body) = refund(&app, &admin, json!({"order_no": pending})).await;
@@ -679,29 +701,6 @@ both_backends!(
 
 // ---- live status (SSE) ------------------------------------------------------------------
 
-/// Read `event: status` frames until one has `want` (or 15 s pass); returns the statuses seen.
-pub async fn sse_statuses(resp: reqwest::Response, want: &str) -> Vec<String> {
-    use futures_util::StreamExt;
-    let mut seen = Vec::new();
-    let mut buf = String::new();
-    let mut stream = resp.bytes_stream();
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
-    while let Ok(Some(chunk)) = tokio::time::timeout_at(deadline, stream.next()).await {
-        buf.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
-        while let Some(end) = buf.find("\n\n") {
-            let frame: String = buf.drain(..end + 2).collect();
-            if let Some(data) = frame.lines().find_map(|l| l.strip_prefix("data: ")) {
-                let v: Value = serde_json::from_str(data).unwrap();
-                seen.push(v["status"].as_str().unwrap().to_string());
-                if v["status"] == want {
-                    return seen;
-                }
-            }
-        }
-    }
-    seen
-}
-
 both_backends!(
     live_status_streams_the_payment,
     &emu(),
@@ -768,91 +767,14 @@ both_backends!(
 
 // ---- webhooks -------------------------------------------------------------------------
 
-/// What a webhook receiver saw: (event id, event type, signature valid).
-#[derive(Clone, Default)]
-pub struct Receiver {
-    pub got: Arc<Mutex<Vec<(String, String, bool)>>>,
-    pub telegram: Arc<Mutex<Vec<Value>>>,
-    /// Answer 500 to this many requests first.
-    pub fail_first: Arc<Mutex<u32>>,
-}
-
-pub const WEBHOOK_SECRET: &str = "whsec_test_only_0123456789";
-
-impl Receiver {
-    pub async fn start(&self) -> String {
-        let me = self.clone();
-        let server = actix_web::HttpServer::new(move || {
-            let me = me.clone();
-            actix_web::App::new().default_service(actix_web::web::to(
-                move |req: actix_web::HttpRequest, body: actix_web::web::Bytes| {
-                    let me = me.clone();
-                    async move {
-                        if req.path().contains("/sendMessage") {
-                            me.telegram
-                                .lock()
-                                .unwrap()
-                                .push(serde_json::from_slice(&body).unwrap());
-                            return actix_web::HttpResponse::Ok().json(json!({"ok": true}));
-                        }
-                        {
-                            let mut f = me.fail_first.lock().unwrap();
-                            if *f > 0 {
-                                *f -= 1;
-                                return actix_web::HttpResponse::InternalServerError().finish();
-                            }
-                        }
-                        let h = |n: &str| {
-                            req.headers()
-                                .get(n)
-                                .and_then(|v| v.to_str().ok())
-                                .unwrap_or("")
-                                .to_string()
-                        };
-                        let valid = fenpay::jobs::dispatcher::verify_signature(
-                            WEBHOOK_SECRET.as_bytes(),
-                            &h("fenpay-signature"),
-                            &body,
-                            chrono::Utc::now().timestamp(),
-                            300,
-                        );
-                        let v: Value = serde_json::from_slice(&body).unwrap();
-                        assert_eq!(v["id"].as_str().unwrap(), h("fenpay-event-id"));
-                        me.got.lock().unwrap().push((
-                            h("fenpay-event-id"),
-                            h("fenpay-event-type"),
-                            valid,
-                        ));
-                        actix_web::HttpResponse::NoContent().finish()
-                    }
-                },
-            ))
-        })
-        .workers(2)
-        .bind("127.0.0.1:0")
-        .unwrap();
-        let addr = server.addrs()[0];
-        tokio::spawn(server.run());
-        format!("http://{addr}/hooks")
-    }
-
-    pub fn per_event(&self) -> HashMap<String, usize> {
-        let mut m = HashMap::new();
-        for (id, _, _) in self.got.lock().unwrap().iter() {
-            *m.entry(id.clone()).or_default() += 1;
-        }
-        m
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhooks_are_signed_retried_logged_and_resent() {
-    let rx = Receiver::default();
+    let rx = WebhookReceiver::default();
     let hook = rx.start().await;
     let tg = hook.trim_end_matches("/hooks").to_string();
     let mut o = emu();
     o.extend([
-        ("WEBHOOK_SECRET", WEBHOOK_SECRET),
+        ("WEBHOOK_SECRET", TEST_WEBHOOK_SECRET),
         ("WEBHOOK_BACKOFF_BASE_SECS", "1"),
         ("DISPATCH_INTERVAL_SECS", "1"),
         ("TELEGRAM_BOT_TOKEN", "123456:TEST-token"),

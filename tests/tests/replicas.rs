@@ -6,65 +6,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use fenpay_tests::TestApp;
-use serde_json::{json, Value};
-
-const WEBHOOK_SECRET: &str = "whsec_replica_test_only_0123456789";
-
-/// Counts deliveries per event id (and checks each signature).
-#[derive(Clone, Default)]
-struct Counter {
-    seen: Arc<Mutex<HashMap<String, (String, usize)>>>,
-    bad_signatures: Arc<Mutex<usize>>,
-}
-
-impl Counter {
-    async fn start(&self) -> String {
-        let me = self.clone();
-        let server = actix_web::HttpServer::new(move || {
-            let me = me.clone();
-            actix_web::App::new().default_service(actix_web::web::to(
-                move |req: actix_web::HttpRequest, body: actix_web::web::Bytes| {
-                    let me = me.clone();
-                    async move {
-                        let h = |n: &str| {
-                            req.headers()
-                                .get(n)
-                                .and_then(|v| v.to_str().ok())
-                                .unwrap_or("")
-                                .to_string()
-                        };
-                        if !fenpay::jobs::dispatcher::verify_signature(
-                            WEBHOOK_SECRET.as_bytes(),
-                            &h("fenpay-signature"),
-                            &body,
-                            chrono::Utc::now().timestamp(),
-                            300,
-                        ) {
-                            *me.bad_signatures.lock().unwrap() += 1;
-                        }
-                        let mut seen = me.seen.lock().unwrap();
-                        let e = seen
-                            .entry(h("fenpay-event-id"))
-                            .or_insert((h("fenpay-event-type"), 0));
-                        e.1 += 1;
-                        actix_web::HttpResponse::Ok().finish()
-                    }
-                },
-            ))
-        })
-        .workers(2)
-        .bind("127.0.0.1:0")
-        .unwrap();
-        let addr = server.addrs()[0];
-        tokio::spawn(server.run());
-        format!("http://{addr}/hooks")
-    }
-}
+use fenpay_tests::{sse_statuses, TestApp, WebhookReceiver, TEST_WEBHOOK_SECRET};
+use serde_json::json;
 
 async fn pending_count(app: &TestApp) -> i64 {
     let filter = fenpay::db::orders::OrderFilter {
@@ -83,11 +28,11 @@ async fn two_replicas_pay_200_orders_exactly_once() {
         eprintln!("TEST_DATABASE_URL not set: multi-replica test skipped");
         return;
     }
-    let counter = Counter::default();
+    let counter = WebhookReceiver::default();
     let hook = counter.start().await;
     let mut o = TestApp::emulator_overrides();
     o.extend([
-        ("WEBHOOK_SECRET", WEBHOOK_SECRET),
+        ("WEBHOOK_SECRET", TEST_WEBHOOK_SECRET),
         ("DISPATCH_INTERVAL_SECS", "1"),
         ("SWEEP_INTERVAL_SECS", "1"),
         ("RECONCILE_INTERVAL_SECS", "1"),
@@ -155,7 +100,7 @@ async fn two_replicas_pay_200_orders_exactly_once() {
         .send()
         .await
         .unwrap();
-    let watcher = tokio::spawn(read_until_paid(resp));
+    let watcher = tokio::spawn(sse_statuses(resp, "paid"));
     tokio::time::sleep(Duration::from_millis(200)).await;
 
     let paying = Instant::now();
@@ -193,7 +138,7 @@ async fn two_replicas_pay_200_orders_exactly_once() {
     // Each event delivered once per event id: 200 created + 200 paid.
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let n = counter.seen.lock().unwrap().len();
+        let n = counter.per_event().len();
         if n >= 400 {
             break;
         }
@@ -205,13 +150,18 @@ async fn two_replicas_pay_200_orders_exactly_once() {
     }
     let delivered_in = paying.elapsed();
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let seen = counter.seen.lock().unwrap().clone();
+    let seen = counter.per_event();
     assert_eq!(seen.len(), 400);
     let dupes: Vec<_> = seen.iter().filter(|(_, (_, n))| *n != 1).collect();
     assert!(dupes.is_empty(), "delivered more than once: {dupes:?}");
     let paid_events = seen.values().filter(|(t, _)| t == "order.paid").count();
     assert_eq!(paid_events, 200);
-    assert_eq!(*counter.bad_signatures.lock().unwrap(), 0);
+    assert!(counter
+        .got
+        .lock()
+        .unwrap()
+        .iter()
+        .all(|(_, _, valid)| *valid));
     // Both replicas did dispatch work (claims were shared, never duplicated).
     let records: i64 = {
         let admin = a.admin("replica-admin").await;
@@ -224,26 +174,4 @@ async fn two_replicas_pay_200_orders_exactly_once() {
         "replicas: 200 orders created in {:.2?}, all paid in {:.2?} (duplicated + delayed notifications), 400 webhooks delivered once each within {:.2?}",
         created_in, settled_in, delivered_in
     );
-}
-
-async fn read_until_paid(resp: reqwest::Response) -> Vec<String> {
-    use futures_util::StreamExt;
-    let mut seen = Vec::new();
-    let mut buf = String::new();
-    let mut stream = resp.bytes_stream();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while let Ok(Some(Ok(chunk))) = tokio::time::timeout_at(deadline, stream.next()).await {
-        buf.push_str(&String::from_utf8_lossy(&chunk));
-        while let Some(end) = buf.find("\n\n") {
-            let frame: String = buf.drain(..end + 2).collect();
-            if let Some(data) = frame.lines().find_map(|l| l.strip_prefix("data: ")) {
-                let v: Value = serde_json::from_str(data).unwrap();
-                seen.push(v["status"].as_str().unwrap().to_string());
-                if v["status"] == "paid" {
-                    return seen;
-                }
-            }
-        }
-    }
-    seen
 }

@@ -241,6 +241,11 @@ pub async fn set_payment_targets(
 pub async fn delete_unopened(db: &Db, order_no: &str) -> DbResult<bool> {
     db_run!(db, |conn| {
         conn.transaction::<bool, DbError, _>(async |conn| {
+            // Write first (see `mark_paid`), then release the stock it held.
+            diesel::update(orders::table.find(order_no))
+                .set(orders::updated_at.eq(orders::updated_at))
+                .execute(conn)
+                .await?;
             release_stock!(conn, order_no);
             let n = diesel::delete(
                 orders::table

@@ -48,6 +48,17 @@ pub enum Reserve {
 pub async fn reserve(db: &Db, row: &RefundRow) -> DbResult<Reserve> {
     db_run!(db, |conn| {
         conn.transaction::<Reserve, DbError, _>(async |conn| {
+            // Write first: it takes the order's row lock (PostgreSQL) or the database
+            // write lock (SQLite, where a read-then-write transaction could fail with
+            // "database is locked" instead of waiting).
+            let locked = diesel::update(
+                orders::table
+                    .filter(orders::order_no.eq(&row.order_no))
+                    .filter(orders::status.eq("paid")),
+            )
+            .set(orders::updated_at.eq(orders::updated_at))
+            .execute(conn)
+            .await?;
             if let Some(existing) = refunds::table
                 .find(&row.out_refund_no)
                 .select(RefundRow::as_select())
@@ -57,14 +68,6 @@ pub async fn reserve(db: &Db, row: &RefundRow) -> DbResult<Reserve> {
             {
                 return Ok(Reserve::Existing(existing));
             }
-            let locked = diesel::update(
-                orders::table
-                    .filter(orders::order_no.eq(&row.order_no))
-                    .filter(orders::status.eq("paid")),
-            )
-            .set(orders::updated_at.eq(orders::updated_at))
-            .execute(conn)
-            .await?;
             if locked == 0 {
                 return Ok(Reserve::NotPaid);
             }

@@ -58,6 +58,33 @@ async fn record_notification<E: std::fmt::Display>(
     .await;
 }
 
+/// A WeChat notification that failed verification: keep it, answer so WeChat resends.
+async fn wechat_rejected(
+    state: &AppState,
+    kind: &str,
+    headers_text: &str,
+    body_text: &str,
+    e: ProviderError,
+) -> HttpResponse {
+    tracing::warn!(error = %e, kind, "rejected WeChat notification");
+    let rejected: Result<String, _> = Err(&e);
+    record_notification(
+        state,
+        kind,
+        PaymentMethod::Wechat,
+        None,
+        headers_text,
+        body_text,
+        &rejected,
+    )
+    .await;
+    let status = match e {
+        ProviderError::BadSignature(_) => StatusCode::UNAUTHORIZED,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    wechat_fail(status, "verification failed")
+}
+
 fn headers_json(req: &HttpRequest) -> (HashMap<String, String>, String) {
     let map: HashMap<String, String> = req
         .headers()
@@ -101,23 +128,7 @@ pub async fn wechat_callback(
     let (notice, _tx) = match client.verify_notification(&headers, &body).await {
         Ok(v) => v,
         Err(e) => {
-            tracing::warn!(error = %e, "rejected WeChat notification");
-            let rejected: Result<String, _> = Err(&e);
-            record_notification(
-                &state,
-                "notification",
-                method,
-                None,
-                &headers_text,
-                &body_text,
-                &rejected,
-            )
-            .await;
-            let status = match e {
-                ProviderError::BadSignature(_) => StatusCode::UNAUTHORIZED,
-                _ => StatusCode::BAD_REQUEST,
-            };
-            return wechat_fail(status, "verification failed");
+            return wechat_rejected(&state, "notification", &headers_text, &body_text, e).await
         }
     };
     let cfg = client.config();
@@ -179,25 +190,7 @@ pub async fn wechat_refund_callback(
     let kind = "refund_notification";
     let remote = match client.verify_refund_notification(&headers, &body).await {
         Ok(r) => r,
-        Err(e) => {
-            tracing::warn!(error = %e, "rejected WeChat refund notification");
-            let rejected: Result<String, _> = Err(&e);
-            record_notification(
-                &state,
-                kind,
-                method,
-                None,
-                &headers_text,
-                &body_text,
-                &rejected,
-            )
-            .await;
-            let status = match e {
-                ProviderError::BadSignature(_) => StatusCode::UNAUTHORIZED,
-                _ => StatusCode::BAD_REQUEST,
-            };
-            return wechat_fail(status, "verification failed");
-        }
+        Err(e) => return wechat_rejected(&state, kind, &headers_text, &body_text, e).await,
     };
     let outcome = crate::service::refunds::apply_notice(&state, &remote)
         .await
@@ -250,7 +243,7 @@ pub async fn alipay_callback(
     let Some(client) = state.providers.alipay.clone() else {
         return alipay_reply(StatusCode::NOT_FOUND, "fail");
     };
-    let (notice, trade_status, _) = match client.verify_notification(&body) {
+    let (notice, trade_status, params) = match client.verify_notification(&body) {
         Ok(v) => v,
         Err(e) => {
             tracing::warn!(error = %e, "rejected Alipay notification");
@@ -268,6 +261,43 @@ pub async fn alipay_callback(
             return alipay_reply(StatusCode::BAD_REQUEST, "fail");
         }
     };
+    // Alipay also notifies after a refund (`out_biz_no` = our refund number): if the
+    // refund call's answer was lost, this completes the refund.
+    if let Some(out_refund_no) = params
+        .get("out_biz_no")
+        .filter(|_| params.contains_key("refund_fee"))
+    {
+        if let Ok(Some(row)) = crate::db::refunds::find(&state.db, out_refund_no).await {
+            if row.order_no == notice.out_trade_no {
+                let remote = crate::providers::RemoteRefund {
+                    out_trade_no: row.order_no.clone(),
+                    out_refund_no: row.out_refund_no.clone(),
+                    refund_id: Some(notice.transaction_id.clone()),
+                    state: crate::providers::RemoteRefundState::Succeeded,
+                    amount_fen: row.amount_fen,
+                    succeeded_at: None,
+                };
+                let decision = crate::service::refunds::apply_remote(&state, &row, &remote)
+                    .await
+                    .map(|d| format!("refund {out_refund_no}: {d}"))
+                    .map_err(ApplyError::Db);
+                record_notification(
+                    &state,
+                    "refund_notification",
+                    method,
+                    Some(&notice.out_trade_no),
+                    &headers_text,
+                    &body_text,
+                    &decision,
+                )
+                .await;
+                return match decision {
+                    Ok(_) => alipay_reply(StatusCode::OK, "success"),
+                    Err(_) => alipay_reply(StatusCode::INTERNAL_SERVER_ERROR, "fail"),
+                };
+            }
+        }
+    }
     let outcome = if notice.paid {
         orders::apply_payment(&state, method, &notice, None)
             .await
