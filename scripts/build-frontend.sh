@@ -89,6 +89,10 @@ else
   TARGET_DIR="$ROOT/target"
 fi
 
+# Stamp the start, not the end: an input edited during the build must trigger the next one.
+started_stamp="$(mktemp "${TMPDIR:-/tmp}/fenpay-frontend-stamp.XXXXXX")"
+trap 'rm -f "$started_stamp"' EXIT
+
 echo "build-frontend: cargo build -p frontend --target $TARGET --profile $PROFILE"
 cargo build -p frontend --target "$TARGET" --profile "$PROFILE"
 WASM="$TARGET_DIR/$TARGET/$PROFILE/frontend.wasm"
@@ -104,7 +108,7 @@ mkdir -p "$DIST"
 wasm-bindgen --target web --no-typescript --remove-name-section --remove-producers-section \
   --out-dir "$DIST" "$WASM"
 cp frontend/index.html frontend/style.css "$DIST/"
-touch "$STAMP"
+touch -r "$started_stamp" "$STAMP"
 
 echo "build-frontend: wrote $DIST"
 size_report

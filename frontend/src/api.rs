@@ -3,6 +3,10 @@
 //! A 401 on a request that carried a token ends the session here, once, so every
 //! screen gets "session expired" handling for free.
 
+use api_types::admin::{
+    AdminOrder, AdminOrderDetail, AdminOrderListResponse, AdminOrderQuery, RefundRequest,
+    RefundResponse, StatsQuery, StatsResponse, StreamTokenResponse,
+};
 use api_types::auth::{LoginRequest, RegisterRequest, TokenResponse, UserResponse};
 use api_types::error::ErrorResponse;
 use api_types::payment::{
@@ -13,6 +17,7 @@ use api_types::product::ProductListResponse;
 use leptos::prelude::*;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use serde_json::Value;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{Headers, Request, RequestInit, Response};
@@ -127,6 +132,80 @@ impl Api {
         self.call("GET", &path, None, Auth::Bearer).await
     }
 
+    /// A short-lived token for this order's event stream (`EventSource` cannot send headers).
+    pub async fn stream_token(self, order_no: &str) -> Result<StreamTokenResponse, ApiError> {
+        let path = format!("/payment/orders/{}/stream-token", path_segment(order_no));
+        self.call("POST", &path, None, Auth::Bearer).await
+    }
+
+    /// Operators: orders across all users, filtered and paged.
+    pub async fn admin_orders(
+        self,
+        query: &AdminOrderQuery,
+    ) -> Result<AdminOrderListResponse, ApiError> {
+        let path = format!("/admin/orders{}", admin_order_query(query));
+        let mut page: serde_json::Map<String, Value> =
+            self.call("GET", &path, None, Auth::Bearer).await?;
+        let items = match page.remove("items") {
+            Some(Value::Array(items)) => items
+                .into_iter()
+                .map(admin_order_from)
+                .collect::<Result<Vec<_>, _>>()?,
+            _ => return Err(ApiError::Unexpected),
+        };
+        Ok(AdminOrderListResponse {
+            items,
+            page: take(&mut page, "page")?,
+            per_page: take(&mut page, "per_page")?,
+            total: take(&mut page, "total")?,
+        })
+    }
+
+    /// Operators: one order with its payment records, refunds and outbound events.
+    pub async fn admin_order(self, order_no: &str) -> Result<AdminOrderDetail, ApiError> {
+        let path = format!("/admin/orders/{}", path_segment(order_no));
+        let mut detail: serde_json::Map<String, Value> =
+            self.call("GET", &path, None, Auth::Bearer).await?;
+        Ok(AdminOrderDetail {
+            order: admin_order_from(detail.remove("order").ok_or(ApiError::Unexpected)?)?,
+            records: take(&mut detail, "records")?,
+            refunds: take(&mut detail, "refunds")?,
+            events: take(&mut detail, "events")?,
+        })
+    }
+
+    /// Operators: refunds (part of) a paid order. The same `idempotency_key` never
+    /// refunds twice, so a repeated click or a retried request is harmless.
+    pub async fn refund(
+        self,
+        req: &RefundRequest,
+        idempotency_key: &str,
+    ) -> Result<RefundResponse, ApiError> {
+        let text = self
+            .send_with(
+                "POST",
+                "/admin/refunds",
+                Some(encode(req)?),
+                Auth::Bearer,
+                &[("Idempotency-Key", idempotency_key)],
+            )
+            .await?;
+        serde_json::from_str(&text).map_err(|_| ApiError::Unexpected)
+    }
+
+    /// Operators: paid and refunded totals per day and provider.
+    pub async fn admin_stats(self, query: &StatsQuery) -> Result<StatsResponse, ApiError> {
+        let mut params = Vec::new();
+        if let Some(from) = query.from {
+            params.push(format!("from={from}"));
+        }
+        if let Some(to) = query.to {
+            params.push(format!("to={to}"));
+        }
+        let path = format!("/admin/stats{}", join_query(&params));
+        self.call("GET", &path, None, Auth::Bearer).await
+    }
+
     /// True when the backend exposes its development emulator (200 from `/dev/info`).
     pub async fn dev_info(self) -> bool {
         match self.send("GET", "/dev/info", None, Auth::Anonymous).await {
@@ -165,12 +244,30 @@ impl Api {
         body: Option<String>,
         auth: Auth,
     ) -> Result<String, ApiError> {
+        self.send_with(method, path, body, auth, &[]).await
+    }
+
+    /// [`Api::send`] with extra request headers.
+    async fn send_with(
+        self,
+        method: &str,
+        path: &str,
+        body: Option<String>,
+        auth: Auth,
+        extra: &[(&str, &str)],
+    ) -> Result<String, ApiError> {
         let token = match auth {
             Auth::Bearer => self.session.token.get_untracked(),
             Auth::Anonymous => None,
         };
-        let request = build_request(method, &format!("{BASE}{path}"), body, token.as_deref())
-            .map_err(|_| ApiError::Network)?;
+        let request = build_request(
+            method,
+            &format!("{BASE}{path}"),
+            body,
+            token.as_deref(),
+            extra,
+        )
+        .map_err(|_| ApiError::Network)?;
         let window = web_sys::window().ok_or(ApiError::Network)?;
         let response: Response = JsFuture::from(window.fetch_with_request(&request))
             .await
@@ -209,6 +306,7 @@ fn build_request(
     url: &str,
     body: Option<String>,
     token: Option<&str>,
+    extra: &[(&str, &str)],
 ) -> Result<Request, JsValue> {
     let init = RequestInit::new();
     init.set_method(method);
@@ -221,6 +319,9 @@ fn build_request(
     if let Some(token) = token {
         headers.set("Authorization", &format!("Bearer {token}"))?;
     }
+    for (name, value) in extra {
+        headers.set(name, value)?;
+    }
     init.set_headers(&headers);
     Request::new_with_str_and_init(url, &init)
 }
@@ -231,4 +332,76 @@ fn encode<T: Serialize>(value: &T) -> Result<String, ApiError> {
 
 fn query_value(raw: &str) -> String {
     String::from(js_sys::encode_uri_component(raw))
+}
+
+fn path_segment(raw: &str) -> String {
+    query_value(raw)
+}
+
+fn join_query(params: &[String]) -> String {
+    if params.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", params.join("&"))
+    }
+}
+
+/// `?status=paid&from=2024-05-01...` with only the filters that are set.
+fn admin_order_query(q: &AdminOrderQuery) -> String {
+    let mut params = Vec::new();
+    if let Some(status) = q.status {
+        params.push(format!("status={}", status.as_str()));
+    }
+    if let Some(provider) = q.provider {
+        params.push(format!("provider={}", provider.as_str()));
+    }
+    if let Some(from) = q.from {
+        params.push(format!("from={from}"));
+    }
+    if let Some(to) = q.to {
+        params.push(format!("to={to}"));
+    }
+    if let Some(user) = q.user.as_deref().filter(|u| !u.is_empty()) {
+        params.push(format!("user={}", query_value(user)));
+    }
+    if let Some(flag) = q.needs_review {
+        params.push(format!("needs_review={flag}"));
+    }
+    if let Some(page) = q.page {
+        params.push(format!("page={page}"));
+    }
+    if let Some(per_page) = q.per_page {
+        params.push(format!("per_page={per_page}"));
+    }
+    join_query(&params)
+}
+
+/// Decodes an [`AdminOrder`]. Its `#[serde(flatten)]` order holds `Yuan` amounts, which
+/// deserialize only from serde_json's own text reader, never through flatten's buffer:
+/// split the operator fields off and read the order part as text.
+fn admin_order_from(value: Value) -> Result<AdminOrder, ApiError> {
+    let Value::Object(mut map) = value else {
+        return Err(ApiError::Unexpected);
+    };
+    let user_id = take(&mut map, "user_id")?;
+    let username = take(&mut map, "username")?;
+    let needs_review = take(&mut map, "needs_review")?;
+    let review_reason = take(&mut map, "review_reason")?;
+    let order =
+        serde_json::from_str(&Value::Object(map).to_string()).map_err(|_| ApiError::Unexpected)?;
+    Ok(AdminOrder {
+        order,
+        user_id,
+        username,
+        needs_review,
+        review_reason,
+    })
+}
+
+/// Removes `key` from a JSON object and decodes it (absent reads as `null`).
+fn take<T: DeserializeOwned>(
+    map: &mut serde_json::Map<String, Value>,
+    key: &str,
+) -> Result<T, ApiError> {
+    serde_json::from_value(map.remove(key).unwrap_or(Value::Null)).map_err(|_| ApiError::Unexpected)
 }

@@ -1,12 +1,13 @@
 //! fenpay web client: a Leptos client-side-rendered app compiled to wasm32.
 //!
 //! `main.rs` only calls [`mount`]. Views switch on a [`state::Route`] signal instead of a
-//! router (there are three screens and no deep links to keep). All HTTP goes through
-//! [`api`].
+//! router: the buyer screens live at `/`, the operator screens at `/admin...` (kept in
+//! the address bar so a reload stays there). All HTTP goes through [`api`].
 
 mod api;
 mod components;
 mod i18n;
+mod live;
 mod pages;
 mod state;
 mod time;
@@ -17,6 +18,7 @@ use leptos::task::spawn_local;
 use crate::api::Api;
 use crate::components::header::Header;
 use crate::i18n::I18n;
+use crate::pages::admin::{AdminFilters, AdminPage};
 use crate::pages::auth::AuthPage;
 use crate::pages::checkout::PayPage;
 use crate::pages::orders::OrdersPage;
@@ -40,10 +42,25 @@ fn App() -> impl IntoView {
     provide_context(session);
     let api = Api::new(session);
     provide_context(api);
-    let route = RwSignal::new(Route::Products);
+    let route = RwSignal::new(
+        current_path()
+            .and_then(|p| Route::from_path(&p))
+            .unwrap_or(Route::Products),
+    );
     provide_context(Nav(route));
+    // Operator screens have their own addresses (reload, bookmarks); the rest live at `/`.
+    Effect::new(move |_| {
+        let path = route.with(Route::path);
+        if current_path().is_some_and(|now| now != path) {
+            if let Ok(history) = window().history() {
+                let _ =
+                    history.replace_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some(&path));
+            }
+        }
+    });
     let dev = RwSignal::new(false);
     provide_context(DevMode(dev));
+    provide_context(AdminFilters::new());
 
     // The development emulator answers /dev/info; production answers 404.
     spawn_local(async move {
@@ -72,11 +89,17 @@ fn App() -> impl IntoView {
                         Route::Products => view! { <ProductsPage /> }.into_any(),
                         Route::Orders => view! { <OrdersPage /> }.into_any(),
                         Route::Pay(checkout) => view! { <PayPage checkout /> }.into_any(),
+                        Route::Admin(view) => view! { <AdminPage view /> }.into_any(),
                     }}
                 </main>
             </Show>
         </div>
     }
+}
+
+/// The address bar path (without query).
+fn current_path() -> Option<String> {
+    web_sys::window()?.location().pathname().ok()
 }
 
 /// The `order_no` of a page-pay return, removed from the address bar once read.

@@ -1,5 +1,6 @@
 //! One module per screen.
 
+pub mod admin;
 pub mod auth;
 pub mod checkout;
 pub mod orders;

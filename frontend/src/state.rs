@@ -139,6 +139,45 @@ pub enum Route {
     Products,
     Orders,
     Pay(Checkout),
+    Admin(AdminView),
+}
+
+/// The operator screens, each with its own address so a reload stays put.
+#[derive(Clone, Debug, PartialEq)]
+pub enum AdminView {
+    Orders,
+    Order(String),
+    Stats,
+}
+
+impl Route {
+    /// The address bar path for this screen (`/` for the buyer screens).
+    pub fn path(&self) -> String {
+        match self {
+            Route::Admin(AdminView::Orders) => "/admin".to_owned(),
+            Route::Admin(AdminView::Stats) => "/admin/stats".to_owned(),
+            Route::Admin(AdminView::Order(no)) => format!(
+                "/admin/orders/{}",
+                String::from(js_sys::encode_uri_component(no))
+            ),
+            _ => "/".to_owned(),
+        }
+    }
+
+    /// The screen an address opens (`/admin...`); `None` for everything else.
+    pub fn from_path(path: &str) -> Option<Route> {
+        let rest = path.trim_end_matches('/').strip_prefix("/admin")?;
+        let view = match rest {
+            "" | "/orders" => AdminView::Orders,
+            "/stats" => AdminView::Stats,
+            other => {
+                let no = other.strip_prefix("/orders/")?;
+                let no = js_sys::decode_uri_component(no).ok()?.as_string()?;
+                AdminView::Order(no)
+            }
+        };
+        Some(Route::Admin(view))
+    }
 }
 
 #[derive(Clone, Copy)]

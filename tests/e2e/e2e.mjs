@@ -5,12 +5,16 @@
 //   FENPAY_EMULATOR_URL   its provider emulator (required), e.g. http://127.0.0.1:8090
 //   FENPAY_SHORT_QR_URL   a second instance started with QR_CODE_EXPIRE_MINUTES=1 (the
 //                         expired-QR test is skipped without it)
+//   FENPAY_BIN            the fenpay binary, FENPAY_MAIN_DATA_DIR the FENPAY_URL instance's
+//                         DATA_DIR (and FENPAY_DEV_KEYS_DIR its DEV_KEYS_DIR): the admin
+//                         tests promote a user with `fenpay create-admin` (skipped without)
 //   E2E_ONLY              run only the tests whose name matches this regular expression
 //   E2E_SERIAL=1          do not overlap the slow expired-QR test with the others
 //
 // `run.sh` starts the servers and sets all of this. Output: one `ok N - name` or
 // `not ok N - name` line per test, then `e2e: N passed, M failed`.
 
+import { execFile } from 'node:child_process';
 import { mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -27,6 +31,10 @@ const EMU = trimSlash(process.env.FENPAY_EMULATOR_URL);
 const SHORT = trimSlash(process.env.FENPAY_SHORT_QR_URL);
 const ONLY = process.env.E2E_ONLY ? new RegExp(process.env.E2E_ONLY) : null;
 const SERIAL = process.env.E2E_SERIAL === '1';
+const FENPAY_BIN = process.env.FENPAY_BIN;
+const MAIN_DATA_DIR = process.env.FENPAY_MAIN_DATA_DIR;
+const DEV_KEYS_DIR = process.env.FENPAY_DEV_KEYS_DIR;
+const NO_ADMIN = FENPAY_BIN && MAIN_DATA_DIR ? null : 'FENPAY_BIN and FENPAY_MAIN_DATA_DIR are not set';
 
 const DESKTOP = { width: 1280, height: 800 };
 const PHONE = { width: 390, height: 844 };
@@ -448,6 +456,89 @@ async function buyPointsFlow(h, method) {
   assertEq(await tradeState(method, orderNo), method === 'wechat' ? 'SUCCESS' : 'TRADE_SUCCESS', 'provider trade state after paying');
 }
 
+/** Registers an account through the API and signs it in; returns `{ ...user, token }`. */
+async function apiUser(base, tag) {
+  const user = newUser(tag);
+  const reg = await api(base, null, 'POST', '/auth/register', user);
+  assertEq(reg.status, 201, `register ${user.username} (${reg.text})`);
+  return { ...user, token: await apiLogin(base, user) };
+}
+
+async function apiLogin(base, user) {
+  const r = await api(base, null, 'POST', '/auth/login', { username: user.username, password: user.password });
+  assertEq(r.status, 200, `login ${user.username} (${r.text})`);
+  return r.json.access_token;
+}
+
+/**
+ * An administrator of the main instance: registered through the API, promoted with
+ * `fenpay create-admin` on the instance's own database, signed in again (the role is
+ * in the token).
+ */
+async function adminUser(tag = 'adm') {
+  const user = await apiUser(BASE, tag);
+  const env = { ...process.env, APP_ENV: 'development', DATA_DIR: MAIN_DATA_DIR, FENPAY_ADMIN_PASSWORD: user.password };
+  for (const name of ['DATABASE_URL', 'PUBLIC_BASE_URL', 'JWT_SECRET']) delete env[name];
+  if (DEV_KEYS_DIR) env.DEV_KEYS_DIR = DEV_KEYS_DIR;
+  await new Promise((resolve, reject) => {
+    execFile(
+      FENPAY_BIN,
+      ['create-admin', '--username', user.username, '--email', user.email],
+      { cwd: MAIN_DATA_DIR, env, timeout: 60_000 },
+      (err, stdout, stderr) => (err ? reject(new Failure(`fenpay create-admin failed: ${err.message}\n${stderr}`)) : resolve(stdout)),
+    );
+  });
+  const token = await apiLogin(BASE, user);
+  const account = await me(BASE, token);
+  assertEq(account.role, 'admin', 'role after create-admin');
+  return { ...user, token };
+}
+
+/** A paid order of `user` bought through the API (create-order, then the emulator pays). */
+async function apiPaidOrder(base, user, { productId = 1, method = 'wechat' } = {}) {
+  const products = await api(base, user.token, 'GET', '/products');
+  assertEq(products.status, 200, `GET /products (${products.text})`);
+  const items = products.json.items ?? products.json.products ?? products.json;
+  const product = items.find((p) => p.id === productId);
+  assert(product, `product ${productId} exists`);
+  const created = await api(base, user.token, 'POST', '/payment/create-order', {
+    product_type: product.kind,
+    product_id: productId,
+    payment_method: method,
+  });
+  assertEq(created.status, 200, `create-order (${created.text})`);
+  const orderNo = created.json.order_no;
+  const paid = await api(base, user.token, 'POST', '/dev/simulate-pay', { order_no: orderNo });
+  assert(paid.status >= 200 && paid.status < 300, `simulate-pay ${orderNo}: ${paid.status} ${paid.text}`);
+  await eventually(async () => (await orderStatus(base, user.token, orderNo)).status === 'paid', {
+    timeout: PAY_TIMEOUT,
+    message: `order ${orderNo} to be paid`,
+  });
+  return orderNo;
+}
+
+/** Signs `user` in through the form and opens the admin order list. */
+async function openAdmin(page, user) {
+  await openApp(page);
+  await signIn(page, user);
+  const link = page.locator('[data-testid=nav-admin]');
+  await link.waitFor();
+  await link.click();
+  await page.locator('[data-testid=admin-page]').waitFor();
+  await page.locator('[data-testid=admin-filters]').waitFor();
+}
+
+/** Filters the admin list to one user's orders and opens `orderNo`. */
+async function adminOpenOrder(page, username, orderNo) {
+  await page.locator('#f-user').fill(username);
+  await page.locator('[data-testid=admin-apply]').click();
+  const row = page.locator(`[data-testid=admin-order-row][data-order-no="${orderNo}"]`);
+  await row.waitFor();
+  await row.locator('[data-testid=admin-open-order]').click();
+  await page.locator(`[data-testid=admin-order-detail][data-order-no="${orderNo}"]`).waitFor();
+  await page.locator('[data-testid=admin-order-status]').waitFor();
+}
+
 // ---------------------------------------------------------------------------------------
 // The tests.
 
@@ -643,6 +734,213 @@ test('session: a reload keeps it, a tampered token returns to sign-in with an er
   const fresh = await storedToken(page);
   assert(fresh && fresh !== forged, 'a new token is stored');
 });
+
+test('live status: checkout gets the payment over server-sent events, no polling', async (h) => {
+  const page = await h.page(BASE);
+  const requests = [];
+  page.on('request', (req) => requests.push({ url: req.url(), type: req.resourceType(), at: Date.now() }));
+  const user = newUser('sse');
+  await openApp(page);
+  await register(page, user);
+  const orderNo = await startCheckout(page, { productId: 1, method: 'wechat' });
+  const pay = page.locator('[data-testid=pay-page]');
+  await eventually(async () => (await pay.getAttribute('data-feed')) === 'sse', { message: 'the live feed (data-feed=sse)' });
+  await page.locator('[data-testid=live-indicator][data-mode=sse]').waitFor();
+  const streams = requests.filter((r) => /\/payment\/orders\/[^/]+\/events\?token=/.test(r.url));
+  assert(streams.length >= 1, `an EventSource request to /events was made: ${JSON.stringify(requests.map((r) => r.url))}`);
+  assertEq(streams[0].type, 'eventsource', 'the /events request is an EventSource');
+  assert(streams[0].url.includes(encodeURIComponent(orderNo)) || streams[0].url.includes(orderNo), 'the stream is for this order');
+  assert(requests.some((r) => r.url.includes(`/payment/orders/${orderNo}/stream-token`)), 'a stream token was requested');
+
+  // Pay behind the page's back: only the stream can tell it.
+  const polled = () => requests.filter((r) => r.url.includes('/payment/order-status')).length;
+  const before = polled();
+  const token = await storedToken(page);
+  const paid = await api(BASE, token, 'POST', '/dev/simulate-pay', { order_no: orderNo });
+  assert(paid.status >= 200 && paid.status < 300, `simulate-pay: ${paid.status} ${paid.text}`);
+  await expectText(page.locator('[data-testid=order-status]'), 'paid', { timeout: PAY_TIMEOUT, what: 'order-status' });
+  await page.locator('[data-testid=payment-success]').waitFor();
+  assertEq(polled(), before, 'order-status polls while the stream was live');
+  await expectText(page.locator('[data-testid=points-balance]'), '100', { what: 'points-balance after paying' });
+});
+
+test('live status: without a stream token the checkout falls back to polling', async (h) => {
+  const page = await h.page(BASE);
+  // An older server: no stream-token route.
+  await page.route('**/stream-token', (route) =>
+    route.fulfill({ status: 404, contentType: 'application/json', body: '{"code":"not_found","message":"route"}' }),
+  );
+  const requests = [];
+  page.on('request', (req) => requests.push({ url: req.url(), type: req.resourceType() }));
+  const user = newUser('poll');
+  await openApp(page);
+  await register(page, user);
+  const orderNo = await startCheckout(page, { productId: 1, method: 'alipay' });
+  const pay = page.locator('[data-testid=pay-page]');
+  await eventually(async () => (await pay.getAttribute('data-feed')) === 'poll', { message: 'the polling feed (data-feed=poll)' });
+  assertEq(requests.filter((r) => r.type === 'eventsource').length, 0, 'EventSource requests without a token');
+  const token = await storedToken(page);
+  const paid = await api(BASE, token, 'POST', '/dev/simulate-pay', { order_no: orderNo });
+  assert(paid.status >= 200 && paid.status < 300, `simulate-pay: ${paid.status} ${paid.text}`);
+  await expectText(page.locator('[data-testid=order-status]'), 'paid', { timeout: PAY_TIMEOUT, what: 'order-status' });
+  assert(requests.some((r) => r.url.includes('/payment/order-status')), 'the page polled order-status');
+});
+
+test(
+  'admin: find a paid order, refund it in full through the UI, order refunded',
+  async (h) => {
+    // The buyer pays for 100 points with WeChat Pay in the browser.
+    const buyerPage = await h.page(BASE);
+    const buyer = newUser('rbuy');
+    await openApp(buyerPage);
+    await register(buyerPage, buyer);
+    assertEq(await buyerPage.locator('[data-testid=nav-admin]').count(), 0, 'admin link for a buyer');
+    const orderNo = await startCheckout(buyerPage, { productId: 1, method: 'wechat' });
+    await simulatePay(buyerPage);
+    await expectText(buyerPage.locator('[data-testid=points-balance]'), '100', { what: 'points after paying' });
+    const buyerToken = await storedToken(buyerPage);
+
+    // The operator finds it with the filters.
+    const admin = await adminUser('radm');
+    const page = await h.page(BASE);
+    await openAdmin(page, admin);
+    await page.locator('#f-status').selectOption('paid');
+    await page.locator('#f-provider').selectOption('wechat');
+    await adminOpenOrder(page, buyer.username, orderNo);
+    await expectText(page.locator('[data-testid=admin-order-status]'), '已支付', { what: 'detail status' });
+    await expectText(page.locator('[data-testid=admin-order-amount]'), '¥10.00', { what: 'detail amount' });
+    await page.locator('[data-testid=record][data-kind=notification]').first().waitFor();
+    await page.locator('[data-testid=event][data-type="order.paid"]').waitFor();
+
+    // A bad amount is refused in the browser, before any request.
+    const amount = page.locator('#refund-amount');
+    assertEq(await amount.inputValue(), '10.00', 'refund amount defaults to what is refundable');
+    await amount.fill('10.001');
+    await page.locator('[data-testid=refund-submit]').click();
+    await page.locator('[data-testid=refund-amount-error]').waitFor();
+    await amount.fill('20');
+    await page.locator('[data-testid=refund-submit]').click();
+    await expectText(page.locator('[data-testid=refund-amount-error]'), '退款金额不能超过可退金额 ¥10.00', { what: 'too-much error' });
+
+    // Full refund, confirmed; a double click on "confirm" must not refund twice.
+    const refundPosts = [];
+    page.on('request', (req) => {
+      if (req.method() === 'POST' && req.url().endsWith('/api/v1/admin/refunds')) {
+        refundPosts.push(req.headers()['idempotency-key']);
+      }
+    });
+    await amount.fill('10');
+    await page.locator('#refund-reason').fill('e2e full refund');
+    await page.locator('[data-testid=refund-submit]').click();
+    await page.locator('[data-testid=refund-confirm-box]').waitFor();
+    const confirmText = (await page.locator('[data-testid=refund-confirm-box]').textContent()) ?? '';
+    assert(confirmText.includes('¥10.00'), `the confirm step names the amount: ${confirmText}`);
+    await page.locator('[data-testid=refund-confirm]').dblclick();
+    await page.locator('[data-testid=refund-result]').waitFor({ timeout: PAY_TIMEOUT });
+    assert(refundPosts.length >= 1, 'a refund was posted');
+    assert(refundPosts.every((k) => k && k === refundPosts[0]), `one Idempotency-Key per confirmation: ${refundPosts}`);
+
+    // WeChat refunds settle asynchronously: the page keeps looking until refunded.
+    await eventually(async () => (await page.locator('[data-testid=admin-order-status]').getAttribute('data-status')) === 'refunded', {
+      timeout: PAY_TIMEOUT,
+      message: 'the detail to show the order refunded',
+    });
+    await page.locator('[data-testid=refund-row][data-status=succeeded]').waitFor({ timeout: PAY_TIMEOUT });
+    assertEq(await page.locator('[data-testid=refund-row]').count(), 1, 'refund rows');
+    assertEq(await page.locator('[data-testid=refund-form]').count(), 0, 'refund form once fully refunded');
+    await expectText(page.locator('[data-testid=admin-order-refunded]'), '¥10.00', { what: 'refunded amount' });
+
+    // The server agrees.
+    const order = await orderStatus(BASE, buyerToken, orderNo);
+    assertEq(order.status, 'refunded', 'server order status');
+    assertEq(order.refunded_fen, 1000, 'server refunded_fen');
+    const detail = await api(BASE, admin.token, 'GET', `/admin/orders/${orderNo}`);
+    assertEq(detail.status, 200, `admin detail (${detail.text})`);
+    assertEq(detail.json.refunds.length, 1, 'refunds on the server (a double click refunds once)');
+    assertEq(detail.json.refunds[0].reason, 'e2e full refund', 'refund reason');
+    const wx = await emulatorTrade('wechat', orderNo);
+    assert(JSON.stringify(wx).includes('REFUND') || wx.trade_state === 'REFUND', `the provider knows of the refund: ${JSON.stringify(wx).slice(0, 300)}`);
+
+    // Points: taken back only if this server claws back (read, not assumed).
+    const points = (await me(BASE, buyerToken)).points_balance;
+    assert(points === 0 || points === 100, `buyer points after a full refund are 0 (clawed back) or 100 (kept): ${points}`);
+    console.log(`  # buyer points after the full refund: ${points} (${points === 0 ? 'clawed back' : 'kept'})`);
+    await buyerPage.reload({ waitUntil: 'commit' });
+    await expectText(buyerPage.locator('[data-testid=points-balance]'), String(points), { what: 'buyer points in the UI' });
+    await buyerPage.locator('[data-testid=nav-orders]').click();
+    await buyerPage.locator(`[data-testid=order-row][data-order-no="${orderNo}"][data-status=refunded]`).waitFor();
+  },
+  { skip: NO_ADMIN },
+);
+
+test('admin: a non-admin sees "no access", the API refuses', async (h) => {
+  const page = await h.page(BASE);
+  const user = newUser('noadm');
+  await openApp(page);
+  await register(page, user);
+  await expectText(page.locator('[data-testid=username]'), user.username, { what: 'username' });
+  assertEq(await page.locator('[data-testid=nav-admin]').count(), 0, 'admin link for a non-admin');
+  await page.goto('/admin', { waitUntil: 'commit' });
+  await page.locator('#app-root').waitFor();
+  const denied = page.locator('[data-testid=admin-no-access]');
+  await denied.waitFor();
+  assert(((await denied.textContent()) ?? '').includes('没有访问权限'), 'the Chinese no-access message');
+  await page.locator('[data-testid=lang-toggle]').click();
+  await eventually(async () => ((await denied.textContent()) ?? '').includes('No access'), { message: 'the English no-access message' });
+  assertEq(await page.locator('[data-testid=admin-filters]').count(), 0, 'admin filters for a non-admin');
+  const token = await storedToken(page);
+  assertEq((await api(BASE, token, 'GET', '/admin/orders')).status, 403, 'GET /admin/orders as a buyer');
+  assertEq((await api(BASE, token, 'GET', '/admin/stats')).status, 403, 'GET /admin/stats as a buyer');
+});
+
+test(
+  'screenshots of the admin pages at desktop and phone sizes',
+  async (h) => {
+    const buyer = await apiUser(BASE, 'sbuy');
+    const orderNo = await apiPaidOrder(BASE, buyer, { productId: 1, method: 'alipay' });
+    await apiPaidOrder(BASE, buyer, { productId: 2, method: 'wechat' });
+    const admin = await adminUser('sadm');
+    // A partial refund, so the detail shows a refund and the form for the rest.
+    const refund = await fetch(`${BASE}/api/v1/admin/refunds`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${admin.token}`, 'idempotency-key': `e2e-${orderNo}` },
+      body: JSON.stringify({ order_no: orderNo, amount_fen: 250, reason: 'partial' }),
+    });
+    assertEq(refund.status, 200, `partial refund (${await refund.text()})`);
+
+    for (const [size, viewport] of [
+      ['desktop', DESKTOP],
+      ['phone', PHONE],
+    ]) {
+      const phone = size === 'phone';
+      const page = await h.page(BASE, { viewport, phone });
+      const shot = async (name) => {
+        await page.evaluate(() => document.fonts.ready);
+        if (phone) {
+          const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+          assert(overflow <= 0, `${name} on a phone scrolls sideways by ${overflow} px`);
+        }
+        await page.screenshot({ path: join(SHOTS, `${name}-${size}.png`) });
+      };
+      await openAdmin(page, admin);
+      await page.locator('[data-testid=admin-order-row]').first().waitFor();
+      await shot('admin-orders');
+      await adminOpenOrder(page, buyer.username, orderNo);
+      await page.locator('[data-testid=refund-row]').first().waitFor();
+      assertEq(await page.locator('#refund-amount').inputValue(), '7.50', 'the refundable rest after a 2.50 refund');
+      await shot('admin-order');
+      await page.locator('[data-testid=admin-tab-stats]').click();
+      await page.locator('[data-testid=stats-totals]').waitFor();
+      await page.locator('[data-testid=stats-row]').first().waitFor();
+      await shot('admin-stats');
+      if (!phone) {
+        const paid = await page.locator('[data-testid=stats-total-paid]').textContent();
+        assert(/^¥\d+\.\d{2}$/.test(paid?.trim() ?? ''), `total paid is shown in yuan: ${paid}`);
+      }
+    }
+  },
+  { skip: NO_ADMIN },
+);
 
 test('Swagger UI at /docs/ renders offline', async (h) => {
   const page = await h.page(BASE);

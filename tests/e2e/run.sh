@@ -127,8 +127,11 @@ echo "main http://127.0.0.1:$port_a (emulator :$emu_a), short-QR http://127.0.0.
 
 echo "== e2e: browser tests"
 status=0
+# FENPAY_BIN + FENPAY_MAIN_DATA_DIR + FENPAY_DEV_KEYS_DIR let the admin tests run
+# `fenpay create-admin` against the main instance's database.
 FENPAY_URL="http://127.0.0.1:$port_a" FENPAY_EMULATOR_URL="http://127.0.0.1:$emu_a" \
   FENPAY_SHORT_QR_URL="http://127.0.0.1:$port_b" \
+  FENPAY_BIN="$root/target/debug/fenpay" FENPAY_MAIN_DATA_DIR="$work/main" FENPAY_DEV_KEYS_DIR="$keys" \
   node "$here/e2e.mjs" || status=$?
 if [ "$status" != 0 ]; then
   for name in main short; do

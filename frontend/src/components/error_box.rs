@@ -70,6 +70,15 @@ pub fn error_text(i18n: I18n, err: &ApiError) -> String {
             Some(i18n.t("该商品已下架。", "This product is no longer available."))
         }
         "out_of_stock" => Some(i18n.t("该商品已售罄。", "This product is sold out.")),
+        "invalid_query" => Some(i18n.t(
+            "查询条件无效，请检查日期等筛选条件。",
+            "Invalid filters. Check the dates and other fields.",
+        )),
+        "order_not_paid" => Some(i18n.t(
+            "该订单未支付，无法退款。",
+            "This order is not paid, so it cannot be refunded.",
+        )),
+        "invalid_refund_amount" => Some(i18n.t("退款金额无效。", "Invalid refund amount.")),
         "internal" | "internal_error" => Some(i18n.t(
             "服务器内部错误，请稍后再试。",
             "Something went wrong on the server. Please try again later.",

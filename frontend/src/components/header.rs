@@ -1,12 +1,13 @@
 //! Top bar of the signed-in app: navigation, account summary, language, sign-out.
 
+use api_types::auth::Role;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
 use crate::api::{Api, ApiError};
 use crate::components::lang_toggle::LangToggle;
 use crate::i18n::use_i18n;
-use crate::state::{Nav, Route, Session};
+use crate::state::{AdminView, Nav, Route, Session};
 use crate::time::{local_date, now_ms};
 
 #[component]
@@ -34,8 +35,14 @@ pub fn Header() -> impl IntoView {
         load_user();
     }
 
-    let on_products = move || !matches!(route.get(), Route::Orders);
+    let on_products = move || matches!(route.get(), Route::Products | Route::Pay(_));
     let on_orders = move || matches!(route.get(), Route::Orders);
+    let on_admin = move || matches!(route.get(), Route::Admin(_));
+    let is_admin = move || {
+        session
+            .user
+            .with(|u| u.as_ref().is_some_and(|u| u.role == Role::Admin))
+    };
 
     let account = move || {
         let Some(user) = session.user.get() else {
@@ -104,6 +111,17 @@ pub fn Header() -> impl IntoView {
                     >
                         {move || i18n.t("我的订单", "My orders")}
                     </button>
+                    <Show when=is_admin>
+                        <button
+                            type="button"
+                            class="nav-link"
+                            class:active=on_admin
+                            data-testid="nav-admin"
+                            on:click=move |_| route.set(Route::Admin(AdminView::Orders))
+                        >
+                            {move || i18n.t("管理", "Admin")}
+                        </button>
+                    </Show>
                 </nav>
                 <div class="topbar-actions">
                     <LangToggle />

@@ -1,6 +1,10 @@
-//! Paying one order: QR code, countdown, live status (polled every 3 s), cancel,
-//! "get a new code" after expiry and, against the development emulator, simulated payment.
+//! Paying one order: QR code, countdown, live status, cancel, "get a new code" after
+//! expiry and, against the development emulator, simulated payment.
+//!
+//! Status arrives over server-sent events; when the stream cannot be opened (an older
+//! server without `stream-token`, a proxy that blocks it) the page polls every 3 s.
 
+use std::rc::Rc;
 use std::time::Duration;
 
 use api_types::payment::{CreateOrderRequest, OrderStatus, PaymentMethod};
@@ -12,6 +16,7 @@ use crate::api::{Api, ApiError};
 use crate::components::error_box::ErrorBox;
 use crate::components::qr::QrCodeView;
 use crate::i18n::{method_label, status_label, use_i18n};
+use crate::live::{LiveEvent, LiveStream};
 use crate::state::{Checkout, DevMode, Nav, Route, Session};
 use crate::time::{mm_ss, now_ms};
 
@@ -47,6 +52,27 @@ fn order_request(kind: ProductKind, id: i64, method: PaymentMethod) -> CreateOrd
     }
 }
 
+/// Where status updates come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Feed {
+    /// Asking for a stream token / opening the stream.
+    Connecting,
+    /// Server-sent events.
+    Live,
+    /// Polling order-status every 3 s.
+    Polling,
+}
+
+impl Feed {
+    fn as_str(self) -> &'static str {
+        match self {
+            Feed::Connecting => "connecting",
+            Feed::Live => "sse",
+            Feed::Polling => "poll",
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Busy {
     Cancelling,
@@ -73,12 +99,25 @@ pub fn PayPage(checkout: Checkout) -> impl IntoView {
     let simulated = RwSignal::new(false);
     let in_flight = StoredValue::new(false);
     let final_check_done = StoredValue::new(false);
+    let feed = RwSignal::new(Feed::Connecting);
+    let stream = StoredValue::new_local(None::<LiveStream>);
+    let streamed = StoredValue::new(false);
+    let stop_stream = move || {
+        let _ = stream.try_with_value(|s| {
+            if let Some(s) = s {
+                s.close();
+            }
+        });
+    };
 
     // Applies a status read from the server; a fresh payment refreshes the balance.
     let apply = move |next: OrderStatus| {
         let Some(prev) = status.try_get_untracked() else {
             return;
         };
+        if next.is_terminal() {
+            stop_stream();
+        }
         if prev == next {
             return;
         }
@@ -119,8 +158,55 @@ pub fn PayPage(checkout: Checkout) -> impl IntoView {
         });
     };
 
-    // A reopened order may be stale: look once right away.
-    poll();
+    // Server-sent events first; polling when the stream cannot be had.
+    let fall_back = move || {
+        stop_stream();
+        if feed.try_set(Feed::Polling).is_none() {
+            poll();
+        }
+    };
+    let on_live = move |event: LiveEvent| match event {
+        LiveEvent::Status(order) => {
+            let _ = streamed.try_set_value(true);
+            let _ = feed.try_set(Feed::Live);
+            apply(order.status);
+        }
+        // Before any message the stream is not usable (refused, blocked): poll instead.
+        LiveEvent::Error { closed } if closed || streamed.try_get_value() != Some(true) => {
+            fall_back()
+        }
+        // A dropped connection the browser is re-opening: poll until it is back.
+        LiveEvent::Error { .. } => {
+            if feed.try_set(Feed::Polling).is_none() {
+                poll();
+            }
+        }
+    };
+    if checkout.status.is_terminal() || now_ms() >= expire_ms {
+        feed.set(Feed::Polling);
+        poll();
+    } else {
+        spawn_local(async move {
+            let Some(no) = order_no.try_get_value() else {
+                return;
+            };
+            let url = match api.stream_token(&no).await {
+                Ok(reply) => reply.url,
+                Err(_) => return fall_back(),
+            };
+            if status
+                .try_get_untracked()
+                .is_none_or(OrderStatus::is_terminal)
+            {
+                return;
+            }
+            match LiveStream::open(&url, Rc::new(on_live)) {
+                // Some(..) back means the page is gone: dropping the stream closes it.
+                Ok(opened) => drop(stream.try_set_value(Some(opened))),
+                Err(_) => fall_back(),
+            }
+        });
+    }
 
     let ticker = set_interval_with_handle(
         move || {
@@ -129,6 +215,7 @@ pub fn PayPage(checkout: Checkout) -> impl IntoView {
             // One last look when the code runs out, in case the payment landed at the end.
             if t >= expire_ms && final_check_done.try_get_value() == Some(false) {
                 final_check_done.set_value(true);
+                stop_stream();
                 poll();
             }
         },
@@ -137,7 +224,7 @@ pub fn PayPage(checkout: Checkout) -> impl IntoView {
     .ok();
     let poller = set_interval_with_handle(
         move || {
-            if now_ms() < expire_ms {
+            if now_ms() < expire_ms && feed.try_get_untracked() == Some(Feed::Polling) {
                 poll();
             }
         },
@@ -151,6 +238,7 @@ pub fn PayPage(checkout: Checkout) -> impl IntoView {
         if let Some(handle) = poller {
             handle.clear();
         }
+        stop_stream();
     });
 
     let cancel = move |_| {
@@ -196,9 +284,12 @@ pub fn PayPage(checkout: Checkout) -> impl IntoView {
             match result {
                 Ok(()) => {
                     let _ = simulated.try_set(true);
-                    poll();
-                    // The notification reaches the backend asynchronously; look again soon.
-                    set_timeout(poll, Duration::from_millis(800));
+                    // The stream reports the payment; a poller looks now and again soon
+                    // (the notification reaches the backend asynchronously).
+                    if feed.try_get_untracked() != Some(Feed::Live) {
+                        poll();
+                        set_timeout(poll, Duration::from_millis(800));
+                    }
                 }
                 Err(err) => {
                     let _ = error.try_set(Some(err));
@@ -258,6 +349,14 @@ pub fn PayPage(checkout: Checkout) -> impl IntoView {
                         <p class="countdown" data-testid="countdown" aria-live="off">
                             {move || i18n.t("二维码有效期剩余 ", "Code valid for ")}
                             <strong>{move || mm_ss(expire_ms - now.get())}</strong>
+                        </p>
+                        <p class="feed" data-testid="live-indicator" data-mode=move || feed.get().as_str()>
+                            <span class="feed-dot" aria-hidden="true"></span>
+                            {move || match feed.get() {
+                                Feed::Connecting => i18n.t("正在连接…", "Connecting…"),
+                                Feed::Live => i18n.t("实时更新", "Live"),
+                                Feed::Polling => i18n.t("每 3 秒刷新", "Checking every 3 s"),
+                            }}
                         </p>
                         {move || poll_failed.get().then(|| view! {
                             <p class="muted" role="status">
@@ -368,7 +467,7 @@ pub fn PayPage(checkout: Checkout) -> impl IntoView {
     let amount = checkout.amount.to_string();
     let title = checkout.product_name.clone();
     view! {
-        <section class="page pay-page card" data-testid="pay-page">
+        <section class="page pay-page card" data-testid="pay-page" data-feed=move || feed.get().as_str()>
             <button type="button" class="btn btn-ghost back" on:click=move |_| route.set(Route::Products)>
                 {move || i18n.t("← 返回", "← Back")}
             </button>
@@ -380,7 +479,7 @@ pub fn PayPage(checkout: Checkout) -> impl IntoView {
                 <dt>{move || i18n.t("订单号", "Order no.")}</dt>
                 <dd><code data-testid="order-no">{order_no_text}</code></dd>
                 <dt>{move || i18n.t("状态", "Status")}</dt>
-                <dd>
+                <dd aria-live="polite">
                     <span class=move || format!("badge badge-{}", status.get().as_str()) data-testid="order-status">
                         {move || status.get().as_str()}
                     </span>
