@@ -143,8 +143,12 @@ pub enum RemoteRefundState {
     Processing,
     /// Money returned (WeChat SUCCESS; Alipay fund_change=Y / REFUND_SUCCESS).
     Succeeded,
-    /// Refused or abandoned (WeChat CLOSED / ABNORMAL).
+    /// Refused or abandoned (WeChat CLOSED, Alipay REFUND_FAIL): nothing was refunded.
     Failed,
+    /// WeChat ABNORMAL: the money left the merchant but could not reach the payer (e.g. a
+    /// cancelled card). It needs a person in the merchant platform; WeChat reports SUCCESS
+    /// once it is handled. The amount stays reserved.
+    Abnormal,
 }
 
 /// Result of a refund call, a refund query or a refund notification.

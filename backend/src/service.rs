@@ -1,7 +1,7 @@
 //! Use-cases shared by HTTP handlers, jobs and the CLI.
 
 pub mod accounts;
-pub mod catalog;
 pub mod admin;
+pub mod catalog;
 pub mod orders;
 pub mod refunds;

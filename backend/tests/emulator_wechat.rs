@@ -1479,11 +1479,11 @@ async fn abnormal_fault_ends_the_refund_abnormal() {
         .verify_refund_notification(&note.lower_headers(), &note.body)
         .await
         .unwrap();
-    assert_eq!(verified.state, RemoteRefundState::Failed);
+    assert_eq!(verified.state, RemoteRefundState::Abnormal);
     assert_eq!(verified.succeeded_at, None);
     assert_eq!(
         wx.query_refund("RF-ABN-1").await.unwrap().state,
-        RemoteRefundState::Failed
+        RemoteRefundState::Abnormal
     );
     // The fault was for one refund only.
     assert_eq!(h.state.faults.get().refund_abnormal_next, 0);

@@ -875,3 +875,191 @@ async fn webhooks_are_signed_retried_logged_and_resent() {
         .await;
     assert_eq!(status, 404);
 }
+
+// ---- faults around jobs and refunds -------------------------------------------------------
+
+fn auto_refund() -> Vec<(&'static str, &'static str)> {
+    let mut o = emu();
+    o.push(("AUTO_REFUND_PAID_AFTER_CLOSE", "true"));
+    o
+}
+
+both_backends!(
+    late_payment_is_refunded_automatically_when_configured,
+    &auto_refund(),
+    |app: TestApp| async move {
+        let token = app.signup("late-auto").await;
+        let no = create_ok(&app, &token, "alipay", 1).await;
+        faults(&app, json!({"drop_notifications_next": 1000})).await;
+        pay_at_emulator(&app, "alipay", &no).await;
+        // Our side cancelled meanwhile (the close raced the payment).
+        assert!(
+            fenpay::db::orders::cancel(&app.state.db, &no, "user", &Default::default())
+                .await
+                .unwrap()
+                .is_some()
+        );
+        faults(&app, json!({})).await;
+        // The provider resends the notification: paid after close -> fulfilled, flagged, refunded.
+        let (status, body) = app
+            .emulator_post(&format!("/__emulator/alipay/notify/{no}"), &json!({}))
+            .await;
+        assert!(status < 300, "{body}");
+        for _ in 0..200 {
+            if order(&app, &no).await.status == "refunded" {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let o = order(&app, &no).await;
+        assert_eq!(o.status, "refunded");
+        assert!(o.needs_review);
+        assert_eq!(o.refunded_fen, 1000);
+        let refunds = fenpay::db::refunds::for_order(&app.state.db, &no)
+            .await
+            .unwrap();
+        assert_eq!(refunds.len(), 1);
+        assert_eq!(refunds[0].requested_by, "system");
+        assert_eq!(refunds[0].out_refund_no, format!("RC{}", &no[2..]));
+        // Points credited by the late payment were taken back with the refund.
+        assert_eq!(me(&app, &token).await["points_balance"], 0);
+        let types = event_types(&app, &no).await;
+        for t in [
+            "order.cancelled",
+            "order.paid",
+            "order.paid_after_close",
+            "order.refunded",
+        ] {
+            assert!(types.contains(&t.to_string()), "{t} missing: {types:?}");
+        }
+    }
+);
+
+both_backends!(
+    refund_faults_abnormal_closed_and_refused,
+    &emu(),
+    |app: TestApp| async move {
+        let token = app.signup("abnormal").await;
+        let admin = app.admin("abnormal-admin").await;
+        let wait_refund = |no: &'static str, cond: fn(&fenpay::db::refunds::RefundRow) -> bool| {
+            let db = app.state.db.clone();
+            async move {
+                for _ in 0..200 {
+                    let row = fenpay::db::refunds::find(&db, no).await.unwrap().unwrap();
+                    if cond(&row) {
+                        return row;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+                panic!("refund {no} never reached the expected state");
+            }
+        };
+        // ABNORMAL (money stuck on the way to the payer): stays reserved, order flagged.
+        let no = paid_order(&app, &token, "wechat", 1).await;
+        faults(&app, json!({"refund_abnormal_next": 1})).await;
+        let (status, body) = refund(
+            &app,
+            &admin,
+            json!({"order_no": no, "out_refund_no": "RF-abnormal-1"}),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["status"], "processing");
+        let r = wait_refund("RF-abnormal-1", |r| r.failure.is_some()).await;
+        assert_eq!(r.status, "processing");
+        let o = order(&app, &no).await;
+        assert_eq!(
+            (o.status.as_str(), o.refunded_fen, o.needs_review),
+            ("paid", 0, true)
+        );
+        assert!(o.review_reason.unwrap().contains("RF-abnormal-1"));
+        assert_eq!(
+            me(&app, &token).await["points_balance"],
+            100,
+            "nothing clawed back"
+        );
+        let (status, body) = refund(&app, &admin, json!({"order_no": no})).await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (400, Some("invalid_refund_amount")),
+            "{body}"
+        );
+        // CLOSED: nothing refunded, the amount is refundable again.
+        let no2 = paid_order(&app, &token, "wechat", 1).await;
+        faults(&app, json!({"hold_refunds": true})).await;
+        let (status, body) = refund(
+            &app,
+            &admin,
+            json!({"order_no": no2, "out_refund_no": "RF-closed-1"}),
+        )
+        .await;
+        assert_eq!(
+            (status, body["status"].as_str()),
+            (200, Some("processing")),
+            "{body}"
+        );
+        let (status, body) = app
+            .emulator_post(
+                "/__emulator/wechat/refunds/RF-closed-1/settle",
+                &json!({"status": "CLOSED"}),
+            )
+            .await;
+        assert!(status < 300, "{body}");
+        let r = wait_refund("RF-closed-1", |r| r.status != "processing").await;
+        assert_eq!(r.status, "failed");
+        faults(&app, json!({})).await;
+        let (status, body) = refund(
+            &app,
+            &admin,
+            json!({"order_no": no2, "out_refund_no": "RF-closed-2"}),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["amount_fen"], 1000);
+        // The provider refusing outright is a clear 409 and frees the amount at once.
+        let no3 = paid_order(&app, &token, "alipay", 1).await;
+        faults(&app, json!({"refund_not_enough_next": 1})).await;
+        let (status, body) = refund(&app, &admin, json!({"order_no": no3})).await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (409, Some("refund_rejected")),
+            "{body}"
+        );
+        let (status, body) = refund(&app, &admin, json!({"order_no": no3})).await;
+        assert_eq!(
+            (status, body["status"].as_str()),
+            (200, Some("succeeded")),
+            "{body}"
+        );
+    }
+);
+
+both_backends!(
+    reconciler_retries_transient_provider_failures,
+    &emu(),
+    |app: TestApp| async move {
+        let token = app.signup("flaky").await;
+        let no = create_ok(&app, &token, "wechat", 1).await;
+        faults(&app, json!({"drop_notifications_next": 1000})).await;
+        pay_at_emulator(&app, "wechat", &no).await;
+        app.sql("UPDATE orders SET created_at = '2020-01-01 00:00:00'")
+            .await;
+        // Two failed queries, then the provider answers: within PAYMENT_QUERY_RETRY_MAX.
+        faults(
+            &app,
+            json!({"drop_notifications_next": 1000, "fail_requests_next": 2}),
+        )
+        .await;
+        let report = fenpay::jobs::reconcile_once(&app.state).await;
+        assert_eq!((report.paid, report.errors), (1, 0), "{report:?}");
+        assert_eq!(order(&app, &no).await.status, "paid");
+        // A provider that stays down: the pass reports the error and the order stays pending.
+        let no2 = create_ok(&app, &token, "wechat", 1).await;
+        app.sql("UPDATE orders SET created_at = '2020-01-01 00:00:00'")
+            .await;
+        faults(&app, json!({"fail_requests_next": 100})).await;
+        let report = fenpay::jobs::reconcile_once(&app.state).await;
+        assert_eq!((report.paid, report.errors), (0, 1), "{report:?}");
+        assert_eq!(order(&app, &no2).await.status, "pending");
+    }
+);

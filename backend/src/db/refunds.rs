@@ -253,6 +253,37 @@ pub async fn fail(db: &Db, out_refund_no: &str, failure: &str) -> DbResult<bool>
     })
 }
 
+/// A refund stuck at the provider (WeChat ABNORMAL): note it on the refund and flag the
+/// order for review; the refund stays processing (its amount reserved) until WeChat
+/// reports the outcome of the manual handling.
+pub async fn mark_abnormal(db: &Db, out_refund_no: &str, order_no: &str) -> DbResult<bool> {
+    let note = "abnormal at the provider: handle it in the merchant platform";
+    db_run!(db, |conn| {
+        conn.transaction::<bool, DbError, _>(async |conn| {
+            let n = diesel::update(
+                refunds::table
+                    .filter(refunds::out_refund_no.eq(out_refund_no))
+                    .filter(refunds::status.eq("processing"))
+                    .filter(refunds::failure.is_null()),
+            )
+            .set(refunds::failure.eq(note))
+            .execute(conn)
+            .await?;
+            if n == 1 {
+                diesel::update(orders::table.find(order_no))
+                    .set((
+                        orders::needs_review.eq(true),
+                        orders::review_reason.eq(format!("refund {out_refund_no} {note}")),
+                    ))
+                    .execute(conn)
+                    .await?;
+            }
+            Ok(n == 1)
+        })
+        .await
+    })
+}
+
 /// Remember the provider's refund id while the refund is still processing.
 pub async fn set_provider_id(db: &Db, out_refund_no: &str, id: &str) -> DbResult<()> {
     db_run!(db, |conn| {

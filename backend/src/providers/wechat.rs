@@ -737,7 +737,8 @@ fn refund_state(status: &str) -> Result<RemoteRefundState, ProviderError> {
         "PROCESSING" => Ok(RemoteRefundState::Processing),
         // ABNORMAL: the money is stuck (e.g. the payer's card was cancelled) and
         // needs the merchant's attention; CLOSED: abandoned.
-        "CLOSED" | "ABNORMAL" => Ok(RemoteRefundState::Failed),
+        "ABNORMAL" => Ok(RemoteRefundState::Abnormal),
+        "CLOSED" => Ok(RemoteRefundState::Failed),
         other => Err(ProviderError::InvalidResponse(format!(
             "unknown refund status {other}"
         ))),
@@ -834,7 +835,7 @@ mod tests {
             Ok(RemoteRefundState::Processing)
         );
         assert_eq!(refund_state("CLOSED"), Ok(RemoteRefundState::Failed));
-        assert_eq!(refund_state("ABNORMAL"), Ok(RemoteRefundState::Failed));
+        assert_eq!(refund_state("ABNORMAL"), Ok(RemoteRefundState::Abnormal));
         assert!(refund_state("REFUNDED").is_err());
         let answer: RefundAnswer = serde_json::from_str(
             r#"{"refund_id":"50000000382019052709732678859","out_refund_no":"R1",

@@ -258,6 +258,15 @@ pub async fn apply_remote(
                 Ok("duplicate")
             }
         }
+        RemoteRefundState::Abnormal => {
+            if let Some(id) = &remote.refund_id {
+                refund_db::set_provider_id(&state.db, &row.out_refund_no, id).await?;
+            }
+            if refund_db::mark_abnormal(&state.db, &row.out_refund_no, &row.order_no).await? {
+                tracing::error!(out_refund_no = %row.out_refund_no, "refund abnormal at the provider: needs manual handling");
+            }
+            Ok("refund abnormal")
+        }
         RemoteRefundState::Processing => {
             if let Some(id) = &remote.refund_id {
                 refund_db::set_provider_id(&state.db, &row.out_refund_no, id).await?;
