@@ -113,12 +113,16 @@ fn percentile(sorted: &[Duration], p: f64) -> String {
 }
 
 async fn product(orders: u32) {
+    let receiver = fenpay_tests::WebhookReceiver::default();
+    let hook = receiver.start().await;
     let app = TestApp::sqlite(&[
         ("EMULATOR_ENABLED", "true"),
         ("EMULATOR_BIND", "127.0.0.1:0"),
         ("EMULATOR_TIME_SCALE", "1000"),
         ("DEV_KEYS_DIR", fenpay_tests::shared_dev_keys_dir()),
         ("RUST_LOG", "error"),
+        ("WEBHOOK_URLS", &hook),
+        ("WEBHOOK_SECRET", fenpay_tests::TEST_WEBHOOK_SECRET),
     ])
     .await;
     let token = app.signup("bench").await;
@@ -167,6 +171,23 @@ async fn product(orders: u32) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let settle = start.elapsed();
+    // Every order.paid event delivered (signed) to the webhook receiver.
+    let paid_events = || {
+        receiver
+            .per_event()
+            .values()
+            .filter(|(t, _)| t == "order.paid")
+            .count()
+    };
+    while paid_events() < orders as usize {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "webhooks were not delivered"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let delivered = start.elapsed();
+    let sse = sse_latency(&app, &token, 20).await;
     let (rss, hwm) = rss_kib();
     println!("\n## product on SQLite with the emulator ({orders} orders, one process: app + emulator + client)");
     println!(
@@ -180,7 +201,56 @@ async fn product(orders: u32) {
         settle.as_secs_f64(),
         f64::from(orders) / settle.as_secs_f64()
     );
+    println!(
+        "webhooks: all {orders} order.paid events signed and delivered {:.2} s after the payments started",
+        delivered.as_secs_f64()
+    );
+    println!(
+        "live status (SSE): emulator payment -> `paid` frame on an open stream: p50 {} p95 {} max {} (20 orders)",
+        percentile(&sse, 0.5),
+        percentile(&sse, 0.95),
+        percentile(&sse, 1.0)
+    );
     println!("memory: RSS {} MiB, peak {} MiB", rss / 1024, hwm / 1024);
+}
+
+/// Open an order's event stream, pay it at the emulator, time until the paid frame.
+async fn sse_latency(app: &TestApp, token: &str, n: usize) -> Vec<Duration> {
+    let mut out = Vec::new();
+    for _ in 0..n {
+        let (_, body) = app
+            .post(
+                "/api/v1/payment/create-order",
+                &json!({"product_type": "points", "product_id": 1, "payment_method": "wechat"}),
+                Some(token),
+            )
+            .await;
+        let no = body["order_no"].as_str().unwrap().to_string();
+        let resp = app
+            .client
+            .get(app.url(&format!("/api/v1/payment/orders/{no}/events")))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        let reader = tokio::spawn(fenpay_tests::sse_statuses(resp, "paid"));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let start = Instant::now();
+        let url = format!("{}/__emulator/wechat/pay/{no}", app.emulator());
+        assert!(app
+            .client
+            .post(url)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .is_success());
+        let seen = reader.await.unwrap();
+        assert_eq!(seen.last().map(String::as_str), Some("paid"));
+        out.push(start.elapsed());
+    }
+    out.sort();
+    out
 }
 
 fn main() {
