@@ -837,6 +837,9 @@ test(
     assert(confirmText.includes('¥10.00'), `the confirm step names the amount: ${confirmText}`);
     await page.locator('[data-testid=refund-confirm]').dblclick();
     await page.locator('[data-testid=refund-result]').waitFor({ timeout: PAY_TIMEOUT });
+    const firstState = await page.locator('[data-testid=refund-result]').getAttribute('data-status');
+    assert(['processing', 'succeeded'].includes(firstState), `the refund is accepted: ${firstState}`);
+    console.log(`  # the refund reply said: ${firstState}`);
     assert(refundPosts.length >= 1, 'a refund was posted');
     assert(refundPosts.every((k) => k && k === refundPosts[0]), `one Idempotency-Key per confirmation: ${refundPosts}`);
 
@@ -914,13 +917,13 @@ test(
     ]) {
       const phone = size === 'phone';
       const page = await h.page(BASE, { viewport, phone });
-      const shot = async (name) => {
+      const shot = async (name, { fullPage = false } = {}) => {
         await page.evaluate(() => document.fonts.ready);
         if (phone) {
           const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
           assert(overflow <= 0, `${name} on a phone scrolls sideways by ${overflow} px`);
         }
-        await page.screenshot({ path: join(SHOTS, `${name}-${size}.png`) });
+        await page.screenshot({ path: join(SHOTS, `${name}-${size}.png`), fullPage });
       };
       await openAdmin(page, admin);
       await page.locator('[data-testid=admin-order-row]').first().waitFor();
@@ -928,7 +931,11 @@ test(
       await adminOpenOrder(page, buyer.username, orderNo);
       await page.locator('[data-testid=refund-row]').first().waitFor();
       assertEq(await page.locator('#refund-amount').inputValue(), '7.50', 'the refundable rest after a 2.50 refund');
+      await page.locator('[data-testid=record]').first().waitFor();
       await shot('admin-order');
+      // The whole history (records, refunds, events) below the fold.
+      await page.locator('[data-testid=record] details').first().evaluate((el) => (el.open = true));
+      await shot('admin-order-full', { fullPage: true });
       await page.locator('[data-testid=admin-tab-stats]').click();
       await page.locator('[data-testid=stats-totals]').waitFor();
       await page.locator('[data-testid=stats-row]').first().waitFor();

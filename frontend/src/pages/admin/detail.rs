@@ -290,11 +290,12 @@ fn Events(events: Vec<EventSummary>) -> impl IntoView {
             let at = e.created_at;
             let deliveries = if e.deliveries.is_empty() {
                 view! {
-                    <p class="muted">{move || i18n.t("未配置投递地址。", "No delivery endpoints configured.")}</p>
+                    <p class="muted deliveries-none">{move || i18n.t("未配置投递地址。", "No delivery endpoints configured.")}</p>
                 }
                 .into_any()
             } else {
-                e.deliveries
+                let items = e
+                    .deliveries
                     .into_iter()
                     .map(|d| {
                         let status = d.status;
@@ -316,8 +317,8 @@ fn Events(events: Vec<EventSummary>) -> impl IntoView {
                             </li>
                         }
                     })
-                    .collect_view()
-                    .into_any()
+                    .collect_view();
+                view! { <ul class="deliveries">{items}</ul> }.into_any()
             };
             let event_type = e.event_type.clone();
             view! {
@@ -326,7 +327,7 @@ fn Events(events: Vec<EventSummary>) -> impl IntoView {
                         <code>{e.event_type}</code>
                         <span class="muted nowrap">{move || local_datetime(&at, i18n.lang())}</span>
                     </div>
-                    <ul class="deliveries">{deliveries}</ul>
+                    {deliveries}
                 </li>
             }
         })
