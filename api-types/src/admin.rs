@@ -30,7 +30,7 @@ pub struct AdminOrderQuery {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct AdminOrder {
-    #[serde(flatten)]
+    /// The order as its buyer sees it.
     pub order: OrderResponse,
     pub user_id: String,
     pub username: String,
@@ -249,4 +249,72 @@ pub struct StreamTokenResponse {
     pub expires_at: DateTime<Utc>,
     /// Path to open with `EventSource` (token included).
     pub url: String,
+}
+
+impl DeliveryStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryStatus::Pending => "pending",
+            DeliveryStatus::Delivered => "delivered",
+            DeliveryStatus::Failed => "failed",
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::payment::{PaymentChannel, PaymentMethod};
+    use crate::product::ProductKind;
+    use crate::Yuan;
+
+    /// Clients (the WASM app, mobile apps in Rust) decode exactly what the server sends,
+    /// yuan amounts included.
+    #[test]
+    fn admin_lists_round_trip_through_json() {
+        let now = chrono::Utc::now();
+        let order = OrderResponse {
+            order_no: "FP1".into(),
+            status: OrderStatus::Paid,
+            amount: Yuan(9900),
+            amount_fen: 9900,
+            payment_time: Some(now),
+            payment_method: PaymentMethod::Alipay,
+            channel: PaymentChannel::Native,
+            product_id: 5,
+            product_type: ProductKind::Membership,
+            product_name: "pro".into(),
+            unit_price_fen: 9900,
+            quantity: 1,
+            is_upgrade: false,
+            qr_code_url: None,
+            qr_code_expire_at: now,
+            expire_at: now,
+            cancel_reason: None,
+            refunded_fen: 100,
+            provider_transaction_id: Some("T1".into()),
+            created_at: now,
+            updated_at: now,
+        };
+        let list = AdminOrderListResponse {
+            items: vec![AdminOrder {
+                order,
+                user_id: "u1".into(),
+                username: "alice".into(),
+                needs_review: true,
+                review_reason: Some("paid after the order was closed".into()),
+            }],
+            page: 1,
+            per_page: 20,
+            total: 1,
+        };
+        let text = serde_json::to_string(&list).unwrap();
+        assert!(text.contains(r#""amount":99.00"#), "{text}");
+        let back: AdminOrderListResponse = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, list);
+        assert_eq!(DeliveryStatus::Failed.as_str(), "failed");
+        let s: DeliveryStatus = serde_json::from_str(r#""delivered""#).unwrap();
+        assert_eq!(s.as_str(), "delivered");
+    }
 }

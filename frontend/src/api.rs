@@ -4,8 +4,8 @@
 //! screen gets "session expired" handling for free.
 
 use api_types::admin::{
-    AdminOrder, AdminOrderDetail, AdminOrderListResponse, AdminOrderQuery, RefundRequest,
-    RefundResponse, StatsQuery, StatsResponse, StreamTokenResponse,
+    AdminOrderDetail, AdminOrderListResponse, AdminOrderQuery, RefundRequest, RefundResponse,
+    StatsQuery, StatsResponse, StreamTokenResponse,
 };
 use api_types::auth::{LoginRequest, RegisterRequest, TokenResponse, UserResponse};
 use api_types::error::ErrorResponse;
@@ -17,7 +17,6 @@ use api_types::product::ProductListResponse;
 use leptos::prelude::*;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use serde_json::Value;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{Headers, Request, RequestInit, Response};
@@ -144,34 +143,13 @@ impl Api {
         query: &AdminOrderQuery,
     ) -> Result<AdminOrderListResponse, ApiError> {
         let path = format!("/admin/orders{}", admin_order_query(query));
-        let mut page: serde_json::Map<String, Value> =
-            self.call("GET", &path, None, Auth::Bearer).await?;
-        let items = match page.remove("items") {
-            Some(Value::Array(items)) => items
-                .into_iter()
-                .map(admin_order_from)
-                .collect::<Result<Vec<_>, _>>()?,
-            _ => return Err(ApiError::Unexpected),
-        };
-        Ok(AdminOrderListResponse {
-            items,
-            page: take(&mut page, "page")?,
-            per_page: take(&mut page, "per_page")?,
-            total: take(&mut page, "total")?,
-        })
+        self.call("GET", &path, None, Auth::Bearer).await
     }
 
     /// Operators: one order with its payment records, refunds and outbound events.
     pub async fn admin_order(self, order_no: &str) -> Result<AdminOrderDetail, ApiError> {
         let path = format!("/admin/orders/{}", path_segment(order_no));
-        let mut detail: serde_json::Map<String, Value> =
-            self.call("GET", &path, None, Auth::Bearer).await?;
-        Ok(AdminOrderDetail {
-            order: admin_order_from(detail.remove("order").ok_or(ApiError::Unexpected)?)?,
-            records: take(&mut detail, "records")?,
-            refunds: take(&mut detail, "refunds")?,
-            events: take(&mut detail, "events")?,
-        })
+        self.call("GET", &path, None, Auth::Bearer).await
     }
 
     /// Operators: refunds (part of) a paid order. The same `idempotency_key` never
@@ -374,34 +352,4 @@ fn admin_order_query(q: &AdminOrderQuery) -> String {
         params.push(format!("per_page={per_page}"));
     }
     join_query(&params)
-}
-
-/// Decodes an [`AdminOrder`]. Its `#[serde(flatten)]` order holds `Yuan` amounts, which
-/// deserialize only from serde_json's own text reader, never through flatten's buffer:
-/// split the operator fields off and read the order part as text.
-fn admin_order_from(value: Value) -> Result<AdminOrder, ApiError> {
-    let Value::Object(mut map) = value else {
-        return Err(ApiError::Unexpected);
-    };
-    let user_id = take(&mut map, "user_id")?;
-    let username = take(&mut map, "username")?;
-    let needs_review = take(&mut map, "needs_review")?;
-    let review_reason = take(&mut map, "review_reason")?;
-    let order =
-        serde_json::from_str(&Value::Object(map).to_string()).map_err(|_| ApiError::Unexpected)?;
-    Ok(AdminOrder {
-        order,
-        user_id,
-        username,
-        needs_review,
-        review_reason,
-    })
-}
-
-/// Removes `key` from a JSON object and decodes it (absent reads as `null`).
-fn take<T: DeserializeOwned>(
-    map: &mut serde_json::Map<String, Value>,
-    key: &str,
-) -> Result<T, ApiError> {
-    serde_json::from_value(map.remove(key).unwrap_or(Value::Null)).map_err(|_| ApiError::Unexpected)
 }

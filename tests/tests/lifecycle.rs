@@ -324,7 +324,7 @@ both_backends!(
             .get("/api/v1/admin/orders?needs_review=true", Some(&admin))
             .await;
         assert_eq!(flagged["total"], 1, "{flagged}");
-        assert_eq!(flagged["items"][0]["order_no"], late.as_str());
+        assert_eq!(flagged["items"][0]["order"]["order_no"], late.as_str());
         // A second pass changes nothing.
         let again = fenpay::jobs::reconcile_once(&app.state).await;
         assert_eq!(again.paid + again.paid_after_close, 0, "{again:?}");
@@ -404,7 +404,7 @@ both_backends!(
         let (_, detail) = app
             .get(&format!("/api/v1/admin/orders/{no}"), Some(&admin))
             .await;
-        assert_eq!(detail["order"]["status"], "refunded");
+        assert_eq!(detail["order"]["order"]["status"], "refunded");
         assert_eq!(detail["refunds"].as_array().unwrap().len(), 2);
         let types: Vec<&str> = detail["events"]
             .as_array()
@@ -557,7 +557,7 @@ both_backends!(
             )
             .await;
         assert_eq!(paid["total"], 1);
-        assert_eq!(paid["items"][0]["order_no"], a1.as_str());
+        assert_eq!(paid["items"][0]["order"]["order_no"], a1.as_str());
         assert_eq!(paid["items"][0]["username"], "alice");
         let (_, bobs) = app.get("/api/v1/admin/orders?user=bob", Some(&admin)).await;
         assert_eq!(bobs["total"], 1);

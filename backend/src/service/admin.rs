@@ -210,11 +210,7 @@ pub async fn list_deliveries(
     per_page: Option<i64>,
 ) -> AppResult<(Vec<WebhookDelivery>, i64, i64, i64)> {
     let (page, per_page) = paging(page, per_page)?;
-    let status = status.map(|s| match s {
-        DeliveryStatus::Pending => "pending",
-        DeliveryStatus::Delivered => "delivered",
-        DeliveryStatus::Failed => "failed",
-    });
+    let status = status.map(DeliveryStatus::as_str);
     let (rows, total) =
         event_db::list_deliveries(&state.db, status, order_no, per_page, (page - 1) * per_page)
             .await?;
