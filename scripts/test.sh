@@ -10,6 +10,8 @@ root=$(pwd)
 
 echo "== cargo test (TEST_DATABASE_URL=${TEST_DATABASE_URL:-<unset: SQLite only>})"
 cargo test --workspace --exclude frontend
+# The web app's pure logic (amount parsing, QR, time formatting) runs natively too.
+cargo test -p frontend --lib
 
 if [ "${SKIP_INTEROP:-0}" != 1 ] && [ -d tests/interop ]; then
   echo "== interop: third-party SDKs against the emulator"
