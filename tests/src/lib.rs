@@ -470,3 +470,19 @@ pub async fn sse_statuses(resp: reqwest::Response, want: &str) -> Vec<String> {
     }
     seen
 }
+
+/// Poll `check` every 50 ms for up to 15 s; `true` as soon as it holds. Callers assert
+/// the expected state afterwards, so a timeout fails with their own message.
+pub async fn eventually<F, Fut>(mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..300 {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    false
+}

@@ -5,7 +5,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use fenpay_tests::{both_backends, sse_statuses, TestApp, WebhookReceiver, TEST_WEBHOOK_SECRET};
+use fenpay_tests::{
+    both_backends, eventually, sse_statuses, TestApp, WebhookReceiver, TEST_WEBHOOK_SECRET,
+};
 use serde_json::{json, Value};
 
 fn emu() -> Vec<(&'static str, &'static str)> {
@@ -481,12 +483,7 @@ both_backends!(
         assert_eq!(status, 200, "{body}");
         // WeChat answers PROCESSING; REFUND.SUCCESS arrives shortly after.
         let out_refund_no = body["out_refund_no"].as_str().unwrap().to_string();
-        for _ in 0..200 {
-            if order(&app, &no).await.status == "refunded" {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
+        eventually(|| async { order(&app, &no).await.status == "refunded" }).await;
         assert_eq!(order(&app, &no).await.status, "refunded");
         let r = fenpay::db::refunds::find(&app.state.db, &out_refund_no)
             .await
@@ -787,12 +784,7 @@ async fn webhooks_are_signed_retried_logged_and_resent() {
     let token = app.signup("hooked").await;
     let no = paid_order(&app, &token, "wechat", 1).await;
     // order.created + order.paid, each delivered once after two 500s, signed.
-    for _ in 0..100 {
-        if rx.got.lock().unwrap().len() >= 2 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    eventually(|| async { rx.got.lock().unwrap().len() >= 2 }).await;
     let got = rx.got.lock().unwrap().clone();
     assert_eq!(got.len(), 2, "{got:?}");
     assert!(got.iter().all(|(_, _, valid)| *valid));
@@ -859,12 +851,7 @@ async fn webhooks_are_signed_retried_logged_and_resent() {
             .await;
         assert_eq!(status, 200, "{body}");
     }
-    for _ in 0..100 {
-        if rx.got.lock().unwrap().len() > before {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    eventually(|| async { rx.got.lock().unwrap().len() > before }).await;
     assert!(rx.got.lock().unwrap().len() > before);
     let (status, _) = app
         .post(
@@ -905,12 +892,7 @@ both_backends!(
             .emulator_post(&format!("/__emulator/alipay/notify/{no}"), &json!({}))
             .await;
         assert!(status < 300, "{body}");
-        for _ in 0..200 {
-            if order(&app, &no).await.status == "refunded" {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
+        eventually(|| async { order(&app, &no).await.status == "refunded" }).await;
         let o = order(&app, &no).await;
         assert_eq!(o.status, "refunded");
         assert!(o.needs_review);
