@@ -8,10 +8,11 @@ use serde_json::Value;
 
 use crate::RsaPrivateKey;
 
-/// Loads `/work/shared/protocol/vectors/<rel>`; a missing file fails the test.
+/// Loads `proto/testdata/vectors/<rel>` (known-answer vectors copied from the official
+/// SDKs' test suites, see its README); a missing file fails the test.
 pub(crate) fn vector(rel: &str) -> Value {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/protocol/vectors")
+        .join("testdata/vectors")
         .join(rel);
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("test vector {} is missing: {e}", path.display()));
