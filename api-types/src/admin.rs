@@ -71,7 +71,15 @@ pub struct PaymentRecord {
 
 /// Refund state.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Hash)]
-#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+#[cfg_attr(
+    feature = "server",
+    derive(
+        utoipa::ToSchema,
+        diesel::expression::AsExpression,
+        diesel::deserialize::FromSqlRow
+    )
+)]
+#[cfg_attr(feature = "server", diesel(sql_type = diesel::sql_types::Text))]
 #[serde(rename_all = "snake_case")]
 pub enum RefundStatus {
     /// Accepted by the provider, money not yet back (WeChat refunds are asynchronous).
@@ -88,6 +96,16 @@ impl RefundStatus {
             RefundStatus::Succeeded => "succeeded",
             RefundStatus::Failed => "failed",
         }
+    }
+
+    /// The status named by its stored text; `None` for anything else.
+    pub fn parse(s: &str) -> Option<RefundStatus> {
+        Some(match s {
+            "processing" => RefundStatus::Processing,
+            "succeeded" => RefundStatus::Succeeded,
+            "failed" => RefundStatus::Failed,
+            _ => return None,
+        })
     }
 }
 
@@ -197,6 +215,53 @@ pub struct AdminOrderDetail {
     pub records: Vec<PaymentRecord>,
     pub refunds: Vec<RefundResponse>,
     pub events: Vec<EventSummary>,
+    /// The balance changes this order made (its purchase and claw-backs), oldest first.
+    #[serde(default)]
+    pub balance_entries: Vec<BalanceEntry>,
+}
+
+/// One row of the append-only balance ledger.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct BalanceEntry {
+    pub id: i64,
+    pub user_id: String,
+    pub delta_points: i64,
+    pub points_after: i64,
+    /// Remaining membership seconds after minus before.
+    pub delta_membership_secs: i64,
+    pub tier_before: Option<String>,
+    pub tier_after: Option<String>,
+    pub expires_before: Option<DateTime<Utc>>,
+    pub expires_after: Option<DateTime<Utc>>,
+    pub order_no: Option<String>,
+    pub out_refund_no: Option<String>,
+    /// `purchase`, `upgrade`, `clawback`, `upgrade_reverted`, `opening_balance`, `adjustment`.
+    pub reason: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// An account whose balances differ from the sum of its ledger.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct LedgerMismatch {
+    pub user_id: String,
+    pub username: String,
+    pub points_balance: i64,
+    pub ledger_points: i64,
+    pub membership_tier: Option<String>,
+    pub ledger_tier: Option<String>,
+    pub membership_expires_at: Option<DateTime<Utc>>,
+    pub ledger_expires_at: Option<DateTime<Utc>>,
+}
+
+/// `GET /api/v1/admin/ledger/verify`: every account checked against its ledger.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct LedgerVerifyResponse {
+    pub accounts_checked: usize,
+    /// Empty when every balance equals its ledger.
+    pub mismatches: Vec<LedgerMismatch>,
 }
 
 /// `GET /api/v1/admin/stats` range (default: the last 30 days, UTC).

@@ -10,5 +10,7 @@ pub mod error;
 pub mod money;
 pub mod payment;
 pub mod product;
+#[cfg(feature = "server")]
+pub mod sql;
 
 pub use money::Yuan;

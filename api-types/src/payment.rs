@@ -59,7 +59,15 @@ impl PaymentChannel {
 
 /// Order status as stored and reported.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Hash)]
-#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+#[cfg_attr(
+    feature = "server",
+    derive(
+        utoipa::ToSchema,
+        diesel::expression::AsExpression,
+        diesel::deserialize::FromSqlRow
+    )
+)]
+#[cfg_attr(feature = "server", diesel(sql_type = diesel::sql_types::Text))]
 #[serde(rename_all = "snake_case")]
 pub enum OrderStatus {
     Pending,
@@ -76,6 +84,17 @@ impl OrderStatus {
             OrderStatus::Cancelled => "cancelled",
             OrderStatus::Refunded => "refunded",
         }
+    }
+
+    /// The status named by its stored text; `None` for anything else.
+    pub fn parse(s: &str) -> Option<OrderStatus> {
+        Some(match s {
+            "pending" => OrderStatus::Pending,
+            "paid" => OrderStatus::Paid,
+            "cancelled" => OrderStatus::Cancelled,
+            "refunded" => OrderStatus::Refunded,
+            _ => return None,
+        })
     }
 
     /// No further change is expected without an operator (refund) action.
@@ -175,6 +194,43 @@ pub struct CreateOrderResponse {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sdk_params: Option<SdkParams>,
     pub status: OrderStatus,
+    /// Memberships: what paying this order does to the buyer's membership, computed as if
+    /// it were paid now (the payment applies the same rule at its own time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub membership: Option<MembershipPreview>,
+}
+
+/// How a membership purchase treats the time the buyer already has.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum MembershipRule {
+    /// No active membership: it starts now.
+    Start,
+    /// The same tier: the purchased days are added to the expiry.
+    Extend,
+    /// Another tier: the remaining time is converted at the ratio of the two tiers' daily
+    /// prices (rounded down to the second), then the purchased days are added.
+    Convert,
+    /// `is_upgrade`: the tier changes for the remaining time; the expiry stays.
+    Upgrade,
+}
+
+/// The membership before and after paying an order.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct MembershipPreview {
+    pub rule: MembershipRule,
+    pub tier_before: Option<String>,
+    pub expires_before: Option<DateTime<Utc>>,
+    /// Seconds left on the current tier now.
+    pub remaining_seconds_before: i64,
+    /// What those seconds are worth in the new tier (equal unless converted).
+    pub carried_seconds: i64,
+    /// Seconds the purchase adds (0 for an upgrade).
+    pub added_seconds: i64,
+    pub tier_after: String,
+    pub expires_after: DateTime<Utc>,
 }
 
 /// `GET /api/v1/payment/order-status?order_no=`

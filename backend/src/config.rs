@@ -178,6 +178,8 @@ pub struct Settings {
     pub order_expire_minutes: i64,
     pub qr_code_expire_minutes: i64,
     pub payment_query_retry_max: u32,
+    /// Most periods of a membership in one order (`MAX_MEMBERSHIP_QUANTITY`).
+    pub max_membership_quantity: i64,
     pub wechat: WechatSettings,
     pub alipay: AlipaySettings,
     pub emulator: EmulatorSettings,
@@ -341,6 +343,7 @@ impl Settings {
             order_expire_minutes: env.parse_or("ORDER_EXPIRE_MINUTES", 30)?,
             qr_code_expire_minutes: env.parse_or("QR_CODE_EXPIRE_MINUTES", 15)?,
             payment_query_retry_max: env.parse_or("PAYMENT_QUERY_RETRY_MAX", 5)?,
+            max_membership_quantity: env.parse_or("MAX_MEMBERSHIP_QUANTITY", 12)?,
             wechat,
             alipay,
             emulator: EmulatorSettings {
@@ -394,6 +397,7 @@ impl Settings {
             }
         };
         positive("ORDER_EXPIRE_MINUTES", self.order_expire_minutes)?;
+        positive("MAX_MEMBERSHIP_QUANTITY", self.max_membership_quantity)?;
         positive("QR_CODE_EXPIRE_MINUTES", self.qr_code_expire_minutes)?;
         positive("JWT_TTL_MINUTES", self.jwt_ttl_minutes)?;
         let l = &self.lifecycle;
@@ -573,6 +577,7 @@ mod tests {
         assert_eq!(s.order_expire_minutes, 30);
         assert_eq!(s.qr_code_expire_minutes, 15);
         assert_eq!(s.payment_query_retry_max, 5);
+        assert_eq!(s.max_membership_quantity, 12);
         // The generated secret is kept and reused.
         let again = Settings::from_map(&vars).unwrap();
         assert_eq!(s.jwt_secret, again.jwt_secret);

@@ -6,6 +6,7 @@
 
 pub mod events;
 pub mod idempotency;
+pub mod ledger;
 pub mod orders;
 pub mod products;
 pub mod refunds;

@@ -1,3 +1,4 @@
 //! Pure business rules: no actix, diesel or reqwest here.
 
+pub mod fulfilment;
 pub mod order;

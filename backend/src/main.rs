@@ -28,6 +28,9 @@ enum Command {
     Openapi,
     /// Run only the WeChat Pay v3 + Alipay emulator (keys in DEV_KEYS_DIR, generated once).
     Emulator,
+    /// Check every account's points and membership against its balance ledger; prints
+    /// the differences and exits non-zero when there is any.
+    VerifyLedger,
     /// Create an administrator (or promote an existing user after checking its password).
     CreateAdmin {
         #[arg(long)]
@@ -73,6 +76,32 @@ async fn run() -> anyhow::Result<()> {
         Command::Migrate => {
             let applied = db::migrate(settings.database_url.expose()).await?;
             println!("applied {} migration(s): {applied:?}", applied.len());
+            Ok(())
+        }
+        Command::VerifyLedger => {
+            db::migrate(settings.database_url.expose()).await?;
+            let pool = db::Db::connect(settings.database_url.expose(), 1).await?;
+            let (checked, mismatches) = db::ledger::verify(&pool).await?;
+            for m in &mismatches {
+                println!(
+                    "MISMATCH {} ({}): points {} vs ledger {}, tier {:?} vs {:?}, expires {:?} vs {:?}",
+                    m.username,
+                    m.user_id,
+                    m.points_balance,
+                    m.ledger_points,
+                    m.membership_tier,
+                    m.ledger_tier,
+                    m.membership_expires_at,
+                    m.ledger_expires_at
+                );
+            }
+            println!(
+                "{checked} account(s) checked, {} mismatch(es)",
+                mismatches.len()
+            );
+            if !mismatches.is_empty() {
+                anyhow::bail!("the ledger does not match {} account(s)", mismatches.len());
+            }
             Ok(())
         }
         Command::CreateAdmin {

@@ -21,6 +21,8 @@ pub const ORDER_PAID: &str = "order.paid";
 pub const ORDER_CANCELLED: &str = "order.cancelled";
 pub const ORDER_REFUNDED: &str = "order.refunded";
 pub const ORDER_PAID_AFTER_CLOSE: &str = "order.paid_after_close";
+/// A verified provider answer that does not match the order (amount, app, merchant).
+pub const ORDER_PAYMENT_MISMATCH: &str = "order.payment_mismatch";
 
 /// Where events go: the configured webhook URLs, and Telegram for the events a
 /// shop owner wants on their phone.
@@ -36,7 +38,7 @@ impl Sinks {
         if self.telegram
             && matches!(
                 event_type,
-                ORDER_CREATED | ORDER_PAID | ORDER_PAID_AFTER_CLOSE
+                ORDER_CREATED | ORDER_PAID | ORDER_PAID_AFTER_CLOSE | ORDER_PAYMENT_MISMATCH
             )
         {
             out.push(TELEGRAM_ENDPOINT.to_string());

@@ -8,7 +8,8 @@ use diesel_async::{AsyncConnection, RunQueryDsl};
 use super::events::{self, PendingEvent, Sinks};
 use super::schema::{orders, payment_records, products, users};
 use super::{Db, DbError, DbResult};
-use crate::{db_run, write_event};
+use crate::domain::fulfilment::{BalanceOp, Rate, Snapshot, Tier};
+use crate::{apply_balance_op, db_run, write_event};
 
 #[derive(Clone, Debug, Queryable, Selectable, Insertable)]
 #[diesel(table_name = orders)]
@@ -44,17 +45,81 @@ pub struct OrderRow {
     pub review_reason: Option<String>,
     pub lease_until: Option<NaiveDateTime>,
     pub query_attempts: i32,
+    /// The purchase snapshot (see [`OrderRow::snapshot`]).
+    pub snap_points: i64,
+    pub snap_membership_days: i64,
+    pub snap_tier: Option<String>,
+    pub snap_tier_rank: Option<i32>,
+    pub snap_tier_price_fen: Option<i64>,
+    pub snap_tier_days: Option<i32>,
+    pub snap_from_tier: Option<String>,
+    pub snap_from_rank: Option<i32>,
+    pub snap_from_price_fen: Option<i64>,
+    pub snap_from_days: Option<i32>,
+    pub snap_upgrade_secs: i64,
+    /// A verified answer did not match the order: jobs leave it to an operator.
+    pub sync_halted: bool,
 }
 
-/// What the buyer gets when the order is paid, applied in the same transaction.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Fulfilment {
-    pub user_id: String,
-    pub points: i64,
-    /// (tier, days) for memberships.
-    pub membership: Option<(String, i64)>,
-    /// A tier upgrade: switch the tier, keep the expiry (the remaining time was paid for).
-    pub upgrade: bool,
+fn tier_of(
+    name: &Option<String>,
+    rank: Option<i32>,
+    price: Option<i64>,
+    days: Option<i32>,
+) -> Option<Tier> {
+    Some(Tier {
+        name: name.clone()?,
+        rate: Rate {
+            rank: rank.unwrap_or(0),
+            price_fen: price.unwrap_or(0),
+            days: i64::from(days.unwrap_or(0)),
+        },
+    })
+}
+
+impl OrderRow {
+    /// What this order bought, as frozen at create-order: fulfilment and claw-back read
+    /// only this, never the live catalog.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            points: self.snap_points,
+            tier: tier_of(
+                &self.snap_tier,
+                self.snap_tier_rank,
+                self.snap_tier_price_fen,
+                self.snap_tier_days,
+            ),
+            membership_days: self.snap_membership_days,
+            upgrade_from: if self.is_upgrade {
+                tier_of(
+                    &self.snap_from_tier,
+                    self.snap_from_rank,
+                    self.snap_from_price_fen,
+                    self.snap_from_days,
+                )
+            } else {
+                None
+            },
+            upgrade_secs: self.snap_upgrade_secs,
+        }
+    }
+
+    /// Store `snap` on a row that is about to be inserted.
+    pub fn set_snapshot(&mut self, snap: &Snapshot) {
+        self.snap_points = snap.points;
+        self.snap_membership_days = snap.membership_days;
+        let t = snap.tier.as_ref();
+        self.snap_tier = t.map(|t| t.name.clone());
+        self.snap_tier_rank = t.map(|t| t.rate.rank);
+        self.snap_tier_price_fen = t.map(|t| t.rate.price_fen);
+        self.snap_tier_days = t.map(|t| i32::try_from(t.rate.days).unwrap_or(i32::MAX));
+        let f = snap.upgrade_from.as_ref();
+        self.snap_from_tier = f.map(|t| t.name.clone());
+        self.snap_from_rank = f.map(|t| t.rate.rank);
+        self.snap_from_price_fen = f.map(|t| t.rate.price_fen);
+        self.snap_from_days = f.map(|t| i32::try_from(t.rate.days).unwrap_or(i32::MAX));
+        self.snap_upgrade_secs = snap.upgrade_secs;
+    }
 }
 
 /// Provider-confirmed payment facts.
@@ -334,8 +399,10 @@ pub async fn claim_query_slot(
     })
 }
 
-/// Compare-and-set `from -> paid` and fulfil in the same transaction, writing
-/// `order.paid` (and `order.paid_after_close` when `from` is `cancelled`).
+/// Compare-and-set `from -> paid` and fulfil from the order's snapshot in the same
+/// transaction (balances through the ledger), writing `order.paid` (and
+/// `order.paid_after_close` when `from` is `cancelled`) and, when given, the payment
+/// record that says so.
 ///
 /// Returns the events when this call won; a duplicate or concurrent caller gets `None`
 /// and nothing is credited twice.
@@ -344,7 +411,7 @@ pub async fn mark_paid(
     order_no: &str,
     from: &str,
     facts: &PaidFacts,
-    fulfilment: &Fulfilment,
+    evidence: Option<&NewPaymentRecord>,
     sinks: &Sinks,
 ) -> DbResult<Option<Vec<PendingEvent>>> {
     let now = super::now();
@@ -370,15 +437,15 @@ pub async fn mark_paid(
             if n == 0 {
                 return Ok(None);
             }
+            let row = orders::table
+                .find(order_no)
+                .select(OrderRow::as_select())
+                .first(conn)
+                .await?;
             let mut review: Vec<String> = Vec::new();
             if after_close {
                 review.push("paid after the order was closed".into());
                 // Stock was released at cancel: take it again if any is left.
-                let row = orders::table
-                    .find(order_no)
-                    .select(OrderRow::as_select())
-                    .first(conn)
-                    .await?;
                 let limited: Option<Option<i64>> = products::table
                     .find(row.product_id)
                     .select(products::stock)
@@ -404,42 +471,22 @@ pub async fn mark_paid(
                     }
                 }
             }
-            diesel::update(users::table.find(&fulfilment.user_id))
-                .set((
-                    users::points_balance.eq(users::points_balance + fulfilment.points),
-                    users::updated_at.eq(now),
-                ))
-                .execute(conn)
-                .await?;
-            if let Some((tier, days)) = &fulfilment.membership {
-                let current: Option<NaiveDateTime> = users::table
-                    .find(&fulfilment.user_id)
-                    .select(users::membership_expires_at)
-                    .first(conn)
-                    .await?;
-                let active = current.filter(|t| *t > now);
-                let expires = if fulfilment.upgrade {
-                    if active.is_none() {
-                        review.push("membership lapsed before the upgrade was paid".into());
-                    }
-                    active.unwrap_or(now)
-                } else {
-                    active.unwrap_or(now) + chrono::Duration::days(*days)
-                };
-                diesel::update(users::table.find(&fulfilment.user_id))
-                    .set((
-                        users::membership_tier.eq(tier),
-                        users::membership_expires_at.eq(expires),
-                    ))
-                    .execute(conn)
-                    .await?;
-            }
+            let snapshot = row.snapshot();
+            let change = apply_balance_op!(
+                conn,
+                &row.user_id,
+                &BalanceOp::Fulfil(&snapshot),
+                now,
+                Some(order_no),
+                None
+            );
+            review.extend(change.review.iter().cloned());
             if !review.is_empty() {
-                diesel::update(orders::table.find(order_no))
-                    .set((
-                        orders::needs_review.eq(true),
-                        orders::review_reason.eq(review.join("; ")),
-                    ))
+                crate::flag_review!(conn, order_no, review.join("; "));
+            }
+            if let Some(rec) = evidence {
+                diesel::insert_into(payment_records::table)
+                    .values(rec)
                     .execute(conn)
                     .await?;
             }
@@ -448,10 +495,17 @@ pub async fn mark_paid(
                 .select(OrderRow::as_select())
                 .first(conn)
                 .await?;
+            let e = &change.entry;
             let details = serde_json::json!({
-                "points_credited": fulfilment.points,
-                "membership": fulfilment.membership.as_ref().map(|(tier, days)| serde_json::json!({
-                    "tier": tier, "days": if fulfilment.upgrade { 0 } else { *days }, "upgrade": fulfilment.upgrade,
+                "points_credited": e.delta_points,
+                "membership": snapshot.tier.as_ref().map(|t| serde_json::json!({
+                    "tier": t.name,
+                    "days": snapshot.membership_days,
+                    "upgrade": snapshot.upgrade_from.is_some(),
+                    "tier_before": e.tier_before,
+                    "expires_before": e.expires_before.map(super::utc),
+                    "expires_after": e.expires_after.map(super::utc),
+                    "seconds_added": e.delta_membership_secs,
                 })),
             });
             let mut out = vec![PendingEvent::for_order(
@@ -474,6 +528,75 @@ pub async fn mark_paid(
                 write_event!(conn, ev);
             }
             Ok(Some(out))
+        })
+        .await
+    })
+}
+
+/// Flag an order for an operator (inside a transaction), appending to earlier reasons.
+#[macro_export]
+macro_rules! flag_review {
+    ($conn:ident, $order_no:expr, $reason:expr) => {{
+        use $crate::db::schema::orders as o;
+        let reason: String = $reason;
+        let earlier: Option<String> = o::table
+            .find($order_no)
+            .select(o::review_reason)
+            .first($conn)
+            .await?;
+        let joined = match earlier.filter(|r| !r.is_empty()) {
+            Some(e) if e.contains(&reason) => e,
+            Some(e) => format!("{e}; {reason}"),
+            None => reason,
+        };
+        diesel::update(o::table.find($order_no))
+            .set((o::needs_review.eq(true), o::review_reason.eq(joined)))
+            .execute($conn)
+            .await?;
+    }};
+}
+
+/// A verified provider answer does not match the order (amount, app, merchant): flag it
+/// for review, stop the jobs from retrying it, and emit `order.payment_mismatch` once.
+pub async fn halt_for_mismatch(
+    db: &Db,
+    order_no: &str,
+    reason: &str,
+    sinks: &Sinks,
+) -> DbResult<Option<PendingEvent>> {
+    let now = super::now();
+    db_run!(db, |conn| {
+        conn.transaction::<Option<PendingEvent>, DbError, _>(async |conn| {
+            let n = diesel::update(
+                orders::table
+                    .filter(orders::order_no.eq(order_no))
+                    .filter(orders::sync_halted.eq(false)),
+            )
+            .set((
+                orders::sync_halted.eq(true),
+                orders::lease_until.eq(None::<NaiveDateTime>),
+                orders::updated_at.eq(now),
+            ))
+            .execute(conn)
+            .await?;
+            if n == 0 {
+                return Ok(None);
+            }
+            crate::flag_review!(conn, order_no, format!("payment mismatch: {reason}"));
+            let row = orders::table
+                .find(order_no)
+                .select(OrderRow::as_select())
+                .first(conn)
+                .await?;
+            let ev = PendingEvent::for_order(
+                events::ORDER_PAYMENT_MISMATCH,
+                &row,
+                serde_json::json!({ "reason": reason }),
+                sinks,
+                now,
+            );
+            write_event!(conn, &ev);
+            Ok(Some(ev))
         })
         .await
     })
@@ -612,9 +735,14 @@ pub async fn claim_for_job(
     let now = super::now();
     let until = now + chrono::Duration::seconds(lease_secs);
     let (condition, t1, t2, n) = match claim {
-        OrderClaim::Expired => ("status = 'pending' AND expire_at < {NOW}", now, now, 0),
+        OrderClaim::Expired => (
+            "status = 'pending' AND NOT sync_halted AND expire_at < {NOW}",
+            now,
+            now,
+            0,
+        ),
         OrderClaim::StalePending(created_before, queried_before, max) => (
-            "status = 'pending' AND created_at < {T1} AND expire_at >= {NOW} \
+            "status = 'pending' AND NOT sync_halted AND created_at < {T1} AND expire_at >= {NOW} \
              AND (last_query_at IS NULL OR last_query_at < {T2}) AND query_attempts < {N}",
             created_before,
             queried_before,

@@ -8,9 +8,10 @@ use diesel_async::{AsyncConnection, RunQueryDsl};
 
 use super::events::{self, PendingEvent, Sinks};
 use super::orders::OrderRow;
-use super::schema::{orders, refunds, users};
+use super::schema::{orders, refunds};
 use super::{Db, DbError, DbResult};
-use crate::{db_run, write_event};
+use crate::domain::fulfilment::BalanceOp;
+use crate::{apply_balance_op, db_run, write_event};
 
 #[derive(Clone, Debug, Queryable, Selectable, Insertable)]
 #[diesel(table_name = refunds)]
@@ -96,31 +97,15 @@ pub async fn reserve(db: &Db, row: &RefundRow) -> DbResult<Reserve> {
     })
 }
 
-/// What to take back when a refund succeeds: the order's total fulfilment; the share
-/// taken is proportional to the refunded amount, computed cumulatively so that partial
-/// refunds add up exactly to the whole.
-#[derive(Clone, Debug, Default)]
-pub struct Clawback {
-    pub user_id: String,
-    pub total_points: i64,
-    pub total_membership_secs: i64,
-}
-
-fn share(total: i64, part: i64, whole: i64) -> i64 {
-    if whole <= 0 {
-        return 0;
-    }
-    ((i128::from(total) * i128::from(part)) / i128::from(whole)) as i64
-}
-
 /// Compare-and-set `processing -> succeeded`, add the amount to the order (which becomes
-/// `refunded` when nothing is left), claw back, and write `order.refunded`; one transaction.
+/// `refunded` when nothing is left), claw back from the order's snapshot through the
+/// ledger when `clawback` is set, and write `order.refunded`; one transaction.
 pub async fn complete(
     db: &Db,
     out_refund_no: &str,
     provider_refund_id: Option<&str>,
     succeeded_at: NaiveDateTime,
-    clawback: Option<&Clawback>,
+    clawback: bool,
     sinks: &Sinks,
 ) -> DbResult<Option<PendingEvent>> {
     let now = super::now();
@@ -173,37 +158,26 @@ pub async fn complete(
             let before = order.refunded_fen - refund.amount_fen;
             let mut points_taken = 0;
             let mut membership_secs_taken = 0;
-            if let Some(c) = clawback {
-                points_taken = share(c.total_points, order.refunded_fen, order.amount_fen)
-                    - share(c.total_points, before, order.amount_fen);
-                membership_secs_taken =
-                    share(
-                        c.total_membership_secs,
-                        order.refunded_fen,
-                        order.amount_fen,
-                    ) - share(c.total_membership_secs, before, order.amount_fen);
-                let (balance, expires): (i64, Option<NaiveDateTime>) = users::table
-                    .find(&c.user_id)
-                    .select((users::points_balance, users::membership_expires_at))
-                    .first(conn)
-                    .await?;
-                // Points already spent cannot be taken back below zero.
-                points_taken = points_taken.min(balance.max(0));
-                diesel::update(users::table.find(&c.user_id))
-                    .set((
-                        users::points_balance.eq(users::points_balance - points_taken),
-                        users::updated_at.eq(now),
-                    ))
-                    .execute(conn)
-                    .await?;
-                if let (Some(exp), true) = (expires, membership_secs_taken > 0) {
-                    diesel::update(users::table.find(&c.user_id))
-                        .set(
-                            users::membership_expires_at
-                                .eq(exp - chrono::Duration::seconds(membership_secs_taken)),
-                        )
-                        .execute(conn)
-                        .await?;
+            if clawback {
+                let snapshot = order.snapshot();
+                let op = BalanceOp::Clawback {
+                    snapshot: &snapshot,
+                    before,
+                    after: order.refunded_fen,
+                    amount: order.amount_fen,
+                };
+                let change = apply_balance_op!(
+                    conn,
+                    &order.user_id,
+                    &op,
+                    now,
+                    Some(order.order_no.as_str()),
+                    Some(out_refund_no)
+                );
+                points_taken = -change.entry.delta_points;
+                membership_secs_taken = -change.entry.delta_membership_secs;
+                if !change.review.is_empty() {
+                    crate::flag_review!(conn, &order.order_no, change.review.join("; "));
                 }
             }
             let order: OrderRow = orders::table

@@ -12,6 +12,9 @@ diesel::table! {
         membership_expires_at -> Nullable<Timestamp>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        membership_rank -> Nullable<Integer>,
+        membership_price_fen -> Nullable<BigInt>,
+        membership_period_days -> Nullable<Integer>,
     }
 }
 
@@ -66,6 +69,36 @@ diesel::table! {
         review_reason -> Nullable<Text>,
         lease_until -> Nullable<Timestamp>,
         query_attempts -> Integer,
+        snap_points -> BigInt,
+        snap_membership_days -> BigInt,
+        snap_tier -> Nullable<Text>,
+        snap_tier_rank -> Nullable<Integer>,
+        snap_tier_price_fen -> Nullable<BigInt>,
+        snap_tier_days -> Nullable<Integer>,
+        snap_from_tier -> Nullable<Text>,
+        snap_from_rank -> Nullable<Integer>,
+        snap_from_price_fen -> Nullable<BigInt>,
+        snap_from_days -> Nullable<Integer>,
+        snap_upgrade_secs -> BigInt,
+        sync_halted -> Bool,
+    }
+}
+
+diesel::table! {
+    balance_entries (id) {
+        id -> BigInt,
+        user_id -> Text,
+        delta_points -> BigInt,
+        points_after -> BigInt,
+        delta_membership_secs -> BigInt,
+        tier_before -> Nullable<Text>,
+        tier_after -> Nullable<Text>,
+        expires_before -> Nullable<Timestamp>,
+        expires_after -> Nullable<Timestamp>,
+        order_no -> Nullable<Text>,
+        out_refund_no -> Nullable<Text>,
+        reason -> Text,
+        created_at -> Timestamp,
     }
 }
 
@@ -154,6 +187,7 @@ diesel::table! {
 }
 
 diesel::joinable!(orders -> users (user_id));
+diesel::joinable!(balance_entries -> users (user_id));
 diesel::joinable!(refunds -> orders (order_no));
 diesel::joinable!(webhook_deliveries -> outbox_events (event_id));
 
@@ -166,5 +200,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     outbox_events,
     webhook_deliveries,
     webhook_attempts,
-    idempotency_keys
+    idempotency_keys,
+    balance_entries
 );

@@ -36,6 +36,7 @@ use super::routes;
         routes::admin::order_detail,
         routes::admin::create_refund,
         routes::admin::stats,
+        routes::admin::verify_ledger,
         routes::admin::list_deliveries,
         routes::admin::resend_delivery,
         routes::payment::dev_info,

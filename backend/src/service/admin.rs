@@ -4,8 +4,9 @@
 use std::collections::BTreeMap;
 
 use api_types::admin::{
-    AdminOrder, AdminOrderDetail, AdminOrderQuery, DailyTotal, DeliveryStatus, EventSummary,
-    PaymentRecord, StatsQuery, StatsResponse, WebhookDelivery,
+    AdminOrder, AdminOrderDetail, AdminOrderQuery, BalanceEntry, DailyTotal, DeliveryStatus,
+    EventSummary, LedgerMismatch, LedgerVerifyResponse, PaymentRecord, StatsQuery, StatsResponse,
+    WebhookDelivery,
 };
 use api_types::payment::PaymentMethod;
 use chrono::{Duration, NaiveDate, NaiveTime, Utc};
@@ -146,11 +147,56 @@ pub async fn order_detail(state: &AppState, order_no: &str) -> AppResult<AdminOr
             created_at: db::utc(e.created_at),
         })
         .collect();
+    let balance_entries = db::ledger::for_order(&state.db, order_no)
+        .await?
+        .iter()
+        .map(balance_entry)
+        .collect();
     Ok(AdminOrderDetail {
         order: admin_order(&row, username),
         records,
         refunds,
         events,
+        balance_entries,
+    })
+}
+
+fn balance_entry(e: &db::ledger::BalanceEntryRow) -> BalanceEntry {
+    BalanceEntry {
+        id: e.id,
+        user_id: e.user_id.clone(),
+        delta_points: e.delta_points,
+        points_after: e.points_after,
+        delta_membership_secs: e.delta_membership_secs,
+        tier_before: e.tier_before.clone(),
+        tier_after: e.tier_after.clone(),
+        expires_before: e.expires_before.map(db::utc),
+        expires_after: e.expires_after.map(db::utc),
+        order_no: e.order_no.clone(),
+        out_refund_no: e.out_refund_no.clone(),
+        reason: e.reason.clone(),
+        created_at: db::utc(e.created_at),
+    }
+}
+
+/// Check every account's balances against its ledger.
+pub async fn verify_ledger(state: &AppState) -> AppResult<LedgerVerifyResponse> {
+    let (accounts_checked, found) = db::ledger::verify(&state.db).await?;
+    Ok(LedgerVerifyResponse {
+        accounts_checked,
+        mismatches: found
+            .into_iter()
+            .map(|m| LedgerMismatch {
+                user_id: m.user_id,
+                username: m.username,
+                points_balance: m.points_balance,
+                ledger_points: m.ledger_points,
+                membership_tier: m.membership_tier,
+                ledger_tier: m.ledger_tier,
+                membership_expires_at: m.membership_expires_at.map(db::utc),
+                ledger_expires_at: m.ledger_expires_at.map(db::utc),
+            })
+            .collect(),
     })
 }
 

@@ -3,16 +3,17 @@
 
 use api_types::auth::Role;
 use api_types::payment::{
-    CancelReason, CreateOrderRequest, CreateOrderResponse, OrderResponse, OrderStatus,
-    PaymentChannel, PaymentMethod, SdkParams,
+    CancelReason, CreateOrderRequest, CreateOrderResponse, MembershipPreview, MembershipRule,
+    OrderResponse, OrderStatus, PaymentChannel, PaymentMethod, SdkParams,
 };
 use api_types::product::ProductKind;
 use api_types::Yuan;
 use chrono::{Duration, Utc};
 
 use crate::auth::AuthUser;
-use crate::db::orders::{self as order_db, Fulfilment, NewPaymentRecord, OrderRow, PaidFacts};
-use crate::db::{self, products};
+use crate::db::orders::{self as order_db, NewPaymentRecord, OrderRow, PaidFacts};
+use crate::db::{self, ledger, products};
+use crate::domain::fulfilment::{self as grants, Account, Rate, Snapshot, Tier};
 use crate::domain::order::{self as rules, OrderEvent, Transition};
 use crate::error::{AppError, AppResult};
 use crate::providers::{PaymentNotice, PrepayRequest, ProviderError, RemoteTradeState};
@@ -141,18 +142,33 @@ pub async fn create_order(
             format!("product {} is a {} product", product.id, product.kind),
         ));
     }
-    let amount_fen = if req.is_upgrade {
+    if product.kind == "membership" && quantity > state.settings.max_membership_quantity {
+        return Err(AppError::bad_request(
+            "invalid_quantity",
+            format!(
+                "at most {} periods of a membership in one order",
+                state.settings.max_membership_quantity
+            ),
+        ));
+    }
+    let account = ledger::read_account(&state.db, &user.user_id)
+        .await?
+        .ok_or_else(|| AppError::Unauthorized("unknown user".into()))?;
+    let (amount_fen, snapshot) = if req.is_upgrade {
         if quantity != 1 {
             return Err(AppError::bad_request(
                 "invalid_quantity",
                 "an upgrade is a single unit",
             ));
         }
-        upgrade_amount(state, user, &product).await?
+        upgrade_terms(state, &account, &product).await?
     } else {
-        rules::order_amount(product.price_fen, quantity)
-            .ok_or_else(|| AppError::bad_request("invalid_quantity", "amount overflows"))?
+        let amount = rules::order_amount(product.price_fen, quantity)
+            .ok_or_else(|| AppError::bad_request("invalid_quantity", "amount overflows"))?;
+        let snap = grants::purchase_snapshot(product.points, tier_of(&product), quantity, None);
+        (amount, snap)
     };
+    let preview = membership_preview(&snapshot, &account, db::now());
     let now = db::now();
     let order_no = rules::new_order_no(Utc::now());
     let expire_at = now + Duration::minutes(state.settings.order_expire_minutes);
@@ -187,7 +203,21 @@ pub async fn create_order(
         review_reason: None,
         lease_until: None,
         query_attempts: 0,
+        snap_points: 0,
+        snap_membership_days: 0,
+        snap_tier: None,
+        snap_tier_rank: None,
+        snap_tier_price_fen: None,
+        snap_tier_days: None,
+        snap_from_tier: None,
+        snap_from_rank: None,
+        snap_from_price_fen: None,
+        snap_from_days: None,
+        snap_upgrade_secs: 0,
+        sync_halted: false,
     };
+    let mut row = row;
+    row.set_snapshot(&snapshot);
     if !order_db::insert(&state.db, &row).await? {
         return Err(AppError::conflict(
             "out_of_stock",
@@ -263,53 +293,112 @@ pub async fn create_order(
         pay_url: opened.pay_url,
         sdk_params: opened.sdk_params,
         status: OrderStatus::Pending,
+        membership: preview,
     })
 }
 
-/// What upgrading the caller's active membership to `target` costs for the time left.
-async fn upgrade_amount(
+/// A catalog membership product as a tier with its rate.
+fn tier_of(p: &products::ProductRow) -> Option<Tier> {
+    if p.kind != "membership" {
+        return None;
+    }
+    Some(Tier {
+        name: p.membership_tier.clone()?,
+        rate: Rate {
+            rank: p.tier_rank.unwrap_or(0),
+            price_fen: p.price_fen,
+            days: i64::from(p.membership_days?),
+        },
+    })
+}
+
+/// What upgrading the caller's active membership to `target` costs for the time left,
+/// and the snapshot of that upgrade (the tier it upgrades from, the seconds it pays for).
+/// The held tier's rate is the one the buyer bought it at; the catalog is asked only for
+/// memberships older than the ledger.
+async fn upgrade_terms(
     state: &AppState,
-    user: &AuthUser,
+    account: &Account,
     target: &products::ProductRow,
-) -> AppResult<i64> {
+) -> AppResult<(i64, Snapshot)> {
     let unavailable = |m: &str| AppError::bad_request("upgrade_not_available", m.to_string());
-    let (Some(target_tier), Some(target_rank), Some(target_days)) = (
-        target.membership_tier.as_deref(),
-        target.tier_rank,
-        target.membership_days,
-    ) else {
+    let Some(to) = tier_of(target).filter(|t| target.tier_rank.is_some() && t.rate.days > 0) else {
         return Err(unavailable("only membership tiers can be upgraded to"));
     };
-    let me = db::users::find_by_id(&state.db, &user.user_id)
-        .await?
-        .ok_or_else(|| AppError::Unauthorized("unknown user".into()))?;
     let now = db::now();
-    let (Some(tier), Some(expires)) = (me.membership_tier.as_deref(), me.membership_expires_at)
-    else {
+    let remaining = account.remaining_secs(now);
+    let Some(tier) = account.tier.clone().filter(|_| remaining > 0) else {
         return Err(unavailable("no active membership to upgrade"));
     };
-    if expires <= now {
-        return Err(unavailable("no active membership to upgrade"));
-    }
-    let current = products::list_active(&state.db)
-        .await?
-        .into_iter()
-        .find(|p| p.membership_tier.as_deref() == Some(tier))
-        .ok_or_else(|| unavailable("the current tier is no longer sold"))?;
-    let current_rank = current.tier_rank.unwrap_or(0);
-    if current_rank >= target_rank || tier == target_tier {
+    let rate = match account.rate {
+        Some(rate) if rate.days > 0 => rate,
+        _ => products::list_active(&state.db)
+            .await?
+            .iter()
+            .find(|p| p.membership_tier.as_deref() == Some(tier.as_str()))
+            .and_then(tier_of)
+            .map(|t| t.rate)
+            .ok_or_else(|| unavailable("the current tier is no longer sold"))?,
+    };
+    if rate.rank >= to.rate.rank || tier == to.name {
         return Err(unavailable(
             "the target tier is not higher than the current one",
         ));
     }
-    rules::upgrade_price(
-        current.price_fen,
-        i64::from(current.membership_days.unwrap_or(0)),
-        target.price_fen,
-        i64::from(target_days),
-        (expires - now).num_seconds(),
+    let price = rules::upgrade_price(
+        rate.price_fen,
+        rate.days,
+        to.rate.price_fen,
+        to.rate.days,
+        remaining,
     )
-    .ok_or_else(|| unavailable("nothing to pay for this upgrade"))
+    .ok_or_else(|| unavailable("nothing to pay for this upgrade"))?;
+    let from = Tier { name: tier, rate };
+    Ok((
+        price,
+        grants::purchase_snapshot(None, Some(to), 1, Some((from, remaining))),
+    ))
+}
+
+/// What paying an order with `snap` now would do to the membership of `account`.
+fn membership_preview(
+    snap: &Snapshot,
+    account: &Account,
+    now: chrono::NaiveDateTime,
+) -> Option<MembershipPreview> {
+    let tier = snap.tier.as_ref()?;
+    let change = grants::fulfil(snap, account, now);
+    let before = account.remaining_secs(now);
+    let added = snap.membership_days.saturating_mul(grants::DAY_SECS);
+    let after = change.after.remaining_secs(now);
+    let rule = if snap.upgrade_from.is_some() {
+        MembershipRule::Upgrade
+    } else if before == 0 {
+        MembershipRule::Start
+    } else if account.tier.as_deref() == Some(tier.name.as_str()) {
+        MembershipRule::Extend
+    } else {
+        MembershipRule::Convert
+    };
+    Some(MembershipPreview {
+        rule,
+        tier_before: account.tier.clone().filter(|_| before > 0),
+        expires_before: account.expires_at.filter(|_| before > 0).map(db::utc),
+        remaining_seconds_before: before,
+        carried_seconds: after
+            - if rule == MembershipRule::Upgrade {
+                0
+            } else {
+                added
+            },
+        added_seconds: if rule == MembershipRule::Upgrade {
+            0
+        } else {
+            added
+        },
+        tier_after: tier.name.clone(),
+        expires_after: db::utc(change.after.expires_at.unwrap_or(now)),
+    })
 }
 
 /// Keep one of our provider calls in `payment_records`: what we asked, what came back.
@@ -359,17 +448,15 @@ pub async fn order_status(
 ) -> AppResult<OrderResponse> {
     let order = visible_order(state, user, order_no).await?;
     if order.status == "pending"
+        && !order.sync_halted
         && order_db::claim_query_slot(&state.db, order_no, Duration::seconds(QUERY_GAP_SECS))
             .await?
     {
-        let query = tokio::time::timeout(
-            std::time::Duration::from_secs(3),
-            sync_with_provider(state, &order),
-        );
-        match query.await {
-            Ok(Err(e)) => tracing::warn!(%order_no, error = %e, "provider query failed"),
-            Err(_) => tracing::warn!(%order_no, "provider query timed out"),
-            Ok(Ok(_)) => {}
+        // Only the provider call is bounded: once a payment is being applied, its
+        // transaction runs to commit or rollback.
+        let limit = std::time::Duration::from_secs(3);
+        if let Err(e) = sync_with_provider_within(state, &order, Some(limit)).await {
+            tracing::warn!(%order_no, error = %e, "provider query failed");
         }
         let fresh = order_db::find(&state.db, order_no)
             .await?
@@ -384,10 +471,22 @@ pub async fn sync_with_provider(
     state: &AppState,
     order: &OrderRow,
 ) -> Result<Option<ApplyOutcome>, ProviderError> {
-    let queried = state
-        .providers
-        .query(method_of(order), &order.order_no)
-        .await;
+    sync_with_provider_within(state, order, None).await
+}
+
+/// [`sync_with_provider`] with the provider query (only) bounded by `limit`.
+pub async fn sync_with_provider_within(
+    state: &AppState,
+    order: &OrderRow,
+    limit: Option<std::time::Duration>,
+) -> Result<Option<ApplyOutcome>, ProviderError> {
+    let query = state.providers.query(method_of(order), &order.order_no);
+    let queried = match limit {
+        Some(limit) => tokio::time::timeout(limit, query)
+            .await
+            .unwrap_or_else(|_| Err(ProviderError::Unavailable("query timed out".into()))),
+        None => query.await,
+    };
     if !matches!(&queried, Ok(t) if t.state == RemoteTradeState::Paid) {
         record_call(
             state,
@@ -403,32 +502,66 @@ pub async fn sync_with_provider(
     if trade.state != RemoteTradeState::Paid {
         return Ok(None);
     }
+    // A paid answer without the facts to check is incomplete, not a mismatch.
+    let (Some(transaction_id), Some(amount_fen)) = (trade.transaction_id.clone(), trade.amount_fen)
+    else {
+        let e =
+            ProviderError::InvalidResponse("paid trade without transaction id or amount".into());
+        record_call::<()>(
+            state,
+            &order.order_no,
+            method_of(order),
+            "query",
+            &format!("{trade:?}"),
+            &Err(e.clone()),
+        )
+        .await;
+        return Err(e);
+    };
     let notice = PaymentNotice {
         out_trade_no: trade.out_trade_no.clone(),
-        transaction_id: trade.transaction_id.clone().unwrap_or_default(),
-        amount_fen: trade.amount_fen.unwrap_or_default(),
+        transaction_id,
+        amount_fen,
         paid_at: trade.paid_at.unwrap_or_else(Utc::now),
         app_id: String::new(),
         merchant_id: String::new(),
         paid: true,
     };
-    match apply_payment(state, method_of(order), &notice, None).await {
+    let evidence = Evidence {
+        kind: "query",
+        headers: String::new(),
+        body: format!("{trade:?}"),
+    };
+    match apply_payment(state, method_of(order), &notice, None, Some(&evidence)).await {
         Ok(outcome) => {
+            if outcome == ApplyOutcome::Duplicate {
+                record(
+                    state,
+                    Some(&order.order_no),
+                    method_of(order),
+                    "query",
+                    "",
+                    &evidence.body,
+                    true,
+                    &format!("{outcome:?}"),
+                )
+                .await;
+            }
+            Ok(Some(outcome))
+        }
+        Err(e) => {
+            tracing::error!(order_no = %order.order_no, error = %e, "provider reports a payment we cannot apply");
             record(
                 state,
                 Some(&order.order_no),
                 method_of(order),
                 "query",
                 "",
-                &format!("{trade:?}"),
+                &evidence.body,
                 true,
-                &format!("{outcome:?}"),
+                &format!("rejected: {e}"),
             )
             .await;
-            Ok(Some(outcome))
-        }
-        Err(e) => {
-            tracing::error!(order_no = %order.order_no, error = %e, "provider reports a payment we cannot apply");
             Err(ProviderError::InvalidResponse(e.to_string()))
         }
     }
@@ -527,6 +660,13 @@ pub enum ApplyOutcome {
     PaidAfterCancel,
 }
 
+impl ApplyOutcome {
+    /// The payment record of this decision was written with the state change.
+    pub fn recorded(self) -> bool {
+        matches!(self, ApplyOutcome::Applied | ApplyOutcome::PaidAfterCancel)
+    }
+}
+
 /// Why a notice cannot be applied.
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
@@ -538,51 +678,64 @@ pub enum ApplyError {
     Db(#[from] crate::db::DbError),
 }
 
+/// The raw provider message behind a payment, stored in the transaction that applies it.
+#[derive(Clone, Debug)]
+pub struct Evidence {
+    /// `notification` or `query`.
+    pub kind: &'static str,
+    pub headers: String,
+    pub body: String,
+}
+
 /// Apply a provider-confirmed payment exactly once: checks, then compare-and-set with
-/// fulfilment in one transaction. `expected_ids` is (app id, merchant id) to check.
+/// fulfilment in one transaction. `expected_ids` is (app id, merchant id) to check. When
+/// this call applies it, `evidence` is stored as the payment record of that decision in
+/// the same transaction. A verified payment that does not match the order flags it for
+/// review, emits `order.payment_mismatch` and stops the jobs from retrying it.
 pub async fn apply_payment(
     state: &AppState,
     method: PaymentMethod,
     notice: &PaymentNotice,
     expected_ids: Option<(&str, &str)>,
+    evidence: Option<&Evidence>,
 ) -> Result<ApplyOutcome, ApplyError> {
     let order = order_db::find(&state.db, &notice.out_trade_no)
         .await?
         .ok_or_else(|| ApplyError::UnknownOrder(notice.out_trade_no.clone()))?;
-    if method_of(&order) != method {
-        return Err(ApplyError::Mismatch(format!(
-            "order was placed with {}",
-            order.provider
-        )));
-    }
-    if let Some((app_id, merchant_id)) = expected_ids {
-        if notice.app_id != app_id || notice.merchant_id != merchant_id {
-            return Err(ApplyError::Mismatch(format!(
-                "app/merchant {}/{} is not ours",
-                notice.app_id, notice.merchant_id
-            )));
+    if let Some(mismatch) = payment_mismatch(&order, method, notice, expected_ids) {
+        if let Some(ev) =
+            order_db::halt_for_mismatch(&state.db, &order.order_no, &mismatch, &state.sinks).await?
+        {
+            state.hub.committed([&ev]);
+            tracing::error!(order_no = %order.order_no, %mismatch, "verified payment does not match the order: held for review");
         }
+        return Err(ApplyError::Mismatch(mismatch));
     }
-    if notice.amount_fen != order.amount_fen {
-        return Err(ApplyError::Mismatch(format!(
-            "amount {} fen, order is {} fen",
-            notice.amount_fen, order.amount_fen
-        )));
-    }
-    if notice.transaction_id.is_empty() {
-        return Err(ApplyError::Mismatch("missing transaction id".into()));
-    }
-    let fulfilment = fulfilment_of(state, &order).await?;
     let facts = PaidFacts {
         transaction_id: notice.transaction_id.clone(),
         paid_at: notice.paid_at.naive_utc(),
     };
     let order_no = order.order_no.as_str();
     let pay_from = |from: &'static str| {
-        let (facts, fulfilment) = (&facts, &fulfilment);
+        let facts = &facts;
         async move {
+            let decision = if from == "cancelled" {
+                "PaidAfterCancel"
+            } else {
+                "Applied"
+            };
+            let rec = evidence.map(|e| NewPaymentRecord {
+                order_no: Some(order_no.to_string()),
+                provider: method.as_str().to_string(),
+                kind: e.kind.to_string(),
+                headers: e.headers.clone(),
+                body: e.body.clone(),
+                verified: true,
+                decision: decision.to_string(),
+                created_at: db::now(),
+            });
             let won =
-                order_db::mark_paid(&state.db, order_no, from, facts, fulfilment, &state.sinks)
+                order_db::mark_paid(&state.db, order_no, from, facts, rec.as_ref(), &state.sinks)
                     .await?;
             if let Some(evs) = &won {
                 state.hub.committed(evs.iter());
@@ -698,24 +851,35 @@ pub async fn record(
     }
 }
 
-/// What paying `order` gives the buyer (from its product; an upgrade changes the tier only).
-pub async fn fulfilment_of(state: &AppState, order: &OrderRow) -> Result<Fulfilment, ApplyError> {
-    let product = products::find(&state.db, order.product_id).await?;
-    Ok(Fulfilment {
-        user_id: order.user_id.clone(),
-        points: product
-            .as_ref()
-            .and_then(|p| p.points)
-            .unwrap_or(0)
-            .saturating_mul(order.quantity),
-        membership: product.as_ref().and_then(|p| {
-            Some((
-                p.membership_tier.clone()?,
-                i64::from(p.membership_days?).saturating_mul(order.quantity),
-            ))
-        }),
-        upgrade: order.is_upgrade,
-    })
+/// Why a verified payment cannot be applied to `order`: provider, app / merchant,
+/// amount or a missing transaction id. `None` when it matches.
+pub fn payment_mismatch(
+    order: &OrderRow,
+    method: PaymentMethod,
+    notice: &PaymentNotice,
+    expected_ids: Option<(&str, &str)>,
+) -> Option<String> {
+    if method_of(order) != method {
+        return Some(format!("order was placed with {}", order.provider));
+    }
+    if let Some((app_id, merchant_id)) = expected_ids {
+        if notice.app_id != app_id || notice.merchant_id != merchant_id {
+            return Some(format!(
+                "app/merchant {}/{} is not ours",
+                notice.app_id, notice.merchant_id
+            ));
+        }
+    }
+    if notice.amount_fen != order.amount_fen {
+        return Some(format!(
+            "amount {} fen, order is {} fen",
+            notice.amount_fen, order.amount_fen
+        ));
+    }
+    if notice.transaction_id.is_empty() {
+        return Some("missing transaction id".into());
+    }
+    None
 }
 
 /// SDK parameters stored with an order.

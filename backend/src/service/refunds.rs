@@ -6,12 +6,12 @@ use api_types::payment::OrderStatus;
 use chrono::Utc;
 
 use crate::db::orders as order_db;
-use crate::db::refunds::{self as refund_db, Clawback, RefundRow, Reserve};
+use crate::db::refunds::{self as refund_db, RefundRow, Reserve};
 use crate::db::{self, DbError};
 use crate::domain::order as rules;
 use crate::error::{AppError, AppResult};
 use crate::providers::{ProviderError, RemoteRefund, RemoteRefundState};
-use crate::service::orders::{fulfilment_of, method_of, record_call};
+use crate::service::orders::{method_of, record_call};
 use crate::startup::AppState;
 
 /// Who asked for a refund the system made on its own.
@@ -220,18 +220,13 @@ pub async fn apply_remote(
 ) -> Result<&'static str, DbError> {
     match remote.state {
         RemoteRefundState::Succeeded => {
-            let order = order_db::find(&state.db, &row.order_no).await?;
-            let clawback = match (&order, state.settings.lifecycle.refund_clawback) {
-                (Some(order), true) => clawback_of(state, order).await,
-                _ => None,
-            };
             let at = remote.succeeded_at.unwrap_or_else(Utc::now).naive_utc();
             match refund_db::complete(
                 &state.db,
                 &row.out_refund_no,
                 remote.refund_id.as_deref(),
                 at,
-                clawback.as_ref(),
+                state.settings.lifecycle.refund_clawback,
                 &state.sinks,
             )
             .await?
@@ -274,19 +269,6 @@ pub async fn apply_remote(
             Ok("processing")
         }
     }
-}
-
-async fn clawback_of(state: &AppState, order: &order_db::OrderRow) -> Option<Clawback> {
-    let f = fulfilment_of(state, order).await.ok()?;
-    let secs = match (&f.membership, f.upgrade) {
-        (Some((_, days)), false) => days.saturating_mul(86_400),
-        _ => 0,
-    };
-    Some(Clawback {
-        user_id: f.user_id,
-        total_points: f.points,
-        total_membership_secs: secs,
-    })
 }
 
 /// A verified refund notification (WeChat `REFUND.*`). Unknown refunds are an error so

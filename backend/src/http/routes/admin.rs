@@ -4,7 +4,8 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use api_types::admin::{
     AdminOrderDetail, AdminOrderListResponse, AdminOrderQuery, DeliveryListResponse, DeliveryQuery,
-    RefundRequest, RefundResponse, StatsQuery, StatsResponse, WebhookDelivery,
+    LedgerVerifyResponse, RefundRequest, RefundResponse, StatsQuery, StatsResponse,
+    WebhookDelivery,
 };
 use api_types::error::ErrorResponse;
 
@@ -19,6 +20,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/admin/orders/{order_no}", web::get().to(order_detail))
         .route("/admin/refunds", web::post().to(create_refund))
         .route("/admin/stats", web::get().to(stats))
+        .route("/admin/ledger/verify", web::get().to(verify_ledger))
         .route("/admin/webhooks/deliveries", web::get().to(list_deliveries))
         .route(
             "/admin/webhooks/deliveries/{id}/resend",
@@ -48,6 +50,21 @@ pub async fn list_orders(
         per_page,
         total,
     }))
+}
+
+/// Check every account's points and membership against the sum of its ledger entries.
+///
+/// `mismatches` is empty when the books agree; `fenpay verify-ledger` runs the same check
+/// from the command line and exits non-zero on a difference.
+#[utoipa::path(get, path = "/api/v1/admin/ledger/verify", tag = "admin",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Accounts checked and any differences", body = LedgerVerifyResponse),
+        (status = 401, description = "Missing or invalid token", body = ErrorResponse),
+        (status = 403, description = "Not an administrator", body = ErrorResponse)))]
+pub async fn verify_ledger(state: web::Data<AppState>, user: AuthUser) -> AppResult<HttpResponse> {
+    user.require_admin()?;
+    Ok(HttpResponse::Ok().json(admin::verify_ledger(&state).await?))
 }
 
 /// One order with its payment records (every provider call and notification), refunds

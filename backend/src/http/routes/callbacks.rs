@@ -132,19 +132,33 @@ pub async fn wechat_callback(
         }
     };
     let cfg = client.config();
-    let outcome =
-        orders::apply_payment(&state, method, &notice, Some((&cfg.app_id, &cfg.mch_id))).await;
-    let outcome = outcome.map(|o| format!("{o:?}"));
-    record_notification(
+    let evidence = orders::Evidence {
+        kind: "notification",
+        headers: headers_text.clone(),
+        body: body_text.clone(),
+    };
+    let outcome = orders::apply_payment(
         &state,
-        "notification",
         method,
-        Some(&notice.out_trade_no),
-        &headers_text,
-        &body_text,
-        &outcome,
+        &notice,
+        Some((&cfg.app_id, &cfg.mch_id)),
+        Some(&evidence),
     )
     .await;
+    // An applied payment's record was written in its own transaction.
+    if !matches!(outcome, Ok(o) if o.recorded()) {
+        let outcome = outcome.as_ref().map(|o| format!("{o:?}"));
+        record_notification(
+            &state,
+            "notification",
+            method,
+            Some(&notice.out_trade_no),
+            &headers_text,
+            &body_text,
+            &outcome,
+        )
+        .await;
+    }
     match outcome {
         Ok(_) => HttpResponse::NoContent().finish(),
         Err(ApplyError::UnknownOrder(_)) => wechat_fail(StatusCode::NOT_FOUND, "unknown order"),
@@ -299,9 +313,16 @@ pub async fn alipay_callback(
         }
     }
     let outcome = if notice.paid {
-        orders::apply_payment(&state, method, &notice, None)
-            .await
-            .map(|o| format!("{o:?}"))
+        let evidence = orders::Evidence {
+            kind: "notification",
+            headers: headers_text.clone(),
+            body: body_text.clone(),
+        };
+        match orders::apply_payment(&state, method, &notice, None, Some(&evidence)).await {
+            // Its record was written in the transaction that applied it.
+            Ok(o) if o.recorded() => return alipay_reply(StatusCode::OK, "success"),
+            other => other.map(|o| format!("{o:?}")),
+        }
     } else {
         orders::apply_provider_close(&state, method, &notice.out_trade_no)
             .await

@@ -1,0 +1,16 @@
+DROP TABLE balance_entries;
+ALTER TABLE users DROP COLUMN membership_period_days;
+ALTER TABLE users DROP COLUMN membership_price_fen;
+ALTER TABLE users DROP COLUMN membership_rank;
+ALTER TABLE orders DROP COLUMN sync_halted;
+ALTER TABLE orders DROP COLUMN snap_upgrade_secs;
+ALTER TABLE orders DROP COLUMN snap_from_days;
+ALTER TABLE orders DROP COLUMN snap_from_price_fen;
+ALTER TABLE orders DROP COLUMN snap_from_rank;
+ALTER TABLE orders DROP COLUMN snap_from_tier;
+ALTER TABLE orders DROP COLUMN snap_tier_days;
+ALTER TABLE orders DROP COLUMN snap_tier_price_fen;
+ALTER TABLE orders DROP COLUMN snap_tier_rank;
+ALTER TABLE orders DROP COLUMN snap_tier;
+ALTER TABLE orders DROP COLUMN snap_membership_days;
+ALTER TABLE orders DROP COLUMN snap_points;
