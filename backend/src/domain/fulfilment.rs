@@ -339,9 +339,11 @@ pub fn clawback(
                     (false, Some(rate)) => convert_secs(secs, &tier.rate, rate),
                     _ => secs,
                 };
-                let taken = in_held.clamp(0, remaining);
-                if taken > 0 {
-                    after.expires_at = acc.expires_at.map(|e| e - Duration::seconds(taken));
+                // Like points, time is never taken below zero: at most it ends now.
+                if in_held >= remaining && remaining > 0 {
+                    after.expires_at = Some(now);
+                } else if in_held > 0 {
+                    after.expires_at = acc.expires_at.map(|e| e - Duration::seconds(in_held));
                 }
             }
             None => {}
