@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use api_types::admin::{
-    AdminOrderDetail, DeliveryStatus, EventSummary, PaymentRecord, RefundRequest, RefundResponse,
-    RefundStatus,
+    AdminOrderDetail, BalanceEntry, DeliveryStatus, EventSummary, PaymentRecord, RefundRequest,
+    RefundResponse, RefundStatus,
 };
 use api_types::payment::OrderStatus;
 use api_types::Yuan;
@@ -188,6 +188,8 @@ fn DetailBody(detail: AdminOrderDetail, on_refunded: Callback<RefundResponse>) -
         {form}
         <h2>{move || i18n.t("退款", "Refunds")}</h2>
         <Refunds refunds=detail.refunds />
+        <h2>{move || i18n.t("余额流水", "Balance ledger")}</h2>
+        <Ledger entries=detail.balance_entries />
         <h2>{move || i18n.t("支付渠道记录", "Provider records")}</h2>
         <Records records=detail.records />
         <h2>{move || i18n.t("通知事件", "Outbound events")}</h2>
@@ -231,6 +233,69 @@ fn Refunds(refunds: Vec<RefundResponse>) -> impl IntoView {
                         <th scope="col">{move || i18n.t("原因", "Reason")}</th>
                         <th scope="col">{move || i18n.t("申请时间", "Requested")}</th>
                         <th scope="col">{move || i18n.t("完成时间", "Completed")}</th>
+                    </tr>
+                </thead>
+                <tbody>{rows}</tbody>
+            </table>
+        </div>
+    }
+    .into_any()
+}
+
+/// Signed seconds as whole days and hours, e.g. `+30d 0h` or `-2d 5h`.
+fn duration_text(secs: i64) -> String {
+    let sign = if secs < 0 { "-" } else { "+" };
+    let s = secs.unsigned_abs();
+    format!("{sign}{}d {}h", s / 86_400, (s % 86_400) / 3_600)
+}
+
+#[component]
+fn Ledger(entries: Vec<BalanceEntry>) -> impl IntoView {
+    let i18n = use_i18n();
+    if entries.is_empty() {
+        return view! { <p class="empty" data-testid="ledger-empty">{move || i18n.t("没有余额变动。", "No balance changes.")}</p> }.into_any();
+    }
+    let rows = entries
+        .into_iter()
+        .map(|e| {
+            let created_at = e.created_at;
+            let tier = match (&e.tier_before, &e.tier_after) {
+                (b, a) if b == a => a.clone().unwrap_or_default(),
+                (b, a) => format!(
+                    "{} → {}",
+                    b.clone().unwrap_or_else(|| "—".to_owned()),
+                    a.clone().unwrap_or_else(|| "—".to_owned())
+                ),
+            };
+            let expires = e.expires_after;
+            let reason = e.reason.clone();
+            view! {
+                <tr data-testid="ledger-row" data-reason=reason>
+                    <td class="nowrap">{move || local_datetime(&created_at, i18n.lang())}</td>
+                    <td>{e.reason}</td>
+                    <td class="num">{format!("{:+}", e.delta_points)}</td>
+                    <td class="num">{e.points_after}</td>
+                    <td class="num">{duration_text(e.delta_membership_secs)}</td>
+                    <td>{tier}</td>
+                    <td class="nowrap">{move || expires.map(|t| local_datetime(&t, i18n.lang())).unwrap_or_default()}</td>
+                    <td><code>{e.out_refund_no.unwrap_or_default()}</code></td>
+                </tr>
+            }
+        })
+        .collect_view();
+    view! {
+        <div class="table-scroll" role="region" tabindex="0" aria-label=move || i18n.t("余额流水", "Balance ledger")>
+            <table class="data" data-testid="ledger">
+                <thead>
+                    <tr>
+                        <th scope="col">{move || i18n.t("时间", "Time")}</th>
+                        <th scope="col">{move || i18n.t("原因", "Reason")}</th>
+                        <th scope="col" class="num">{move || i18n.t("积分变动", "Points")}</th>
+                        <th scope="col" class="num">{move || i18n.t("积分余额", "Balance")}</th>
+                        <th scope="col" class="num">{move || i18n.t("会员时长变动", "Membership")}</th>
+                        <th scope="col">{move || i18n.t("会员等级", "Tier")}</th>
+                        <th scope="col">{move || i18n.t("到期时间", "Expires")}</th>
+                        <th scope="col">{move || i18n.t("退款单号", "Refund no.")}</th>
                     </tr>
                 </thead>
                 <tbody>{rows}</tbody>
@@ -637,7 +702,14 @@ fn RefundForm(
 
 #[cfg(test)]
 mod tests {
-    use super::{parse_refund_amount, AmountError};
+    use super::{duration_text, parse_refund_amount, AmountError};
+
+    #[test]
+    fn ledger_durations_read_as_days_and_hours() {
+        assert_eq!(duration_text(30 * 86_400), "+30d 0h");
+        assert_eq!(duration_text(-(2 * 86_400 + 5 * 3_600 + 59)), "-2d 5h");
+        assert_eq!(duration_text(0), "+0d 0h");
+    }
 
     #[test]
     fn refund_amounts_are_exact_fen() {
