@@ -66,6 +66,8 @@ diesel::table! {
         review_reason -> Nullable<Text>,
         lease_until -> Nullable<Timestamp>,
         query_attempts -> Integer,
+        paid_check_failures -> Integer,
+        paid_check_at -> Nullable<Timestamp>,
     }
 }
 
