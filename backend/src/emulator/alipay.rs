@@ -1249,7 +1249,7 @@ async fn notify_once(
         state.alipay.lock().log.push(entry.clone());
         return Some(entry);
     }
-    let body = match notification_body(state, &trade, refund.as_ref(), status, &notify_id) {
+    let body = match notification_body(state, &trade, refund.as_ref(), status, &entry.notify_id) {
         Ok(body) => body,
         Err(e) => {
             entry.outcome = "error".into();
