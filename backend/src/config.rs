@@ -260,7 +260,8 @@ impl Settings {
         if !dev && env.get("EMULATOR_URL").is_some() {
             return Err(ConfigError::Invalid {
                 var: "EMULATOR_URL",
-                reason: "production cannot use a provider emulator (APP_ENV=production): unset it".into(),
+                reason: "production cannot use a provider emulator (APP_ENV=production): unset it"
+                    .into(),
             });
         }
         let default_provider_url = |real: &str| {

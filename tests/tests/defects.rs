@@ -208,9 +208,13 @@ both_backends!(
         };
         // A (whole amount) failed, then B refunded the whole amount.
         let db = &app.state.db;
-        fenpay::db::refunds::reserve(db, &row("RF-d2-a")).await.unwrap();
+        fenpay::db::refunds::reserve(db, &row("RF-d2-a"))
+            .await
+            .unwrap();
         assert!(fenpay::db::refunds::fail(db, "RF-d2-a", "x").await.unwrap());
-        fenpay::db::refunds::reserve(db, &row("RF-d2-b")).await.unwrap();
+        fenpay::db::refunds::reserve(db, &row("RF-d2-b"))
+            .await
+            .unwrap();
         let ok = |r: &str| fenpay::providers::RemoteRefund {
             out_trade_no: no.clone(),
             out_refund_no: r.into(),

@@ -162,7 +162,9 @@ pub const PAID_CHECK_BACKOFF_MAX_SECS: i64 = 3_600;
 /// How long to wait before retrying the paid-after-close check after `failures` failed
 /// queries (1 or more): 1 min, 2, 4, ... capped at 1 h.
 pub fn paid_check_backoff_secs(failures: i32) -> i64 {
-    let doublings = u32::try_from(failures.saturating_sub(1)).unwrap_or(0).min(16);
+    let doublings = u32::try_from(failures.saturating_sub(1))
+        .unwrap_or(0)
+        .min(16);
     PAID_CHECK_BACKOFF_BASE_SECS
         .saturating_mul(1_i64 << doublings)
         .min(PAID_CHECK_BACKOFF_MAX_SECS)

@@ -498,7 +498,11 @@ impl ApiError {
 
 /// Turn a handler's result into the answer: errors to authenticated requests are
 /// signed; the `bad_signature_next` fault spoils the signature of a 2xx answer.
-fn respond(state: &State, req: &HttpRequest, result: Result<HttpResponse, ApiError>) -> HttpResponse {
+fn respond(
+    state: &State,
+    req: &HttpRequest,
+    result: Result<HttpResponse, ApiError>,
+) -> HttpResponse {
     let cfg = &state.config.wechat;
     match result {
         Ok(mut resp) => {
@@ -681,19 +685,35 @@ fn signed_json<T: Serialize>(
 // Prepay
 
 async fn native(state: State, req: HttpRequest, body: web::Bytes) -> HttpResponse {
-    respond(&state, &req, prepay(&state, &req, &body, TradeType::Native).await)
+    respond(
+        &state,
+        &req,
+        prepay(&state, &req, &body, TradeType::Native).await,
+    )
 }
 
 async fn h5(state: State, req: HttpRequest, body: web::Bytes) -> HttpResponse {
-    respond(&state, &req, prepay(&state, &req, &body, TradeType::Mweb).await)
+    respond(
+        &state,
+        &req,
+        prepay(&state, &req, &body, TradeType::Mweb).await,
+    )
 }
 
 async fn jsapi(state: State, req: HttpRequest, body: web::Bytes) -> HttpResponse {
-    respond(&state, &req, prepay(&state, &req, &body, TradeType::Jsapi).await)
+    respond(
+        &state,
+        &req,
+        prepay(&state, &req, &body, TradeType::Jsapi).await,
+    )
 }
 
 async fn app(state: State, req: HttpRequest, body: web::Bytes) -> HttpResponse {
-    respond(&state, &req, prepay(&state, &req, &body, TradeType::App).await)
+    respond(
+        &state,
+        &req,
+        prepay(&state, &req, &body, TradeType::App).await,
+    )
 }
 
 async fn prepay(

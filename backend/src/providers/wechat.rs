@@ -720,9 +720,7 @@ fn map_error(status: u16, body: &[u8], authenticity: &Authenticity) -> ProviderE
         }
     }
     match code.as_str() {
-        "ORDER_NOT_EXIST" | "RESOURCE_NOT_EXISTS" | "ORDER_CLOSED" | "ORDERCLOSED"
-            if !verified =>
-        {
+        "ORDER_NOT_EXIST" | "RESOURCE_NOT_EXISTS" | "ORDER_CLOSED" | "ORDERCLOSED" if !verified => {
             unverified()
         }
         "ORDER_NOT_EXIST" | "RESOURCE_NOT_EXISTS" => ProviderError::TradeNotExist,
@@ -854,7 +852,10 @@ mod tests {
         let unsigned = Authenticity::Unsigned;
         let invalid = Authenticity::Invalid("bad".into());
         for code in ["ORDER_NOT_EXIST", "RESOURCE_NOT_EXISTS"] {
-            assert_eq!(map_error(404, &body(code), &V), ProviderError::TradeNotExist);
+            assert_eq!(
+                map_error(404, &body(code), &V),
+                ProviderError::TradeNotExist
+            );
             for a in [&unsigned, &invalid] {
                 let e = map_error(404, &body(code), a);
                 assert!(

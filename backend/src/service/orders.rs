@@ -15,7 +15,9 @@ use crate::db::orders::{self as order_db, Fulfilment, NewPaymentRecord, OrderRow
 use crate::db::{self, products};
 use crate::domain::order::{self as rules, OrderEvent, Transition};
 use crate::error::{AppError, AppResult};
-use crate::providers::{PaymentNotice, PrepayRequest, ProviderError, RemoteTrade, RemoteTradeState};
+use crate::providers::{
+    PaymentNotice, PrepayRequest, ProviderError, RemoteTrade, RemoteTradeState,
+};
 use crate::startup::AppState;
 
 /// At most one provider query per order in this window, from order-status.
@@ -676,7 +678,15 @@ pub async fn apply_provider_close(
         return Ok("unchanged");
     }
     let queried = state.providers.query(method, order_no).await;
-    record_call(state, order_no, method, "query", "close confirmation", &queried).await;
+    record_call(
+        state,
+        order_no,
+        method,
+        "query",
+        "close confirmation",
+        &queried,
+    )
+    .await;
     let trade = queried.map_err(|e| ApplyError::Unconfirmed(e.to_string()))?;
     match trade.state {
         RemoteTradeState::Closed => {}

@@ -242,8 +242,13 @@ pub async fn apply_remote(
             }
             // Not processing. A refund we had marked failed did succeed at the provider:
             // the money left, so the success still counts (and a person looks at it).
-            match refund_db::revive_failed(&state.db, &row.out_refund_no, remote.refund_id.as_deref(), at)
-                .await?
+            match refund_db::revive_failed(
+                &state.db,
+                &row.out_refund_no,
+                remote.refund_id.as_deref(),
+                at,
+            )
+            .await?
             {
                 Revive::NotFailed => Ok("duplicate"),
                 Revive::Reopened => {
