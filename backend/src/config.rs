@@ -251,6 +251,21 @@ impl Settings {
         let emulator_bind = env.str_or("EMULATOR_BIND", "127.0.0.1:8090");
         let emulator_base = format!("http://{emulator_bind}");
         let emulator_enabled = env.bool_or("EMULATOR_ENABLED", dev)?;
+        // The emulator accepts TEST keys and takes "payments" from anyone who can reach
+        // its control API: production never talks to it, in any form.
+        if !dev && emulator_enabled {
+            return Err(ConfigError::Invalid {
+                var: "EMULATOR_ENABLED",
+                reason: "the provider emulator cannot run in production (APP_ENV=production): unset it or set it to false".into(),
+            });
+        }
+        if !dev && env.get("EMULATOR_URL").is_some() {
+            return Err(ConfigError::Invalid {
+                var: "EMULATOR_URL",
+                reason: "production cannot use a provider emulator (APP_ENV=production): unset it"
+                    .into(),
+            });
+        }
         let default_provider_url = |real: &str| {
             if emulator_enabled {
                 emulator_base.clone()
@@ -605,6 +620,45 @@ mod tests {
         let s = Settings::from_map(&map(&ok)).unwrap();
         assert_eq!(s.wechat.base_url, "https://api.mch.weixin.qq.com");
         assert!(!s.emulator.enabled);
+    }
+
+    #[test]
+    fn production_refuses_the_emulator() {
+        let base = [
+            ("APP_ENV", "production"),
+            ("DATABASE_URL", "postgres://localhost/fenpay"),
+            (
+                "JWT_SECRET",
+                "f3a9c2e17b5d4a8e9c0b1d2e3f4a5b6c7d8e9f0a1b2c3d4e",
+            ),
+        ];
+        for (var, value) in [
+            ("EMULATOR_ENABLED", "true"),
+            ("EMULATOR_ENABLED", "1"),
+            ("EMULATOR_URL", "http://127.0.0.1:8090"),
+        ] {
+            let mut vars = base.to_vec();
+            vars.push((var, value));
+            let err = Settings::from_map(&map(&vars)).unwrap_err().to_string();
+            assert!(err.starts_with(var) && err.contains("production"), "{err}");
+        }
+        // Explicitly off (or empty, as `.env.example` leaves it) is fine.
+        for value in ["false", ""] {
+            let mut vars = base.to_vec();
+            vars.push(("EMULATOR_ENABLED", value));
+            vars.push(("EMULATOR_URL", ""));
+            let s = Settings::from_map(&map(&vars)).unwrap();
+            assert!(!s.is_development() && !s.emulator.enabled);
+            assert!(s.emulator.external_url.is_none());
+        }
+        // Development keeps both.
+        let dir = tempfile::tempdir().unwrap();
+        let s = Settings::from_map(&map(&[
+            ("DATA_DIR", dir.path().to_str().unwrap()),
+            ("EMULATOR_URL", "http://127.0.0.1:8090"),
+        ]))
+        .unwrap();
+        assert!(s.emulator.enabled && s.emulator.external_url.is_some());
     }
 
     #[test]

@@ -14,6 +14,7 @@ use chrono::Duration as ChronoDuration;
 
 use crate::db::orders::{self as order_db, OrderClaim};
 use crate::db::{self, idempotency, refunds as refund_db};
+use crate::domain::order as rules;
 use crate::error::AppError;
 use crate::service::orders::{self as order_service, ApplyOutcome};
 use crate::service::refunds as refund_service;
@@ -23,9 +24,10 @@ use crate::startup::AppState;
 const BATCH: i64 = 50;
 /// How long a claim lasts; longer than any provider call with its retries.
 const LEASE_SECS: i64 = 120;
-/// A cancelled order is checked once for a late payment after this long.
+/// A cancelled order is checked for a late payment after this long: once, when the
+/// provider answers; a failed query is retried with backoff (1 min, 2, 4 ... 1 h) ...
 const CANCELLED_CHECK_DELAY_SECS: i64 = 60;
-/// ... and no longer looked at after this.
+/// ... but no longer after this.
 const CANCELLED_CHECK_WINDOW_HOURS: i64 = 24;
 /// A processing refund is queried at most this often.
 const REFUND_QUERY_GAP_SECS: i64 = 30;
@@ -183,6 +185,7 @@ pub async fn reconcile_once(state: &AppState) -> ReconcileReport {
         ),
     ];
     for claim in claims {
+        let cancelled = matches!(claim, OrderClaim::RecentlyCancelled(..));
         let claimed = match order_db::claim_for_job(&state.db, claim, BATCH * 4, LEASE_SECS).await {
             Ok(c) => c,
             Err(e) => {
@@ -196,16 +199,30 @@ pub async fn reconcile_once(state: &AppState) -> ReconcileReport {
                 continue;
             };
             report.queried += 1;
-            match sync_with_retries(state, &order).await {
-                Ok(Some(ApplyOutcome::Applied)) => report.paid += 1,
-                Ok(Some(ApplyOutcome::PaidAfterCancel)) => report.paid_after_close += 1,
-                Ok(_) => {}
+            let failed = match sync_with_retries(state, &order).await {
+                Ok(Some(ApplyOutcome::Applied)) => {
+                    report.paid += 1;
+                    false
+                }
+                Ok(Some(ApplyOutcome::PaidAfterCancel)) => {
+                    report.paid_after_close += 1;
+                    false
+                }
+                Ok(_) => false,
                 Err(e) => {
                     tracing::warn!(order_no = %no, error = %e, "reconciler query failed");
                     report.errors += 1;
+                    true
                 }
-            }
-            if let Err(e) = order_db::release_job_claim(&state.db, &no, true).await {
+            };
+            let released = if cancelled {
+                // Only a verified answer ends the paid-after-close check.
+                order_db::release_paid_check(&state.db, &no, failed, rules::paid_check_backoff_secs)
+                    .await
+            } else {
+                order_db::release_job_claim(&state.db, &no, true).await
+            };
+            if let Err(e) = released {
                 tracing::warn!(order_no = %no, error = %e, "could not release a job claim");
             }
         }

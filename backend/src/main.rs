@@ -64,6 +64,9 @@ async fn run() -> anyhow::Result<()> {
         Command::Openapi => Ok(()),
         Command::Serve => serve(settings).await,
         Command::Emulator => {
+            if !settings.is_development() {
+                anyhow::bail!("APP_ENV=production: the provider emulator runs in development only");
+            }
             let keys = fenpay::devkeys::DevKeys::load_or_generate(&settings.dev_keys_dir)?;
             let emu = fenpay::emulator::start(fenpay::emulator::EmulatorConfig::from_dev_keys(
                 &settings, &keys,

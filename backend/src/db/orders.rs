@@ -719,7 +719,8 @@ pub enum OrderClaim {
     /// time, with fewer than the given number of reconciler queries (reconciler).
     StalePending(NaiveDateTime, NaiveDateTime, i32),
     /// Orders cancelled before the first time and after the second, not queried since
-    /// they were cancelled (paid-after-close detection).
+    /// they were cancelled, or whose failed check is due again (`paid_check_at`)
+    /// (paid-after-close detection).
     RecentlyCancelled(NaiveDateTime, NaiveDateTime),
 }
 
@@ -750,7 +751,8 @@ pub async fn claim_for_job(
         ),
         OrderClaim::RecentlyCancelled(cancelled_before, cancelled_after) => (
             "status = 'cancelled' AND updated_at < {T1} AND updated_at > {T2} \
-             AND (last_query_at IS NULL OR last_query_at < updated_at)",
+             AND (last_query_at IS NULL OR last_query_at < updated_at \
+                  OR (paid_check_at IS NOT NULL AND paid_check_at <= {NOW}))",
             cancelled_before,
             cancelled_after,
             0,
@@ -789,6 +791,48 @@ pub async fn claim_for_job(
         )
     })?;
     Ok(rows.into_iter().map(|r| r.order_no).collect())
+}
+
+/// The paid-after-close check of a cancelled order is over for now: drop the lease and
+/// note the query. `failed` (no verified answer) schedules the next try after
+/// `retry_in_secs` (the caller's backoff); a verified answer ends the checking.
+pub async fn release_paid_check(
+    db: &Db,
+    order_no: &str,
+    failed: bool,
+    retry_in_secs: fn(i32) -> i64,
+) -> DbResult<()> {
+    let now = super::now();
+    db_run!(db, |conn| {
+        if failed {
+            let failures: i32 = orders::table
+                .find(order_no)
+                .select(orders::paid_check_failures)
+                .first(conn)
+                .await?;
+            let failures = failures.saturating_add(1);
+            let next = now + chrono::Duration::seconds(retry_in_secs(failures));
+            diesel::update(orders::table.find(order_no))
+                .set((
+                    orders::lease_until.eq(None::<NaiveDateTime>),
+                    orders::last_query_at.eq(now),
+                    orders::paid_check_failures.eq(failures),
+                    orders::paid_check_at.eq(Some(next)),
+                ))
+                .execute(conn)
+                .await?;
+        } else {
+            diesel::update(orders::table.find(order_no))
+                .set((
+                    orders::lease_until.eq(None::<NaiveDateTime>),
+                    orders::last_query_at.eq(now),
+                    orders::paid_check_at.eq(None::<NaiveDateTime>),
+                ))
+                .execute(conn)
+                .await?;
+        }
+        Ok(())
+    })
 }
 
 /// A job is done with an order: note the query and drop the lease.

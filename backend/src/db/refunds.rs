@@ -227,6 +227,119 @@ pub async fn fail(db: &Db, out_refund_no: &str, failure: &str) -> DbResult<bool>
     })
 }
 
+/// What [`revive_failed`] did with a refund the provider reports succeeded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Revive {
+    /// The refund is not `failed` (processing, or already succeeded): nothing done.
+    NotFailed,
+    /// `failed -> processing` (the order had room for it) and the order is flagged for
+    /// review; [`complete`] then applies the success as usual.
+    Reopened,
+    /// The order has no room left (its amount was refunded again meanwhile): the refund
+    /// is recorded `succeeded` without touching the order's amounts, and the order is
+    /// flagged for review (the payer got more back than the order was worth).
+    SucceededWithoutRoom,
+}
+
+/// A verified success for a refund we had marked `failed` (an unverifiable answer taken
+/// as a refusal, a failure that was not final): the money did leave, so the success
+/// counts. One transaction that locks the order first, like [`reserve`]: when the
+/// order still has room (what other non-failed refunds hold + this amount <= the
+/// order's amount) compare-and-set `failed -> processing` for [`complete`]; otherwise
+/// `failed -> succeeded` as a record only. Either way the order needs review.
+pub async fn revive_failed(
+    db: &Db,
+    out_refund_no: &str,
+    provider_refund_id: Option<&str>,
+    succeeded_at: NaiveDateTime,
+) -> DbResult<Revive> {
+    let now = super::now();
+    db_run!(db, |conn| {
+        conn.transaction::<Revive, DbError, _>(async |conn| {
+            let Some(refund) = refunds::table
+                .find(out_refund_no)
+                .select(RefundRow::as_select())
+                .first(conn)
+                .await
+                .optional()?
+            else {
+                return Ok(Revive::NotFailed);
+            };
+            if refund.status != "failed" {
+                return Ok(Revive::NotFailed);
+            }
+            // Write first: takes the order's row lock (PostgreSQL) or the write lock (SQLite).
+            diesel::update(orders::table.find(&refund.order_no))
+                .set(orders::updated_at.eq(orders::updated_at))
+                .execute(conn)
+                .await?;
+            let amount: i64 = orders::table
+                .find(&refund.order_no)
+                .select(orders::amount_fen)
+                .first(conn)
+                .await?;
+            let held: Vec<i64> = refunds::table
+                .filter(refunds::order_no.eq(&refund.order_no))
+                .filter(refunds::status.ne("failed"))
+                .filter(refunds::out_refund_no.ne(out_refund_no))
+                .select(refunds::amount_fen)
+                .load(conn)
+                .await?;
+            let room = held.iter().sum::<i64>() + refund.amount_fen <= amount;
+            let note = format!(
+                "refund {out_refund_no} succeeded at the provider after it was marked failed"
+            );
+            let (outcome, reason, n) = if room {
+                let n = diesel::update(
+                    refunds::table
+                        .filter(refunds::out_refund_no.eq(out_refund_no))
+                        .filter(refunds::status.eq("failed")),
+                )
+                .set((
+                    refunds::status.eq("processing"),
+                    refunds::failure.eq(note.as_str()),
+                    refunds::updated_at.eq(now),
+                ))
+                .execute(conn)
+                .await?;
+                (Revive::Reopened, note.clone(), n)
+            } else {
+                let n = diesel::update(
+                    refunds::table
+                        .filter(refunds::out_refund_no.eq(out_refund_no))
+                        .filter(refunds::status.eq("failed")),
+                )
+                .set((
+                    refunds::status.eq("succeeded"),
+                    refunds::failure.eq(note.as_str()),
+                    refunds::provider_refund_id.eq(provider_refund_id),
+                    refunds::succeeded_at.eq(succeeded_at),
+                    refunds::lease_until.eq(None::<NaiveDateTime>),
+                    refunds::updated_at.eq(now),
+                ))
+                .execute(conn)
+                .await?;
+                let reason = format!(
+                    "{note}, but the order has no room left for it: the payer got more back than the order's amount"
+                );
+                (Revive::SucceededWithoutRoom, reason, n)
+            };
+            if n == 0 {
+                return Ok(Revive::NotFailed);
+            }
+            diesel::update(orders::table.find(&refund.order_no))
+                .set((
+                    orders::needs_review.eq(true),
+                    orders::review_reason.eq(reason),
+                ))
+                .execute(conn)
+                .await?;
+            Ok(outcome)
+        })
+        .await
+    })
+}
+
 /// A refund stuck at the provider (WeChat ABNORMAL): note it on the refund and flag the
 /// order for review; the refund stays processing (its amount reserved) until WeChat
 /// reports the outcome of the manual handling.

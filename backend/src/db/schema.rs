@@ -81,6 +81,8 @@ diesel::table! {
         snap_from_days -> Nullable<Integer>,
         snap_upgrade_secs -> BigInt,
         sync_halted -> Bool,
+        paid_check_failures -> Integer,
+        paid_check_at -> Nullable<Timestamp>,
     }
 }
 

@@ -154,6 +154,22 @@ pub fn upgrade_price(
     i64::try_from(fen).ok().filter(|f| *f > 0)
 }
 
+/// First wait before a failed paid-after-close check of a cancelled order is retried.
+pub const PAID_CHECK_BACKOFF_BASE_SECS: i64 = 60;
+/// Longest wait between retries.
+pub const PAID_CHECK_BACKOFF_MAX_SECS: i64 = 3_600;
+
+/// How long to wait before retrying the paid-after-close check after `failures` failed
+/// queries (1 or more): 1 min, 2, 4, ... capped at 1 h.
+pub fn paid_check_backoff_secs(failures: i32) -> i64 {
+    let doublings = u32::try_from(failures.saturating_sub(1))
+        .unwrap_or(0)
+        .min(16);
+    PAID_CHECK_BACKOFF_BASE_SECS
+        .saturating_mul(1_i64 << doublings)
+        .min(PAID_CHECK_BACKOFF_MAX_SECS)
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -287,5 +303,13 @@ mod tests {
         assert_eq!(order_amount(i64::MAX, 2), None);
         assert_eq!(order_amount(100, 0), None);
         assert_eq!(order_amount(0, 1), None);
+    }
+
+    #[test]
+    fn paid_check_backoff_doubles_up_to_an_hour() {
+        let waits: Vec<i64> = (1..=9).map(paid_check_backoff_secs).collect();
+        assert_eq!(waits, [60, 120, 240, 480, 960, 1920, 3600, 3600, 3600]);
+        assert_eq!(paid_check_backoff_secs(0), 60);
+        assert_eq!(paid_check_backoff_secs(i32::MAX), 3600);
     }
 }

@@ -205,6 +205,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             "/__emulator/alipay/notify/{out_trade_no}",
             web::post().to(control_notify),
         )
+        .route(
+            "/__emulator/alipay/scan/{out_trade_no}",
+            web::post().to(control_scan),
+        )
         .route("/__emulator/alipay/trades", web::get().to(control_trades))
         .route(
             "/__emulator/alipay/trades/{out_trade_no}",
@@ -469,12 +473,20 @@ fn biz_content(
 /// `{"<node>":{members},"sign":".."}` with the members in the given order.
 fn signed(state: &State, node: &str, members: Vec<(&str, Value)>) -> HttpResponse {
     let content = compact_object(&members);
-    match proto::build_signed_response(
+    // `bad_signature_next`: sign other content, so the sign does not verify.
+    let signed_content = if state.faults.take_bad_signature() {
+        format!("{content} ")
+    } else {
+        content.clone()
+    };
+    let built = proto::build_signed_response(
         node,
-        &content,
+        &signed_content,
         None,
         &state.config.alipay.alipay_private_key,
-    ) {
+    )
+    .map(|body| body.replacen(&signed_content, &content, 1));
+    match built {
         Ok(body) => HttpResponse::Ok().content_type(JSON_UTF8).body(body),
         Err(e) => HttpResponse::InternalServerError().body(format!("emulator signing failed: {e}")),
     }
@@ -1162,7 +1174,15 @@ async fn deliver_on_schedule(
             return;
         }
         let number = u32::try_from(attempt + 1).unwrap_or(u32::MAX);
-        let sent = notify_once(&state, &out_trade_no, out_biz_no.as_deref(), number, false).await;
+        let sent = notify_once(
+            &state,
+            &out_trade_no,
+            out_biz_no.as_deref(),
+            None,
+            number,
+            false,
+        )
+        .await;
         if let Some(entry) = sent {
             if entry.outcome == "delivered" {
                 return;
@@ -1181,11 +1201,13 @@ fn scaled(secs: f64, time_scale: f64) -> Duration {
 }
 
 /// One notification attempt (two concurrent posts under the duplicate fault).
-/// `None` when there is nothing to notify.
+/// `status` sends a trade-status notification (`WAIT_BUYER_PAY` after a scan, or a
+/// `TRADE_CLOSED`) instead of the payment's. `None` when there is nothing to notify.
 async fn notify_once(
     state: &State,
     out_trade_no: &str,
     out_biz_no: Option<&str>,
+    status: Option<TradeStatus>,
     attempt: u32,
     manual: bool,
 ) -> Option<NotificationAttempt> {
@@ -1205,9 +1227,10 @@ async fn notify_once(
                 .clone(),
         ),
     };
-    let notify_id = match &refund {
-        None => trade.notify_id.clone()?,
-        Some(r) => r.notify_id.clone(),
+    let notify_id = match (&refund, status) {
+        (Some(r), _) => r.notify_id.clone(),
+        (None, Some(_)) => random_alnum(34).to_ascii_lowercase(),
+        (None, None) => trade.notify_id.clone()?,
     };
     let mut entry = NotificationAttempt {
         out_trade_no: out_trade_no.to_string(),
@@ -1226,7 +1249,7 @@ async fn notify_once(
         state.alipay.lock().log.push(entry.clone());
         return Some(entry);
     }
-    let body = match notification_body(state, &trade, refund.as_ref()) {
+    let body = match notification_body(state, &trade, refund.as_ref(), status, &entry.notify_id) {
         Ok(body) => body,
         Err(e) => {
             entry.outcome = "error".into();
@@ -1291,6 +1314,8 @@ fn notification_body(
     state: &State,
     trade: &Trade,
     refund: Option<&Refund>,
+    status: Option<TradeStatus>,
+    notify_id: &str,
 ) -> Result<String, String> {
     let cfg = &state.config.alipay;
     let paid_at = trade.gmt_payment.unwrap_or(trade.gmt_create);
@@ -1302,10 +1327,7 @@ fn notification_body(
     };
     put("notify_time", &china_time(Utc::now()));
     put("notify_type", "trade_status_sync");
-    match refund {
-        Some(r) => put("notify_id", &r.notify_id),
-        None => put("notify_id", trade.notify_id.as_deref().unwrap_or_default()),
-    }
+    put("notify_id", notify_id);
     put("app_id", &cfg.app_id);
     put("auth_app_id", &cfg.app_id);
     put("charset", "utf-8");
@@ -1313,8 +1335,12 @@ fn notification_body(
     put("sign_type", "RSA2");
     put("trade_no", &trade.trade_no);
     put("out_trade_no", &trade.out_trade_no);
+    let paid = trade.gmt_payment.is_some();
     match refund {
-        None => put("trade_status", TradeStatus::TradeSuccess.as_str()),
+        None => put(
+            "trade_status",
+            status.unwrap_or(TradeStatus::TradeSuccess).as_str(),
+        ),
         Some(r) => {
             let full = r.refunded_after_fen >= trade.total_fen;
             let status = if full {
@@ -1337,9 +1363,6 @@ fn notification_body(
         }
     }
     put("total_amount", &trade.total_amount);
-    put("receipt_amount", &trade.total_amount);
-    put("invoice_amount", &trade.total_amount);
-    put("buyer_pay_amount", &trade.total_amount);
     put("point_amount", "0.00");
     put("seller_id", &cfg.seller_id);
     put("buyer_id", trade.buyer_id.as_deref().unwrap_or_default());
@@ -1348,11 +1371,19 @@ fn notification_body(
         trade.buyer_logon_id.as_deref().unwrap_or_default(),
     );
     put("gmt_create", &china_time(trade.gmt_create));
-    put("gmt_payment", &china_time(paid_at));
     put("subject", &trade.subject);
-    // Notifications spell it fundChannel (sync responses: fund_channel).
-    let bills = json!([{ "amount": trade.total_amount, "fundChannel": "ALIPAYACCOUNT" }]);
-    put("fund_bill_list", &bills.to_string());
+    if paid || refund.is_some() || status.is_none() {
+        put("receipt_amount", &trade.total_amount);
+        put("invoice_amount", &trade.total_amount);
+        put("buyer_pay_amount", &trade.total_amount);
+        put("gmt_payment", &china_time(paid_at));
+        // Notifications spell it fundChannel (sync responses: fund_channel).
+        let bills = json!([{ "amount": trade.total_amount, "fundChannel": "ALIPAYACCOUNT" }]);
+        put("fund_bill_list", &bills.to_string());
+    }
+    if let (None, Some(TradeStatus::TradeClosed), Some(at)) = (refund, status, trade.gmt_close) {
+        put("gmt_close", &china_time(at));
+    }
     let sign =
         proto::sign_notification(&params, &cfg.alipay_private_key).map_err(|e| e.to_string())?;
     params.insert("sign".into(), sign);
@@ -1396,13 +1427,41 @@ async fn control_close(state: State, path: web::Path<String>) -> HttpResponse {
     }
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct NotifyControl {
+    /// `WAIT_BUYER_PAY` or `TRADE_CLOSED`: send a signed notification with this
+    /// `trade_status`, whatever the trade's state (a test's forged or stale one).
+    trade_status: Option<String>,
+}
+
 /// `POST /__emulator/alipay/notify/{out_trade_no}`: send the payment notification
-/// once more, now.
-async fn control_notify(state: State, path: web::Path<String>) -> HttpResponse {
+/// once more, now; with `{"trade_status": "TRADE_CLOSED"}` (or `WAIT_BUYER_PAY`) a
+/// signed notification of that status instead, the trade unchanged.
+async fn control_notify(
+    state: State,
+    path: web::Path<String>,
+    body: Option<web::Json<NotifyControl>>,
+) -> HttpResponse {
     let out_trade_no = path.into_inner();
     let Some(trade) = state.alipay.trade(&out_trade_no) else {
         return control_error(StatusCode::NOT_FOUND, "TRADE_NOT_EXIST", "no such trade");
     };
+    let wanted = body.and_then(|b| b.into_inner().trade_status);
+    if let Some(wanted) = wanted {
+        let status = match wanted.as_str() {
+            "WAIT_BUYER_PAY" => TradeStatus::WaitBuyerPay,
+            "TRADE_CLOSED" => TradeStatus::TradeClosed,
+            _ => {
+                return control_error(
+                    StatusCode::BAD_REQUEST,
+                    "INVALID_TRADE_STATUS",
+                    "trade_status must be WAIT_BUYER_PAY or TRADE_CLOSED",
+                )
+            }
+        };
+        return status_notification(&state, &out_trade_no, status).await;
+    }
     if trade.notify_id.is_none() || trade.notify_url.is_none() {
         return control_error(
             StatusCode::CONFLICT,
@@ -1417,13 +1476,55 @@ async fn control_notify(state: State, path: web::Path<String>) -> HttpResponse {
         .filter(|a| a.out_biz_no.is_none())
         .count();
     let attempt = u32::try_from(sent + 1).unwrap_or(u32::MAX);
-    match notify_once(&state, &out_trade_no, None, attempt, true).await {
+    match notify_once(&state, &out_trade_no, None, None, attempt, true).await {
         Some(entry) => HttpResponse::Ok().json(entry),
         None => control_error(
             StatusCode::CONFLICT,
             "NOTHING_TO_NOTIFY",
             "nothing to notify",
         ),
+    }
+}
+
+/// Send one signed trade-status notification now (no resends).
+async fn status_notification(
+    state: &State,
+    out_trade_no: &str,
+    status: TradeStatus,
+) -> HttpResponse {
+    match notify_once(state, out_trade_no, None, Some(status), 1, true).await {
+        Some(entry) => HttpResponse::Ok().json(entry),
+        None => control_error(
+            StatusCode::CONFLICT,
+            "NOTHING_TO_NOTIFY",
+            "the trade has no notify_url",
+        ),
+    }
+}
+
+/// `POST /__emulator/alipay/scan/{out_trade_no}`: the buyer scans the precreate QR
+/// code. Alipay then notifies `WAIT_BUYER_PAY` (the trade stays waiting for payment).
+async fn control_scan(state: State, path: web::Path<String>) -> HttpResponse {
+    let out_trade_no = path.into_inner();
+    let waiting = {
+        let mut inner = state.alipay.lock();
+        match inner.trades.get_mut(&out_trade_no) {
+            None => None,
+            Some(trade) => {
+                expire_if_due(trade, Utc::now());
+                trade.opened = true;
+                Some(trade.status == TradeStatus::WaitBuyerPay)
+            }
+        }
+    };
+    match waiting {
+        None => control_error(StatusCode::NOT_FOUND, "TRADE_NOT_EXIST", "no such trade"),
+        Some(false) => control_error(
+            StatusCode::CONFLICT,
+            "TRADE_NOT_WAITING",
+            "the trade is no longer waiting for payment",
+        ),
+        Some(true) => status_notification(&state, &out_trade_no, TradeStatus::WaitBuyerPay).await,
     }
 }
 

@@ -8,6 +8,9 @@
 //! lack of merchant balance (WeChat 403 `NOT_ENOUGH`, Alipay
 //! `ACQ.SELLER_BALANCE_NOT_ENOUGH`). `{"hold_refunds": true}` keeps new WeChat
 //! refunds `PROCESSING` until `POST /__emulator/wechat/refunds/{out_refund_no}/settle`.
+//! `{"bad_signature_next": 1}` makes the next 2xx API answer (either provider) carry a
+//! signature that does not verify (clock skew, a rotated key): what it says happened,
+//! but the client cannot prove it.
 
 use std::sync::Mutex;
 
@@ -39,6 +42,9 @@ pub struct FaultSettings {
     pub refund_not_enough_next: u32,
     /// New WeChat refunds stay `PROCESSING` until settled through the control API.
     pub hold_refunds: bool,
+    /// The next N 2xx API answers (WeChat and Alipay) carry a signature that does not
+    /// verify; the request itself is carried out.
+    pub bad_signature_next: u32,
 }
 
 /// Thread-safe holder of [`FaultSettings`].
@@ -93,6 +99,11 @@ impl Faults {
     /// Consume one "refuse this refund: balance not enough", if armed.
     pub fn take_refund_not_enough(&self) -> bool {
         self.take(|f| &mut f.refund_not_enough_next)
+    }
+
+    /// Consume one "sign this answer wrongly", if armed.
+    pub fn take_bad_signature(&self) -> bool {
+        self.take(|f| &mut f.bad_signature_next)
     }
 
     fn take(&self, counter: impl FnOnce(&mut FaultSettings) -> &mut u32) -> bool {

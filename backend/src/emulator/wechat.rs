@@ -385,7 +385,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 // ---------------------------------------------------------------------------
 // Errors
 
-/// A non-2xx WeChat answer (never signed, like WeChat's own).
+/// A non-2xx WeChat answer. Answers to authenticated requests are signed like 2xx
+/// answers (SDKs only check signatures on 2xx, so this is harmless to them and lets a
+/// careful client tell a real 404 from a proxy's); answers to requests that could not
+/// be authenticated (401 SIGN_ERROR, injected 500s) are not: WeChat cannot know the key.
 #[derive(Debug)]
 struct ApiError {
     status: StatusCode,
@@ -394,6 +397,8 @@ struct ApiError {
     detail: Option<Value>,
     /// Business error number WeChat appends to `Request-ID` (`...-268498688`).
     errno: Option<u32>,
+    /// Raised before the request was authenticated: answered unsigned.
+    unauthenticated: bool,
 }
 
 impl ApiError {
@@ -404,11 +409,17 @@ impl ApiError {
             message: message.into(),
             detail: None,
             errno: None,
+            unauthenticated: false,
         }
     }
 
     fn errno(mut self, errno: u32) -> Self {
         self.errno = Some(errno);
+        self
+    }
+
+    fn unauthenticated(mut self) -> Self {
+        self.unauthenticated = true;
         self
     }
 
@@ -451,25 +462,77 @@ impl ApiError {
         ApiError::new(StatusCode::NOT_FOUND, "ORDER_NOT_EXIST", "订单不存在").errno(268_512_771)
     }
 
-    fn into_response(self) -> HttpResponse {
+    fn body_and_request_id(&self) -> (Vec<u8>, String) {
         let body = ApiErrorBody {
             code: self.code.to_string(),
-            message: self.message,
-            detail: self.detail,
+            message: self.message.clone(),
+            detail: self.detail.clone(),
         };
         let request_id = match self.errno {
             Some(n) => format!("{}-{n}", request_id()),
             None => request_id(),
         };
+        (serde_json::to_vec(&body).unwrap_or_default(), request_id)
+    }
+
+    /// The unsigned answer.
+    fn into_response(self) -> HttpResponse {
+        let (body, request_id) = self.body_and_request_id();
         HttpResponse::build(self.status)
             .insert_header(("Request-ID", request_id))
             .content_type(JSON_UTF8)
-            .body(serde_json::to_vec(&body).unwrap_or_default())
+            .body(body)
+    }
+
+    /// The answer signed like a 2xx one (authenticated requests only).
+    fn into_signed_response(self, cfg: &WechatEmulatorConfig, mode: SerialMode) -> HttpResponse {
+        let (body, request_id) = self.body_and_request_id();
+        let mut resp = signed(cfg, mode, self.status, body);
+        if let Ok(value) = header::HeaderValue::from_str(&request_id) {
+            resp.headers_mut()
+                .insert(header::HeaderName::from_static("request-id"), value);
+        }
+        resp
     }
 }
 
-fn respond(result: Result<HttpResponse, ApiError>) -> HttpResponse {
-    result.unwrap_or_else(ApiError::into_response)
+/// Turn a handler's result into the answer: errors to authenticated requests are
+/// signed; the `bad_signature_next` fault spoils the signature of a 2xx answer.
+fn respond(
+    state: &State,
+    req: &HttpRequest,
+    result: Result<HttpResponse, ApiError>,
+) -> HttpResponse {
+    let cfg = &state.config.wechat;
+    match result {
+        Ok(mut resp) => {
+            if resp.status().is_success() && state.faults.take_bad_signature() {
+                spoil_signature(&mut resp);
+            }
+            resp
+        }
+        Err(e) if e.unauthenticated => e.into_response(),
+        Err(e) => e.into_signed_response(cfg, answer_mode(cfg, req)),
+    }
+}
+
+/// Replace `Wechatpay-Signature` by one that does not verify (one bit flipped).
+fn spoil_signature(resp: &mut HttpResponse) {
+    let name = header::HeaderName::from_static("wechatpay-signature");
+    let spoiled = resp
+        .headers()
+        .get(&name)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| STANDARD.decode(v).ok())
+        .map(|mut raw| {
+            if let Some(b) = raw.first_mut() {
+                *b ^= 0x01;
+            }
+            STANDARD.encode(raw)
+        });
+    if let Some(value) = spoiled.and_then(|v| header::HeaderValue::from_str(&v).ok()) {
+        resp.headers_mut().insert(name, value);
+    }
 }
 
 /// `Request-ID`: WeChat's are long uppercase hex strings.
@@ -492,10 +555,10 @@ async fn gate(
 ) -> Result<(String, SerialMode), ApiError> {
     match state.faults.next_request_fault() {
         RequestFault::None => {}
-        RequestFault::Fail => return Err(ApiError::system()),
+        RequestFault::Fail => return Err(ApiError::system().unauthenticated()),
         RequestFault::Timeout(ms) => {
             tokio::time::sleep(Duration::from_millis(ms)).await;
-            return Err(ApiError::system());
+            return Err(ApiError::system().unauthenticated());
         }
     }
     let cfg = &state.config.wechat;
@@ -506,9 +569,10 @@ async fn gate(
                 "INVALID_REQUEST",
                 "请求体不是合法的UTF-8编码",
             )
+            .unauthenticated()
         })?
         .to_string();
-    authenticate(cfg, req, &body)?;
+    authenticate(cfg, req, &body).map_err(ApiError::unauthenticated)?;
     Ok((body, answer_mode(cfg, req)))
 }
 
@@ -621,19 +685,35 @@ fn signed_json<T: Serialize>(
 // Prepay
 
 async fn native(state: State, req: HttpRequest, body: web::Bytes) -> HttpResponse {
-    respond(prepay(&state, &req, &body, TradeType::Native).await)
+    respond(
+        &state,
+        &req,
+        prepay(&state, &req, &body, TradeType::Native).await,
+    )
 }
 
 async fn h5(state: State, req: HttpRequest, body: web::Bytes) -> HttpResponse {
-    respond(prepay(&state, &req, &body, TradeType::Mweb).await)
+    respond(
+        &state,
+        &req,
+        prepay(&state, &req, &body, TradeType::Mweb).await,
+    )
 }
 
 async fn jsapi(state: State, req: HttpRequest, body: web::Bytes) -> HttpResponse {
-    respond(prepay(&state, &req, &body, TradeType::Jsapi).await)
+    respond(
+        &state,
+        &req,
+        prepay(&state, &req, &body, TradeType::Jsapi).await,
+    )
 }
 
 async fn app(state: State, req: HttpRequest, body: web::Bytes) -> HttpResponse {
-    respond(prepay(&state, &req, &body, TradeType::App).await)
+    respond(
+        &state,
+        &req,
+        prepay(&state, &req, &body, TradeType::App).await,
+    )
 }
 
 async fn prepay(
@@ -1078,6 +1158,8 @@ async fn query_by_out_trade_no(
     path: web::Path<String>,
 ) -> HttpResponse {
     respond(
+        &state,
+        &req,
         async {
             let cfg = &state.config.wechat;
             let (_, mode) = gate(&state, &req, &[]).await?;
@@ -1098,6 +1180,8 @@ async fn query_by_transaction_id(
     path: web::Path<String>,
 ) -> HttpResponse {
     respond(
+        &state,
+        &req,
         async {
             let cfg = &state.config.wechat;
             let (_, mode) = gate(&state, &req, &[]).await?;
@@ -1125,6 +1209,8 @@ async fn close(
     body: web::Bytes,
 ) -> HttpResponse {
     respond(
+        &state,
+        &req,
         async {
             let cfg = &state.config.wechat;
             let (text, mode) = gate(&state, &req, &body).await?;
@@ -1167,6 +1253,8 @@ async fn close(
 
 async fn certificates(state: State, req: HttpRequest) -> HttpResponse {
     respond(
+        &state,
+        &req,
         async {
             let cfg = &state.config.wechat;
             gate(&state, &req, &[]).await?;
@@ -1670,7 +1758,7 @@ fn validate_refund(params: &Value) -> Result<RefundAsk, ApiError> {
 /// after [`REFUND_SETTLE_SECS`] (scaled) and its notification goes out. The same
 /// `out_refund_no` again answers the existing refund and refunds nothing more.
 async fn create_refund(state: State, req: HttpRequest, body: web::Bytes) -> HttpResponse {
-    respond(open_refund(&state, &req, &body).await)
+    respond(&state, &req, open_refund(&state, &req, &body).await)
 }
 
 async fn open_refund(
@@ -1868,6 +1956,8 @@ fn settle_refund(
 /// `GET /v3/refund/domestic/refunds/{out_refund_no}`.
 async fn query_refund(state: State, req: HttpRequest, path: web::Path<String>) -> HttpResponse {
     respond(
+        &state,
+        &req,
         async {
             let cfg = &state.config.wechat;
             let (_, mode) = gate(&state, &req, &[]).await?;

@@ -416,7 +416,9 @@ impl WechatClient {
         Ok(())
     }
 
-    /// Send a signed request; verify and return the body of a 2xx answer.
+    /// Send a signed request; verify and return the body of a 2xx answer. A non-2xx
+    /// answer is verified too when it carries signature headers: only a verified one
+    /// may say that a trade does not exist or is closed (see [`map_error`]).
     async fn call(
         &self,
         method: &str,
@@ -469,7 +471,15 @@ impl WechatClient {
                 .map_err(|_| ProviderError::InvalidResponse("response is not UTF-8".into()))?;
             return Ok((status, text));
         }
-        Err(map_error(status, &bytes))
+        let authenticity = if headers.contains_key("wechatpay-signature") {
+            match self.verify_signature(&headers, &bytes).await {
+                Ok(()) => Authenticity::Verified,
+                Err(e) => Authenticity::Invalid(e.to_string()),
+            }
+        } else {
+            Authenticity::Unsigned
+        };
+        Err(map_error(status, &bytes, &authenticity))
     }
 
     fn accept_serial(&self) -> String {
@@ -594,7 +604,8 @@ impl WechatClient {
             .await
             .map_err(|e| ProviderError::Unavailable(format!("certificates: {e}")))?;
         if !(200..300).contains(&status) {
-            return Err(map_error(status, &bytes));
+            // Not verifiable here (the certificates are what is being fetched).
+            return Err(map_error(status, &bytes, &Authenticity::Unsigned));
         }
         let list: fenpay_proto::wechat::CertificateList =
             parse_json(&String::from_utf8_lossy(&bytes))?;
@@ -669,8 +680,22 @@ fn parse_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, ProviderE
     serde_json::from_str(text).map_err(|e| ProviderError::InvalidResponse(format!("JSON: {e}")))
 }
 
-/// WeChat's error codes to ours. Non-2xx answers are not signed.
-fn map_error(status: u16, body: &[u8]) -> ProviderError {
+/// How far a non-2xx answer could be authenticated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Authenticity {
+    /// Its `Wechatpay-Signature` verified.
+    Verified,
+    /// No signature headers (WeChat does not sign answers to requests it could not
+    /// authenticate; proxies and load balancers never sign).
+    Unsigned,
+    /// Signature headers that do not verify.
+    Invalid(String),
+}
+
+/// WeChat's error codes to ours. "No such trade" and "already closed" let a close
+/// cancel the order locally, so only a verified answer may say so; an unverified one
+/// (a proxy's 404, a stale or forged answer) is transient: ask again later.
+fn map_error(status: u16, body: &[u8], authenticity: &Authenticity) -> ProviderError {
     let parsed: Option<ApiErrorBody> = serde_json::from_slice(body).ok();
     let (code, message) = parsed.map(|b| (b.code, b.message)).unwrap_or_else(|| {
         (
@@ -678,14 +703,34 @@ fn map_error(status: u16, body: &[u8]) -> ProviderError {
             String::from_utf8_lossy(body).chars().take(200).collect(),
         )
     });
+    let verified = *authenticity == Authenticity::Verified;
+    let unverified = || {
+        let why = match authenticity {
+            Authenticity::Verified => "signed, but without WeChat's not-exist code".to_string(),
+            Authenticity::Unsigned => "unsigned".to_string(),
+            Authenticity::Invalid(e) => format!("signature does not verify: {e}"),
+        };
+        ProviderError::Unavailable(format!(
+            "unverified {status} answer ({why}; code {code:?}): not trusted"
+        ))
+    };
+    if let Authenticity::Invalid(e) = authenticity {
+        if status != 404 && status < 500 && status != 429 {
+            return ProviderError::BadSignature(format!("HTTP {status} answer: {e}"));
+        }
+    }
     match code.as_str() {
+        "ORDER_NOT_EXIST" | "RESOURCE_NOT_EXISTS" | "ORDER_CLOSED" | "ORDERCLOSED" if !verified => {
+            unverified()
+        }
         "ORDER_NOT_EXIST" | "RESOURCE_NOT_EXISTS" => ProviderError::TradeNotExist,
         "ORDERPAID" | "ORDER_PAID" => ProviderError::AlreadyPaid,
         "ORDER_CLOSED" | "ORDERCLOSED" => ProviderError::AlreadyClosed,
         "SIGN_ERROR" => ProviderError::SignatureRejected(message),
         "FREQUENCY_LIMITED" | "FREQUENCY_LIMIT_EXCEED" => ProviderError::RateLimited,
         "SYSTEM_ERROR" | "SYSTEMERROR" | "BANKERROR" => ProviderError::Unavailable(message),
-        _ if status == 404 => ProviderError::TradeNotExist,
+        // A 404 without WeChat's not-exist code says nothing about the trade.
+        _ if status == 404 => unverified(),
         _ if status == 429 => ProviderError::RateLimited,
         _ if status >= 500 => ProviderError::Unavailable(format!("HTTP {status}")),
         _ => ProviderError::Rejected {
@@ -772,31 +817,79 @@ fn remote_trade(tx: &Transaction) -> RemoteTrade {
 mod tests {
     use super::*;
 
+    const V: Authenticity = Authenticity::Verified;
+
     #[test]
     fn error_mapping_follows_wechat_codes() {
         let body = |code: &str| format!("{{\"code\":\"{code}\",\"message\":\"m\"}}").into_bytes();
         assert_eq!(
-            map_error(404, &body("ORDER_NOT_EXIST")),
+            map_error(404, &body("ORDER_NOT_EXIST"), &V),
             ProviderError::TradeNotExist
         );
         assert_eq!(
-            map_error(400, &body("ORDERPAID")),
+            map_error(400, &body("ORDERPAID"), &V),
             ProviderError::AlreadyPaid
         );
         assert!(matches!(
-            map_error(401, &body("SIGN_ERROR")),
+            map_error(401, &body("SIGN_ERROR"), &V),
             ProviderError::SignatureRejected(_)
         ));
         assert_eq!(
-            map_error(429, &body("FREQUENCY_LIMITED")),
+            map_error(429, &body("FREQUENCY_LIMITED"), &V),
             ProviderError::RateLimited
         );
-        assert!(map_error(500, &body("SYSTEM_ERROR")).is_retryable());
-        assert!(map_error(502, b"<html>bad gateway</html>").is_retryable());
+        assert!(map_error(500, &body("SYSTEM_ERROR"), &V).is_retryable());
+        assert!(map_error(502, b"<html>bad gateway</html>", &V).is_retryable());
         assert!(matches!(
-            map_error(400, &body("PARAM_ERROR")),
+            map_error(400, &body("PARAM_ERROR"), &V),
             ProviderError::Rejected { code, .. } if code == "PARAM_ERROR"
         ));
+    }
+
+    #[test]
+    fn only_a_verified_answer_says_a_trade_does_not_exist() {
+        let body = |code: &str| format!("{{\"code\":\"{code}\",\"message\":\"m\"}}").into_bytes();
+        let unsigned = Authenticity::Unsigned;
+        let invalid = Authenticity::Invalid("bad".into());
+        for code in ["ORDER_NOT_EXIST", "RESOURCE_NOT_EXISTS"] {
+            assert_eq!(
+                map_error(404, &body(code), &V),
+                ProviderError::TradeNotExist
+            );
+            for a in [&unsigned, &invalid] {
+                let e = map_error(404, &body(code), a);
+                assert!(
+                    matches!(&e, ProviderError::Unavailable(m) if m.starts_with("unverified 404")),
+                    "{e:?}"
+                );
+                assert!(e.is_retryable());
+            }
+        }
+        // A 404 without WeChat's code (a proxy, a wrong path) never means "no such trade".
+        for a in [&V, &unsigned, &invalid] {
+            let e = map_error(404, b"<html>Not Found</html>", a);
+            assert!(matches!(e, ProviderError::Unavailable(_)), "{e:?}");
+            let e = map_error(404, &body("NOT_FOUND"), a);
+            assert!(matches!(e, ProviderError::Unavailable(_)), "{e:?}");
+        }
+        // "Already closed" also lets a close cancel locally: verified only.
+        assert_eq!(
+            map_error(400, &body("ORDER_CLOSED"), &V),
+            ProviderError::AlreadyClosed
+        );
+        assert!(map_error(400, &body("ORDER_CLOSED"), &unsigned).is_retryable());
+        // Other answers with a signature that does not verify are not trusted either.
+        assert!(matches!(
+            map_error(403, &body("NOT_ENOUGH"), &invalid),
+            ProviderError::BadSignature(_)
+        ));
+        // Unsigned 401 SIGN_ERROR: WeChat cannot sign an answer to a request it could
+        // not authenticate.
+        assert!(matches!(
+            map_error(401, &body("SIGN_ERROR"), &unsigned),
+            ProviderError::SignatureRejected(_)
+        ));
+        assert!(map_error(500, &body("SYSTEM_ERROR"), &invalid).is_retryable());
     }
 
     #[test]
@@ -858,15 +951,15 @@ mod tests {
         // Refund error codes.
         let body = |code: &str| format!("{{\"code\":\"{code}\",\"message\":\"m\"}}").into_bytes();
         assert_eq!(
-            map_error(404, &body("RESOURCE_NOT_EXISTS")),
+            map_error(404, &body("RESOURCE_NOT_EXISTS"), &V),
             ProviderError::TradeNotExist
         );
         assert!(matches!(
-            map_error(403, &body("NOT_ENOUGH")),
+            map_error(403, &body("NOT_ENOUGH"), &V),
             ProviderError::Rejected { code, .. } if code == "NOT_ENOUGH"
         ));
         assert!(matches!(
-            map_error(400, &body("INVALID_REQUEST")),
+            map_error(400, &body("INVALID_REQUEST"), &V),
             ProviderError::Rejected { code, .. } if code == "INVALID_REQUEST"
         ));
     }

@@ -16,7 +16,9 @@ use crate::db::{self, ledger, products};
 use crate::domain::fulfilment::{self as grants, Account, Rate, Snapshot, Tier};
 use crate::domain::order::{self as rules, OrderEvent, Transition};
 use crate::error::{AppError, AppResult};
-use crate::providers::{PaymentNotice, PrepayRequest, ProviderError, RemoteTradeState};
+use crate::providers::{
+    PaymentNotice, PrepayRequest, ProviderError, RemoteTrade, RemoteTradeState,
+};
 use crate::startup::AppState;
 
 /// At most one provider query per order in this window, from order-status.
@@ -499,6 +501,15 @@ pub async fn sync_with_provider_within(
         .await;
     }
     let trade = queried?;
+    apply_queried_payment(state, order, &trade).await
+}
+
+/// Apply what a verified query reported, when it reports the trade paid.
+async fn apply_queried_payment(
+    state: &AppState,
+    order: &OrderRow,
+    trade: &RemoteTrade,
+) -> Result<Option<ApplyOutcome>, ProviderError> {
     if trade.state != RemoteTradeState::Paid {
         return Ok(None);
     }
@@ -674,6 +685,10 @@ pub enum ApplyError {
     UnknownOrder(String),
     #[error("notification does not match the order: {0}")]
     Mismatch(String),
+    /// The provider could not confirm what a notification claims (query failed or
+    /// unverifiable): nothing changed; the provider should send it again.
+    #[error("the provider could not confirm it: {0}")]
+    Unconfirmed(String),
     #[error(transparent)]
     Db(#[from] crate::db::DbError),
 }
@@ -793,8 +808,11 @@ pub async fn apply_payment(
     Ok(outcome)
 }
 
-/// The provider closed an unpaid trade (e.g. Alipay `TRADE_CLOSED` on timeout): a pending
-/// order is cancelled as expired; any other state is left alone.
+/// The provider says it closed a trade (Alipay `TRADE_CLOSED`). A notification alone
+/// never cancels: a verified query decides. Closed and never paid: a pending order is
+/// cancelled as expired. Paid: the payment is applied. Still open (or unknown to the
+/// provider): nothing changes, the trade may still be paid. Query failed:
+/// [`ApplyError::Unconfirmed`], nothing changes, the provider resends.
 pub async fn apply_provider_close(
     state: &AppState,
     method: PaymentMethod,
@@ -808,6 +826,37 @@ pub async fn apply_provider_close(
             "order was placed with {}",
             order.provider
         )));
+    }
+    if order.status != "pending" {
+        return Ok("unchanged");
+    }
+    let queried = state.providers.query(method, order_no).await;
+    record_call(
+        state,
+        order_no,
+        method,
+        "query",
+        "close confirmation",
+        &queried,
+    )
+    .await;
+    let trade = queried.map_err(|e| ApplyError::Unconfirmed(e.to_string()))?;
+    match trade.state {
+        RemoteTradeState::Closed => {}
+        RemoteTradeState::Paid => {
+            return match apply_queried_payment(state, &order, &trade).await {
+                Ok(Some(outcome)) => Ok(match outcome {
+                    ApplyOutcome::Applied => "paid at the provider: payment applied",
+                    ApplyOutcome::PaidAfterCancel => "paid at the provider: paid after cancel",
+                    ApplyOutcome::Duplicate => "paid at the provider: already applied",
+                }),
+                Ok(None) => Ok("unchanged"),
+                Err(e) => Err(ApplyError::Unconfirmed(e.to_string())),
+            };
+        }
+        RemoteTradeState::Pending | RemoteTradeState::NotExist => {
+            return Ok("not closed at the provider: ignored")
+        }
     }
     if let Some(ev) = order_db::cancel(
         &state.db,

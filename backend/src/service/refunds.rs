@@ -6,7 +6,7 @@ use api_types::payment::OrderStatus;
 use chrono::Utc;
 
 use crate::db::orders as order_db;
-use crate::db::refunds::{self as refund_db, RefundRow, Reserve};
+use crate::db::refunds::{self as refund_db, RefundRow, Reserve, Revive};
 use crate::db::{self, DbError};
 use crate::domain::order as rules;
 use crate::error::{AppError, AppResult};
@@ -168,7 +168,9 @@ async fn same_refund_again(
 }
 
 /// Send a processing refund to the provider (again: the provider deduplicates by number)
-/// and apply what it answers. Transient failures leave it processing for the reconciler.
+/// and apply what it answers. Only a verified business refusal fails the refund; any
+/// other failure (unverifiable signature, timeout, 5xx, rate limit, our own signature
+/// rejected...) leaves it processing: the money may have left, the reconciler finds out.
 async fn submit(state: &AppState, row: &RefundRow, order: &order_db::OrderRow) -> AppResult<()> {
     let method = method_of(order);
     let req = crate::providers::RefundRequest {
@@ -193,20 +195,17 @@ async fn submit(state: &AppState, row: &RefundRow, order: &order_db::OrderRow) -
             apply_remote(state, row, &remote).await?;
             Ok(())
         }
-        Err(e) if e.is_retryable() || matches!(e, ProviderError::InvalidResponse(_)) => {
-            tracing::warn!(out_refund_no = %row.out_refund_no, error = %e, "refund outcome unknown; the reconciler will follow up");
-            Ok(())
-        }
-        Err(e) => {
-            refund_db::fail(&state.db, &row.out_refund_no, &e.to_string()).await?;
-            let (code, message) = match &e {
-                ProviderError::Rejected { code, message } => (code.clone(), message.clone()),
-                other => (String::new(), other.to_string()),
-            };
+        Err(ProviderError::Rejected { code, message }) => {
+            let failure = format!("{code}: {message}");
+            refund_db::fail(&state.db, &row.out_refund_no, &failure).await?;
             Err(AppError::conflict(
                 "refund_rejected",
                 format!("the provider refused the refund: {code} {message}").replace("  ", " "),
             ))
+        }
+        Err(e) => {
+            tracing::warn!(out_refund_no = %row.out_refund_no, error = %e, "refund outcome unknown; the reconciler will follow up");
+            Ok(())
         }
     }
 }
@@ -221,22 +220,46 @@ pub async fn apply_remote(
     match remote.state {
         RemoteRefundState::Succeeded => {
             let at = remote.succeeded_at.unwrap_or_else(Utc::now).naive_utc();
-            match refund_db::complete(
+            let complete = || {
+                refund_db::complete(
+                    &state.db,
+                    &row.out_refund_no,
+                    remote.refund_id.as_deref(),
+                    at,
+                    state.settings.lifecycle.refund_clawback,
+                    &state.sinks,
+                )
+            };
+            if let Some(ev) = complete().await? {
+                state.hub.committed([&ev]);
+                tracing::info!(out_refund_no = %row.out_refund_no, "refund succeeded");
+                return Ok("refund succeeded");
+            }
+            // Not processing. A refund we had marked failed did succeed at the provider:
+            // the money left, so the success still counts (and a person looks at it).
+            match refund_db::revive_failed(
                 &state.db,
                 &row.out_refund_no,
                 remote.refund_id.as_deref(),
                 at,
-                state.settings.lifecycle.refund_clawback,
-                &state.sinks,
             )
             .await?
             {
-                Some(ev) => {
-                    state.hub.committed([&ev]);
-                    tracing::info!(out_refund_no = %row.out_refund_no, "refund succeeded");
-                    Ok("refund succeeded")
+                Revive::NotFailed => Ok("duplicate"),
+                Revive::Reopened => {
+                    tracing::error!(out_refund_no = %row.out_refund_no, "refund marked failed succeeded at the provider: applied, order flagged for review");
+                    match complete().await? {
+                        Some(ev) => {
+                            state.hub.committed([&ev]);
+                            Ok("refund succeeded after it was marked failed")
+                        }
+                        None => Ok("duplicate"),
+                    }
                 }
-                None => Ok("duplicate"),
+                Revive::SucceededWithoutRoom => {
+                    tracing::error!(out_refund_no = %row.out_refund_no, "refund marked failed succeeded at the provider but exceeds what is left: order flagged for review");
+                    Ok("refund succeeded after it was marked failed; exceeds the order")
+                }
             }
         }
         RemoteRefundState::Failed => {

@@ -169,8 +169,8 @@ pub async fn wechat_callback(
                 "notification does not match the order",
             )
         }
-        Err(ApplyError::Db(e)) => {
-            tracing::error!(error = %e, "database failure applying a WeChat notification");
+        Err(e @ (ApplyError::Db(_) | ApplyError::Unconfirmed(_))) => {
+            tracing::error!(error = %e, "transient failure applying a WeChat notification");
             wechat_fail(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "temporary failure, please retry",
@@ -238,14 +238,18 @@ fn alipay_reply(status: StatusCode, text: &'static str) -> HttpResponse {
 ///
 /// Verifies the V1 signature (`sign` and `sign_type` removed, values url-decoded), app_id
 /// (and seller_id when configured), the order and `total_amount`. `TRADE_SUCCESS` /
-/// `TRADE_FINISHED` mark the order paid exactly once; `TRADE_CLOSED` closes a pending
-/// order. Replies exactly `success` (duplicates too); anything else makes Alipay resend.
+/// `TRADE_FINISHED` mark the order paid exactly once; `WAIT_BUYER_PAY` (the buyer
+/// scanned the QR code) changes nothing; `TRADE_CLOSED` cancels a pending order only
+/// after `alipay.trade.query` confirms the trade closed unpaid (`fail` when the query
+/// fails, so Alipay resends). Replies exactly `success` (duplicates too); anything else
+/// makes Alipay resend.
 #[utoipa::path(post, path = "/api/v1/payment/alipay/callback", tag = "callbacks",
     request_body(content = String, description = "Alipay's V1-signed form", content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 200, description = "`success` (plain text)", body = String),
         (status = 400, description = "`fail`: verification failed or the notification does not match the order", body = String),
-        (status = 500, description = "`fail`: transient failure; Alipay will resend", body = String)))]
+        (status = 500, description = "`fail`: transient failure; Alipay will resend", body = String),
+        (status = 503, description = "`fail`: a TRADE_CLOSED the provider could not confirm yet; Alipay will resend", body = String)))]
 pub async fn alipay_callback(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -312,21 +316,24 @@ pub async fn alipay_callback(
             }
         }
     }
-    let outcome = if notice.paid {
-        let evidence = orders::Evidence {
-            kind: "notification",
-            headers: headers_text.clone(),
-            body: body_text.clone(),
-        };
-        match orders::apply_payment(&state, method, &notice, None, Some(&evidence)).await {
-            // Its record was written in the transaction that applied it.
-            Ok(o) if o.recorded() => return alipay_reply(StatusCode::OK, "success"),
-            other => other.map(|o| format!("{o:?}")),
+    let outcome = match trade_status.as_str() {
+        _ if notice.paid => {
+            let evidence = orders::Evidence {
+                kind: "notification",
+                headers: headers_text.clone(),
+                body: body_text.clone(),
+            };
+            match orders::apply_payment(&state, method, &notice, None, Some(&evidence)).await {
+                // Its record was written in the transaction that applied it.
+                Ok(o) if o.recorded() => return alipay_reply(StatusCode::OK, "success"),
+                other => other.map(|o| format!("{o:?}")),
+            }
         }
-    } else {
-        orders::apply_provider_close(&state, method, &notice.out_trade_no)
+        // The buyer scanned the QR code (precreate): nothing to do, nothing to change.
+        "WAIT_BUYER_PAY" => Ok(format!("{trade_status}: ignored")),
+        _ => orders::apply_provider_close(&state, method, &notice.out_trade_no)
             .await
-            .map(|o| format!("{trade_status}: {o}"))
+            .map(|o| format!("{trade_status}: {o}")),
     };
     record_notification(
         &state,
@@ -343,6 +350,10 @@ pub async fn alipay_callback(
         Err(ApplyError::Db(e)) => {
             tracing::error!(error = %e, "database failure applying an Alipay notification");
             alipay_reply(StatusCode::INTERNAL_SERVER_ERROR, "fail")
+        }
+        Err(ApplyError::Unconfirmed(e)) => {
+            tracing::warn!(order_no = %notice.out_trade_no, error = %e, "Alipay notification not confirmed by a query; Alipay will resend");
+            alipay_reply(StatusCode::SERVICE_UNAVAILABLE, "fail")
         }
         Err(e) => {
             tracing::error!(order_no = %notice.out_trade_no, error = %e, "Alipay notification does not match");

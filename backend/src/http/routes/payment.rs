@@ -157,14 +157,23 @@ pub struct DevInfoResponse {
         (status = 200, description = "Emulator present", body = DevInfoResponse),
         (status = 404, description = "Not in development", body = ErrorResponse)))]
 pub async fn dev_info(state: web::Data<AppState>) -> AppResult<HttpResponse> {
-    let url = state
-        .emulator_url
-        .clone()
-        .ok_or(AppError::NotFound("route"))?;
+    let url = dev_emulator_url(&state)?;
     Ok(HttpResponse::Ok().json(DevInfoResponse {
         emulator: true,
         emulator_url: url,
     }))
+}
+
+/// The emulator's URL for the dev helpers: only in development (404 otherwise, even if
+/// an emulator were somehow configured).
+fn dev_emulator_url(state: &AppState) -> AppResult<String> {
+    if !state.settings.is_development() {
+        return Err(AppError::NotFound("route"));
+    }
+    state
+        .emulator_url
+        .clone()
+        .ok_or(AppError::NotFound("route"))
 }
 
 /// Body of the simulate-pay helper.
@@ -187,10 +196,7 @@ pub async fn simulate_pay(
     user: AuthUser,
     body: web::Json<SimulatePayRequest>,
 ) -> AppResult<HttpResponse> {
-    let base = state
-        .emulator_url
-        .clone()
-        .ok_or(AppError::NotFound("route"))?;
+    let base = dev_emulator_url(&state)?;
     let order = orders::visible_order(&state, &user, &body.order_no).await?;
     if order.status != "pending" {
         return Err(AppError::conflict(
