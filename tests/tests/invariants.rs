@@ -434,7 +434,23 @@ impl Sim {
         };
         let roll = rng.gen_range(0..100);
         let chosen = match roll {
-            0..=21 => None,
+            0..=19 => None,
+            20..=21 => {
+                // A late payment: the buyer still has the page of an order we cancelled
+                // (an Alipay cashier the buyer had not opened yet can still be paid).
+                let cancelled = with(&["cancelled"]);
+                let cashier: Vec<Order> = cancelled
+                    .iter()
+                    .filter(|o| o.cashier_url.is_some())
+                    .cloned()
+                    .collect();
+                let from = if cashier.is_empty() || rng.gen_bool(0.2) {
+                    &cancelled
+                } else {
+                    &cashier
+                };
+                one(rng, from).map(Action::Pay)
+            }
             22..=39 => {
                 // Mostly pending orders; sometimes any (a buyer paying a cancelled order
                 // still holding the cashier page).
@@ -453,7 +469,8 @@ impl Sim {
             48..=53 => Some(Action::Faults(self.random_faults(rng))),
             54..=57 => one(rng, &pending).map(Action::Cancel),
             58..=61 => one(rng, &pending).map(Action::CancelRacingPay),
-            62..=67 => one(rng, &known).map(Action::Poll),
+            62..=65 => one(rng, &known).map(Action::Poll),
+            66..=67 => Some(Action::Reconcile),
             68..=70 => Some(Action::Sweep),
             71..=74 => Some(Action::Reconcile),
             75..=76 => one(rng, &pending).map(Action::Expire),
