@@ -297,7 +297,10 @@ enum Action {
     Pay(Order),
     Open(Order),
     Notify(Order),
-    Faults(Value),
+    Faults {
+        clear: bool,
+        changes: serde_json::Map<String, Value>,
+    },
     Cancel(Order),
     CancelRacingPay(Order),
     Poll(Order),
@@ -466,7 +469,10 @@ impl Sim {
                 one(rng, &unopened).map(Action::Open)
             }
             43..=47 => one(rng, &with(&["paid", "refunded"])).map(Action::Notify),
-            48..=53 => Some(Action::Faults(self.random_faults(rng))),
+            48..=53 => {
+                let (clear, changes) = self.random_faults(rng);
+                Some(Action::Faults { clear, changes })
+            }
             54..=57 => one(rng, &pending).map(Action::Cancel),
             58..=61 => one(rng, &pending).map(Action::CancelRacingPay),
             62..=65 => one(rng, &known).map(Action::Poll),
@@ -623,52 +629,46 @@ impl Sim {
         (amount, no)
     }
 
-    fn random_faults(&self, rng: &mut StdRng) -> Value {
+    /// Changes to the fault switches: set (or, with `null`, switch off) one or two of
+    /// them on top of what is armed now; now and then everything is cleared first.
+    fn random_faults(&self, rng: &mut StdRng) -> (bool, serde_json::Map<String, Value>) {
+        let clear = rng.gen_bool(0.2);
         let mut f = serde_json::Map::new();
-        for _ in 0..rng.gen_range(0..=2) {
-            match rng.gen_range(0..10) {
-                0 => {
-                    f.insert(
-                        "drop_notifications_next".into(),
-                        json!([1, 2, 3, 5, 10][rng.gen_range(0..5)]),
-                    );
-                }
-                1 => {
-                    f.insert("duplicate_notifications".into(), json!(true));
-                }
-                2 => {
-                    f.insert("delay_notifications_ms".into(), json!(rng.gen_range(5..80)));
-                }
-                3 => {
-                    f.insert("fail_requests_next".into(), json!(rng.gen_range(1..=3)));
-                }
+        for _ in 0..rng.gen_range(1..=2) {
+            let (key, value) = match rng.gen_range(0..11) {
+                0 => (
+                    "drop_notifications_next",
+                    json!([1, 2, 3, 5, 10][rng.gen_range(0..5)]),
+                ),
+                1 => ("duplicate_notifications", json!(true)),
+                2 => ("delay_notifications_ms", json!(rng.gen_range(5..80))),
+                3 => ("fail_requests_next", json!(rng.gen_range(1..=3))),
                 4 => {
                     // Longer than the app's 2 s provider timeout: the call times out.
-                    f.insert("timeout_requests_next".into(), json!(1));
                     f.insert("timeout_ms".into(), json!(2_500));
+                    ("timeout_requests_next", json!(1))
                 }
-                5 => {
-                    f.insert("refund_abnormal_next".into(), json!(1));
-                }
-                6 => {
-                    f.insert("refund_not_enough_next".into(), json!(1));
-                }
-                7 => {
-                    f.insert("hold_refunds".into(), json!(true));
-                }
+                5 => ("refund_abnormal_next", json!(1)),
+                6 => ("refund_not_enough_next", json!(1)),
+                7 => ("hold_refunds", json!(true)),
                 8 if self.features.bad_signature => {
-                    f.insert("bad_signature_next".into(), json!(rng.gen_range(1..=2)));
+                    ("bad_signature_next", json!(rng.gen_range(1..=2)))
                 }
+                // The merchant unreachable for a while: whole resend schedules are lost.
+                9 => ("drop_notifications_next", json!(1_000)),
                 _ => {
-                    // Enough lost attempts to exhaust whole resend schedules.
-                    f.insert(
-                        "drop_notifications_next".into(),
-                        json!(rng.gen_range(16..=40)),
-                    );
+                    let keys = [
+                        "drop_notifications_next",
+                        "duplicate_notifications",
+                        "delay_notifications_ms",
+                        "hold_refunds",
+                    ];
+                    (keys[rng.gen_range(0..keys.len())], Value::Null)
                 }
-            }
+            };
+            f.insert(key.into(), value);
         }
-        Value::Object(f)
+        (clear, f)
     }
 
     // ---- actions ----------------------------------------------------------------------------
@@ -750,9 +750,38 @@ impl Sim {
                     brief(&body)
                 )
             }
-            Action::Faults(f) => {
-                let (status, _) = self.app.emulator_post("/__emulator/faults", &f).await;
-                format!("faults := {f} -> {status}")
+            Action::Faults { clear, changes } => {
+                // A POST replaces the whole setting: start from what is armed now.
+                let mut now = if clear {
+                    serde_json::Map::new()
+                } else {
+                    let (_, current) = get(&self.app, &self.emu("/__emulator/faults")).await;
+                    current.as_object().cloned().unwrap_or_default()
+                };
+                for (k, v) in &changes {
+                    if v.is_null() {
+                        now.remove(k);
+                    } else {
+                        now.insert(k.clone(), v.clone());
+                    }
+                }
+                let body = Value::Object(now);
+                let (status, set) = self.app.emulator_post("/__emulator/faults", &body).await;
+                let armed: serde_json::Map<String, Value> = set
+                    .as_object()
+                    .map(|m| {
+                        m.iter()
+                            .filter(|(_, v)| !matches!(v, Value::Bool(false)) && **v != json!(0))
+                            .map(|(k, v)| (k.clone(), v.clone()))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                format!(
+                    "faults {}{} -> {status}, armed now {}",
+                    if clear { "cleared, then " } else { "" },
+                    Value::Object(changes),
+                    Value::Object(armed)
+                )
             }
             Action::Cancel(o) => format!("cancel {} -> {}", o.no, self.cancel(&o).await),
             Action::CancelRacingPay(o) => {
