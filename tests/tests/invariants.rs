@@ -193,8 +193,8 @@ fn overrides() -> Vec<(&'static str, &'static str)> {
         ("RECONCILE_INTERVAL_SECS", "2"),
         ("RECONCILE_MIN_AGE_SECS", "1"),
         ("PAYMENT_QUERY_RETRY_MAX", "1"),
-        // Provider resend schedules (24 h each) compressed to under 2 s.
-        ("EMULATOR_TIME_SCALE", "50000"),
+        // Provider resend schedules (24 h each) compressed to under half a second.
+        ("EMULATOR_TIME_SCALE", "200000"),
         ("DATABASE_POOL_SIZE", "8"),
     ]);
     o
@@ -1050,7 +1050,7 @@ impl Sim {
     async fn quiet(&self) {
         let mut last = self.notification_attempts().await;
         for _ in 0..40 {
-            tokio::time::sleep(Duration::from_millis(600)).await;
+            tokio::time::sleep(Duration::from_millis(300)).await;
             let now = self.notification_attempts().await;
             if now == last {
                 return;
