@@ -216,8 +216,11 @@ pub async fn reconcile_once(state: &AppState) -> ReconcileReport {
                 }
             };
             let released = if cancelled {
-                // Only a verified answer ends the paid-after-close check.
-                order_db::release_paid_check(&state.db, &no, failed, rules::paid_check_backoff_secs)
+                // Only a verified answer ends the paid-after-close check, and only once the
+                // trade can no longer be paid: before its `time_expire` an Alipay page / wap /
+                // app trade the buyer never opened may still come into being and be paid.
+                let again = failed || order.expire_at > db::now();
+                order_db::release_paid_check(&state.db, &no, again, rules::paid_check_backoff_secs)
                     .await
             } else {
                 order_db::release_job_claim(&state.db, &no, true).await

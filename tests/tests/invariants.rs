@@ -282,6 +282,9 @@ struct Sim {
     features: Features,
     orders: Mutex<Vec<Order>>,
     refund_nos: Mutex<Vec<(String, String, Option<i64>)>>,
+    /// Orders whose time ran out (`Action::Expire`): the provider's `time_expire` has
+    /// passed for them too, so no buyer can pay them any more.
+    expired: Mutex<std::collections::HashSet<String>>,
 }
 
 #[derive(Debug)]
@@ -393,6 +396,7 @@ impl Sim {
             stock_product,
             features,
             orders: Mutex::default(),
+            expired: Mutex::default(),
             refund_nos: Mutex::default(),
         }
     }
@@ -815,6 +819,9 @@ impl Sim {
                         o.no
                     ))
                     .await;
+                if n == 1 {
+                    self.expired.lock().unwrap().insert(o.no.clone());
+                }
                 format!("time passes for {}: expire_at in the past ({n} row)", o.no)
             }
             Action::Clock(secs) => {
@@ -895,6 +902,9 @@ impl Sim {
 
     /// The buyer opens the Alipay cashier (page, wap, app): only then does the trade exist.
     async fn open(&self, o: &Order) -> String {
+        if self.expired.lock().unwrap().contains(&o.no) {
+            return "too late: the trade expired at the provider too".into();
+        }
         match &o.cashier_url {
             Some(url) => {
                 let resp = self.app.client.get(url).send().await.expect("cashier");
@@ -916,6 +926,9 @@ impl Sim {
     }
 
     async fn pay(&self, o: &Order) -> String {
+        if self.expired.lock().unwrap().contains(&o.no) {
+            return "too late: the trade expired at the provider too".into();
+        }
         let mut s = String::new();
         if o.cashier_url.is_some() {
             let _ = write!(s, "open {}; ", self.open(o).await);
@@ -1008,6 +1021,7 @@ impl Sim {
             "qr_code_expire_at",
             "paid_at",
             "last_query_at",
+            "paid_check_at",
         ];
         let mut refund_cols = vec!["created_at", "updated_at", "succeeded_at"];
         if leases {
@@ -1024,6 +1038,13 @@ impl Sim {
             .sql(&format!(
                 "UPDATE users SET {}",
                 cols(&["membership_expires_at"])
+            ))
+            .await;
+        // The ledger records the same instants: they move with the account.
+        self.app
+            .sql(&format!(
+                "UPDATE balance_entries SET {}",
+                cols(&["expires_before", "expires_after", "created_at"])
             ))
             .await;
     }

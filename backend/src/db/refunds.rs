@@ -256,6 +256,11 @@ pub async fn revive_failed(
     let now = super::now();
     db_run!(db, |conn| {
         conn.transaction::<Revive, DbError, _>(async |conn| {
+            // Write first (SQLite: take the write lock before reading).
+            diesel::update(refunds::table.find(out_refund_no))
+                .set(refunds::updated_at.eq(refunds::updated_at))
+                .execute(conn)
+                .await?;
             let Some(refund) = refunds::table
                 .find(out_refund_no)
                 .select(RefundRow::as_select())
@@ -327,13 +332,7 @@ pub async fn revive_failed(
             if n == 0 {
                 return Ok(Revive::NotFailed);
             }
-            diesel::update(orders::table.find(&refund.order_no))
-                .set((
-                    orders::needs_review.eq(true),
-                    orders::review_reason.eq(reason),
-                ))
-                .execute(conn)
-                .await?;
+            crate::flag_review!(conn, &refund.order_no, reason);
             Ok(outcome)
         })
         .await
