@@ -92,7 +92,7 @@ impl TestApp {
             let row = fenpay::db::orders::find(&self.state.db, order_no)
                 .await
                 .expect("db");
-            if row.as_ref().is_some_and(|r| r.status == status) {
+            if row.as_ref().is_some_and(|r| r.status.as_str() == status) {
                 return;
             }
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;

@@ -100,7 +100,10 @@ both_backends!(
         .await;
         assert!(status == 200 || status == 202, "{status} {body}");
         assert_eq!(body["status"], "processing", "{body}");
-        assert_eq!(refund_row(&app, "RF-d2-badsig").await.status, "processing");
+        assert_eq!(
+            refund_row(&app, "RF-d2-badsig").await.status.as_str(),
+            "processing"
+        );
         // While it is processing, its amount stays reserved.
         let (status, body) = refund(&app, &admin, json!({"order_no": no})).await;
         assert_eq!(status, 400, "{body}");
@@ -112,10 +115,13 @@ both_backends!(
             )
             .await;
         assert!(status < 300, "{body}");
-        eventually(|| async { order(&app, &no).await.status == "refunded" }).await;
+        eventually(|| async { order(&app, &no).await.status.as_str() == "refunded" }).await;
         let o = order(&app, &no).await;
         assert_eq!((o.status.as_str(), o.refunded_fen), ("refunded", 1000));
-        assert_eq!(refund_row(&app, "RF-d2-badsig").await.status, "succeeded");
+        assert_eq!(
+            refund_row(&app, "RF-d2-badsig").await.status.as_str(),
+            "succeeded"
+        );
         // It cannot be refunded twice.
         faults(&app, json!({})).await;
         let (status, body) = refund(&app, &admin, json!({"order_no": no})).await;
@@ -166,7 +172,7 @@ both_backends!(
             )
             .await;
         assert!(status < 300, "{body}");
-        eventually(|| async { order(&app, &no).await.status == "refunded" }).await;
+        eventually(|| async { order(&app, &no).await.status.as_str() == "refunded" }).await;
         let o = order(&app, &no).await;
         assert_eq!((o.status.as_str(), o.refunded_fen), ("refunded", 1000));
         assert!(o.needs_review);
@@ -177,7 +183,10 @@ both_backends!(
             "{:?}",
             o.review_reason
         );
-        assert_eq!(refund_row(&app, "RF-d2-revive").await.status, "succeeded");
+        assert_eq!(
+            refund_row(&app, "RF-d2-revive").await.status.as_str(),
+            "succeeded"
+        );
         // Points were clawed back once.
         let (_, me) = app.get("/api/v1/auth/me", Some(&token)).await;
         assert_eq!(me["points_balance"], 0, "{me}");
@@ -197,7 +206,7 @@ both_backends!(
             provider: "alipay".into(),
             amount_fen: 1000,
             reason: None,
-            status: "processing".into(),
+            status: api_types::admin::RefundStatus::Processing,
             provider_refund_id: None,
             requested_by: "test".into(),
             failure: None,
@@ -232,7 +241,10 @@ both_backends!(
         fenpay::service::refunds::apply_remote(&app.state, &a, &ok("RF-d2-a"))
             .await
             .unwrap();
-        assert_eq!(refund_row(&app, "RF-d2-a").await.status, "succeeded");
+        assert_eq!(
+            refund_row(&app, "RF-d2-a").await.status.as_str(),
+            "succeeded"
+        );
         let o = order(&app, &no).await;
         assert_eq!((o.status.as_str(), o.refunded_fen), ("refunded", 1000));
         assert!(o.needs_review);
@@ -257,7 +269,7 @@ both_backends!(
             .await;
         assert_eq!(status, 200, "{body}");
         assert_eq!(body["outcome"], "delivered", "{body}");
-        assert_eq!(order(&app, &no).await.status, "pending");
+        assert_eq!(order(&app, &no).await.status.as_str(), "pending");
         let d = decisions(&app, &no, "notification").await;
         assert!(d.iter().any(|d| d == "WAIT_BUYER_PAY: ignored"), "{d:?}");
         // A signed TRADE_CLOSED while the trade is still open at Alipay: the query says
@@ -269,7 +281,7 @@ both_backends!(
             )
             .await;
         assert_eq!(status, 200, "{body}");
-        assert_eq!(order(&app, &no).await.status, "pending");
+        assert_eq!(order(&app, &no).await.status.as_str(), "pending");
         // The query fails: answer `fail` (Alipay resends), nothing changes.
         faults(&app, json!({"fail_requests_next": 1})).await;
         let (status, body) = app
@@ -280,7 +292,7 @@ both_backends!(
             .await;
         assert_eq!(status, 200, "{body}");
         assert_eq!(body["outcome"], "rejected", "{body}");
-        assert_eq!(order(&app, &no).await.status, "pending");
+        assert_eq!(order(&app, &no).await.status.as_str(), "pending");
         // The buyer still pays: the order is paid, never cancelled on the way.
         pay_at_emulator(&app, "alipay", &no).await;
         app.wait_in_db(&no, "paid").await;
@@ -296,7 +308,7 @@ both_backends!(
             )
             .await;
         assert_eq!((status, body["outcome"].as_str()), (200, Some("delivered")));
-        assert_eq!(order(&app, &no2).await.status, "paid");
+        assert_eq!(order(&app, &no2).await.status.as_str(), "paid");
         // A real close (the trade timed out at Alipay): confirmed, cancelled.
         let no3 = create_ok(&app, &token, "alipay", 1).await;
         let (status, _) = app
@@ -358,7 +370,7 @@ both_backends!(
         .await;
         let report = fenpay::jobs::reconcile_once(&app.state).await;
         assert!(report.errors >= 1, "{report:?}");
-        assert_eq!(order(&app, &late).await.status, "cancelled");
+        assert_eq!(order(&app, &late).await.status.as_str(), "cancelled");
         faults(&app, json!({"drop_notifications_next": 1000})).await;
         // The retry is not due yet (backoff) ...
         let report = fenpay::jobs::reconcile_once(&app.state).await;
@@ -371,7 +383,7 @@ both_backends!(
         let report = fenpay::jobs::reconcile_once(&app.state).await;
         assert_eq!(report.paid_after_close, 1, "{report:?}");
         let o = order(&app, &late).await;
-        assert_eq!(o.status, "paid");
+        assert_eq!(o.status.as_str(), "paid");
         assert!(o.needs_review);
         // A verified answer ends the checking: nothing is claimed again.
         let unpaid = create_ok(&app, &token, "wechat", 1).await;
@@ -471,7 +483,7 @@ both_backends!(
             .await;
         assert_eq!(status, 502, "{body}");
         assert_eq!(body["code"], "provider_unavailable", "{body}");
-        assert_eq!(order(&behind, &no).await.status, "pending");
+        assert_eq!(order(&behind, &no).await.status.as_str(), "pending");
         // The QR code was still payable, and the buyer pays.
         pay_at_emulator(&app, "wechat", &no).await;
         behind.wait_in_db(&no, "paid").await;
@@ -484,7 +496,7 @@ both_backends!(
             .await;
         let report = fenpay::jobs::sweep_once(&behind.state).await;
         assert_eq!((report.cancelled, report.retry), (0, 1), "{report:?}");
-        assert_eq!(order(&behind, &no2).await.status, "pending");
+        assert_eq!(order(&behind, &no2).await.status.as_str(), "pending");
         // A signed ORDER_NOT_EXIST from WeChat itself (the emulator) still cancels.
         let token = app.signup("d9-direct").await;
         let direct = create_ok(&app, &token, "wechat", 1).await;
@@ -498,7 +510,7 @@ both_backends!(
             )
             .await;
         assert_eq!(status, 200, "{body}");
-        assert_eq!(order(&app, &direct).await.status, "cancelled");
+        assert_eq!(order(&app, &direct).await.status.as_str(), "cancelled");
     }
 );
 

@@ -1184,7 +1184,7 @@ impl Sim {
                 _ => !t["gmt_payment"].is_null(),
             }
         };
-        let is_paid = |o: &OrderRow| o.status == "paid" || o.status == "refunded";
+        let is_paid = |o: &OrderRow| o.status.as_str() == "paid" || o.status.as_str() == "refunded";
 
         // 1. provider-paid <=> locally paid; nothing left pending after settling.
         for (no, (p, t)) in &trades {
@@ -1228,7 +1228,7 @@ impl Sim {
                 "wechat" => t["trade_state"] == "NOTPAY",
                 _ => t["status"] == "WAIT_BUYER_PAY",
             });
-            if o.status == "cancelled" && payable {
+            if o.status.as_str() == "cancelled" && payable {
                 let records = fenpay::db::orders::records_for(db, &o.order_no)
                     .await
                     .unwrap();
@@ -1242,7 +1242,7 @@ impl Sim {
                     ));
                 }
             }
-            if o.status == "pending" {
+            if o.status.as_str() == "pending" {
                 v.push(format!(
                     "[1] {} ({}/{}) still pending after settling (expired, faults cleared, jobs ran)",
                     o.order_no, o.provider, o.channel
@@ -1343,7 +1343,7 @@ impl Sim {
             }
             let succeeded: BTreeMap<String, i64> = local
                 .iter()
-                .filter(|r| r.status == "succeeded")
+                .filter(|r| r.status.as_str() == "succeeded")
                 .map(|r| (r.out_refund_no.clone(), r.amount_fen))
                 .collect();
             let local_sum: i64 = succeeded.values().sum();
@@ -1353,7 +1353,7 @@ impl Sim {
                     o.order_no, o.refunded_fen
                 ));
             }
-            if (o.status == "refunded") != (is_paid(o) && o.refunded_fen == o.amount_fen) {
+            if (o.status.as_str() == "refunded") != (is_paid(o) && o.refunded_fen == o.amount_fen) {
                 v.push(format!(
                     "[3] {} reads {} with {} of {} fen refunded",
                     o.order_no, o.status, o.refunded_fen, o.amount_fen
@@ -1412,7 +1412,7 @@ impl Sim {
                     o.order_no
                 ));
             }
-            for r in local.iter().filter(|r| r.status == "processing") {
+            for r in local.iter().filter(|r| r.status.as_str() == "processing") {
                 // Only a refund stuck ABNORMAL at the provider may stay open (for a human).
                 if remote_state.get(&r.out_refund_no).map(String::as_str) != Some("ABNORMAL") {
                     v.push(format!(
@@ -1444,7 +1444,7 @@ impl Sim {
                 .await
                 .unwrap()
                 .iter()
-                .filter(|r| r.status == "succeeded")
+                .filter(|r| r.status.as_str() == "succeeded")
                 .count();
             if count("order.refunded") != refunds {
                 v.push(format!(

@@ -220,13 +220,13 @@ both_backends!(
         let report = fenpay::jobs::sweep_once(&app.state).await;
         assert_eq!(report.cancelled, 2, "{report:?}");
         assert_eq!(report.paid, 1, "{report:?}");
-        assert_eq!(order(&app, &unpaid).await.status, "cancelled");
+        assert_eq!(order(&app, &unpaid).await.status.as_str(), "cancelled");
         assert_eq!(
             order(&app, &unpaid).await.cancel_reason.as_deref(),
             Some("expired")
         );
-        assert_eq!(order(&app, &unpaid_ali).await.status, "cancelled");
-        assert_eq!(order(&app, &paid).await.status, "paid");
+        assert_eq!(order(&app, &unpaid_ali).await.status.as_str(), "cancelled");
+        assert_eq!(order(&app, &paid).await.status.as_str(), "paid");
         assert_eq!(me(&app, &token).await["points_balance"], 550);
         // The trade is really closed at the provider: it can no longer be paid.
         let (status, _) = app
@@ -254,7 +254,7 @@ both_backends!(
         faults(&app, json!({"fail_requests_next": 100})).await;
         let report = fenpay::jobs::sweep_once(&app.state).await;
         assert_eq!(report.retry, 1, "{report:?}");
-        assert_eq!(order(&app, &no).await.status, "pending");
+        assert_eq!(order(&app, &no).await.status.as_str(), "pending");
         // Provider back: the next pass closes it.
         faults(&app, json!({})).await;
         let report = fenpay::jobs::sweep_once(&app.state).await;
@@ -294,10 +294,10 @@ both_backends!(
         let report = fenpay::jobs::reconcile_once(&app.state).await;
         assert_eq!(report.paid, 1, "{report:?}");
         assert_eq!(report.paid_after_close, 1, "{report:?}");
-        assert_eq!(order(&app, &lost).await.status, "paid");
-        assert_eq!(order(&app, &unpaid).await.status, "pending");
+        assert_eq!(order(&app, &lost).await.status.as_str(), "paid");
+        assert_eq!(order(&app, &unpaid).await.status.as_str(), "pending");
         let l = order(&app, &late).await;
-        assert_eq!(l.status, "paid");
+        assert_eq!(l.status.as_str(), "paid");
         assert!(l.needs_review);
         assert!(l.review_reason.unwrap().contains("paid after"));
         let types = event_types(&app, &late).await;
@@ -483,13 +483,13 @@ both_backends!(
         assert_eq!(status, 200, "{body}");
         // WeChat answers PROCESSING; REFUND.SUCCESS arrives shortly after.
         let out_refund_no = body["out_refund_no"].as_str().unwrap().to_string();
-        eventually(|| async { order(&app, &no).await.status == "refunded" }).await;
-        assert_eq!(order(&app, &no).await.status, "refunded");
+        eventually(|| async { order(&app, &no).await.status.as_str() == "refunded" }).await;
+        assert_eq!(order(&app, &no).await.status.as_str(), "refunded");
         let r = fenpay::db::refunds::find(&app.state.db, &out_refund_no)
             .await
             .unwrap()
             .unwrap();
-        assert_eq!(r.status, "succeeded");
+        assert_eq!(r.status.as_str(), "succeeded");
         assert!(r.provider_refund_id.is_some());
         // The 30 days of membership are taken back: it ends now (never before now).
         let after = me(&app, &token).await;
@@ -897,9 +897,9 @@ both_backends!(
             .emulator_post(&format!("/__emulator/alipay/notify/{no}"), &json!({}))
             .await;
         assert!(status < 300, "{body}");
-        eventually(|| async { order(&app, &no).await.status == "refunded" }).await;
+        eventually(|| async { order(&app, &no).await.status.as_str() == "refunded" }).await;
         let o = order(&app, &no).await;
-        assert_eq!(o.status, "refunded");
+        assert_eq!(o.status.as_str(), "refunded");
         assert!(o.needs_review);
         assert_eq!(o.refunded_fen, 1000);
         let refunds = fenpay::db::refunds::for_order(&app.state.db, &no)
@@ -953,7 +953,7 @@ both_backends!(
         assert_eq!(status, 200, "{body}");
         assert_eq!(body["status"], "processing");
         let r = wait_refund("RF-abnormal-1", |r| r.failure.is_some()).await;
-        assert_eq!(r.status, "processing");
+        assert_eq!(r.status.as_str(), "processing");
         let o = order(&app, &no).await;
         assert_eq!(
             (o.status.as_str(), o.refunded_fen, o.needs_review),
@@ -992,8 +992,8 @@ both_backends!(
             )
             .await;
         assert!(status < 300, "{body}");
-        let r = wait_refund("RF-closed-1", |r| r.status != "processing").await;
-        assert_eq!(r.status, "failed");
+        let r = wait_refund("RF-closed-1", |r| r.status.as_str() != "processing").await;
+        assert_eq!(r.status.as_str(), "failed");
         faults(&app, json!({})).await;
         let (status, body) = refund(
             &app,
@@ -1039,7 +1039,7 @@ both_backends!(
         .await;
         let report = fenpay::jobs::reconcile_once(&app.state).await;
         assert_eq!((report.paid, report.errors), (1, 0), "{report:?}");
-        assert_eq!(order(&app, &no).await.status, "paid");
+        assert_eq!(order(&app, &no).await.status.as_str(), "paid");
         // A provider that stays down: the pass reports the error and the order stays pending.
         let no2 = create_ok(&app, &token, "wechat", 1).await;
         app.sql("UPDATE orders SET created_at = '2020-01-01 00:00:00'")
@@ -1047,6 +1047,6 @@ both_backends!(
         faults(&app, json!({"fail_requests_next": 100})).await;
         let report = fenpay::jobs::reconcile_once(&app.state).await;
         assert_eq!((report.paid, report.errors), (0, 1), "{report:?}");
-        assert_eq!(order(&app, &no2).await.status, "pending");
+        assert_eq!(order(&app, &no2).await.status.as_str(), "pending");
     }
 );

@@ -10,6 +10,7 @@ use super::schema::{orders, payment_records, products, users};
 use super::{Db, DbError, DbResult};
 use crate::domain::fulfilment::{BalanceOp, Rate, Snapshot, Tier};
 use crate::{apply_balance_op, db_run, write_event};
+use api_types::payment::OrderStatus;
 
 #[derive(Clone, Debug, Queryable, Selectable, Insertable)]
 #[diesel(table_name = orders)]
@@ -25,7 +26,7 @@ pub struct OrderRow {
     pub amount_fen: i64,
     pub provider: String,
     pub channel: String,
-    pub status: String,
+    pub status: OrderStatus,
     pub cancel_reason: Option<String>,
     pub refunded_fen: i64,
     pub provider_transaction_id: Option<String>,
@@ -268,7 +269,7 @@ pub async fn set_payment_targets(
             let n = diesel::update(
                 orders::table
                     .filter(orders::order_no.eq(order_no))
-                    .filter(orders::status.eq("pending")),
+                    .filter(orders::status.eq(OrderStatus::Pending)),
             )
             .set((
                 orders::qr_code_url.eq(&qr_code_url),
@@ -315,7 +316,7 @@ pub async fn delete_unopened(db: &Db, order_no: &str) -> DbResult<bool> {
             let n = diesel::delete(
                 orders::table
                     .filter(orders::order_no.eq(order_no))
-                    .filter(orders::status.eq("pending"))
+                    .filter(orders::status.eq(OrderStatus::Pending))
                     .filter(orders::provider_transaction_id.is_null()),
             )
             .execute(conn)
@@ -340,10 +341,10 @@ pub async fn cancel(
             let n = diesel::update(
                 orders::table
                     .filter(orders::order_no.eq(order_no))
-                    .filter(orders::status.eq("pending")),
+                    .filter(orders::status.eq(OrderStatus::Pending)),
             )
             .set((
-                orders::status.eq("cancelled"),
+                orders::status.eq(OrderStatus::Cancelled),
                 orders::cancel_reason.eq(reason),
                 orders::lease_until.eq(None::<NaiveDateTime>),
                 orders::updated_at.eq(now),
@@ -385,7 +386,7 @@ pub async fn claim_query_slot(
         let n = diesel::update(
             orders::table
                 .filter(orders::order_no.eq(order_no))
-                .filter(orders::status.eq("pending"))
+                .filter(orders::status.eq(OrderStatus::Pending))
                 .filter(
                     orders::last_query_at
                         .is_null()
@@ -409,13 +410,13 @@ pub async fn claim_query_slot(
 pub async fn mark_paid(
     db: &Db,
     order_no: &str,
-    from: &str,
+    from: OrderStatus,
     facts: &PaidFacts,
     evidence: Option<&NewPaymentRecord>,
     sinks: &Sinks,
 ) -> DbResult<Option<Vec<PendingEvent>>> {
     let now = super::now();
-    let after_close = from == "cancelled";
+    let after_close = from == OrderStatus::Cancelled;
     db_run!(db, |conn| {
         conn.transaction::<Option<Vec<PendingEvent>>, DbError, _>(async |conn| {
             // The write comes first: it takes the row lock (PostgreSQL) or the
@@ -426,7 +427,7 @@ pub async fn mark_paid(
                     .filter(orders::status.eq(from)),
             )
             .set((
-                orders::status.eq("paid"),
+                orders::status.eq(OrderStatus::Paid),
                 orders::paid_at.eq(facts.paid_at),
                 orders::provider_transaction_id.eq(&facts.transaction_id),
                 orders::lease_until.eq(None::<NaiveDateTime>),
@@ -686,7 +687,7 @@ pub async fn paid_between(
 ) -> DbResult<Vec<(NaiveDateTime, String, i64, i64)>> {
     db_run!(db, |conn| {
         let rows: Vec<(Option<NaiveDateTime>, String, i64, i64)> = orders::table
-            .filter(orders::status.eq_any(["paid", "refunded"]))
+            .filter(orders::status.eq_any([OrderStatus::Paid, OrderStatus::Refunded]))
             .filter(orders::paid_at.ge(from))
             .filter(orders::paid_at.lt(before))
             .select((

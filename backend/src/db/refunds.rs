@@ -12,6 +12,8 @@ use super::schema::{orders, refunds};
 use super::{Db, DbError, DbResult};
 use crate::domain::fulfilment::BalanceOp;
 use crate::{apply_balance_op, db_run, write_event};
+use api_types::admin::RefundStatus;
+use api_types::payment::OrderStatus;
 
 #[derive(Clone, Debug, Queryable, Selectable, Insertable)]
 #[diesel(table_name = refunds)]
@@ -21,7 +23,7 @@ pub struct RefundRow {
     pub provider: String,
     pub amount_fen: i64,
     pub reason: Option<String>,
-    pub status: String,
+    pub status: RefundStatus,
     pub provider_refund_id: Option<String>,
     pub requested_by: String,
     pub failure: Option<String>,
@@ -55,7 +57,7 @@ pub async fn reserve(db: &Db, row: &RefundRow) -> DbResult<Reserve> {
             let locked = diesel::update(
                 orders::table
                     .filter(orders::order_no.eq(&row.order_no))
-                    .filter(orders::status.eq("paid")),
+                    .filter(orders::status.eq(OrderStatus::Paid)),
             )
             .set(orders::updated_at.eq(orders::updated_at))
             .execute(conn)
@@ -79,7 +81,7 @@ pub async fn reserve(db: &Db, row: &RefundRow) -> DbResult<Reserve> {
                 .await?;
             let held: Vec<i64> = refunds::table
                 .filter(refunds::order_no.eq(&row.order_no))
-                .filter(refunds::status.ne("failed"))
+                .filter(refunds::status.ne(RefundStatus::Failed))
                 .select(refunds::amount_fen)
                 .load(conn)
                 .await?;
@@ -114,10 +116,10 @@ pub async fn complete(
             let n = diesel::update(
                 refunds::table
                     .filter(refunds::out_refund_no.eq(out_refund_no))
-                    .filter(refunds::status.eq("processing")),
+                    .filter(refunds::status.eq(RefundStatus::Processing)),
             )
             .set((
-                refunds::status.eq("succeeded"),
+                refunds::status.eq(RefundStatus::Succeeded),
                 refunds::provider_refund_id.eq(provider_refund_id),
                 refunds::succeeded_at.eq(succeeded_at),
                 refunds::lease_until.eq(None::<NaiveDateTime>),
@@ -149,9 +151,9 @@ pub async fn complete(
                 diesel::update(
                     orders::table
                         .filter(orders::order_no.eq(&order.order_no))
-                        .filter(orders::status.eq("paid")),
+                        .filter(orders::status.eq(OrderStatus::Paid)),
                 )
-                .set(orders::status.eq("refunded"))
+                .set(orders::status.eq(OrderStatus::Refunded))
                 .execute(conn)
                 .await?;
             }
@@ -213,10 +215,10 @@ pub async fn fail(db: &Db, out_refund_no: &str, failure: &str) -> DbResult<bool>
         let n = diesel::update(
             refunds::table
                 .filter(refunds::out_refund_no.eq(out_refund_no))
-                .filter(refunds::status.eq("processing")),
+                .filter(refunds::status.eq(RefundStatus::Processing)),
         )
         .set((
-            refunds::status.eq("failed"),
+            refunds::status.eq(RefundStatus::Failed),
             refunds::failure.eq(failure),
             refunds::lease_until.eq(None::<NaiveDateTime>),
             refunds::updated_at.eq(now),
@@ -270,7 +272,7 @@ pub async fn revive_failed(
             else {
                 return Ok(Revive::NotFailed);
             };
-            if refund.status != "failed" {
+            if refund.status != RefundStatus::Failed {
                 return Ok(Revive::NotFailed);
             }
             // Write first: takes the order's row lock (PostgreSQL) or the write lock (SQLite).
@@ -285,7 +287,7 @@ pub async fn revive_failed(
                 .await?;
             let held: Vec<i64> = refunds::table
                 .filter(refunds::order_no.eq(&refund.order_no))
-                .filter(refunds::status.ne("failed"))
+                .filter(refunds::status.ne(RefundStatus::Failed))
                 .filter(refunds::out_refund_no.ne(out_refund_no))
                 .select(refunds::amount_fen)
                 .load(conn)
@@ -298,10 +300,10 @@ pub async fn revive_failed(
                 let n = diesel::update(
                     refunds::table
                         .filter(refunds::out_refund_no.eq(out_refund_no))
-                        .filter(refunds::status.eq("failed")),
+                        .filter(refunds::status.eq(RefundStatus::Failed)),
                 )
                 .set((
-                    refunds::status.eq("processing"),
+                    refunds::status.eq(RefundStatus::Processing),
                     refunds::failure.eq(note.as_str()),
                     refunds::updated_at.eq(now),
                 ))
@@ -312,10 +314,10 @@ pub async fn revive_failed(
                 let n = diesel::update(
                     refunds::table
                         .filter(refunds::out_refund_no.eq(out_refund_no))
-                        .filter(refunds::status.eq("failed")),
+                        .filter(refunds::status.eq(RefundStatus::Failed)),
                 )
                 .set((
-                    refunds::status.eq("succeeded"),
+                    refunds::status.eq(RefundStatus::Succeeded),
                     refunds::failure.eq(note.as_str()),
                     refunds::provider_refund_id.eq(provider_refund_id),
                     refunds::succeeded_at.eq(succeeded_at),
@@ -349,7 +351,7 @@ pub async fn mark_abnormal(db: &Db, out_refund_no: &str, order_no: &str) -> DbRe
             let n = diesel::update(
                 refunds::table
                     .filter(refunds::out_refund_no.eq(out_refund_no))
-                    .filter(refunds::status.eq("processing"))
+                    .filter(refunds::status.eq(RefundStatus::Processing))
                     .filter(refunds::failure.is_null()),
             )
             .set(refunds::failure.eq(note))
@@ -421,7 +423,7 @@ pub async fn claim_processing(
     let candidates: Vec<String> = db_run!(db, |conn| {
         Ok::<_, DbError>(
             refunds::table
-                .filter(refunds::status.eq("processing"))
+                .filter(refunds::status.eq(RefundStatus::Processing))
                 .filter(refunds::updated_at.lt(older_than))
                 .filter(
                     refunds::lease_until
@@ -443,7 +445,7 @@ pub async fn claim_processing(
                 diesel::update(
                     refunds::table
                         .filter(refunds::out_refund_no.eq(&no))
-                        .filter(refunds::status.eq("processing"))
+                        .filter(refunds::status.eq(RefundStatus::Processing))
                         .filter(
                             refunds::lease_until
                                 .is_null()

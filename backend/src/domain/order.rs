@@ -95,16 +95,6 @@ pub fn new_order_no(now: chrono::DateTime<chrono::Utc>) -> String {
     format!("FP{}{}", now.format("%Y%m%d%H%M%S"), digits)
 }
 
-pub fn status_from_str(s: &str) -> Option<OrderStatus> {
-    Some(match s {
-        "pending" => OrderStatus::Pending,
-        "paid" => OrderStatus::Paid,
-        "cancelled" => OrderStatus::Cancelled,
-        "refunded" => OrderStatus::Refunded,
-        _ => return None,
-    })
-}
-
 pub fn cancel_reason_str(r: CancelReason) -> &'static str {
     match r {
         CancelReason::User => "user",
@@ -289,9 +279,9 @@ mod tests {
     #[test]
     fn statuses_round_trip_through_strings() {
         for s in ALL {
-            assert_eq!(status_from_str(s.as_str()), Some(s));
+            assert_eq!(OrderStatus::parse(s.as_str()), Some(s));
         }
-        assert_eq!(status_from_str("PAID"), None);
+        assert_eq!(OrderStatus::parse("PAID"), None);
         for r in [CancelReason::User, CancelReason::Expired] {
             assert_eq!(cancel_reason_from_str(cancel_reason_str(r)), Some(r));
         }

@@ -46,7 +46,7 @@ fn channel_of(s: &str) -> PaymentChannel {
 }
 
 fn status_of(row: &OrderRow) -> OrderStatus {
-    rules::status_from_str(&row.status).unwrap_or(OrderStatus::Pending)
+    row.status
 }
 
 /// The API view of an order.
@@ -186,7 +186,7 @@ pub async fn create_order(
         amount_fen,
         provider: req.payment_method.as_str().to_string(),
         channel: channel.as_str().to_string(),
-        status: OrderStatus::Pending.as_str().to_string(),
+        status: OrderStatus::Pending,
         cancel_reason: None,
         refunded_fen: 0,
         provider_transaction_id: None,
@@ -449,7 +449,7 @@ pub async fn order_status(
     order_no: &str,
 ) -> AppResult<OrderResponse> {
     let order = visible_order(state, user, order_no).await?;
-    if order.status == "pending"
+    if order.status == OrderStatus::Pending
         && !order.sync_halted
         && order_db::claim_query_slot(&state.db, order_no, Duration::seconds(QUERY_GAP_SECS))
             .await?
@@ -731,10 +731,10 @@ pub async fn apply_payment(
         paid_at: notice.paid_at.naive_utc(),
     };
     let order_no = order.order_no.as_str();
-    let pay_from = |from: &'static str| {
+    let pay_from = |from: OrderStatus| {
         let facts = &facts;
         async move {
-            let decision = if from == "cancelled" {
+            let decision = if from == OrderStatus::Cancelled {
                 "PaidAfterCancel"
             } else {
                 "Applied"
@@ -760,14 +760,16 @@ pub async fn apply_payment(
     };
     let outcome = match rules::decide(status_of(&order), OrderEvent::Pay) {
         Ok(Transition::Move { .. }) => {
-            if pay_from("pending").await? {
+            if pay_from(OrderStatus::Pending).await? {
                 ApplyOutcome::Applied
             } else {
                 // Lost a race: re-read and decide again (it may have been cancelled meanwhile).
                 let fresh = order_db::find(&state.db, &order.order_no)
                     .await?
                     .ok_or_else(|| ApplyError::UnknownOrder(order.order_no.clone()))?;
-                if fresh.status == "cancelled" && pay_from("cancelled").await? {
+                if fresh.status == OrderStatus::Cancelled
+                    && pay_from(OrderStatus::Cancelled).await?
+                {
                     ApplyOutcome::PaidAfterCancel
                 } else {
                     ApplyOutcome::Duplicate
@@ -775,7 +777,7 @@ pub async fn apply_payment(
             }
         }
         Ok(Transition::PaidAfterCancel) => {
-            if pay_from("cancelled").await? {
+            if pay_from(OrderStatus::Cancelled).await? {
                 ApplyOutcome::PaidAfterCancel
             } else {
                 ApplyOutcome::Duplicate
@@ -827,7 +829,7 @@ pub async fn apply_provider_close(
             order.provider
         )));
     }
-    if order.status != "pending" {
+    if order.status != OrderStatus::Pending {
         return Ok("unchanged");
     }
     let queried = state.providers.query(method, order_no).await;

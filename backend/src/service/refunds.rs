@@ -2,7 +2,6 @@
 //! `REFUND.*` notification or reconciler query), and apply success exactly once.
 
 use api_types::admin::{RefundRequest, RefundResponse, RefundStatus};
-use api_types::payment::OrderStatus;
 use chrono::Utc;
 
 use crate::db::orders as order_db;
@@ -31,11 +30,7 @@ fn new_refund_no() -> String {
 }
 
 fn status_of(row: &RefundRow) -> RefundStatus {
-    match row.status.as_str() {
-        "succeeded" => RefundStatus::Succeeded,
-        "failed" => RefundStatus::Failed,
-        _ => RefundStatus::Processing,
-    }
+    row.status
 }
 
 /// The API view of a refund, with its order's state after it.
@@ -49,7 +44,7 @@ pub fn to_response(row: &RefundRow, order: &order_db::OrderRow) -> RefundRespons
         provider_refund_id: row.provider_refund_id.clone(),
         created_at: db::utc(row.created_at),
         succeeded_at: row.succeeded_at.map(db::utc),
-        order_status: rules::status_from_str(&order.status).unwrap_or(OrderStatus::Paid),
+        order_status: order.status,
         order_refunded_fen: order.refunded_fen,
     }
 }
@@ -101,7 +96,7 @@ pub async fn create_refund(
             let held: i64 = refund_db::for_order(&state.db, &order.order_no)
                 .await?
                 .iter()
-                .filter(|r| r.status != "failed")
+                .filter(|r| r.status != RefundStatus::Failed)
                 .map(|r| r.amount_fen)
                 .sum();
             order.amount_fen - held
@@ -120,7 +115,7 @@ pub async fn create_refund(
         provider: order.provider.clone(),
         amount_fen: amount,
         reason: req.reason.clone(),
-        status: "processing".into(),
+        status: RefundStatus::Processing,
         provider_refund_id: None,
         requested_by: actor.to_string(),
         failure: None,
@@ -137,7 +132,11 @@ pub async fn create_refund(
         Reserve::NotPaid => {
             return Err(AppError::conflict(
                 "order_not_paid",
-                format!("order {} is {}, not paid", order.order_no, order.status),
+                format!(
+                    "order {} is {}, not paid",
+                    order.order_no,
+                    order.status.as_str()
+                ),
             ))
         }
         Reserve::Exceeds(refundable) => {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use actix_web::{web, HttpRequest, HttpResponse};
 use api_types::admin::StreamTokenResponse;
 use api_types::error::ErrorResponse;
-use api_types::payment::OrderResponse;
+use api_types::payment::{OrderResponse, OrderStatus};
 use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
 use utoipa::IntoParams;
@@ -131,7 +131,7 @@ struct Stream {
     rx: tokio::sync::broadcast::Receiver<crate::db::events::EventSignal>,
     order_no: String,
     /// (status, updated_at) last sent.
-    last: Option<(String, chrono::NaiveDateTime)>,
+    last: Option<(OrderStatus, chrono::NaiveDateTime)>,
     pending_first: Option<order_db::OrderRow>,
     done: bool,
 }
@@ -171,7 +171,7 @@ async fn next_chunk(mut s: Stream) -> Option<(Result<web::Bytes, actix_web::Erro
                 continue;
             }
         };
-        let key = (row.status.clone(), row.updated_at);
+        let key = (row.status, row.updated_at);
         if s.last.as_ref() != Some(&key) {
             return Some((Ok(emit(&mut s, &row)), s));
         }
@@ -182,7 +182,7 @@ async fn next_chunk(mut s: Stream) -> Option<(Result<web::Bytes, actix_web::Erro
 }
 
 fn emit(s: &mut Stream, row: &order_db::OrderRow) -> web::Bytes {
-    s.last = Some((row.status.clone(), row.updated_at));
-    s.done = row.status != "pending";
+    s.last = Some((row.status, row.updated_at));
+    s.done = row.status != OrderStatus::Pending;
     frame(row)
 }

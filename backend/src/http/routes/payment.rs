@@ -198,7 +198,7 @@ pub async fn simulate_pay(
 ) -> AppResult<HttpResponse> {
     let base = dev_emulator_url(&state)?;
     let order = orders::visible_order(&state, &user, &body.order_no).await?;
-    if order.status != "pending" {
+    if order.status != api_types::payment::OrderStatus::Pending {
         return Err(AppError::conflict(
             "order_not_pending",
             "the order is not pending",
