@@ -183,6 +183,23 @@ impl TestApp {
         run.await.unwrap_or_else(|e| panic!("{sql}: {e}"))
     }
 
+    /// Run several statements in one transaction (all or nothing, seen at once by the app).
+    pub async fn sql_atomic(&self, statements: &[String]) {
+        use diesel_async::{AsyncConnection, RunQueryDsl};
+        let run = async {
+            fenpay::db_run!(&self.state.db, |conn| {
+                conn.transaction::<(), fenpay::db::DbError, _>(async |conn| {
+                    for sql in statements {
+                        diesel::sql_query(sql.as_str()).execute(conn).await?;
+                    }
+                    Ok(())
+                })
+                .await
+            })
+        };
+        run.await.unwrap_or_else(|e| panic!("{statements:?}: {e}"));
+    }
+
     /// Register `username` and make it an administrator; returns a fresh admin token.
     pub async fn admin(&self, username: &str) -> String {
         let _ = self.signup(username).await;
@@ -485,4 +502,41 @@ where
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     false
+}
+
+// ---- helpers shared by the scenario suites --------------------------------------------
+
+/// The buyer pays `order_no` at the emulator (`POST /__emulator/{provider}/pay/{no}`).
+pub async fn pay_at_emulator(app: &TestApp, provider: &str, order_no: &str) {
+    let (status, body) = app
+        .emulator_post(
+            &format!("/__emulator/{provider}/pay/{order_no}"),
+            &json!({}),
+        )
+        .await;
+    assert!(status < 300, "emulator pay: {status} {body}");
+}
+
+/// `GET /api/v1/auth/me` for `token`.
+pub async fn me(app: &TestApp, token: &str) -> Value {
+    app.get("/api/v1/auth/me", Some(token)).await.1
+}
+
+/// Replace the emulator's fault settings.
+pub async fn faults(app: &TestApp, f: Value) {
+    let (status, body) = app.emulator_post("/__emulator/faults", &f).await;
+    assert_eq!(status, 200, "{body}");
+}
+
+/// The order's row as stored.
+pub async fn order(app: &TestApp, order_no: &str) -> fenpay::db::orders::OrderRow {
+    fenpay::db::orders::find(&app.state.db, order_no)
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+/// `POST /api/v1/admin/refunds` as `admin`.
+pub async fn refund(app: &TestApp, admin: &str, body: Value) -> (u16, Value) {
+    app.post("/api/v1/admin/refunds", &body, Some(admin)).await
 }

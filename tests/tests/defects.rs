@@ -11,7 +11,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use fenpay_tests::{both_backends, eventually, Backend, TestApp};
+use fenpay_tests::{
+    both_backends, eventually, faults, order, pay_at_emulator, refund, Backend, TestApp,
+};
 use serde_json::{json, Value};
 
 fn emu() -> Vec<(&'static str, &'static str)> {
@@ -30,16 +32,6 @@ async fn create_ok(app: &TestApp, token: &str, provider: &str, product_id: i64) 
     body["order_no"].as_str().unwrap().to_string()
 }
 
-async fn pay_at_emulator(app: &TestApp, provider: &str, order_no: &str) {
-    let (status, body) = app
-        .emulator_post(
-            &format!("/__emulator/{provider}/pay/{order_no}"),
-            &json!({}),
-        )
-        .await;
-    assert!(status < 300, "emulator pay: {status} {body}");
-}
-
 async fn paid_order(app: &TestApp, token: &str, provider: &str) -> String {
     let no = create_ok(app, token, provider, 1).await;
     pay_at_emulator(app, provider, &no).await;
@@ -47,27 +39,11 @@ async fn paid_order(app: &TestApp, token: &str, provider: &str) -> String {
     no
 }
 
-async fn faults(app: &TestApp, f: Value) {
-    let (status, body) = app.emulator_post("/__emulator/faults", &f).await;
-    assert_eq!(status, 200, "{body}");
-}
-
-async fn order(app: &TestApp, order_no: &str) -> fenpay::db::orders::OrderRow {
-    fenpay::db::orders::find(&app.state.db, order_no)
-        .await
-        .unwrap()
-        .unwrap()
-}
-
 async fn refund_row(app: &TestApp, no: &str) -> fenpay::db::refunds::RefundRow {
     fenpay::db::refunds::find(&app.state.db, no)
         .await
         .unwrap()
         .unwrap()
-}
-
-async fn refund(app: &TestApp, admin: &str, body: Value) -> (u16, Value) {
-    app.post("/api/v1/admin/refunds", &body, Some(admin)).await
 }
 
 async fn decisions(app: &TestApp, order_no: &str, kind: &str) -> Vec<String> {

@@ -902,7 +902,7 @@ impl Sim {
 
     /// The buyer opens the Alipay cashier (page, wap, app): only then does the trade exist.
     async fn open(&self, o: &Order) -> String {
-        if self.expired.lock().unwrap().contains(&o.no) {
+        if self.past_expiry(o).await {
             return "too late: the trade expired at the provider too".into();
         }
         match &o.cashier_url {
@@ -925,8 +925,20 @@ impl Sim {
         }
     }
 
-    async fn pay(&self, o: &Order) -> String {
+    /// Whether the order's time ran out (an `Expire` action, or simulated clock moves):
+    /// the provider's `time_expire` is the same instant, so no buyer can pay it any more.
+    async fn past_expiry(&self, o: &Order) -> bool {
         if self.expired.lock().unwrap().contains(&o.no) {
+            return true;
+        }
+        fenpay::db::orders::find(&self.app.state.db, &o.no)
+            .await
+            .unwrap()
+            .is_some_and(|row| row.expire_at <= fenpay::db::now())
+    }
+
+    async fn pay(&self, o: &Order) -> String {
+        if self.past_expiry(o).await {
             return "too late: the trade expired at the provider too".into();
         }
         let mut s = String::new();
@@ -1028,24 +1040,19 @@ impl Sim {
             order_cols.push("lease_until");
             refund_cols.push("lease_until");
         }
+        // One transaction: a balance change running meanwhile sees all times moved or none
+        // (users and their ledger entries must move together). Tables in the order the app
+        // locks them (refunds, orders, users), so the two never deadlock.
         self.app
-            .sql(&format!("UPDATE orders SET {}", cols(&order_cols)))
-            .await;
-        self.app
-            .sql(&format!("UPDATE refunds SET {}", cols(&refund_cols)))
-            .await;
-        self.app
-            .sql(&format!(
-                "UPDATE users SET {}",
-                cols(&["membership_expires_at"])
-            ))
-            .await;
-        // The ledger records the same instants: they move with the account.
-        self.app
-            .sql(&format!(
-                "UPDATE balance_entries SET {}",
-                cols(&["expires_before", "expires_after", "created_at"])
-            ))
+            .sql_atomic(&[
+                format!("UPDATE refunds SET {}", cols(&refund_cols)),
+                format!("UPDATE orders SET {}", cols(&order_cols)),
+                format!("UPDATE users SET {}", cols(&["membership_expires_at"])),
+                format!(
+                    "UPDATE balance_entries SET {}",
+                    cols(&["expires_before", "expires_after", "created_at"])
+                ),
+            ])
             .await;
     }
 

@@ -6,7 +6,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use fenpay_tests::{
-    both_backends, eventually, sse_statuses, TestApp, WebhookReceiver, TEST_WEBHOOK_SECRET,
+    both_backends, eventually, faults, me, order, pay_at_emulator, refund, sse_statuses, TestApp,
+    WebhookReceiver, TEST_WEBHOOK_SECRET,
 };
 use serde_json::{json, Value};
 
@@ -32,32 +33,6 @@ async fn create_ok(app: &TestApp, token: &str, provider: &str, product_id: i64) 
     let (status, body) = create(app, token, provider, product_id).await;
     assert_eq!(status, 200, "{body}");
     body["order_no"].as_str().unwrap().to_string()
-}
-
-async fn pay_at_emulator(app: &TestApp, provider: &str, order_no: &str) {
-    let (status, body) = app
-        .emulator_post(
-            &format!("/__emulator/{provider}/pay/{order_no}"),
-            &json!({}),
-        )
-        .await;
-    assert!(status < 300, "emulator pay: {status} {body}");
-}
-
-async fn me(app: &TestApp, token: &str) -> Value {
-    app.get("/api/v1/auth/me", Some(token)).await.1
-}
-
-async fn faults(app: &TestApp, f: Value) {
-    let (status, body) = app.emulator_post("/__emulator/faults", &f).await;
-    assert_eq!(status, 200, "{body}");
-}
-
-async fn order(app: &TestApp, order_no: &str) -> fenpay::db::orders::OrderRow {
-    fenpay::db::orders::find(&app.state.db, order_no)
-        .await
-        .unwrap()
-        .unwrap()
 }
 
 async fn set_stock(app: &TestApp, product_id: i64, stock: &str) {
@@ -341,10 +316,6 @@ async fn paid_order(app: &TestApp, token: &str, provider: &str, product_id: i64)
     pay_at_emulator(app, provider, &no).await;
     app.wait_in_db(&no, "paid").await;
     no
-}
-
-async fn refund(app: &TestApp, admin: &str, body: Value) -> (u16, Value) {
-    app.post("/api/v1/admin/refunds", &body, Some(admin)).await
 }
 
 both_backends!(

@@ -6,7 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use chrono::{DateTime, Utc};
-use fenpay_tests::{both_backends, Backend, TestApp};
+use fenpay_tests::{both_backends, me, pay_at_emulator, refund, Backend, TestApp};
 use serde_json::{json, Value};
 
 const DAY: i64 = 86_400;
@@ -35,26 +35,12 @@ fn points(product_id: i64, provider: &str) -> Value {
     json!({"product_type": "points", "product_id": product_id, "payment_method": provider})
 }
 
-async fn pay(app: &TestApp, provider: &str, order_no: &str) {
-    let (status, body) = app
-        .emulator_post(
-            &format!("/__emulator/{provider}/pay/{order_no}"),
-            &json!({}),
-        )
-        .await;
-    assert!(status < 300, "emulator pay: {status} {body}");
-}
-
 async fn paid(app: &TestApp, token: &str, provider: &str, body: Value) -> String {
     let reply = create_ok(app, token, body).await;
     let no = reply["order_no"].as_str().unwrap().to_string();
-    pay(app, provider, &no).await;
+    pay_at_emulator(app, provider, &no).await;
     app.wait_in_db(&no, "paid").await;
     no
-}
-
-async fn me(app: &TestApp, token: &str) -> Value {
-    app.get("/api/v1/auth/me", Some(token)).await.1
 }
 
 fn time(v: &Value) -> DateTime<Utc> {
@@ -68,10 +54,6 @@ fn time(v: &Value) -> DateTime<Utc> {
 async fn remaining(app: &TestApp, token: &str) -> i64 {
     let m = me(app, token).await;
     (time(&m["membership_expires_at"]) - Utc::now()).num_seconds()
-}
-
-async fn refund(app: &TestApp, admin: &str, body: Value) -> (u16, Value) {
-    app.post("/api/v1/admin/refunds", &body, Some(admin)).await
 }
 
 async fn detail(app: &TestApp, admin: &str, order_no: &str) -> Value {
@@ -125,7 +107,7 @@ both_backends!(
         );
         assert_eq!(preview["added_seconds"], 30 * DAY);
         let no = reply["order_no"].as_str().unwrap().to_string();
-        pay(&app, "alipay", &no).await;
+        pay_at_emulator(&app, "alipay", &no).await;
         app.wait_in_db(&no, "paid").await;
         let m = me(&app, &token).await;
         assert_eq!(m["membership_tier"], "pro");
@@ -168,14 +150,14 @@ both_backends!(
         let a = a["order_no"].as_str().unwrap().to_string();
         app.sql("UPDATE products SET points = 9999 WHERE id = 1")
             .await;
-        pay(&app, "alipay", &a).await;
+        pay_at_emulator(&app, "alipay", &a).await;
         app.wait_in_db(&a, "paid").await;
         assert_eq!(me(&app, &token).await["points_balance"], 100);
         // Ordered at 550 points; the product is deleted before the payment.
         let b = create_ok(&app, &token, points(2, "alipay")).await;
         let b = b["order_no"].as_str().unwrap().to_string();
         app.sql("DELETE FROM products WHERE id = 2").await;
-        pay(&app, "alipay", &b).await;
+        pay_at_emulator(&app, "alipay", &b).await;
         app.wait_in_db(&b, "paid").await;
         assert_eq!(me(&app, &token).await["points_balance"], 650);
         // Claw-back too: the refund takes back what was granted, not the catalog's value.
@@ -191,7 +173,7 @@ both_backends!(
         let m = m["order_no"].as_str().unwrap().to_string();
         app.sql("UPDATE products SET membership_days = 1 WHERE id = 4")
             .await;
-        pay(&app, "alipay", &m).await;
+        pay_at_emulator(&app, "alipay", &m).await;
         app.wait_in_db(&m, "paid").await;
         near(remaining(&app, &token).await, 30 * DAY, "snapshot days");
         // The ledger explains every change of this order.
@@ -287,7 +269,7 @@ both_backends!(
         assert_eq!(reply["membership"]["rule"], "upgrade", "{reply}");
         let up = reply["order_no"].as_str().unwrap().to_string();
         let amount = reply["amount_fen"].as_i64().unwrap();
-        pay(&app, "alipay", &up).await;
+        pay_at_emulator(&app, "alipay", &up).await;
         app.wait_in_db(&up, "paid").await;
         assert_eq!(me(&app, &token).await["membership_tier"], "pro");
         // A partial refund keeps pro and asks an operator to look.
@@ -330,7 +312,7 @@ both_backends!(
             "UPDATE orders SET amount_fen = amount_fen + 1 WHERE order_no = '{no}'"
         ))
         .await;
-        pay(&app, "wechat", &no).await;
+        pay_at_emulator(&app, "wechat", &no).await;
         let flagged = fenpay_tests::eventually(|| async {
             detail(&app, &admin, &no).await["order"]["needs_review"] == json!(true)
         })
@@ -401,7 +383,7 @@ both_backends!(
         assert_eq!(status, 200, "{body}");
         let reply = create_ok(&app, &token, points(1, "wechat")).await;
         let no = reply["order_no"].as_str().unwrap().to_string();
-        pay(&app, "wechat", &no).await;
+        pay_at_emulator(&app, "wechat", &no).await;
         // The account row is locked for longer than order-status waits for the provider:
         // the payment it found is applied once the lock goes, not abandoned halfway.
         let lock = match app.backend {
@@ -436,5 +418,39 @@ both_backends!(
             .count();
         assert_eq!(applied, 1, "{d}");
         ledger_is_consistent(&app, &admin).await;
+    }
+);
+
+// ---- the ledger check finds a balance changed behind its back -----------------------------
+
+both_backends!(
+    ledger_verification_finds_untracked_changes,
+    &emu(),
+    |app: TestApp| async move {
+        let token = app.signup("audited").await;
+        let admin = app.admin("audit-admin").await;
+        paid(&app, &token, "wechat", points(1, "wechat")).await;
+        paid(&app, &token, "alipay", membership(4, "alipay", 1, false)).await;
+        ledger_is_consistent(&app, &admin).await;
+        // A change that bypasses the ledger (a hand-written UPDATE) is found at once.
+        app.sql("UPDATE users SET points_balance = points_balance + 5 WHERE username = 'audited'")
+            .await;
+        let (status, body) = app.get("/api/v1/admin/ledger/verify", Some(&admin)).await;
+        assert_eq!(status, 200, "{body}");
+        let found = body["mismatches"].as_array().unwrap();
+        assert_eq!(found.len(), 1, "{body}");
+        assert_eq!(found[0]["username"], "audited");
+        assert_eq!(found[0]["points_balance"], 105);
+        assert_eq!(found[0]["ledger_points"], 100);
+        // Membership too (what `fenpay verify-ledger` checks, through the same query).
+        app.sql("UPDATE users SET points_balance = points_balance - 5, membership_tier = 'pro' WHERE username = 'audited'")
+            .await;
+        let (checked, mismatches) = fenpay::db::ledger::verify(&app.state.db).await.unwrap();
+        assert!(checked >= 2);
+        assert_eq!(mismatches.len(), 1, "{mismatches:?}");
+        assert_eq!(mismatches[0].ledger_tier.as_deref(), Some("basic"));
+        // Only admins may ask.
+        let (status, _) = app.get("/api/v1/admin/ledger/verify", Some(&token)).await;
+        assert_eq!(status, 403);
     }
 );
