@@ -36,7 +36,12 @@ use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 
 /// Seeds that once found a bug: always run, before the fixed CI seeds.
-const REGRESSION_SEEDS: &[u64] = &[];
+/// - 8 (SQLite) and 19: an Alipay page/wap trade cancelled before the buyer opened the
+///   cashier, then paid with its notifications lost; the paid-after-close check had ended on
+///   the verified "no such trade" answer (it now goes on until the trade's time_expire).
+/// - 3: a balance change between the harness moving account and ledger times (the time
+///   shift is now one transaction).
+const REGRESSION_SEEDS: &[u64] = &[8, 19, 3];
 
 /// The fixed seeds CI runs on each database.
 const CI_SEEDS: std::ops::RangeInclusive<u64> = 1..=20;
