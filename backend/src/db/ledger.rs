@@ -204,22 +204,25 @@ pub async fn for_user(db: &Db, user_id: &str) -> DbResult<Vec<BalanceEntryRow>> 
     })
 }
 
+/// One account beside what its ledger says, read in one statement (one snapshot).
 #[derive(QueryableByName)]
-struct PointsSum {
+struct AccountVsLedger {
     #[diesel(sql_type = Text)]
     user_id: String,
-    #[diesel(sql_type = Nullable<BigInt>)]
-    total: Option<i64>,
-}
-
-#[derive(QueryableByName)]
-struct LastMembership {
     #[diesel(sql_type = Text)]
-    user_id: String,
+    username: String,
+    #[diesel(sql_type = BigInt)]
+    points_balance: i64,
     #[diesel(sql_type = Nullable<Text>)]
-    tier_after: Option<String>,
+    membership_tier: Option<String>,
     #[diesel(sql_type = Nullable<Timestamp>)]
-    expires_after: Option<NaiveDateTime>,
+    membership_expires_at: Option<NaiveDateTime>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    ledger_points: Option<i64>,
+    #[diesel(sql_type = Nullable<Text>)]
+    ledger_tier: Option<String>,
+    #[diesel(sql_type = Nullable<Timestamp>)]
+    ledger_expires_at: Option<NaiveDateTime>,
 }
 
 /// An account whose balances differ from what its ledger says.
@@ -235,63 +238,46 @@ pub struct LedgerMismatch {
     pub ledger_expires_at: Option<NaiveDateTime>,
 }
 
-/// Compare every account with its ledger: (accounts checked, mismatches).
+/// Compare every account with its ledger: (accounts checked, mismatches). One statement,
+/// so a payment committing meanwhile is seen on both sides or on neither.
 pub async fn verify(db: &Db) -> DbResult<(usize, Vec<LedgerMismatch>)> {
-    type UserCols = (String, String, i64, Option<String>, Option<NaiveDateTime>);
-    let (accounts, sums, lasts): (Vec<UserCols>, Vec<PointsSum>, Vec<LastMembership>) = db_run!(
-        db,
-        |conn| {
-            let accounts = users::table
-                .select((
-                    users::id,
-                    users::username,
-                    users::points_balance,
-                    users::membership_tier,
-                    users::membership_expires_at,
-                ))
-                .load(conn)
-                .await?;
-            let sums = diesel::sql_query(
-                "SELECT user_id, CAST(SUM(delta_points) AS BIGINT) AS total FROM balance_entries GROUP BY user_id",
+    let rows: Vec<AccountVsLedger> = db_run!(db, |conn| {
+        Ok::<_, super::DbError>(
+            diesel::sql_query(
+                "SELECT u.id AS user_id, u.username, u.points_balance, u.membership_tier, \
+                 u.membership_expires_at, CAST(s.total AS BIGINT) AS ledger_points, \
+                 l.tier_after AS ledger_tier, l.expires_after AS ledger_expires_at \
+                 FROM users u \
+                 LEFT JOIN (SELECT user_id, SUM(delta_points) AS total FROM balance_entries \
+                            GROUP BY user_id) s ON s.user_id = u.id \
+                 LEFT JOIN balance_entries l ON l.id = \
+                   (SELECT MAX(b.id) FROM balance_entries b WHERE b.user_id = u.id) \
+                 ORDER BY u.username",
             )
             .load(conn)
-            .await?;
-            let lasts = diesel::sql_query(
-                "SELECT user_id, tier_after, expires_after FROM balance_entries \
-                 WHERE id IN (SELECT MAX(id) FROM balance_entries GROUP BY user_id)",
-            )
-            .load(conn)
-            .await?;
-            Ok::<_, super::DbError>((accounts, sums, lasts))
-        }
-    )?;
-    let sums: std::collections::HashMap<String, i64> = sums
-        .into_iter()
-        .map(|s| (s.user_id, s.total.unwrap_or(0)))
-        .collect();
-    let lasts: std::collections::HashMap<String, (Option<String>, Option<NaiveDateTime>)> = lasts
-        .into_iter()
-        .map(|l| (l.user_id, (l.tier_after, l.expires_after)))
-        .collect();
-    let checked = accounts.len();
+            .await?,
+        )
+    })?;
+    let checked = rows.len();
     let mut out = Vec::new();
-    for (user_id, username, points, tier, expires) in accounts {
-        let ledger_points = sums.get(&user_id).copied().unwrap_or(0);
-        let (ledger_tier, ledger_expires) = lasts.get(&user_id).cloned().unwrap_or((None, None));
+    for r in rows {
         let totals = fulfilment::LedgerTotals {
-            points: ledger_points,
-            tier: ledger_tier,
-            expires_at: ledger_expires,
+            points: r.ledger_points.unwrap_or(0),
+            tier: r.ledger_tier,
+            expires_at: r.ledger_expires_at,
         };
-        if totals.points != points || totals.tier != tier || totals.expires_at != expires {
+        if totals.points != r.points_balance
+            || totals.tier != r.membership_tier
+            || totals.expires_at != r.membership_expires_at
+        {
             out.push(LedgerMismatch {
-                user_id,
-                username,
-                points_balance: points,
+                user_id: r.user_id,
+                username: r.username,
+                points_balance: r.points_balance,
                 ledger_points: totals.points,
-                membership_tier: tier,
+                membership_tier: r.membership_tier,
                 ledger_tier: totals.tier,
-                membership_expires_at: expires,
+                membership_expires_at: r.membership_expires_at,
                 ledger_expires_at: totals.expires_at,
             });
         }

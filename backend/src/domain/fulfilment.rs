@@ -346,7 +346,11 @@ pub fn clawback(
                     after.expires_at = acc.expires_at.map(|e| e - Duration::seconds(in_held));
                 }
             }
-            None => {}
+            // Paid before snapshots existed (an upgrade with no "from" tier): a person decides.
+            None => review.push(format!(
+                "the order holds no snapshot of the {} membership it granted: check the account",
+                tier.name
+            )),
             Some(from) => {
                 if after_refunded < amount {
                     review.push(

@@ -733,6 +733,9 @@ fn map_error(status: u16, body: &[u8], authenticity: &Authenticity) -> ProviderE
         _ if status == 404 => unverified(),
         _ if status == 429 => ProviderError::RateLimited,
         _ if status >= 500 => ProviderError::Unavailable(format!("HTTP {status}")),
+        // Only a verified answer is a business refusal (it may fail a refund); an unsigned
+        // 4xx could come from any proxy on the way: unknown, retried.
+        _ if !verified => unverified(),
         _ => ProviderError::Rejected {
             code: if code.is_empty() {
                 format!("HTTP_{status}")
@@ -890,6 +893,16 @@ mod tests {
             ProviderError::SignatureRejected(_)
         ));
         assert!(map_error(500, &body("SYSTEM_ERROR"), &invalid).is_retryable());
+        // An unsigned business refusal (a proxy's 403, an unsigned NOT_ENOUGH) is unknown,
+        // so it can never fail a refund whose money may have left.
+        for (status, code) in [(403, "NOT_ENOUGH"), (400, "PARAM_ERROR"), (408, "")] {
+            let e = map_error(status, &body(code), &unsigned);
+            assert!(e.is_retryable(), "{status} {code}: {e:?}");
+        }
+        assert!(matches!(
+            map_error(403, &body("NOT_ENOUGH"), &V),
+            ProviderError::Rejected { code, .. } if code == "NOT_ENOUGH"
+        ));
     }
 
     #[test]

@@ -28,6 +28,16 @@ UPDATE orders SET
     snap_tier_price_fen = (SELECT p.price_fen FROM products p WHERE p.id = orders.product_id AND p.kind = 'membership'),
     snap_tier_days = (SELECT p.membership_days FROM products p WHERE p.id = orders.product_id);
 
+-- Unpaid upgrade orders upgrade from the tier the buyer holds now, for all its remaining
+-- time (what they were priced for). Paid ones keep no "from" tier: a refund flags them.
+UPDATE orders SET
+    snap_from_tier = (SELECT u.membership_tier FROM users u WHERE u.id = orders.user_id),
+    snap_from_rank = (SELECT p.tier_rank FROM products p, users u WHERE u.id = orders.user_id AND p.kind = 'membership' AND p.membership_tier = u.membership_tier ORDER BY p.active DESC, p.id LIMIT 1),
+    snap_from_price_fen = (SELECT p.price_fen FROM products p, users u WHERE u.id = orders.user_id AND p.kind = 'membership' AND p.membership_tier = u.membership_tier ORDER BY p.active DESC, p.id LIMIT 1),
+    snap_from_days = (SELECT p.membership_days FROM products p, users u WHERE u.id = orders.user_id AND p.kind = 'membership' AND p.membership_tier = u.membership_tier ORDER BY p.active DESC, p.id LIMIT 1),
+    snap_upgrade_secs = 9223372036854775807
+WHERE is_upgrade AND status IN ('pending', 'cancelled');
+
 -- The rate of the tier the account holds (price per period), set when it is bought, so
 -- converting its remaining time never reads the live catalog.
 ALTER TABLE users ADD COLUMN membership_rank INTEGER;
