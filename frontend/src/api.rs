@@ -24,6 +24,8 @@ use web_sys::{Headers, Request, RequestInit, Response};
 use crate::state::{Notice, Session};
 
 const BASE: &str = "/api/v1";
+/// Longest wait for one reply (the server gives a provider 10 s).
+const REQUEST_TIMEOUT_MS: u32 = 20_000;
 
 /// Why a call failed.
 #[derive(Clone, Debug, PartialEq)]
@@ -288,6 +290,11 @@ fn build_request(
 ) -> Result<Request, JsValue> {
     let init = RequestInit::new();
     init.set_method(method);
+    // A reply that never comes must not wedge the page (a reload waits for the one in
+    // flight): give up, and let the caller retry or treat the outcome as unknown.
+    init.set_signal(Some(&web_sys::AbortSignal::timeout_with_u32(
+        REQUEST_TIMEOUT_MS,
+    )));
     let headers = Headers::new()?;
     headers.set("Accept", "application/json")?;
     if let Some(body) = body {

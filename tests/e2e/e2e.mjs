@@ -844,10 +844,21 @@ test(
     assert(refundPosts.every((k) => k && k === refundPosts[0]), `one Idempotency-Key per confirmation: ${refundPosts}`);
 
     // WeChat refunds settle asynchronously: the page keeps looking until refunded.
-    await eventually(async () => (await page.locator('[data-testid=admin-order-status]').getAttribute('data-status')) === 'refunded', {
-      timeout: PAY_TIMEOUT,
-      message: 'the detail to show the order refunded',
-    });
+    try {
+      await eventually(async () => (await page.locator('[data-testid=admin-order-status]').getAttribute('data-status')) === 'refunded', {
+        timeout: PAY_TIMEOUT,
+        message: 'the detail to show the order refunded',
+      });
+    } catch (err) {
+      // Say which side stalled: the server's record, the provider's, or the page.
+      const server = await api(BASE, admin.token, 'GET', `/admin/orders/${orderNo}`).catch((e) => ({ text: String(e) }));
+      console.log(`  # server detail: ${server.text?.slice(0, 1500)}`);
+      const notes = await fetch(`${EMU}/__emulator/wechat/notifications?out_trade_no=${encodeURIComponent(orderNo)}`)
+        .then((r) => r.text())
+        .catch((e) => String(e));
+      console.log(`  # emulator notifications: ${notes.slice(0, 1500)}`);
+      throw err;
+    }
     await page.locator('[data-testid=refund-row][data-status=succeeded]').waitFor({ timeout: PAY_TIMEOUT });
     assertEq(await page.locator('[data-testid=refund-row]').count(), 1, 'refund rows');
     assertEq(await page.locator('[data-testid=refund-form]').count(), 0, 'refund form once fully refunded');
