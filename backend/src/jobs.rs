@@ -55,7 +55,8 @@ pub struct ReconcileReport {
     pub errors: usize,
 }
 
-/// Start the jobs this process runs (and the PostgreSQL LISTEN task, always).
+/// Start the jobs this process runs (and, always, the PostgreSQL LISTEN task and the order
+/// watcher).
 pub fn spawn(state: web::Data<AppState>) {
     let s = &state.settings;
     tokio::spawn(crate::live::listen(
@@ -63,6 +64,8 @@ pub fn spawn(state: web::Data<AppState>) {
         s.database_url.expose().to_string(),
         state.hub.clone(),
     ));
+    // Serving order-status relies on it, so it runs even without the other jobs.
+    tokio::spawn(crate::service::watcher::run(state.clone()));
     if !s.lifecycle.jobs_enabled {
         tracing::info!("background jobs disabled (JOBS_ENABLED=false)");
         return;

@@ -5,3 +5,4 @@ pub mod admin;
 pub mod catalog;
 pub mod orders;
 pub mod refunds;
+pub mod watcher;

@@ -31,6 +31,8 @@ pub struct AppState {
     pub hub: crate::live::EventHub,
     /// Where outbound events go.
     pub sinks: crate::db::events::Sinks,
+    /// Background provider checks of the pending orders someone is watching.
+    pub watcher: crate::service::watcher::Watcher,
 }
 
 impl AppState {
@@ -44,6 +46,7 @@ impl AppState {
             providers,
             emulator_url,
             hub: crate::live::EventHub::new(db.backend()),
+            watcher: crate::service::watcher::Watcher::new(),
             sinks: crate::db::events::Sinks {
                 webhook_urls: settings.lifecycle.webhook_urls.clone(),
                 telegram: settings.lifecycle.telegram_enabled(),

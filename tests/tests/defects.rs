@@ -377,6 +377,106 @@ both_backends!(
     }
 );
 
+// A cancel while the reconciler queried the pending order must not end the paid-after-close
+// check before it began (found by a review after issue 10's fixes).
+both_backends!(
+    a_cancel_during_a_reconciler_query_keeps_the_paid_after_close_check,
+    &recheck_overrides(),
+    |app: TestApp| async move {
+        use fenpay::db::orders::{self as order_db, OrderClaim};
+        let token = app.signup("rq-buyer").await;
+        let no = create_ok(&app, &token, "wechat", 1).await;
+        // The reconciler claims the pending order and asks the provider about it ...
+        let later = (chrono::Utc::now() + chrono::Duration::minutes(1)).naive_utc();
+        let claimed = order_db::claim_for_job(
+            &app.state.db,
+            OrderClaim::StalePending(later, later, 100),
+            50,
+            120,
+        )
+        .await
+        .unwrap();
+        assert_eq!(claimed, vec![no.clone()]);
+        // ... meanwhile the order is cancelled here, and the buyer pays the trade anyway
+        // (its notifications are lost) ...
+        assert!(
+            order_db::cancel(&app.state.db, &no, "user", &Default::default())
+                .await
+                .unwrap()
+                .is_some()
+        );
+        faults(&app, json!({"drop_notifications_next": 1000})).await;
+        pay_at_emulator(&app, "wechat", &no).await;
+        // ... then the reconciler releases its claim.
+        order_db::release_job_claim(&app.state.db, &no, true)
+            .await
+            .unwrap();
+        let five_min_ago = (chrono::Utc::now() - chrono::Duration::minutes(5))
+            .naive_utc()
+            .format("%Y-%m-%d %H:%M:%S")
+            .to_string();
+        app.sql(&format!(
+            "UPDATE orders SET updated_at = '{five_min_ago}' WHERE order_no = '{no}'"
+        ))
+        .await;
+        // The paid-after-close check still runs and finds the payment.
+        let report = fenpay::jobs::reconcile_once(&app.state).await;
+        assert_eq!(report.paid_after_close, 1, "{report:?}");
+        let o = order(&app, &no).await;
+        assert_eq!(o.status.as_str(), "paid");
+        assert!(o.needs_review);
+    }
+);
+
+/// What the paid-after-close check would claim now (without waiting a minute).
+async fn recently_cancelled(app: &TestApp) -> Vec<String> {
+    use fenpay::db::orders::{self as order_db, OrderClaim};
+    let now = chrono::Utc::now();
+    order_db::claim_for_job(
+        &app.state.db,
+        OrderClaim::RecentlyCancelled(
+            (now + chrono::Duration::minutes(1)).naive_utc(),
+            (now - chrono::Duration::hours(1)).naive_utc(),
+        ),
+        50,
+        0,
+    )
+    .await
+    .unwrap()
+}
+
+// An order held for review (a payment mismatch) is not queried again once cancelled either.
+both_backends!(
+    a_held_cancelled_order_is_not_rechecked,
+    &recheck_overrides(),
+    |app: TestApp| async move {
+        use fenpay::db::orders as order_db;
+        let token = app.signup("held-buyer").await;
+        let no = create_ok(&app, &token, "wechat", 1).await;
+        order_db::cancel(&app.state.db, &no, "user", &Default::default())
+            .await
+            .unwrap();
+        app.sql(&format!(
+            "UPDATE orders SET sync_halted = TRUE WHERE order_no = '{no}'"
+        ))
+        .await;
+        assert_eq!(
+            recently_cancelled(&app).await,
+            Vec::<String>::new(),
+            "held: not claimed"
+        );
+        app.sql(&format!(
+            "UPDATE orders SET sync_halted = FALSE WHERE order_no = '{no}'"
+        ))
+        .await;
+        assert_eq!(
+            recently_cancelled(&app).await,
+            vec![no.clone()],
+            "not held: claimed"
+        );
+    }
+);
+
 // ---- defect 9: an unsigned 404 is not "no such trade" ------------------------------------
 
 /// A reverse proxy in front of the emulator that answers every WeChat close with an

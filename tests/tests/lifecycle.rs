@@ -6,8 +6,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use fenpay_tests::{
-    both_backends, eventually, faults, me, order, pay_at_emulator, refund, sse_statuses, TestApp,
-    WebhookReceiver, TEST_WEBHOOK_SECRET,
+    both_backends, eventually, faults, me, order, pay_at_emulator, refund, sse_statuses, Backend,
+    TestApp, WebhookReceiver, TEST_WEBHOOK_SECRET,
 };
 use serde_json::{json, Value};
 
@@ -890,6 +890,53 @@ both_backends!(
         ] {
             assert!(types.contains(&t.to_string()), "{t} missing: {types:?}");
         }
+    }
+);
+
+both_backends!(
+    late_payment_and_its_refund_commit_together,
+    &auto_refund(),
+    |app: TestApp| async move {
+        let token = app.signup("late-atomic").await;
+        let no = create_ok(&app, &token, "alipay", 1).await;
+        faults(&app, json!({"drop_notifications_next": 1000})).await;
+        pay_at_emulator(&app, "alipay", &no).await;
+        fenpay::db::orders::cancel(&app.state.db, &no, "user", &Default::default())
+            .await
+            .unwrap();
+        faults(&app, json!({})).await;
+        // Refunds cannot be written for a while (a failing disk, a broken constraint...).
+        let (install, remove): (&[&str], &str) = match app.backend {
+            Backend::Postgres => (
+                &[
+                    "CREATE FUNCTION refunds_down() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'refunds down'; END $$ LANGUAGE plpgsql",
+                    "CREATE TRIGGER refunds_down BEFORE INSERT ON refunds FOR EACH ROW EXECUTE FUNCTION refunds_down()",
+                ],
+                "DROP TRIGGER refunds_down ON refunds",
+            ),
+            Backend::Sqlite => (
+                &["CREATE TRIGGER refunds_down BEFORE INSERT ON refunds BEGIN SELECT RAISE(ABORT, 'refunds down'); END"],
+                "DROP TRIGGER refunds_down",
+            ),
+        };
+        for sql in install {
+            app.sql(sql).await;
+        }
+        // The late payment arrives: it cannot be applied without its refund, so it is not
+        // applied at all (the provider resends) rather than credited and never refunded.
+        app.emulator_post(&format!("/__emulator/alipay/notify/{no}"), &json!({}))
+            .await;
+        let o = order(&app, &no).await;
+        assert_eq!(o.status.as_str(), "cancelled", "applied without its refund");
+        app.sql(remove).await;
+        // The provider's next resend applies both.
+        app.emulator_post(&format!("/__emulator/alipay/notify/{no}"), &json!({}))
+            .await;
+        eventually(|| async { order(&app, &no).await.status.as_str() == "refunded" }).await;
+        let o = order(&app, &no).await;
+        assert!(o.needs_review);
+        assert_eq!(o.refunded_fen, 1000);
+        assert_eq!(me(&app, &token).await["points_balance"], 0);
     }
 );
 

@@ -390,7 +390,6 @@ both_backends!(
             Backend::Postgres => Some(hold_account_lock(&app, "patient", 4500).await),
             Backend::Sqlite => None,
         };
-        let started = std::time::Instant::now();
         let (status, body) = app
             .get(
                 &format!("/api/v1/payment/order-status?order_no={no}"),
@@ -398,12 +397,15 @@ both_backends!(
             )
             .await;
         assert_eq!(status, 200, "{body}");
-        assert_eq!(
-            body["status"],
-            "paid",
-            "after {:?}: {body}",
-            started.elapsed()
-        );
+        if let Some(lock) = &lock {
+            // A read never waits for the payment the watcher is applying behind the lock.
+            assert!(
+                !lock.is_finished(),
+                "order-status waited for the lock: {body}"
+            );
+            assert_eq!(body["status"], "pending", "{body}");
+        }
+        app.wait_for_status(&token, &no, "paid").await;
         if let Some(lock) = lock {
             lock.await.unwrap();
         }
@@ -420,6 +422,89 @@ both_backends!(
         ledger_is_consistent(&app, &admin).await;
     }
 );
+
+/// Hold a write lock on one order for `ms` (PostgreSQL: its row; SQLite: the database's
+/// write lock, from a second connection), as a long transaction elsewhere would. Returns
+/// once the lock is held; the handle finishes when it is released.
+async fn hold_order_lock(app: &TestApp, order_no: &str, ms: u64) -> tokio::task::JoinHandle<()> {
+    let hold = std::time::Duration::from_millis(ms);
+    match app.backend {
+        Backend::Postgres => {
+            use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+            let mut conn = AsyncPgConnection::establish(&app.database_url)
+                .await
+                .unwrap();
+            conn.batch_execute(&format!(
+                "BEGIN; SELECT order_no FROM orders WHERE order_no = '{order_no}' FOR UPDATE"
+            ))
+            .await
+            .unwrap();
+            tokio::spawn(async move {
+                tokio::time::sleep(hold).await;
+                conn.batch_execute("COMMIT").await.unwrap();
+            })
+        }
+        Backend::Sqlite => {
+            use diesel::connection::SimpleConnection;
+            use diesel::Connection;
+            let path = app.database_url.trim_start_matches("sqlite://").to_string();
+            let (held_tx, held) = tokio::sync::oneshot::channel();
+            let task = tokio::task::spawn_blocking(move || {
+                let mut conn = diesel::SqliteConnection::establish(&path).unwrap();
+                conn.batch_execute("BEGIN IMMEDIATE").unwrap();
+                held_tx.send(()).unwrap();
+                std::thread::sleep(hold);
+                conn.batch_execute("COMMIT").unwrap();
+            });
+            held.await.unwrap();
+            tokio::spawn(async move { task.await.unwrap() })
+        }
+    }
+}
+
+both_backends!(order_status_is_a_read, &emu(), |app: TestApp| async move {
+    let token = app.signup("watcher").await;
+    let (status, body) = app
+        .emulator_post(
+            "/__emulator/faults",
+            &json!({"drop_notifications_next": 100}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let reply = create_ok(&app, &token, points(1, "wechat")).await;
+    let no = reply["order_no"].as_str().unwrap().to_string();
+    pay_at_emulator(&app, "wechat", &no).await;
+    // A writer holds the order (a long transaction elsewhere): every poll still answers,
+    // because order-status neither writes nor waits for the provider.
+    let lock = hold_order_lock(&app, &no, 5000).await;
+    for _ in 0..5 {
+        let (status, body) = app
+            .get(
+                &format!("/api/v1/payment/order-status?order_no={no}"),
+                Some(&token),
+            )
+            .await;
+        assert_eq!(
+            (status, body["status"].as_str()),
+            (200, Some("pending")),
+            "{body}"
+        );
+    }
+    assert!(!lock.is_finished(), "a poll waited for the writer");
+    lock.await.unwrap();
+    // The polls nudged the watcher, which finds the payment whose notification was lost.
+    app.wait_for_status(&token, &no, "paid").await;
+    assert_eq!(me(&app, &token).await["points_balance"], 100);
+    let admin = app.admin("watch-admin").await;
+    let d = detail(&app, &admin, &no).await;
+    let applied = d["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["decision"] == "Applied")
+        .count();
+    assert_eq!(applied, 1, "{d}");
+});
 
 // ---- the ledger check finds a balance changed behind its back -----------------------------
 

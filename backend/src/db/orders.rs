@@ -6,7 +6,8 @@ use diesel::sql_types::{BigInt, Integer, Text, Timestamp};
 use diesel_async::{AsyncConnection, RunQueryDsl};
 
 use super::events::{self, PendingEvent, Sinks};
-use super::schema::{orders, payment_records, products, users};
+use super::refunds::RefundRow;
+use super::schema::{orders, payment_records, products, refunds, users};
 use super::{Db, DbError, DbResult};
 use crate::domain::fulfilment::{BalanceOp, Rate, Snapshot, Tier};
 use crate::{apply_balance_op, db_run, write_event};
@@ -413,6 +414,7 @@ pub async fn mark_paid(
     from: OrderStatus,
     facts: &PaidFacts,
     evidence: Option<&NewPaymentRecord>,
+    refund: Option<&RefundRow>,
     sinks: &Sinks,
 ) -> DbResult<Option<Vec<PendingEvent>>> {
     let now = super::now();
@@ -490,6 +492,21 @@ pub async fn mark_paid(
                     .values(rec)
                     .execute(conn)
                     .await?;
+            }
+            // A refund decided with the payment is reserved with it, so a crash before it
+            // reaches the provider leaves it processing for the reconciler, never lost.
+            if let Some(refund) = refund {
+                let exists: i64 = refunds::table
+                    .find(&refund.out_refund_no)
+                    .count()
+                    .get_result(conn)
+                    .await?;
+                if exists == 0 {
+                    diesel::insert_into(refunds::table)
+                        .values(refund)
+                        .execute(conn)
+                        .await?;
+                }
             }
             let row = orders::table
                 .find(order_no)
@@ -751,7 +768,7 @@ pub async fn claim_for_job(
             max,
         ),
         OrderClaim::RecentlyCancelled(cancelled_before, cancelled_after) => (
-            "status = 'cancelled' AND updated_at < {T1} AND updated_at > {T2} \
+            "status = 'cancelled' AND NOT sync_halted AND updated_at < {T1} AND updated_at > {T2} \
              AND (last_query_at IS NULL OR last_query_at < updated_at \
                   OR (paid_check_at IS NOT NULL AND paid_check_at <= {NOW}))",
             cancelled_before,
@@ -836,25 +853,29 @@ pub async fn release_paid_check(
     })
 }
 
-/// A job is done with an order: note the query and drop the lease.
+/// A job is done with an order: note the query (while the order is still pending) and
+/// drop the lease. An order cancelled while the job held it keeps `last_query_at` from
+/// before its cancel, so the paid-after-close check still picks it up.
 pub async fn release_job_claim(db: &Db, order_no: &str, queried: bool) -> DbResult<()> {
     let now = super::now();
     db_run!(db, |conn| {
         if queried {
-            diesel::update(orders::table.find(order_no))
-                .set((
-                    orders::lease_until.eq(None::<NaiveDateTime>),
-                    orders::last_query_at.eq(now),
-                    orders::query_attempts.eq(orders::query_attempts + 1),
-                ))
-                .execute(conn)
-                .await?;
-        } else {
-            diesel::update(orders::table.find(order_no))
-                .set(orders::lease_until.eq(None::<NaiveDateTime>))
-                .execute(conn)
-                .await?;
+            diesel::update(
+                orders::table
+                    .filter(orders::order_no.eq(order_no))
+                    .filter(orders::status.eq(OrderStatus::Pending)),
+            )
+            .set((
+                orders::last_query_at.eq(now),
+                orders::query_attempts.eq(orders::query_attempts + 1),
+            ))
+            .execute(conn)
+            .await?;
         }
+        diesel::update(orders::table.find(order_no))
+            .set(orders::lease_until.eq(None::<NaiveDateTime>))
+            .execute(conn)
+            .await?;
         Ok(())
     })
 }

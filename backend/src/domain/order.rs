@@ -160,9 +160,41 @@ pub fn paid_check_backoff_secs(failures: i32) -> i64 {
         .min(PAID_CHECK_BACKOFF_MAX_SECS)
 }
 
+/// How often a pending order someone is watching (polling order-status, or an open event
+/// stream) is checked with the provider, by its age: every 5 s for the first 2 minutes
+/// (a buyer usually pays within them, and a lost notification must show within seconds),
+/// then every 10 s up to 10 minutes, 30 s up to 30 minutes, and once a minute after.
+pub fn watch_gap_secs(age_secs: i64) -> i64 {
+    match age_secs {
+        ..120 => 5,
+        120..600 => 10,
+        600..1_800 => 30,
+        _ => 60,
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    #[test]
+    fn watched_orders_are_checked_less_often_as_they_age() {
+        use super::watch_gap_secs;
+        assert_eq!(watch_gap_secs(-5), 5, "clock skew: treat as new");
+        assert_eq!(watch_gap_secs(0), 5);
+        assert_eq!(watch_gap_secs(119), 5);
+        assert_eq!(watch_gap_secs(120), 10);
+        assert_eq!(watch_gap_secs(599), 10);
+        assert_eq!(watch_gap_secs(600), 30);
+        assert_eq!(watch_gap_secs(1_800), 60);
+        assert_eq!(watch_gap_secs(i64::MAX), 60);
+        let mut last = 0;
+        for age in (0..4_000).step_by(7) {
+            let gap = watch_gap_secs(age);
+            assert!(gap >= last, "never more often as the order ages");
+            last = gap;
+        }
+    }
+
     #[test]
     fn upgrade_price_is_the_daily_difference_for_the_remaining_time() {
         use super::upgrade_price;

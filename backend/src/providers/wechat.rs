@@ -229,7 +229,7 @@ impl WechatClient {
         };
         let tx: Transaction = parse_json(&text)?;
         self.check_identity(&tx)?;
-        Ok(remote_trade(&tx))
+        answered_trade(out_trade_no, &tx)
     }
 
     /// Open a refund (`POST /v3/refund/domestic/refunds`). WeChat answers a repeated
@@ -799,6 +799,18 @@ fn parse_time(text: &str) -> Option<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
 }
 
+/// A query's answer counts only for the order asked about: a verified answer about
+/// another trade (misrouted, or replayed within the signature window) is no answer.
+fn answered_trade(asked: &str, tx: &Transaction) -> Result<RemoteTrade, ProviderError> {
+    if tx.out_trade_no != asked {
+        return Err(ProviderError::InvalidResponse(format!(
+            "asked about {asked}, the answer is about {}",
+            tx.out_trade_no
+        )));
+    }
+    Ok(remote_trade(tx))
+}
+
 fn remote_trade(tx: &Transaction) -> RemoteTrade {
     let state = match tx.trade_state.as_str() {
         // REFUND means it was paid first; the money question is settled as paid.
@@ -931,6 +943,15 @@ mod tests {
         assert_eq!(remote_trade(&tx("CLOSED")).state, RemoteTradeState::Closed);
         let paid_at = remote_trade(&tx("SUCCESS")).paid_at.unwrap();
         assert_eq!(paid_at.to_rfc3339(), "2026-01-01T19:04:05+00:00");
+        // Only an answer about the trade asked about counts.
+        assert_eq!(
+            answered_trade("o", &tx("SUCCESS")).unwrap().state,
+            RemoteTradeState::Paid
+        );
+        assert!(matches!(
+            answered_trade("another", &tx("SUCCESS")),
+            Err(ProviderError::InvalidResponse(_))
+        ));
     }
 
     #[test]

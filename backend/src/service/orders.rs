@@ -21,8 +21,6 @@ use crate::providers::{
 };
 use crate::startup::AppState;
 
-/// At most one provider query per order in this window, from order-status.
-const QUERY_GAP_SECS: i64 = 5;
 /// Most units of one product in a single order.
 pub const MAX_QUANTITY: i64 = 100;
 
@@ -441,54 +439,37 @@ pub async fn visible_order(
         .ok_or(AppError::NotFound("order"))
 }
 
-/// Order status. A pending order is checked with the provider (at most every few
-/// seconds per order) so a lost notification never leaves the buyer waiting.
+/// Order status: a read. A pending order is handed to the watcher, which checks it with
+/// the provider in the background while someone keeps looking (so a lost notification
+/// still shows within seconds); this call never waits for the provider and never writes.
 pub async fn order_status(
     state: &AppState,
     user: &AuthUser,
     order_no: &str,
 ) -> AppResult<OrderResponse> {
     let order = visible_order(state, user, order_no).await?;
-    if order.status == OrderStatus::Pending
-        && !order.sync_halted
-        && order_db::claim_query_slot(&state.db, order_no, Duration::seconds(QUERY_GAP_SECS))
-            .await?
-    {
-        // Only the provider call is bounded: once a payment is being applied, its
-        // transaction runs to commit or rollback.
-        let limit = std::time::Duration::from_secs(3);
-        if let Err(e) = sync_with_provider_within(state, &order, Some(limit)).await {
-            tracing::warn!(%order_no, error = %e, "provider query failed");
-        }
-        let fresh = order_db::find(&state.db, order_no)
-            .await?
-            .ok_or(AppError::NotFound("order"))?;
-        return Ok(to_response(&fresh));
-    }
+    watch_if_pending(state, &order);
     Ok(to_response(&order))
 }
 
-/// Ask the provider about a pending order and apply a payment it reports.
+/// Nudge the watcher when the order may still change at the provider.
+pub fn watch_if_pending(state: &AppState, order: &OrderRow) {
+    if order.status == OrderStatus::Pending && !order.sync_halted {
+        state.watcher.nudge(&order.order_no);
+    }
+}
+
+/// Ask the provider about a pending order and apply a payment it reports. Callers bound
+/// nothing here: the provider client has its own timeout, and once a payment is being
+/// applied its transaction runs to commit or rollback.
 pub async fn sync_with_provider(
     state: &AppState,
     order: &OrderRow,
 ) -> Result<Option<ApplyOutcome>, ProviderError> {
-    sync_with_provider_within(state, order, None).await
-}
-
-/// [`sync_with_provider`] with the provider query (only) bounded by `limit`.
-pub async fn sync_with_provider_within(
-    state: &AppState,
-    order: &OrderRow,
-    limit: Option<std::time::Duration>,
-) -> Result<Option<ApplyOutcome>, ProviderError> {
-    let query = state.providers.query(method_of(order), &order.order_no);
-    let queried = match limit {
-        Some(limit) => tokio::time::timeout(limit, query)
-            .await
-            .unwrap_or_else(|_| Err(ProviderError::Unavailable("query timed out".into()))),
-        None => query.await,
-    };
+    let queried = state
+        .providers
+        .query(method_of(order), &order.order_no)
+        .await;
     if !matches!(&queried, Ok(t) if t.state == RemoteTradeState::Paid) {
         record_call(
             state,
@@ -731,6 +712,7 @@ pub async fn apply_payment(
         paid_at: notice.paid_at.naive_utc(),
     };
     let order_no = order.order_no.as_str();
+    let order_ref = &order;
     let pay_from = |from: OrderStatus| {
         let facts = &facts;
         async move {
@@ -749,9 +731,19 @@ pub async fn apply_payment(
                 decision: decision.to_string(),
                 created_at: db::now(),
             });
-            let won =
-                order_db::mark_paid(&state.db, order_no, from, facts, rec.as_ref(), &state.sinks)
-                    .await?;
+            let refund = (from == OrderStatus::Cancelled
+                && state.settings.lifecycle.auto_refund_paid_after_close)
+                .then(|| crate::service::refunds::paid_after_close_refund(order_ref));
+            let won = order_db::mark_paid(
+                &state.db,
+                order_no,
+                from,
+                facts,
+                rec.as_ref(),
+                refund.as_ref(),
+                &state.sinks,
+            )
+            .await?;
             if let Some(evs) = &won {
                 state.hub.committed(evs.iter());
             }

@@ -352,23 +352,46 @@ pub async fn reconcile(state: &AppState, row: &RefundRow) -> Result<&'static str
     }
 }
 
-/// Refund a payment that arrived after its order was closed (AUTO_REFUND_PAID_AFTER_CLOSE).
+/// The automatic refund of a payment that arrived after its order was closed
+/// (`AUTO_REFUND_PAID_AFTER_CLOSE`): the whole amount, under a number derived from the
+/// order's, so it can never be made twice. It is reserved in the transaction that applies
+/// the late payment ([`paid_after_close_refund`]), then sent by [`refund_paid_after_close`];
+/// if that never happens (a crash, the provider down), the reconciler sends it.
+pub fn paid_after_close_refund(order: &order_db::OrderRow) -> RefundRow {
+    let now = db::now();
+    RefundRow {
+        out_refund_no: format!("RC{}", &order.order_no[2..]),
+        order_no: order.order_no.clone(),
+        provider: order.provider.clone(),
+        amount_fen: order.amount_fen,
+        reason: Some("订单已关闭，自动退款 / order was closed".into()),
+        status: RefundStatus::Processing,
+        provider_refund_id: None,
+        requested_by: SYSTEM_ACTOR.to_string(),
+        failure: None,
+        lease_until: None,
+        created_at: now,
+        updated_at: now,
+        succeeded_at: None,
+    }
+}
+
+/// Send the reserved paid-after-close refund of `order_no` to the provider now.
 pub async fn refund_paid_after_close(
     state: &AppState,
     order_no: &str,
 ) -> AppResult<RefundResponse> {
-    create_refund(
-        state,
-        SYSTEM_ACTOR,
-        RefundRequest {
-            order_no: order_no.to_string(),
-            amount_fen: None,
-            // Deterministic: a repeated attempt can never refund twice.
-            out_refund_no: Some(format!("RC{}", &order_no[2..])),
-            reason: Some("订单已关闭，自动退款 / order was closed".into()),
-        },
-    )
-    .await
+    let order = order_db::find(&state.db, order_no)
+        .await?
+        .ok_or(AppError::NotFound("order"))?;
+    let planned = paid_after_close_refund(&order);
+    let row = refund_db::find(&state.db, &planned.out_refund_no)
+        .await?
+        .ok_or(AppError::NotFound("refund"))?;
+    if row.status == RefundStatus::Processing {
+        submit(state, &row, &order).await?;
+    }
+    respond(state, &row.out_refund_no).await
 }
 
 #[cfg(test)]

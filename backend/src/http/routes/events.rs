@@ -108,6 +108,7 @@ pub async fn events(
     // Subscribe before reading, so no change between the read and the stream is missed.
     let rx = state.hub.subscribe();
     let first = orders::visible_order(&state, &user, &order_no).await?;
+    orders::watch_if_pending(&state, &first);
     let stream = futures_util::stream::unfold(
         Stream {
             state: state.clone(),
@@ -171,6 +172,8 @@ async fn next_chunk(mut s: Stream) -> Option<(Result<web::Bytes, actix_web::Erro
                 continue;
             }
         };
+        // An open stream is someone watching: keep the watcher checking the order.
+        orders::watch_if_pending(&s.state, &row);
         let key = (row.status, row.updated_at);
         if s.last.as_ref() != Some(&key) {
             return Some((Ok(emit(&mut s, &row)), s));

@@ -59,8 +59,9 @@ pub async fn create_order(
 
 /// Status of one of the caller's orders (admins see all; others get 404).
 ///
-/// A pending order is checked with the provider, at most every few seconds, so a lost
-/// notification never leaves the buyer waiting.
+/// A read: it never waits for the provider. While someone polls a pending order (or holds
+/// its event stream), the server checks it with the provider in the background, every few
+/// seconds, so a lost notification never leaves the buyer waiting.
 #[utoipa::path(get, path = "/api/v1/payment/order-status", tag = "payment",
     security(("bearer" = [])),
     params(OrderStatusQuery),
