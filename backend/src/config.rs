@@ -125,6 +125,8 @@ pub struct LifecycleSettings {
     pub reconcile_interval_secs: u64,
     /// Pending orders younger than this are left to the notification path.
     pub reconcile_min_age_secs: i64,
+    /// Most provider checks per second the order watcher starts (each is a signed query).
+    pub watch_checks_per_sec: u32,
     /// Refund a payment that arrives after its order was cancelled, automatically.
     pub auto_refund_paid_after_close: bool,
     /// Take back points / membership time in proportion to what is refunded.
@@ -374,6 +376,7 @@ impl Settings {
                 sweep_interval_secs: env.parse_or("SWEEP_INTERVAL_SECS", 60)?,
                 reconcile_interval_secs: env.parse_or("RECONCILE_INTERVAL_SECS", 300)?,
                 reconcile_min_age_secs: env.parse_or("RECONCILE_MIN_AGE_SECS", 180)?,
+                watch_checks_per_sec: env.parse_or("ORDER_WATCH_CHECKS_PER_SEC", 50)?,
                 auto_refund_paid_after_close: env.bool_or("AUTO_REFUND_PAID_AFTER_CLOSE", false)?,
                 refund_clawback: env.bool_or("REFUND_CLAWBACK", true)?,
                 webhook_urls: env
@@ -418,6 +421,10 @@ impl Settings {
         let l = &self.lifecycle;
         positive("SWEEP_INTERVAL_SECS", l.sweep_interval_secs as i64)?;
         positive("RECONCILE_INTERVAL_SECS", l.reconcile_interval_secs as i64)?;
+        positive(
+            "ORDER_WATCH_CHECKS_PER_SEC",
+            i64::from(l.watch_checks_per_sec),
+        )?;
         positive("DISPATCH_INTERVAL_SECS", l.dispatch_interval_secs as i64)?;
         positive("WEBHOOK_RETRY_HOURS", l.webhook_retry_hours)?;
         positive("WEBHOOK_BACKOFF_BASE_SECS", l.webhook_backoff_base_secs)?;

@@ -161,14 +161,14 @@ pub fn paid_check_backoff_secs(failures: i32) -> i64 {
 }
 
 /// How often a pending order someone is watching (polling order-status, or an open event
-/// stream) is checked with the provider, by its age: every 5 s for the first 2 minutes
-/// (a buyer usually pays within them, and a lost notification must show within seconds),
-/// then every 10 s up to 10 minutes, 30 s up to 30 minutes, and once a minute after.
+/// stream) is checked with the provider, by its age: every 5 s for its first 30 s (most
+/// buyers pay within them, and a lost notification must show within seconds), every 10 s
+/// up to 2 minutes, 30 s up to 10 minutes, and once a minute after.
 pub fn watch_gap_secs(age_secs: i64) -> i64 {
     match age_secs {
-        ..120 => 5,
-        120..600 => 10,
-        600..1_800 => 30,
+        ..30 => 5,
+        30..120 => 10,
+        120..600 => 30,
         _ => 60,
     }
 }
@@ -181,11 +181,12 @@ mod tests {
         use super::watch_gap_secs;
         assert_eq!(watch_gap_secs(-5), 5, "clock skew: treat as new");
         assert_eq!(watch_gap_secs(0), 5);
-        assert_eq!(watch_gap_secs(119), 5);
-        assert_eq!(watch_gap_secs(120), 10);
-        assert_eq!(watch_gap_secs(599), 10);
-        assert_eq!(watch_gap_secs(600), 30);
-        assert_eq!(watch_gap_secs(1_800), 60);
+        assert_eq!(watch_gap_secs(29), 5);
+        assert_eq!(watch_gap_secs(30), 10);
+        assert_eq!(watch_gap_secs(119), 10);
+        assert_eq!(watch_gap_secs(120), 30);
+        assert_eq!(watch_gap_secs(599), 30);
+        assert_eq!(watch_gap_secs(600), 60);
         assert_eq!(watch_gap_secs(i64::MAX), 60);
         let mut last = 0;
         for age in (0..4_000).step_by(7) {

@@ -3,8 +3,8 @@
 //! schedule of [`rules::watch_gap_secs`]. Reading an order never calls the provider and
 //! never writes: a reader only nudges the watcher, and never waits for it.
 //!
-//! One check per order at a time (single flight), a bounded number at once, a bounded set
-//! of watched orders. Across replicas, `claim_query_slot` keeps the provider from being
+//! One check per order at a time (single flight), a bounded number at once and per second
+//! (`ORDER_WATCH_CHECKS_PER_SEC`), a bounded set of watched orders. Across replicas, `claim_query_slot` keeps the provider from being
 //! asked about one order more often than the schedule says, whichever replica asks.
 
 use std::collections::HashMap;
@@ -91,6 +91,9 @@ pub async fn run(state: web::Data<AppState>) {
     let (done_tx, mut done) = mpsc::unbounded_channel::<(String, Next)>();
     let permits = Arc::new(Semaphore::new(CONCURRENCY));
     let mut watched: HashMap<String, Entry> = HashMap::new();
+    let per_sec = state.settings.lifecycle.watch_checks_per_sec.max(1);
+    let ticks_per_sec = (1_000 / TICK.as_millis()).max(1) as u32;
+    let per_tick = per_sec.div_ceil(ticks_per_sec);
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
@@ -118,13 +121,20 @@ pub async fn run(state: web::Data<AppState>) {
             _ = tick.tick() => {
                 let now = Instant::now();
                 watched.retain(|_, e| e.busy || now.duration_since(e.seen) < WATCH_TTL);
+                // Each check signs a request (and verifies the answer): a rate, not only a
+                // concurrency bound, keeps a crowd of watchers from eating the CPU.
+                let mut budget = per_tick;
                 for (order_no, entry) in watched.iter_mut() {
+                    if budget == 0 {
+                        break;
+                    }
                     if entry.busy || entry.due > now {
                         continue;
                     }
                     let Ok(permit) = permits.clone().try_acquire_owned() else {
                         break;
                     };
+                    budget -= 1;
                     entry.busy = true;
                     let (state, order_no, done_tx) = (state.clone(), order_no.clone(), done_tx.clone());
                     tokio::spawn(async move {

@@ -4,7 +4,12 @@
 //! 1. RSA-2048 SHA-256 sign/verify with ring (what fenpay uses) vs the `rsa` crate,
 //!    and AES-256-GCM notification decryption;
 //! 2. the whole product on SQLite with the emulator: create-order latency, notification
-//!    handling (verify + decrypt + compare-and-set + fulfil) throughput, and memory.
+//!    handling (verify + decrypt + compare-and-set + fulfil) throughput, and memory;
+//! 3. HTTP load from `wrk` (a second process on the same cores) on SQLite and, with
+//!    `TEST_DATABASE_URL`, PostgreSQL: the trivial route (`/healthz`, the ceiling), then
+//!    order-status over many buyers' pending orders and over the same orders once paid,
+//!    each with its ratio to the ceiling taken in the same run. `BENCH_BUYERS` (200),
+//!    `BENCH_LOAD_ORDERS` (2000) and `BENCH_SECS` (10) size it; `BENCH_HTTP=0` skips it.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -253,6 +258,219 @@ async fn sse_latency(app: &TestApp, token: &str, n: usize) -> Vec<Duration> {
     out
 }
 
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// One `wrk` run: requests per second, p50 and p99 latency (as wrk prints them).
+struct Load {
+    rps: f64,
+    p50: String,
+    p99: String,
+    errors: String,
+}
+
+fn wrk(base: &str, path: &str, conns: u64, secs: u64, script: Option<(&str, &str)>) -> Load {
+    let mut cmd = std::process::Command::new("wrk");
+    cmd.args([
+        "-t2",
+        &format!("-c{conns}"),
+        &format!("-d{secs}s"),
+        "--latency",
+        "--timeout",
+        "10s",
+    ]);
+    if let Some((lua, orders)) = script {
+        cmd.args(["-s", lua]).env("BENCH_ORDERS", orders);
+    }
+    let out = cmd
+        .arg(format!("{base}{path}"))
+        .output()
+        .expect("wrk (apt-get install -y wrk)");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let field = |prefix: &str| {
+        text.lines()
+            .map(str::trim)
+            .find(|l| l.starts_with(prefix))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .unwrap_or("?")
+            .to_string()
+    };
+    let errors = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("Non-2xx") || l.starts_with("Socket errors"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    Load {
+        rps: field("Requests/sec:").parse().unwrap_or(0.0),
+        p50: field("50%"),
+        p99: field("99%"),
+        errors: if errors.is_empty() {
+            "none".into()
+        } else {
+            errors
+        },
+    }
+}
+
+/// order-status for a rotating list of (order, owner's token), one request each.
+const ORDER_STATUS_LUA: &str = r#"
+local orders = {}
+for line in io.lines(os.getenv("BENCH_ORDERS")) do
+  local no, token = line:match("(%S+) (%S+)")
+  orders[#orders + 1] = { "/api/v1/payment/order-status?order_no=" .. no, { ["authorization"] = "Bearer " .. token } }
+end
+local i = math.random(#orders)
+request = function()
+  i = i % #orders + 1
+  return wrk.format("GET", orders[i][1], orders[i][2])
+end
+"#;
+
+async fn http_load(app: TestApp, label: &str) {
+    let buyers = env_or("BENCH_BUYERS", 200);
+    let per_buyer = (env_or("BENCH_LOAD_ORDERS", 2000) / buyers.max(1)).max(1);
+    let secs = env_or("BENCH_SECS", 10);
+    let app = std::sync::Arc::new(app);
+    // Seed: many buyers, each with a few pending WeChat and Alipay orders.
+    let seed_start = Instant::now();
+    let mut all_seeded = Vec::new();
+    let mut tasks = Vec::new();
+    for b in 0..buyers {
+        let app = app.clone();
+        tasks.push(tokio::spawn(async move {
+            let token = app.signup(&format!("buyer{b}")).await;
+            let mut mine = Vec::new();
+            for k in 0..per_buyer {
+                let method = if k % 2 == 0 { "wechat" } else { "alipay" };
+                let (status, body) = app
+                    .post(
+                        "/api/v1/payment/create-order",
+                        &json!({"product_type": "points", "product_id": 1, "payment_method": method}),
+                        Some(&token),
+                    )
+                    .await;
+                assert_eq!(status, 200, "{body}");
+                mine.push((
+                    body["order_no"].as_str().unwrap().to_string(),
+                    method,
+                    token.clone(),
+                ));
+            }
+            mine
+        }));
+        if tasks.len() >= 8 {
+            // A few buyers at a time (argon2 per registration).
+            for t in tasks.drain(..) {
+                all_seeded.extend(t.await.unwrap());
+            }
+        }
+    }
+    let mut all = all_seeded;
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    let seeded = seed_start.elapsed();
+    let dir = tempfile::tempdir().unwrap();
+    let lua = dir.path().join("order_status.lua");
+    std::fs::write(&lua, ORDER_STATUS_LUA).unwrap();
+    let list = dir.path().join("orders.txt");
+    let lines: String = all
+        .iter()
+        .map(|(no, _, token)| format!("{no} {token}\n"))
+        .collect();
+    std::fs::write(&list, lines).unwrap();
+    let (lua, list) = (lua.to_str().unwrap(), list.to_str().unwrap());
+    let base = app.url("");
+    let run = |path: &'static str, conns: u64, script: bool| {
+        let base = base.clone();
+        let (lua, list) = (lua.to_string(), list.to_string());
+        tokio::task::spawn_blocking(move || {
+            wrk(
+                &base,
+                path,
+                conns,
+                secs,
+                script.then_some((lua.as_str(), list.as_str())),
+            )
+        })
+    };
+    // Warm up, then the ceiling.
+    let _ = wrk(&base, "/healthz", 64, 2, None);
+    let ceiling = run("/healthz", 64, false).await.unwrap();
+    let pending64 = run("/", 64, true).await.unwrap();
+    let pending256 = run("/", 256, true).await.unwrap();
+    let (rss_pending, _) = rss_kib();
+    // Pay every order at the emulator (notifications applied), then read them again.
+    for chunk in all.chunks(32) {
+        let mut pays = Vec::new();
+        for (no, method, _) in chunk {
+            let url = format!("{}/__emulator/{method}/pay/{no}", app.emulator());
+            let client = app.client.clone();
+            pays.push(tokio::spawn(async move {
+                client.post(url).send().await.unwrap().status()
+            }));
+        }
+        for p in pays {
+            assert!(p.await.unwrap().is_success());
+        }
+    }
+    for (no, _, _) in &all {
+        app.wait_in_db(no, "paid").await;
+    }
+    let paid64 = run("/", 64, true).await.unwrap();
+    let (rss, hwm) = rss_kib();
+    let ratio = |l: &Load| {
+        if ceiling.rps > 0.0 {
+            format!("{:.2}x", l.rps / ceiling.rps)
+        } else {
+            "?".into()
+        }
+    };
+    println!(
+        "\n## HTTP load on {label} ({buyers} buyers, {} orders seeded in {:.1} s; wrk -t2, {secs} s per row)",
+        all.len(),
+        seeded.as_secs_f64()
+    );
+    println!("| path | conns | req/s | p50 | p99 | ratio to ceiling | errors |");
+    println!("|---|---:|---:|---:|---:|---:|---|");
+    for (name, conns, l) in [
+        ("GET /healthz (ceiling)", 64, &ceiling),
+        ("order-status, pending orders", 64, &pending64),
+        ("order-status, pending orders", 256, &pending256),
+        ("order-status, the same orders paid", 64, &paid64),
+    ] {
+        println!(
+            "| {name} | {conns} | {:.0} | {} | {} | {} | {} |",
+            l.rps,
+            l.p50,
+            l.p99,
+            ratio(l),
+            l.errors
+        );
+    }
+    println!(
+        "memory (this process: app + emulator + seeding client): RSS {} MiB after the pending runs, {} MiB at the end, peak {} MiB",
+        rss_pending / 1024,
+        rss / 1024,
+        hwm / 1024
+    );
+}
+
+fn load_overrides() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("EMULATOR_ENABLED", "true"),
+        ("EMULATOR_BIND", "127.0.0.1:0"),
+        ("EMULATOR_TIME_SCALE", "1000"),
+        ("DEV_KEYS_DIR", fenpay_tests::shared_dev_keys_dir()),
+        ("RUST_LOG", "error"),
+    ]
+}
+
 fn main() {
     let orders = std::env::args()
         .nth(1)
@@ -269,4 +487,14 @@ fn main() {
         .build()
         .unwrap();
     rt.block_on(product(orders));
+    if std::env::var("BENCH_HTTP").as_deref() == Ok("0") {
+        return;
+    }
+    rt.block_on(async {
+        http_load(TestApp::sqlite(&load_overrides()).await, "SQLite").await;
+        match TestApp::postgres(&load_overrides()).await {
+            Some(app) => http_load(app, "PostgreSQL").await,
+            None => println!("\n(PostgreSQL skipped: TEST_DATABASE_URL is not set)"),
+        }
+    });
 }
