@@ -139,8 +139,12 @@ impl Db {
                 });
                 let manager =
                     AsyncDieselConnectionManager::<SqliteConn>::new_with_config(path, config);
+                // A local file does not drop connections: no test query before every use (it
+                // cost a second blocking-thread hop per query); a connection left in a broken
+                // transaction is still discarded on its way back to the pool.
                 let pool = Pool::builder()
                     .max_size(max_size)
+                    .test_on_check_out(false)
                     .connection_timeout(Duration::from_secs(10))
                     .build(manager)
                     .await
