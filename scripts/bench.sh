@@ -23,7 +23,7 @@ RUST_LOG=error target/release/bench "${1:-200}" | tee "$out"
 {
   echo "# fenpay benchmarks"
   echo
-  echo "Written by \`scripts/bench.sh\` on $(date -u +%Y-%m-%d) at commit $(git rev-parse --short HEAD 2>/dev/null || echo '?'),"
+  echo "Written by \`scripts/bench.sh\` on $(date -u +%Y-%m-%d) at commit $(git describe --always --dirty 2>/dev/null || echo '?'),"
   echo "on $(nproc) vCPU ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')),"
   echo "$(free -g | awk '/^Mem:/{print $2}') GiB RAM. Release build; the server, the emulator and the load generator"
   echo "share these cores, so every figure is read against the trivial route measured in the same run."
