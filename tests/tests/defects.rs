@@ -308,6 +308,18 @@ both_backends!(
 
 // ---- defect 7: paid-after-close check retried after a failed query -----------------------
 
+/// Make a cancelled order look cancelled `minutes` ago (the check waits a minute).
+async fn cancelled_minutes_ago(app: &TestApp, no: &str, minutes: i64) {
+    let then = (chrono::Utc::now() - chrono::Duration::minutes(minutes))
+        .naive_utc()
+        .format("%Y-%m-%d %H:%M:%S")
+        .to_string();
+    app.sql(&format!(
+        "UPDATE orders SET updated_at = '{then}' WHERE order_no = '{no}'"
+    ))
+    .await;
+}
+
 fn recheck_overrides() -> Vec<(&'static str, &'static str)> {
     let mut o = emu();
     o.push(("PAYMENT_QUERY_RETRY_MAX", "0"));
@@ -411,14 +423,7 @@ both_backends!(
         order_db::release_job_claim(&app.state.db, &no, true)
             .await
             .unwrap();
-        let five_min_ago = (chrono::Utc::now() - chrono::Duration::minutes(5))
-            .naive_utc()
-            .format("%Y-%m-%d %H:%M:%S")
-            .to_string();
-        app.sql(&format!(
-            "UPDATE orders SET updated_at = '{five_min_ago}' WHERE order_no = '{no}'"
-        ))
-        .await;
+        cancelled_minutes_ago(&app, &no, 5).await;
         // The paid-after-close check still runs and finds the payment.
         let report = fenpay::jobs::reconcile_once(&app.state).await;
         assert_eq!(report.paid_after_close, 1, "{report:?}");

@@ -368,22 +368,40 @@ both_backends!(
 
 // ---- 10. a transaction outlives the request's provider timeout --------------------------
 
+/// A WeChat order the buyer paid while every notification was lost.
+async fn paid_with_notifications_lost(app: &TestApp, token: &str) -> String {
+    let (status, body) = app
+        .emulator_post(
+            "/__emulator/faults",
+            &json!({"drop_notifications_next": 100}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let reply = create_ok(app, token, points(1, "wechat")).await;
+    let no = reply["order_no"].as_str().unwrap().to_string();
+    pay_at_emulator(app, "wechat", &no).await;
+    no
+}
+
+/// The order's records say its payment was applied, exactly once.
+async fn applied_once(app: &TestApp, admin: &str, no: &str) {
+    let d = detail(app, admin, no).await;
+    let applied = d["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["decision"] == "Applied")
+        .count();
+    assert_eq!(applied, 1, "{d}");
+}
+
 both_backends!(
     order_status_never_drops_a_payment_midway,
     &emu(),
     |app: TestApp| async move {
         let token = app.signup("patient").await;
         let admin = app.admin("patient-admin").await;
-        let (status, body) = app
-            .emulator_post(
-                "/__emulator/faults",
-                &json!({"drop_notifications_next": 100}),
-            )
-            .await;
-        assert_eq!(status, 200, "{body}");
-        let reply = create_ok(&app, &token, points(1, "wechat")).await;
-        let no = reply["order_no"].as_str().unwrap().to_string();
-        pay_at_emulator(&app, "wechat", &no).await;
+        let no = paid_with_notifications_lost(&app, &token).await;
         // The account row is locked for longer than order-status waits for the provider:
         // the payment it found is applied once the lock goes, not abandoned halfway.
         let lock = match app.backend {
@@ -411,14 +429,7 @@ both_backends!(
         }
         assert_eq!(me(&app, &token).await["points_balance"], 100);
         // The record that says it was applied is there, exactly once.
-        let d = detail(&app, &admin, &no).await;
-        let applied = d["records"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|r| r["decision"] == "Applied")
-            .count();
-        assert_eq!(applied, 1, "{d}");
+        applied_once(&app, &admin, &no).await;
         ledger_is_consistent(&app, &admin).await;
     }
 );
@@ -464,16 +475,7 @@ async fn hold_order_lock(app: &TestApp, order_no: &str, ms: u64) -> tokio::task:
 
 both_backends!(order_status_is_a_read, &emu(), |app: TestApp| async move {
     let token = app.signup("watcher").await;
-    let (status, body) = app
-        .emulator_post(
-            "/__emulator/faults",
-            &json!({"drop_notifications_next": 100}),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-    let reply = create_ok(&app, &token, points(1, "wechat")).await;
-    let no = reply["order_no"].as_str().unwrap().to_string();
-    pay_at_emulator(&app, "wechat", &no).await;
+    let no = paid_with_notifications_lost(&app, &token).await;
     // A writer holds the order (a long transaction elsewhere): every poll still answers,
     // because order-status neither writes nor waits for the provider.
     let lock = hold_order_lock(&app, &no, 5000).await;
@@ -496,14 +498,7 @@ both_backends!(order_status_is_a_read, &emu(), |app: TestApp| async move {
     app.wait_for_status(&token, &no, "paid").await;
     assert_eq!(me(&app, &token).await["points_balance"], 100);
     let admin = app.admin("watch-admin").await;
-    let d = detail(&app, &admin, &no).await;
-    let applied = d["records"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["decision"] == "Applied")
-        .count();
-    assert_eq!(applied, 1, "{d}");
+    applied_once(&app, &admin, &no).await;
 });
 
 // ---- the ledger check finds a balance changed behind its back -----------------------------
