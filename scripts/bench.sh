@@ -16,9 +16,50 @@ fi
 ulimit -n 65536 2>/dev/null || true
 
 cargo build --release -q -p fenpay-tests --bin bench
+cargo build --release -q -p fenpay
 out=$(mktemp)
-trap 'rm -f "$out"' EXIT
+work=$(mktemp -d)
+server=
+cleanup() {
+  [ -n "$server" ] && kill "$server" 2>/dev/null
+  rm -rf "$out" "$work"
+}
+trap cleanup EXIT
 RUST_LOG=error target/release/bench "${1:-200}" | tee "$out"
+
+# Memory of the server process alone (SQLite, emulator in process): idle, then under a
+# crowd of logins (each argon2id hash takes ~19 MiB while it runs).
+if [ "${BENCH_HTTP:-1}" != 0 ]; then
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  emu=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  (cd "$work" && exec env -u DATABASE_URL APP_ENV=development DATA_DIR="$work" BIND_ADDR="127.0.0.1:$port" \
+    EMULATOR_BIND="127.0.0.1:$emu" RUST_LOG=error LOGIN_MAX_FAILURES=1000000 \
+    "$OLDPWD/target/release/fenpay" serve >"$work/server.log" 2>&1) &
+  server=$!
+  for _ in $(seq 1 300); do curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.2; done
+  rss() { awk -v f="$1" '$1 == f":" {printf "%d", $2/1024}' "/proc/$server/status"; }
+  curl -fs -XPOST "http://127.0.0.1:$port/api/v1/auth/register" -H 'content-type: application/json' \
+    -d '{"username":"memory","password":"memory-password","email":"memory@example.com"}' >/dev/null
+  sleep 2
+  idle=$(rss VmRSS)
+  cat >"$work/login.lua" <<'LUA'
+wrk.method = "POST"
+wrk.body = '{"username":"memory","password":"memory-password"}'
+wrk.headers["content-type"] = "application/json"
+LUA
+  logins=$(wrk -t2 -c200 -d10s --timeout 15s -s "$work/login.lua" "http://127.0.0.1:$port/api/v1/auth/login" |
+    awk '/Requests\/sec/ {print $2} /Non-2xx/ {print "non-2xx " $NF}' | paste -sd' ')
+  after=$(rss VmRSS)
+  peak=$(rss VmHWM)
+  {
+    echo
+    echo "## memory of the server process (SQLite, emulator in process)"
+    echo "| state | RSS |"
+    echo "|---|---:|"
+    echo "| idle after start-up and one registration | ${idle} MiB |"
+    echo "| after 10 s of 200 concurrent logins (login/s, answers other than 2xx: ${logins}) | ${after} MiB (peak ${peak} MiB) |"
+  } | tee -a "$out"
+fi
 
 {
   echo "# fenpay benchmarks"

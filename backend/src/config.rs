@@ -175,6 +175,12 @@ pub struct Settings {
     pub static_dir: PathBuf,
     pub login_max_failures: u32,
     pub login_window_secs: u64,
+    /// Threads that hash passwords (each hash takes ~19 MiB while it runs).
+    pub password_hash_threads: usize,
+    /// Hashes that may wait for a thread; more are answered 503 `server_busy`.
+    pub password_hash_queue: usize,
+    /// Longest wait for a hashing thread before 503 `server_busy`.
+    pub password_hash_wait_secs: u64,
     /// Take the client address from `X-Forwarded-For` (only behind a trusted proxy).
     pub trust_proxy: bool,
     pub order_expire_minutes: i64,
@@ -356,6 +362,9 @@ impl Settings {
             static_dir: PathBuf::from(env.str_or("STATIC_DIR", "./frontend/dist")),
             login_max_failures: env.parse_or("LOGIN_MAX_FAILURES", 5)?,
             login_window_secs: env.parse_or("LOGIN_WINDOW_SECS", 900)?,
+            password_hash_threads: env.parse_or("PASSWORD_HASH_THREADS", 2)?,
+            password_hash_queue: env.parse_or("PASSWORD_HASH_QUEUE", 64)?,
+            password_hash_wait_secs: env.parse_or("PASSWORD_HASH_WAIT_SECS", 10)?,
             trust_proxy: env.bool_or("TRUST_PROXY", false)?,
             order_expire_minutes: env.parse_or("ORDER_EXPIRE_MINUTES", 30)?,
             qr_code_expire_minutes: env.parse_or("QR_CODE_EXPIRE_MINUTES", 15)?,
@@ -418,6 +427,12 @@ impl Settings {
         positive("MAX_MEMBERSHIP_QUANTITY", self.max_membership_quantity)?;
         positive("QR_CODE_EXPIRE_MINUTES", self.qr_code_expire_minutes)?;
         positive("JWT_TTL_MINUTES", self.jwt_ttl_minutes)?;
+        positive("PASSWORD_HASH_THREADS", self.password_hash_threads as i64)?;
+        positive("PASSWORD_HASH_QUEUE", self.password_hash_queue as i64)?;
+        positive(
+            "PASSWORD_HASH_WAIT_SECS",
+            self.password_hash_wait_secs as i64,
+        )?;
         let l = &self.lifecycle;
         positive("SWEEP_INTERVAL_SECS", l.sweep_interval_secs as i64)?;
         positive("RECONCILE_INTERVAL_SECS", l.reconcile_interval_secs as i64)?;

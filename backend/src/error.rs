@@ -33,6 +33,8 @@ pub enum AppError {
     ProviderUnavailable(String),
     #[error("service unavailable: {0}")]
     Unavailable(String),
+    #[error("the server is busy, retry in {retry_after_secs} s")]
+    Busy { retry_after_secs: u64 },
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -72,6 +74,7 @@ impl AppError {
             AppError::RateLimited { .. } => "rate_limited",
             AppError::ProviderUnavailable(_) => "provider_unavailable",
             AppError::Unavailable(_) => "service_unavailable",
+            AppError::Busy { .. } => "server_busy",
             AppError::Internal(_) => "internal_error",
         }
     }
@@ -113,7 +116,7 @@ impl ResponseError for AppError {
             AppError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             AppError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             AppError::ProviderUnavailable(_) => StatusCode::BAD_GATEWAY,
-            AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Unavailable(_) | AppError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -125,7 +128,9 @@ impl ResponseError for AppError {
             tracing::error!(code = self.code(), error = ?self, "request failed");
         }
         let mut builder = HttpResponse::build(status);
-        if let AppError::RateLimited { retry_after_secs } = self {
+        if let AppError::RateLimited { retry_after_secs } | AppError::Busy { retry_after_secs } =
+            self
+        {
             builder.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
         }
         builder.json(self.body())

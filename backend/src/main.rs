@@ -130,7 +130,9 @@ async fn run() -> anyhow::Result<()> {
             }
             db::migrate(settings.database_url.expose()).await?;
             let pool = db::Db::connect(settings.database_url.expose(), 1).await?;
-            let user = service::accounts::create_admin(&pool, req)
+            let hasher =
+                fenpay::auth::password::Hasher::new(1, 1, std::time::Duration::from_secs(120))?;
+            let user = service::accounts::create_admin(&pool, &hasher, req)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("admin {} ({}) ready", user.username, user.id);

@@ -33,6 +33,8 @@ pub struct AppState {
     pub sinks: crate::db::events::Sinks,
     /// Background provider checks of the pending orders someone is watching.
     pub watcher: crate::service::watcher::Watcher,
+    /// Password hashing on its own bounded threads.
+    pub hasher: crate::auth::password::Hasher,
 }
 
 impl AppState {
@@ -41,8 +43,14 @@ impl AppState {
         db: Db,
         providers: Providers,
         emulator_url: Option<String>,
-    ) -> Self {
-        AppState {
+    ) -> std::io::Result<Self> {
+        let hasher = crate::auth::password::Hasher::new(
+            settings.password_hash_threads,
+            settings.password_hash_queue,
+            Duration::from_secs(settings.password_hash_wait_secs),
+        )?;
+        Ok(AppState {
+            hasher,
             providers,
             emulator_url,
             hub: crate::live::EventHub::new(db.backend()),
@@ -61,7 +69,7 @@ impl AppState {
             ),
             settings,
             db,
-        }
+        })
     }
 
     /// The client address used for rate limiting: the TCP peer, or the first
@@ -148,7 +156,12 @@ impl Application {
         emulator_url: Option<String>,
     ) -> anyhow::Result<Application> {
         let port = listener.local_addr()?.port();
-        let state = web::Data::new(AppState::new(settings.clone(), db, providers, emulator_url));
+        let state = web::Data::new(AppState::new(
+            settings.clone(),
+            db,
+            providers,
+            emulator_url,
+        )?);
         crate::jobs::spawn(state.clone());
         let app_state = state.clone();
         let server = HttpServer::new(move || {

@@ -33,6 +33,54 @@ both_backends!(register_login_me, &[], |app: TestApp| async move {
 });
 
 both_backends!(
+    password_hashing_is_bounded_and_sheds_load,
+    &[("PASSWORD_HASH_THREADS", "1"), ("PASSWORD_HASH_QUEUE", "1")],
+    |app: TestApp| async move {
+        app.signup("crowd").await;
+        // 20 logins at once against one hashing thread and one queue slot: the rest are
+        // told to come back (503 server_busy + Retry-After), none fails otherwise.
+        let mut tasks = Vec::new();
+        for _ in 0..20 {
+            let (client, url) = (app.client.clone(), app.url("/api/v1/auth/login"));
+            tasks.push(tokio::spawn(async move {
+                let resp = client
+                    .post(url)
+                    .json(&json!({"username": "crowd", "password": "password-crowd"}))
+                    .send()
+                    .await
+                    .unwrap();
+                let status = resp.status().as_u16();
+                let retry = resp
+                    .headers()
+                    .get("retry-after")
+                    .map(|v| v.to_str().unwrap().to_string());
+                let body: serde_json::Value = resp.json().await.unwrap();
+                (status, retry, body)
+            }));
+        }
+        let (mut ok, mut busy) = (0, 0);
+        for t in tasks {
+            match t.await.unwrap() {
+                (200, _, body) => {
+                    assert!(body["access_token"].is_string(), "{body}");
+                    ok += 1;
+                }
+                (503, retry, body) => {
+                    assert_eq!(body["code"], "server_busy", "{body}");
+                    assert_eq!(retry.as_deref(), Some("1"));
+                    busy += 1;
+                }
+                other => panic!("unexpected answer: {other:?}"),
+            }
+        }
+        assert!(ok >= 1, "some logins went through ({ok} ok, {busy} busy)");
+        assert!(busy >= 1, "the queue overflowed ({ok} ok, {busy} busy)");
+        // Once the crowd is gone, logins work again.
+        app.login("crowd", "password-crowd").await;
+    }
+);
+
+both_backends!(
     duplicate_username_conflicts,
     &[],
     |app: TestApp| async move {
@@ -331,9 +379,13 @@ both_backends!(
             password: password.into(),
             email: format!("{name}@example.com"),
         };
-        let admin = create_admin(&app.state.db, req("root", "root-password-1"))
-            .await
-            .unwrap();
+        let admin = create_admin(
+            &app.state.db,
+            &app.state.hasher,
+            req("root", "root-password-1"),
+        )
+        .await
+        .unwrap();
         assert_eq!(admin.role, api_types::auth::Role::Admin);
         let token = app.login("root", "root-password-1").await;
         assert_eq!(
@@ -343,11 +395,13 @@ both_backends!(
 
         // An existing user is promoted only when the password matches.
         app.signup("frank").await;
-        assert!(
-            create_admin(&app.state.db, req("frank", "not-franks-password"))
-                .await
-                .is_err()
-        );
+        assert!(create_admin(
+            &app.state.db,
+            &app.state.hasher,
+            req("frank", "not-franks-password")
+        )
+        .await
+        .is_err());
         let (_, me) = app
             .get(
                 "/api/v1/auth/me",
@@ -355,9 +409,13 @@ both_backends!(
             )
             .await;
         assert_eq!(me["role"], "user");
-        let promoted = create_admin(&app.state.db, req("frank", "password-frank"))
-            .await
-            .unwrap();
+        let promoted = create_admin(
+            &app.state.db,
+            &app.state.hasher,
+            req("frank", "password-frank"),
+        )
+        .await
+        .unwrap();
         assert_eq!(promoted.role, api_types::auth::Role::Admin);
     }
 );

@@ -2,7 +2,8 @@
 
 use api_types::auth::{RegisterRequest, Role, TokenResponse, UserResponse};
 
-use crate::auth::{password, JwtKeys};
+use crate::auth::password::{self, Hasher};
+use crate::auth::JwtKeys;
 use crate::db::users::{self, UserRow};
 use crate::db::{self, Db};
 use crate::error::{AppError, AppResult};
@@ -29,16 +30,29 @@ pub fn to_response(row: &UserRow) -> UserResponse {
     }
 }
 
-async fn hash_password(password: String) -> AppResult<String> {
-    tokio::task::spawn_blocking(move || password::hash(&password))
+/// A hashing thread was not free in time: the client should retry shortly.
+fn busy(_: password::Busy) -> AppError {
+    AppError::Busy {
+        retry_after_secs: 1,
+    }
+}
+
+async fn hash_password(hasher: &Hasher, password: String) -> AppResult<String> {
+    hasher
+        .run(move || password::hash(&password))
         .await
-        .map_err(AppError::internal)?
+        .map_err(busy)?
         .map_err(|e| AppError::internal(anyhow::anyhow!("password hashing failed: {e}")))
 }
 
 /// Create an account; `409 username_taken` when the name is in use.
-pub async fn register(db: &Db, req: RegisterRequest, role: Role) -> AppResult<UserResponse> {
-    let password_hash = hash_password(req.password).await?;
+pub async fn register(
+    db: &Db,
+    hasher: &Hasher,
+    req: RegisterRequest,
+    role: Role,
+) -> AppResult<UserResponse> {
+    let password_hash = hash_password(hasher, req.password).await?;
     let now = db::now();
     let row = UserRow {
         id: uuid::Uuid::new_v4().to_string(),
@@ -65,18 +79,20 @@ pub async fn register(db: &Db, req: RegisterRequest, role: Role) -> AppResult<Us
 /// Check credentials and issue a token. The error never says whether the user exists.
 pub async fn login(
     db: &Db,
+    hasher: &Hasher,
     jwt: &JwtKeys,
     username: &str,
     password_text: String,
 ) -> AppResult<TokenResponse> {
     let user = users::find_by_username(db, username).await?;
-    let stored = user
-        .as_ref()
-        .map(|u| u.password_hash.clone())
-        .unwrap_or_else(|| password::dummy_hash().to_string());
-    let ok = tokio::task::spawn_blocking(move || password::verify(&password_text, &stored))
+    let stored = user.as_ref().map(|u| u.password_hash.clone());
+    let ok = hasher
+        .run(move || {
+            let stored = stored.as_deref().unwrap_or_else(|| password::dummy_hash());
+            password::verify(&password_text, stored)
+        })
         .await
-        .map_err(AppError::internal)?;
+        .map_err(busy)?;
     let user = match (ok, user) {
         (true, Some(user)) => user,
         _ => return Err(AppError::InvalidCredentials),
@@ -102,14 +118,23 @@ pub async fn me(db: &Db, user_id: &str) -> AppResult<UserResponse> {
 
 /// `fenpay create-admin`: create the account as admin, or promote an existing one
 /// (only after its password is confirmed, so the command cannot hijack accounts).
-pub async fn create_admin(db: &Db, req: RegisterRequest) -> AppResult<UserResponse> {
-    match register(db, req.clone(), Role::Admin).await {
+pub async fn create_admin(
+    db: &Db,
+    hasher: &Hasher,
+    req: RegisterRequest,
+) -> AppResult<UserResponse> {
+    match register(db, hasher, req.clone(), Role::Admin).await {
         Ok(user) => Ok(user),
         Err(AppError::Conflict { .. }) => {
             let user = users::find_by_username(db, &req.username)
                 .await?
                 .ok_or(AppError::NotFound("user"))?;
-            if !password::verify(&req.password, &user.password_hash) {
+            let (given, stored) = (req.password.clone(), user.password_hash.clone());
+            let matches = hasher
+                .run(move || password::verify(&given, &stored))
+                .await
+                .map_err(busy)?;
+            if !matches {
                 return Err(AppError::conflict(
                     "username_taken",
                     "user exists and the password does not match; not promoting",

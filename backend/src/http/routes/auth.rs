@@ -24,13 +24,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         (status = 400, description = "Malformed JSON or invalid fields (`validation_failed` lists them)", body = ErrorResponse),
         (status = 409, description = "`username_taken`", body = ErrorResponse),
         (status = 413, description = "Body too large", body = ErrorResponse),
-        (status = 415, description = "Not JSON", body = ErrorResponse)))]
+        (status = 415, description = "Not JSON", body = ErrorResponse),
+        (status = 503, description = "`server_busy`: every password-hashing thread is taken; retry after `Retry-After` seconds", body = ErrorResponse)))]
 pub async fn register(
     state: web::Data<AppState>,
     body: web::Json<RegisterRequest>,
 ) -> AppResult<HttpResponse> {
     let req = validated(body)?;
-    let user = accounts::register(&state.db, req, Role::User).await?;
+    let user = accounts::register(&state.db, &state.hasher, req, Role::User).await?;
     Ok(HttpResponse::Created().json(user))
 }
 
@@ -42,7 +43,8 @@ pub async fn register(
         (status = 200, description = "Signed in", body = TokenResponse),
         (status = 400, description = "Malformed request", body = ErrorResponse),
         (status = 401, description = "`invalid_credentials` (same answer whether or not the user exists)", body = ErrorResponse),
-        (status = 429, description = "`rate_limited`: too many failures from this client", body = ErrorResponse)))]
+        (status = 429, description = "`rate_limited`: too many failures from this client", body = ErrorResponse),
+        (status = 503, description = "`server_busy`: every password-hashing thread is taken; retry after `Retry-After` seconds", body = ErrorResponse)))]
 pub async fn login(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -54,7 +56,15 @@ pub async fn login(
         .login_limiter
         .check(client)
         .map_err(|retry_after_secs| AppError::RateLimited { retry_after_secs })?;
-    match accounts::login(&state.db, &state.jwt, &body.username, body.password).await {
+    match accounts::login(
+        &state.db,
+        &state.hasher,
+        &state.jwt,
+        &body.username,
+        body.password,
+    )
+    .await
+    {
         Ok(token) => {
             state.login_limiter.record_success(client);
             Ok(HttpResponse::Ok().json(token))
