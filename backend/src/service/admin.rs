@@ -104,13 +104,14 @@ fn delivery(d: &DeliveryRow, e: &EventRow) -> WebhookDelivery {
 }
 
 pub async fn order_detail(state: &AppState, order_no: &str) -> AppResult<AdminOrderDetail> {
-    let row = order_db::find(&state.db, order_no)
-        .await?
-        .ok_or(AppError::NotFound("order"))?;
-    let username = db::users::find_by_id(&state.db, &row.user_id)
-        .await?
-        .map(|u| u.username)
-        .unwrap_or_default();
+    // The parts are separate reads. The order row is read last: a refund (or ledger entry,
+    // or event) that shows as done was committed together with its change to the order,
+    // so the order read after it includes that change. Read first, the order could show
+    // "paid, nothing refunded" beside a refund already succeeded, and a page that stops
+    // watching once no refund is processing would show that forever.
+    if order_db::find(&state.db, order_no).await?.is_none() {
+        return Err(AppError::NotFound("order"));
+    }
     let records = order_db::records_for(&state.db, order_no)
         .await?
         .into_iter()
@@ -126,11 +127,7 @@ pub async fn order_detail(state: &AppState, order_no: &str) -> AppResult<AdminOr
             created_at: db::utc(r.created_at),
         })
         .collect();
-    let refunds = refund_db::for_order(&state.db, order_no)
-        .await?
-        .iter()
-        .map(|r| crate::service::refunds::to_response(r, &row))
-        .collect();
+    let refund_rows = refund_db::for_order(&state.db, order_no).await?;
     let (deliveries, _) =
         event_db::list_deliveries(&state.db, None, Some(order_no), 1000, 0).await?;
     let events = event_db::events_for_order(&state.db, order_no)
@@ -151,6 +148,17 @@ pub async fn order_detail(state: &AppState, order_no: &str) -> AppResult<AdminOr
         .await?
         .iter()
         .map(balance_entry)
+        .collect();
+    let row = order_db::find(&state.db, order_no)
+        .await?
+        .ok_or(AppError::NotFound("order"))?;
+    let username = db::users::find_by_id(&state.db, &row.user_id)
+        .await?
+        .map(|u| u.username)
+        .unwrap_or_default();
+    let refunds = refund_rows
+        .iter()
+        .map(|r| crate::service::refunds::to_response(r, &row))
         .collect();
     Ok(AdminOrderDetail {
         order: admin_order(&row, username),
