@@ -280,6 +280,8 @@ struct Receiver {
     url: String,
     received: Arc<Mutex<Vec<Received>>>,
     script: Arc<Mutex<VecDeque<u16>>>,
+    /// How long the receiver waits before answering (after recording).
+    answer_after: Duration,
 }
 
 #[derive(Clone, Debug)]
@@ -311,12 +313,17 @@ impl Received {
 }
 
 async fn receiver(script: &[u16]) -> Receiver {
+    slow_receiver(script, Duration::ZERO).await
+}
+
+async fn slow_receiver(script: &[u16], answer_after: Duration) -> Receiver {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let rx = Receiver {
         url: format!("http://127.0.0.1:{port}/wechat/notify"),
         received: Arc::default(),
         script: Arc::new(Mutex::new(script.iter().copied().collect())),
+        answer_after,
     };
     let data = web::Data::new(rx.clone());
     let server = HttpServer::new(move || {
@@ -343,6 +350,7 @@ async fn receive(rx: web::Data<Receiver>, req: HttpRequest, body: web::Bytes) ->
         body: body.to_vec(),
     });
     let status = rx.script.lock().unwrap().pop_front().unwrap_or(204);
+    tokio::time::sleep(rx.answer_after).await;
     HttpResponse::build(StatusCode::from_u16(status).unwrap()).finish()
 }
 
@@ -874,7 +882,10 @@ async fn dropped_and_duplicated_notifications() {
 #[tokio::test]
 async fn manual_resend_repeats_the_same_notification() {
     let h = start(1.0).await;
-    let rx = receiver(&[]).await;
+    // The receiver answers late, so the scheduled delivery is still in flight
+    // (seen by the receiver, not yet logged) when the resend is asked for: the
+    // resend's answer must list only its own attempt.
+    let rx = slow_receiver(&[], Duration::from_millis(300)).await;
     assert_eq!(h.native(&order("RESEND0001", 1, &rx.url)).await.status, 200);
     let (status, answer) = h
         .control("/__emulator/wechat/notify/RESEND0001", None)

@@ -1418,8 +1418,7 @@ async fn control_notify(state: State, path: web::Path<String>) -> HttpResponse {
             Some(_) => control_error(StatusCode::CONFLICT, "ORDER_NOT_PAID", "订单未支付"),
         };
     };
-    let before = log.attempts.len();
-    attempt(&state, &log).await;
+    let (_, made) = attempt(&state, &log).await;
     let after = state
         .wechat
         .notifications(Some(&path))
@@ -1427,10 +1426,9 @@ async fn control_notify(state: State, path: web::Path<String>) -> HttpResponse {
         .find(|n| n.id == log.id);
     match after {
         Some(mut updated) => {
-            // Only the attempts this call made.
-            updated.attempts = updated
-                .attempts
-                .split_off(before.min(updated.attempts.len()));
+            // Only the attempts this call made: a scheduled delivery may be
+            // in flight beside it.
+            updated.attempts = made;
             HttpResponse::Ok().json(updated)
         }
         None => control_error(StatusCode::GONE, "RESET", "the emulator was reset"),
@@ -2097,7 +2095,7 @@ async fn deliver_on_schedule(state: State, id: String, generation: u64) {
             .find(|n| n.id == id)
             .cloned();
         let Some(log) = log else { return };
-        if attempt(&state, &log).await {
+        if attempt(&state, &log).await.0 {
             return;
         }
     }
@@ -2112,47 +2110,51 @@ fn scaled(secs: u64, time_scale: f64) -> Duration {
     Duration::from_secs_f64(secs as f64 / scale)
 }
 
-/// One notification attempt with the notification faults applied; true when the
-/// merchant took it (2xx within 5 s).
-async fn attempt(state: &State, log: &NotificationLog) -> bool {
+/// One notification attempt with the notification faults applied: whether the
+/// merchant took it (2xx within 5 s) and the attempts it made (also logged).
+async fn attempt(state: &State, log: &NotificationLog) -> (bool, Vec<DeliveryAttempt>) {
     if state.faults.take_drop_notification() {
-        state.wechat.record_attempt(
-            &log.id,
-            DeliveryAttempt {
-                at: rfc3339(Utc::now().with_timezone(&china())),
-                status: None,
-                probe: false,
-                dropped: true,
-                error: None,
-            },
-            false,
-        );
-        return false;
+        let dropped = DeliveryAttempt {
+            at: rfc3339(Utc::now().with_timezone(&china())),
+            status: None,
+            probe: false,
+            dropped: true,
+            error: None,
+        };
+        state.wechat.record_attempt(&log.id, dropped.clone(), false);
+        return (false, vec![dropped]);
     }
     let faults = state.faults.get();
     if faults.delay_notifications_ms > 0 {
         tokio::time::sleep(Duration::from_millis(faults.delay_notifications_ms)).await;
     }
+    let mut attempts = Vec::new();
     if faults.signature_probe {
         let probe = post_notification(state, log, true).await;
-        state.wechat.record_attempt(&log.id, probe, false);
+        state.wechat.record_attempt(&log.id, probe.clone(), false);
+        attempts.push(probe);
     }
+    let mut made = Vec::new();
     let ok = if faults.duplicate_notifications {
         let (a, b) = tokio::join!(
             post_notification(state, log, false),
             post_notification(state, log, false)
         );
         let ok = [&a, &b].iter().any(|r| is_success(r));
-        state.wechat.record_attempt(&log.id, a, ok);
-        state.wechat.record_attempt(&log.id, b, ok);
+        made.push((a, ok));
+        made.push((b, ok));
         ok
     } else {
         let a = post_notification(state, log, false).await;
         let ok = is_success(&a);
-        state.wechat.record_attempt(&log.id, a, ok);
+        made.push((a, ok));
         ok
     };
-    ok
+    for (a, delivered) in made {
+        state.wechat.record_attempt(&log.id, a.clone(), delivered);
+        attempts.push(a);
+    }
+    (ok, attempts)
 }
 
 fn is_success(a: &DeliveryAttempt) -> bool {
