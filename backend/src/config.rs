@@ -183,6 +183,11 @@ pub struct Settings {
     pub password_hash_wait_secs: u64,
     /// Take the client address from `X-Forwarded-For` (only behind a trusted proxy).
     pub trust_proxy: bool,
+    /// Order rows kept in memory for order-status (`ORDER_CACHE_SIZE`, 0 = off).
+    pub order_cache_size: usize,
+    /// Longest a cached order row is served (`ORDER_CACHE_TTL_SECS`), a backstop:
+    /// changes drop it at once.
+    pub order_cache_ttl_secs: u64,
     pub order_expire_minutes: i64,
     pub qr_code_expire_minutes: i64,
     pub payment_query_retry_max: u32,
@@ -366,6 +371,8 @@ impl Settings {
             password_hash_queue: env.parse_or("PASSWORD_HASH_QUEUE", 64)?,
             password_hash_wait_secs: env.parse_or("PASSWORD_HASH_WAIT_SECS", 10)?,
             trust_proxy: env.bool_or("TRUST_PROXY", false)?,
+            order_cache_size: env.parse_or("ORDER_CACHE_SIZE", 20_000)?,
+            order_cache_ttl_secs: env.parse_or("ORDER_CACHE_TTL_SECS", 30)?,
             order_expire_minutes: env.parse_or("ORDER_EXPIRE_MINUTES", 30)?,
             qr_code_expire_minutes: env.parse_or("QR_CODE_EXPIRE_MINUTES", 15)?,
             payment_query_retry_max: env.parse_or("PAYMENT_QUERY_RETRY_MAX", 5)?,
@@ -429,6 +436,7 @@ impl Settings {
         positive("JWT_TTL_MINUTES", self.jwt_ttl_minutes)?;
         positive("PASSWORD_HASH_THREADS", self.password_hash_threads as i64)?;
         positive("PASSWORD_HASH_QUEUE", self.password_hash_queue as i64)?;
+        positive("ORDER_CACHE_TTL_SECS", self.order_cache_ttl_secs as i64)?;
         positive(
             "PASSWORD_HASH_WAIT_SECS",
             self.password_hash_wait_secs as i64,

@@ -4,6 +4,7 @@
 //! [`db_run!`](crate::db_run) writes the same diesel body into both arms. Where the SQL must
 //! differ, callers match on [`Db`] themselves.
 
+pub mod cache;
 pub mod events;
 pub mod idempotency;
 pub mod ledger;
@@ -13,7 +14,10 @@ pub mod refunds;
 pub mod schema;
 pub mod users;
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use cache::{OrderCache, OrderCacheConfig};
 
 use diesel::connection::SimpleConnection;
 use diesel::{Connection, SqliteConnection};
@@ -82,16 +86,24 @@ impl Backend {
 
 /// A pool over either backend.
 #[derive(Clone)]
-pub enum Db {
+pub enum Pools {
     Pg(Pool<AsyncPgConnection>),
     Sqlite(Pool<SqliteConn>),
 }
 
+/// The database: a pool over either backend and the order-row cache its writers keep
+/// honest (see [`cache`]).
+#[derive(Clone)]
+pub struct Db {
+    pools: Pools,
+    orders: Arc<OrderCache>,
+}
+
 impl std::fmt::Debug for Db {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Db::Pg(_) => "Db::Pg",
-            Db::Sqlite(_) => "Db::Sqlite",
+        f.write_str(match self.pools {
+            Pools::Pg(_) => "Db::Pg",
+            Pools::Sqlite(_) => "Db::Sqlite",
         })
     }
 }
@@ -114,7 +126,7 @@ impl Db {
                     .build(manager)
                     .await
                     .map_err(|e| DbError::Pool(e.to_string()))?;
-                Ok(Db::Pg(pool))
+                Ok(Db::new(Pools::Pg(pool)))
             }
             Some(Backend::Sqlite) => {
                 let path = sqlite_path(url).to_string();
@@ -149,7 +161,7 @@ impl Db {
                     .build(manager)
                     .await
                     .map_err(|e| DbError::Pool(e.to_string()))?;
-                Ok(Db::Sqlite(pool))
+                Ok(Db::new(Pools::Sqlite(pool)))
             }
             None => Err(DbError::Pool(
                 "DATABASE_URL must start with sqlite:, postgres:// or postgresql://".into(),
@@ -157,10 +169,36 @@ impl Db {
         }
     }
 
+    fn new(pools: Pools) -> Db {
+        let live = matches!(pools, Pools::Sqlite(_));
+        Db {
+            pools,
+            orders: Arc::new(OrderCache::new(OrderCacheConfig::default(), live)),
+        }
+    }
+
+    /// Replace the order cache (call before cloning the handle). On SQLite it is live at
+    /// once (this process is the only writer); on PostgreSQL it stays off until the
+    /// LISTEN task hears changes (`live::listen`).
+    pub fn with_order_cache(mut self, config: OrderCacheConfig) -> Db {
+        let live = self.backend() == Backend::Sqlite;
+        self.orders = Arc::new(OrderCache::new(config, live));
+        self
+    }
+
+    pub fn pools(&self) -> &Pools {
+        &self.pools
+    }
+
+    /// The order-row cache (order-status reads, writers' invalidations).
+    pub fn order_cache(&self) -> &OrderCache {
+        &self.orders
+    }
+
     pub fn backend(&self) -> Backend {
-        match self {
-            Db::Pg(_) => Backend::Postgres,
-            Db::Sqlite(_) => Backend::Sqlite,
+        match self.pools {
+            Pools::Pg(_) => Backend::Postgres,
+            Pools::Sqlite(_) => Backend::Sqlite,
         }
     }
 
@@ -225,8 +263,8 @@ pub async fn migrate(url: &str) -> DbResult<Vec<String>> {
 #[macro_export]
 macro_rules! db_run {
     ($db:expr, |$conn:ident| $body:expr) => {
-        match $db {
-            $crate::db::Db::Pg(pool) => {
+        match $db.pools() {
+            $crate::db::Pools::Pg(pool) => {
                 let mut pooled = pool
                     .get()
                     .await
@@ -234,7 +272,7 @@ macro_rules! db_run {
                 let $conn = &mut *pooled;
                 $body
             }
-            $crate::db::Db::Sqlite(pool) => {
+            $crate::db::Pools::Sqlite(pool) => {
                 let mut pooled = pool
                     .get()
                     .await

@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 use futures_util::StreamExt;
 use tokio::sync::broadcast;
 
@@ -18,6 +18,8 @@ use crate::db::{Backend, Db};
 
 /// The channel PostgreSQL notifications arrive on.
 pub const PG_CHANNEL: &str = "fenpay_events";
+/// Changed order rows (payload: the order number), for the order cache.
+pub const PG_ORDERS_CHANNEL: &str = "fenpay_orders";
 
 /// In-process fan-out of committed events.
 #[derive(Clone, Debug)]
@@ -74,7 +76,9 @@ pub fn parse_notification(payload: &str) -> Option<EventSignal> {
 }
 
 /// Keep a `LISTEN fenpay_events` connection open (reconnecting with backoff) and publish
-/// every notification into `hub`. Returns only when the database is not PostgreSQL.
+/// every notification into `hub`; changed orders announced on `fenpay_orders` leave the
+/// order cache, which is on only while this connection is up. Returns only when the
+/// database is not PostgreSQL.
 pub async fn listen(db: Db, url: String, hub: EventHub) {
     if db.backend() != Backend::Postgres {
         return;
@@ -83,16 +87,21 @@ pub async fn listen(db: Db, url: String, hub: EventHub) {
     loop {
         match AsyncPgConnection::establish(&url).await {
             Ok(mut conn) => {
-                match diesel::sql_query(format!("LISTEN {PG_CHANNEL}"))
-                    .execute(&mut conn)
+                match conn
+                    .batch_execute(&format!("LISTEN {PG_CHANNEL}; LISTEN {PG_ORDERS_CHANNEL}"))
                     .await
                 {
                     Ok(_) => {
-                        tracing::debug!("listening for {PG_CHANNEL}");
+                        tracing::debug!("listening for {PG_CHANNEL} and {PG_ORDERS_CHANNEL}");
                         backoff = Duration::from_millis(200);
+                        // From here every committed change is heard: start from empty.
+                        db.order_cache().set_live(true);
                         let mut stream = std::pin::pin!(conn.notifications_stream());
                         while let Some(item) = stream.next().await {
                             match item {
+                                Ok(n) if n.channel == PG_ORDERS_CHANNEL => {
+                                    db.order_cache().invalidate(&n.payload);
+                                }
                                 Ok(n) => {
                                     if let Some(sig) = parse_notification(&n.payload) {
                                         hub.publish(sig);
@@ -104,6 +113,7 @@ pub async fn listen(db: Db, url: String, hub: EventHub) {
                                 }
                             }
                         }
+                        db.order_cache().set_live(false);
                     }
                     Err(e) => tracing::warn!(error = %e, "LISTEN failed"),
                 }

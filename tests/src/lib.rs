@@ -180,7 +180,11 @@ impl TestApp {
                 Ok::<usize, fenpay::db::DbError>(diesel::sql_query(sql).execute(conn).await?)
             })
         };
-        run.await.unwrap_or_else(|e| panic!("{sql}: {e}"))
+        let n = run.await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+        // A write behind the app's back: this process's order cache cannot know (on
+        // SQLite nothing tells it; on PostgreSQL the trigger's notice is asynchronous).
+        self.state.db.order_cache().clear();
+        n
     }
 
     /// Run several statements in one transaction (all or nothing, seen at once by the app).
@@ -198,6 +202,7 @@ impl TestApp {
             })
         };
         run.await.unwrap_or_else(|e| panic!("{statements:?}: {e}"));
+        self.state.db.order_cache().clear();
     }
 
     /// Register `username` and make it an administrator; returns a fresh admin token.

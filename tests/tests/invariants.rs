@@ -14,7 +14,10 @@
 //!    refund number refunded twice at the provider;
 //! 4. one `order.paid` event per paid order (none otherwise), one `order.refunded` per
 //!    succeeded refund;
-//! 5. stock never below zero and conserved (held by pending orders + sold + available).
+//! 5. stock never below zero and conserved (held by pending orders + sold + available);
+//! 6. order-status (served from the order cache) shows what the database holds, checked
+//!    before settling while the cache is full of rows read before later changes (every
+//!    action on an order polls it first).
 //!
 //! A failing run panics with the seed and prints the whole action log.
 //! `INVARIANT_SEED=<n>` replays one seed, `INVARIANT_SEEDS=<n>` runs n random seeds (soak),
@@ -246,6 +249,7 @@ async fn run_seed(backend: Backend, seed: u64, actions: usize, log: Log) -> Vec<
     while let Some(r) = tasks.join_next().await {
         collect(r);
     }
+    problems.extend(sim.status_reads_agree().await);
     sim.settle().await;
     problems.extend(sim.check().await);
     problems
@@ -332,6 +336,38 @@ enum Action {
     AlipayClose(Order),
     AlipayScan(Order),
     Barrier,
+}
+
+/// Where an order-status answer differs from the stored row: `field: read != stored`.
+fn differences(read: &Value, stored: Option<&Value>) -> String {
+    let Some(stored) = stored.and_then(Value::as_object) else {
+        return format!("{} but the database has no such order", brief(read));
+    };
+    stored
+        .iter()
+        .filter(|(k, v)| read.get(k.as_str()) != Some(v))
+        .map(|(k, v)| format!("{k}: {} != {}", brief(&read[k.as_str()]), brief(v)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl Action {
+    /// The order this action works on, if one.
+    fn order(&self) -> Option<&str> {
+        match self {
+            Action::Refund { order, .. } | Action::ConcurrentRefunds { order, .. } => Some(order),
+            Action::Pay(o)
+            | Action::Open(o)
+            | Action::Notify(o)
+            | Action::Cancel(o)
+            | Action::CancelRacingPay(o)
+            | Action::Poll(o)
+            | Action::Expire(o)
+            | Action::AlipayClose(o)
+            | Action::AlipayScan(o) => Some(&o.no),
+            _ => None,
+        }
+    }
 }
 
 fn brief(v: &Value) -> String {
@@ -683,6 +719,10 @@ impl Sim {
     // ---- actions ----------------------------------------------------------------------------
 
     async fn run(&self, step: usize, action: Action) {
+        // Fill the order cache with the row as it is before the action changes it.
+        if let Some(o) = action.order() {
+            self.status_read(o).await;
+        }
         let line = match action {
             Action::Create {
                 buyer,
@@ -1176,6 +1216,60 @@ impl Sim {
     }
 
     // ---- invariants ------------------------------------------------------------------------------
+
+    /// order-status as the API serves it (through the order cache); an administrator
+    /// may read any order.
+    async fn status_read(&self, order_no: &str) -> (u16, Value) {
+        self.app
+            .get(
+                &format!("/api/v1/payment/order-status?order_no={order_no}"),
+                Some(&self.admin),
+            )
+            .await
+    }
+
+    /// Invariant 6: every order's status read equals the stored row. Background work (watcher,
+    /// late notifications) may change a row between the two reads, so a difference
+    /// counts only when it outlives a few retries with the row itself unchanged.
+    async fn status_reads_agree(&self) -> Vec<String> {
+        let mut v = Vec::new();
+        let orders = self.orders.lock().unwrap().clone();
+        let stored = |no: String| async move {
+            fenpay::db::orders::find(&self.app.state.db, &no)
+                .await
+                .unwrap()
+                .map(|r| serde_json::to_value(fenpay::service::orders::to_response(&r)).unwrap())
+        };
+        for o in &orders {
+            let mut last = None;
+            for _ in 0..4 {
+                let before = stored(o.no.clone()).await;
+                let (status, read) = self.status_read(&o.no).await;
+                let after = stored(o.no.clone()).await;
+                let agrees = match &after {
+                    Some(row) => status == 200 && &read == row,
+                    None => status == 404,
+                };
+                if agrees || before != after {
+                    last = None;
+                    if agrees {
+                        break;
+                    }
+                } else {
+                    last = Some(format!(
+                        "[6] {}: order-status answered {status} with {}",
+                        o.no,
+                        differences(&read, after.as_ref())
+                    ));
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            v.extend(last);
+        }
+        self.log
+            .push(format!("status reads checked for {} orders", orders.len()));
+        v
+    }
 
     async fn check(&self) -> Vec<String> {
         let mut v: Vec<String> = Vec::new();

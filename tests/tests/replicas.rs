@@ -8,7 +8,9 @@
 
 use std::time::{Duration, Instant};
 
-use fenpay_tests::{sse_statuses, TestApp, WebhookReceiver, TEST_WEBHOOK_SECRET};
+use fenpay_tests::{
+    eventually, order, pay_at_emulator, sse_statuses, TestApp, WebhookReceiver, TEST_WEBHOOK_SECRET,
+};
 use serde_json::json;
 
 async fn pending_count(app: &TestApp) -> i64 {
@@ -173,5 +175,147 @@ async fn two_replicas_pay_200_orders_exactly_once() {
     eprintln!(
         "replicas: 200 orders created in {:.2?}, all paid in {:.2?} (duplicated + delayed notifications), 400 webhooks delivered once each within {:.2?}",
         created_in, settled_in, delivered_in
+    );
+}
+
+/// order-status is served from each replica's order cache (a TTL of an hour here, so only
+/// the invalidation can make a change show): a change committed on A, through fenpay or
+/// behind its back, reaches B's readers as soon as B hears of it on `fenpay_orders`;
+/// changes to the jobs' bookkeeping columns alone do not empty the cache.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_order_cache_never_serves_a_row_another_replica_changed() {
+    if std::env::var("TEST_DATABASE_URL").is_err() {
+        eprintln!("TEST_DATABASE_URL not set: multi-replica test skipped");
+        return;
+    }
+    let mut o = TestApp::emulator_overrides();
+    o.extend([("ORDER_CACHE_TTL_SECS", "3600"), ("JOBS_ENABLED", "false")]);
+    let a = TestApp::postgres(&o).await.unwrap();
+    let b = a.replica(&o).await;
+    let token = a.signup("cached-buyer").await;
+    assert!(
+        eventually(|| async {
+            a.state.db.order_cache().is_live() && b.state.db.order_cache().is_live()
+        })
+        .await,
+        "the caches never went live (LISTEN)"
+    );
+    let create = || async {
+        let (status, body) = a
+            .post(
+                "/api/v1/payment/create-order",
+                &json!({"product_type": "points", "product_id": 1, "payment_method": "wechat"}),
+                Some(&token),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body["order_no"].as_str().unwrap().to_string()
+    };
+    let status_on = |app: &'static str, no: String| {
+        let replica = if app == "a" { &a } else { &b };
+        let token = token.clone();
+        async move {
+            let (code, body) = replica
+                .get(
+                    &format!("/api/v1/payment/order-status?order_no={no}"),
+                    Some(&token),
+                )
+                .await;
+            assert_eq!(code, 200, "{body}");
+            body
+        }
+    };
+    let hits = |app: &TestApp| app.state.db.order_cache().stats().hits;
+    // B serves the order from memory (once the create's own notice has come and gone).
+    let cached_on_b = |no: String| {
+        let b = &b;
+        let status_on = &status_on;
+        async move {
+            eventually(|| async {
+                let before = hits(b);
+                status_on("b", no.clone()).await;
+                hits(b) == before + 1
+            })
+            .await
+        }
+    };
+
+    // 1. Paid through A (its notification handler): B's cached "pending" goes. B's own
+    // watcher, nudged by these reads, checked the order at once and waits 5 s before the
+    // next check, so within 3 s only A's notice can have told B.
+    let paid_no = create().await;
+    assert!(
+        cached_on_b(paid_no.clone()).await,
+        "B never cached the order"
+    );
+    assert_eq!(status_on("b", paid_no.clone()).await["status"], "pending");
+    pay_at_emulator(&a, "wechat", &paid_no).await;
+    assert!(
+        eventually(|| async { order(&a, &paid_no).await.status.as_str() == "paid" }).await,
+        "the payment was not applied"
+    );
+    let applied = Instant::now();
+    while status_on("b", paid_no.clone()).await["status"] != "paid" {
+        assert!(
+            applied.elapsed() < Duration::from_secs(3),
+            "B kept serving the order as pending after A committed the payment"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // 2. Cancelled through B: A's cached row goes (and B's own, at once).
+    let cancel_no = create().await;
+    assert_eq!(status_on("a", cancel_no.clone()).await["status"], "pending");
+    let (code, body) = b
+        .post(
+            "/api/v1/payment/cancel-order",
+            &json!({"order_no": cancel_no}),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(
+        status_on("b", cancel_no.clone()).await["status"],
+        "cancelled"
+    );
+    assert!(
+        eventually(|| async { status_on("a", cancel_no.clone()).await["status"] == "cancelled" })
+            .await,
+        "A kept serving the order as pending after B cancelled it"
+    );
+
+    // 3. Behind fenpay's back (an operator's SQL on A's connection): the trigger tells B.
+    let manual_no = create().await;
+    assert!(
+        cached_on_b(manual_no.clone()).await,
+        "B never cached the order"
+    );
+    a.sql(&format!(
+        "UPDATE orders SET status = 'cancelled', cancel_reason = 'manual' WHERE order_no = '{manual_no}'"
+    ))
+    .await;
+    assert!(
+        eventually(|| async { status_on("b", manual_no.clone()).await["status"] == "cancelled" })
+            .await,
+        "B missed a change made in SQL"
+    );
+
+    // 4. Bookkeeping alone (a job's lease and query stamp) is quiet: B keeps its copy.
+    let quiet_no = create().await;
+    assert!(
+        cached_on_b(quiet_no.clone()).await,
+        "B never cached the order"
+    );
+    let before = hits(&b);
+    fenpay::db::orders::claim_query_slot(&a.state.db, &quiet_no, chrono::Duration::zero())
+        .await
+        .unwrap();
+    // The notice, were there one, would arrive well within this.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    status_on("b", quiet_no.clone()).await;
+    assert_eq!(
+        hits(&b),
+        before + 1,
+        "a bookkeeping write emptied B's cache"
     );
 }

@@ -297,8 +297,8 @@ struct ClaimedId {
 pub async fn claim_due_deliveries(db: &Db, limit: i64, lease_secs: i64) -> DbResult<Vec<i64>> {
     let now = super::now();
     let until = now + chrono::Duration::seconds(lease_secs);
-    let rows: Vec<ClaimedId> = match db {
-        Db::Pg(_) => db_run!(db, |conn| {
+    let rows: Vec<ClaimedId> = match db.backend() {
+        super::Backend::Postgres => db_run!(db, |conn| {
             Ok::<_, super::DbError>(
                 diesel::sql_query(
                     "UPDATE webhook_deliveries SET lease_until = $1 WHERE id IN (\
@@ -313,7 +313,7 @@ pub async fn claim_due_deliveries(db: &Db, limit: i64, lease_secs: i64) -> DbRes
                 .await?,
             )
         })?,
-        Db::Sqlite(_) => db_run!(db, |conn| {
+        super::Backend::Sqlite => db_run!(db, |conn| {
             Ok::<_, super::DbError>(
                 diesel::sql_query(
                     "UPDATE webhook_deliveries SET lease_until = ?1 WHERE id IN (\

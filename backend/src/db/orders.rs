@@ -3,6 +3,8 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Integer, Text, Timestamp};
+use std::sync::Arc;
+
 use diesel_async::{AsyncConnection, RunQueryDsl};
 
 use super::events::{self, PendingEvent, Sinks};
@@ -226,6 +228,20 @@ pub async fn find(db: &Db, order_no: &str) -> DbResult<Option<OrderRow>> {
     })
 }
 
+/// [`find`] through the order cache, for reads that only show the order (order-status).
+/// Never use it to decide a write: decisions read the database.
+pub async fn find_cached(db: &Db, order_no: &str) -> DbResult<Option<Arc<OrderRow>>> {
+    let ticket = match db.order_cache().get(order_no) {
+        Ok(row) => return Ok(Some(row)),
+        Err(ticket) => ticket,
+    };
+    let row = find(db, order_no).await?.map(Arc::new);
+    if let (Some(ticket), Some(row)) = (ticket, &row) {
+        db.order_cache().fill(ticket, row.clone());
+    }
+    Ok(row)
+}
+
 /// A user's orders, newest first, with the total count.
 pub async fn list_for_user(
     db: &Db,
@@ -265,7 +281,7 @@ pub async fn set_payment_targets(
 ) -> DbResult<Option<PendingEvent>> {
     let (qr_code_url, pay_url, h5_url, sdk_params) = targets;
     let now = super::now();
-    db_run!(db, |conn| {
+    let out = db_run!(db, |conn| {
         conn.transaction::<Option<PendingEvent>, DbError, _>(async |conn| {
             let n = diesel::update(
                 orders::table
@@ -300,13 +316,15 @@ pub async fn set_payment_targets(
             Ok(Some(ev))
         })
         .await
-    })
+    });
+    db.order_cache().after_write(order_no, &out);
+    out
 }
 
 /// Remove a pending order whose provider call failed, so nothing half-made stays behind.
 /// Its stock hold is released in the same transaction.
 pub async fn delete_unopened(db: &Db, order_no: &str) -> DbResult<bool> {
-    db_run!(db, |conn| {
+    let out = db_run!(db, |conn| {
         conn.transaction::<bool, DbError, _>(async |conn| {
             // Write first (see `mark_paid`), then release the stock it held.
             diesel::update(orders::table.find(order_no))
@@ -325,7 +343,9 @@ pub async fn delete_unopened(db: &Db, order_no: &str) -> DbResult<bool> {
             Ok(n == 1)
         })
         .await
-    })
+    });
+    db.order_cache().after_write(order_no, &out);
+    out
 }
 
 /// Compare-and-set `pending -> cancelled`, releasing held stock and writing
@@ -337,7 +357,7 @@ pub async fn cancel(
     sinks: &Sinks,
 ) -> DbResult<Option<PendingEvent>> {
     let now = super::now();
-    db_run!(db, |conn| {
+    let out = db_run!(db, |conn| {
         conn.transaction::<Option<PendingEvent>, DbError, _>(async |conn| {
             let n = diesel::update(
                 orders::table
@@ -372,7 +392,9 @@ pub async fn cancel(
             Ok(Some(ev))
         })
         .await
-    })
+    });
+    db.order_cache().after_write(order_no, &out);
+    out
 }
 
 /// Claim the right to query the provider for a pending order at most once per `min_gap`.
@@ -419,7 +441,7 @@ pub async fn mark_paid(
 ) -> DbResult<Option<Vec<PendingEvent>>> {
     let now = super::now();
     let after_close = from == OrderStatus::Cancelled;
-    db_run!(db, |conn| {
+    let out = db_run!(db, |conn| {
         conn.transaction::<Option<Vec<PendingEvent>>, DbError, _>(async |conn| {
             // The write comes first: it takes the row lock (PostgreSQL) or the
             // database write lock (SQLite) before anything is read.
@@ -548,7 +570,9 @@ pub async fn mark_paid(
             Ok(Some(out))
         })
         .await
-    })
+    });
+    db.order_cache().after_write(order_no, &out);
+    out
 }
 
 /// Flag an order for an operator (inside a transaction), appending to earlier reasons.
@@ -583,7 +607,7 @@ pub async fn halt_for_mismatch(
     sinks: &Sinks,
 ) -> DbResult<Option<PendingEvent>> {
     let now = super::now();
-    db_run!(db, |conn| {
+    let out = db_run!(db, |conn| {
         conn.transaction::<Option<PendingEvent>, DbError, _>(async |conn| {
             let n = diesel::update(
                 orders::table
@@ -617,7 +641,9 @@ pub async fn halt_for_mismatch(
             Ok(Some(ev))
         })
         .await
-    })
+    });
+    db.order_cache().after_write(order_no, &out);
+    out
 }
 
 /// Keep a raw provider exchange (notification or API call) with its verdict.
@@ -779,7 +805,7 @@ pub async fn claim_for_job(
     // Every bound parameter must appear in the statement on both engines.
     let condition =
         format!("{condition} AND ({{T1}} IS NULL OR {{T2}} IS NULL OR {{N}} IS NULL OR 1 = 1)");
-    let pg = matches!(db, Db::Pg(_));
+    let pg = db.backend() == super::Backend::Postgres;
     let p = |i: u8| if pg { format!("${i}") } else { format!("?{i}") };
     let condition = condition
         .replace("{NOW}", &p(2))

@@ -111,7 +111,7 @@ pub async fn complete(
     sinks: &Sinks,
 ) -> DbResult<Option<PendingEvent>> {
     let now = super::now();
-    db_run!(db, |conn| {
+    let out = db_run!(db, |conn| {
         conn.transaction::<Option<PendingEvent>, DbError, _>(async |conn| {
             let n = diesel::update(
                 refunds::table
@@ -205,7 +205,17 @@ pub async fn complete(
             Ok(Some(ev))
         })
         .await
-    })
+    });
+    match &out {
+        Ok(Some(ev)) => {
+            if let Some(order_no) = &ev.event.order_no {
+                db.order_cache().invalidate(order_no);
+            }
+        }
+        Ok(None) => {}
+        Err(_) => db.order_cache().clear(),
+    }
+    out
 }
 
 /// Compare-and-set `processing -> failed`: the amount becomes refundable again.
@@ -256,7 +266,7 @@ pub async fn revive_failed(
     succeeded_at: NaiveDateTime,
 ) -> DbResult<Revive> {
     let now = super::now();
-    db_run!(db, |conn| {
+    let out = db_run!(db, |conn| {
         conn.transaction::<Revive, DbError, _>(async |conn| {
             // Write first (SQLite: take the write lock before reading).
             diesel::update(refunds::table.find(out_refund_no))
@@ -338,7 +348,17 @@ pub async fn revive_failed(
             Ok(outcome)
         })
         .await
-    })
+    });
+    match &out {
+        Ok(Revive::NotFailed) => {}
+        // The order was flagged for review: forget its cached row.
+        Ok(_) => match find(db, out_refund_no).await {
+            Ok(Some(refund)) => db.order_cache().invalidate(&refund.order_no),
+            _ => db.order_cache().clear(),
+        },
+        Err(_) => db.order_cache().clear(),
+    }
+    out
 }
 
 /// A refund stuck at the provider (WeChat ABNORMAL): note it on the refund and flag the
@@ -346,7 +366,7 @@ pub async fn revive_failed(
 /// reports the outcome of the manual handling.
 pub async fn mark_abnormal(db: &Db, out_refund_no: &str, order_no: &str) -> DbResult<bool> {
     let note = "abnormal at the provider: handle it in the merchant platform";
-    db_run!(db, |conn| {
+    let out = db_run!(db, |conn| {
         conn.transaction::<bool, DbError, _>(async |conn| {
             let n = diesel::update(
                 refunds::table
@@ -369,7 +389,9 @@ pub async fn mark_abnormal(db: &Db, out_refund_no: &str, order_no: &str) -> DbRe
             Ok(n == 1)
         })
         .await
-    })
+    });
+    db.order_cache().after_write(order_no, &out);
+    out
 }
 
 /// Remember the provider's refund id while the refund is still processing.

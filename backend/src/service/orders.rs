@@ -439,15 +439,19 @@ pub async fn visible_order(
         .ok_or(AppError::NotFound("order"))
 }
 
-/// Order status: a read. A pending order is handed to the watcher, which checks it with
-/// the provider in the background while someone keeps looking (so a lost notification
-/// still shows within seconds); this call never waits for the provider and never writes.
+/// Order status: a read, served from the order cache when it can be (see
+/// `db::cache`). A pending order is handed to the watcher, which checks it with the
+/// provider in the background while someone keeps looking (so a lost notification still
+/// shows within seconds); this call never waits for the provider and never writes.
 pub async fn order_status(
     state: &AppState,
     user: &AuthUser,
     order_no: &str,
 ) -> AppResult<OrderResponse> {
-    let order = visible_order(state, user, order_no).await?;
+    let order = order_db::find_cached(&state.db, order_no)
+        .await?
+        .filter(|o| o.user_id == user.user_id || user.role == Role::Admin)
+        .ok_or(AppError::NotFound("order"))?;
     watch_if_pending(state, &order);
     Ok(to_response(&order))
 }
