@@ -9,7 +9,7 @@
 //!    `TEST_DATABASE_URL`, PostgreSQL: the trivial route (`/healthz`, the ceiling), then
 //!    order-status over many buyers' pending orders and over the same orders once paid,
 //!    each with its ratio to the ceiling taken in the same run. `BENCH_BUYERS` (200),
-//!    `BENCH_LOAD_ORDERS` (2000) and `BENCH_SECS` (10) size it; `BENCH_HTTP=0` skips it.
+//!    `BENCH_LOAD_ORDERS` (10000) and `BENCH_SECS` (10) size it; `BENCH_HTTP=0` skips it.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -333,7 +333,7 @@ end
 
 async fn http_load(app: TestApp, label: &str) {
     let buyers = env_or("BENCH_BUYERS", 200);
-    let per_buyer = (env_or("BENCH_LOAD_ORDERS", 2000) / buyers.max(1)).max(1);
+    let per_buyer = (env_or("BENCH_LOAD_ORDERS", 10_000) / buyers.max(1)).max(1);
     let secs = env_or("BENCH_SECS", 10);
     let app = std::sync::Arc::new(app);
     // Seed: many buyers, each with a few pending WeChat and Alipay orders.
@@ -404,8 +404,11 @@ async fn http_load(app: TestApp, label: &str) {
     let ceiling = run("/healthz", 64, false).await.unwrap();
     let pending64 = run("/", 64, true).await.unwrap();
     let pending256 = run("/", 256, true).await.unwrap();
+    let pending1000 = run("/", 1000, true).await.unwrap();
     let (rss_pending, _) = rss_kib();
+    let cache_pending = app.state.db.order_cache().stats();
     // Pay every order at the emulator (notifications applied), then read them again.
+    let paying = Instant::now();
     for chunk in all.chunks(32) {
         let mut pays = Vec::new();
         for (no, method, _) in chunk {
@@ -422,7 +425,10 @@ async fn http_load(app: TestApp, label: &str) {
     for (no, _, _) in &all {
         app.wait_in_db(no, "paid").await;
     }
+    let paid_rate = all.len() as f64 / paying.elapsed().as_secs_f64();
     let paid64 = run("/", 64, true).await.unwrap();
+    let paid1000 = run("/", 1000, true).await.unwrap();
+    let cache = app.state.db.order_cache().stats();
     let (rss, hwm) = rss_kib();
     let ratio = |l: &Load| {
         if ceiling.rps > 0.0 {
@@ -442,7 +448,9 @@ async fn http_load(app: TestApp, label: &str) {
         ("GET /healthz (ceiling)", 64, &ceiling),
         ("order-status, pending orders", 64, &pending64),
         ("order-status, pending orders", 256, &pending256),
+        ("order-status, pending orders", 1000, &pending1000),
         ("order-status, the same orders paid", 64, &paid64),
+        ("order-status, the same orders paid", 1000, &paid1000),
     ] {
         println!(
             "| {name} | {conns} | {:.0} | {} | {} | {} | {} |",
@@ -453,6 +461,19 @@ async fn http_load(app: TestApp, label: &str) {
             l.errors
         );
     }
+    let hit_rate = |hits: u64, misses: u64| 100.0 * hits as f64 / (hits + misses).max(1) as f64;
+    println!(
+        "order cache: {:.1}% of pending reads and {:.1}% of paid reads served from memory ({} fills discarded after racing a change)",
+        hit_rate(cache_pending.hits, cache_pending.misses),
+        hit_rate(
+            cache.hits - cache_pending.hits,
+            cache.misses - cache_pending.misses
+        ),
+        cache.raced
+    );
+    println!(
+        "payments through the emulator (it signs and sends each notification; 32 buyers paying at a time): {paid_rate:.0} applied/s"
+    );
     println!(
         "memory (this process: app + emulator + seeding client): RSS {} MiB after the pending runs, {} MiB at the end, peak {} MiB",
         rss_pending / 1024,
