@@ -55,8 +55,8 @@ pub struct ReconcileReport {
     pub errors: usize,
 }
 
-/// Start the jobs this process runs (and, always, the PostgreSQL LISTEN task and the order
-/// watcher).
+/// Start the jobs this process runs (and, always, the PostgreSQL LISTEN task, the order
+/// watcher and the payment-record writer).
 pub fn spawn(state: web::Data<AppState>) {
     let s = &state.settings;
     tokio::spawn(crate::live::listen(
@@ -66,6 +66,7 @@ pub fn spawn(state: web::Data<AppState>) {
     ));
     // Serving order-status relies on it, so it runs even without the other jobs.
     tokio::spawn(crate::service::watcher::run(state.clone()));
+    tokio::spawn(crate::service::records::run(state.clone()));
     if !s.lifecycle.jobs_enabled {
         tracing::info!("background jobs disabled (JOBS_ENABLED=false)");
         return;

@@ -3,6 +3,10 @@
 //! Data flows one way: `http` -> `service` -> (`domain`, `db`, `providers`); jobs and the
 //! CLI call the same services.
 
+/// The allocator the server binary (and the benchmark) run on: chosen by measurement,
+/// see BENCHMARKS.md.
+pub use mimalloc::MiMalloc;
+
 pub mod auth;
 pub mod config;
 pub mod db;

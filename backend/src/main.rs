@@ -7,6 +7,9 @@ use clap::{Parser, Subcommand};
 use fenpay::{db, service, telemetry, Application, Settings};
 use validator::Validate;
 
+#[global_allocator]
+static GLOBAL: fenpay::MiMalloc = fenpay::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "fenpay",

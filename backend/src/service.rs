@@ -4,5 +4,6 @@ pub mod accounts;
 pub mod admin;
 pub mod catalog;
 pub mod orders;
+pub mod records;
 pub mod refunds;
 pub mod watcher;

@@ -33,6 +33,8 @@ pub struct AppState {
     pub sinks: crate::db::events::Sinks,
     /// Background provider checks of the pending orders someone is watching.
     pub watcher: crate::service::watcher::Watcher,
+    /// Payment records that decide nothing, written in the background.
+    pub records: crate::service::records::Recorder,
     /// Password hashing on its own bounded threads.
     pub hasher: crate::auth::password::Hasher,
 }
@@ -55,6 +57,7 @@ impl AppState {
             emulator_url,
             hub: crate::live::EventHub::new(db.backend()),
             watcher: crate::service::watcher::Watcher::new(),
+            records: crate::service::records::Recorder::new(),
             sinks: crate::db::events::Sinks {
                 webhook_urls: settings.lifecycle.webhook_urls.clone(),
                 telegram: settings.lifecycle.telegram_enabled(),

@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod notices;
+
 use std::collections::HashMap;
 
 use fenpay::{Application, Settings};
@@ -185,6 +187,20 @@ impl TestApp {
         // SQLite nothing tells it; on PostgreSQL the trigger's notice is asynchronous).
         self.state.db.order_cache().clear();
         n
+    }
+
+    /// An order's payment records, once the background writer has stored what was queued.
+    pub async fn records(&self, order_no: &str) -> Vec<fenpay::db::orders::PaymentRecordRow> {
+        assert!(
+            self.state
+                .records
+                .flushed(std::time::Duration::from_secs(10))
+                .await,
+            "payment records were not written within 10 s"
+        );
+        fenpay::db::orders::records_for(&self.state.db, order_no)
+            .await
+            .expect("db")
     }
 
     /// Run several statements in one transaction (all or nothing, seen at once by the app).

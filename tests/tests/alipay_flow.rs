@@ -3,9 +3,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::BTreeMap;
-
-use fenpay_tests::{both_backends, dev_keys, into_json, TestApp};
+use fenpay_tests::notices::alipay_notification as notification;
+use fenpay_tests::{both_backends, into_json, TestApp};
 use serde_json::{json, Value};
 
 fn emu() -> Vec<(&'static str, &'static str)> {
@@ -31,46 +30,6 @@ async fn create(app: &TestApp, token: &str, product_id: i64, channel: &str) -> V
 
 async fn me(app: &TestApp, token: &str) -> Value {
     app.get("/api/v1/auth/me", Some(token)).await.1
-}
-
-/// A notification as Alipay sends it, V1-signed with the emulator's Alipay key.
-fn notification(
-    order_no: &str,
-    total: &str,
-    edit: impl FnOnce(&mut BTreeMap<String, String>),
-) -> String {
-    let mut p: BTreeMap<String, String> = [
-        ("notify_time", "2026-11-22 12:00:05"),
-        ("notify_type", "trade_status_sync"),
-        ("notify_id", "ac05099524730693a8b330c5ecf72da9786"),
-        ("app_id", "2021000000000001"),
-        ("auth_app_id", "2021000000000001"),
-        ("charset", "utf-8"),
-        ("version", "1.0"),
-        ("sign_type", "RSA2"),
-        ("trade_no", "2026112222001400000000000001"),
-        ("out_trade_no", order_no),
-        ("trade_status", "TRADE_SUCCESS"),
-        ("total_amount", total),
-        ("receipt_amount", total),
-        ("buyer_pay_amount", total),
-        ("seller_id", "2088000000000001"),
-        ("buyer_id", "2088102177846880"),
-        ("gmt_create", "2026-11-22 12:00:00"),
-        ("gmt_payment", "2026-11-22 12:00:04"),
-        ("subject", "100 积分"),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    edit(&mut p);
-    let sign =
-        fenpay_proto::alipay::sign_notification(&p, &dev_keys().alipay_platform_key).unwrap();
-    p.insert("sign".into(), sign);
-    p.iter()
-        .map(|(k, v)| format!("{}={}", urlencoding::encode(k), urlencoding::encode(v)))
-        .collect::<Vec<_>>()
-        .join("&")
 }
 
 async fn notify(app: &TestApp, form: String) -> (u16, String) {
@@ -107,9 +66,7 @@ both_backends!(
         let paid = app.wait_for_status(&token, order_no, "paid").await;
         assert!(paid["provider_transaction_id"].is_string());
         assert_eq!(me(&app, &token).await["points_balance"], 100);
-        let records = fenpay::db::orders::records_for(&app.state.db, order_no)
-            .await
-            .unwrap();
+        let records = app.records(order_no).await;
         assert!(
             records
                 .iter()

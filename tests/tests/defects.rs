@@ -47,9 +47,8 @@ async fn refund_row(app: &TestApp, no: &str) -> fenpay::db::refunds::RefundRow {
 }
 
 async fn decisions(app: &TestApp, order_no: &str, kind: &str) -> Vec<String> {
-    fenpay::db::orders::records_for(&app.state.db, order_no)
+    app.records(order_no)
         .await
-        .unwrap()
         .into_iter()
         .filter(|r| r.kind == kind)
         .map(|r| r.decision)

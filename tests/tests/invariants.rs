@@ -1335,9 +1335,7 @@ impl Sim {
                 _ => t["status"] == "WAIT_BUYER_PAY",
             });
             if o.status.as_str() == "cancelled" && payable {
-                let records = fenpay::db::orders::records_for(db, &o.order_no)
-                    .await
-                    .unwrap();
+                let records = self.app.records(&o.order_no).await;
                 let unopened_at_close = records
                     .iter()
                     .any(|r| r.kind == "close" && r.decision.contains("does not exist"));

@@ -397,9 +397,9 @@ both_backends!(
         // Alipay's refund notifications are recognised as such (and change nothing more).
         let mut kinds = Vec::new();
         for _ in 0..100 {
-            kinds = fenpay::db::orders::records_for(&app.state.db, &no)
+            kinds = app
+                .records(&no)
                 .await
-                .unwrap()
                 .into_iter()
                 .filter(|r| r.kind == "refund_notification")
                 .map(|r| r.decision)
@@ -474,9 +474,7 @@ both_backends!(
             "{taken}"
         );
         assert!(exp(&after) <= chrono::Utc::now());
-        let records = fenpay::db::orders::records_for(&app.state.db, &no)
-            .await
-            .unwrap();
+        let records = app.records(&no).await;
         assert!(
             records
                 .iter()

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use fenpay_proto::wechat as proto;
+use fenpay_tests::notices::wechat_notification as notification;
 use fenpay_tests::{both_backends, dev_keys, into_json, TestApp};
 use serde_json::{json, Value};
 
@@ -26,62 +27,6 @@ async fn create(app: &TestApp, token: &str, product_id: i64) -> Value {
 async fn points(app: &TestApp, token: &str) -> i64 {
     let (_, me) = app.get("/api/v1/auth/me", Some(token)).await;
     me["points_balance"].as_i64().unwrap()
-}
-
-/// A notification exactly as WeChat would send it, signed with the emulator's platform
-/// key and encrypted with the APIv3 key; `edit` may tamper with the plaintext.
-fn notification(
-    order_no: &str,
-    total: i64,
-    edit: impl FnOnce(&mut Value),
-) -> (Vec<(String, String)>, String) {
-    let keys = dev_keys();
-    let mut tx = json!({
-        "appid": "wxd0000000000emu01", "mchid": "1900000109", "out_trade_no": order_no,
-        "transaction_id": format!("4200{}", &order_no[order_no.len() - 10..]),
-        "trade_type": "NATIVE", "trade_state": "SUCCESS", "trade_state_desc": "支付成功",
-        "bank_type": "OTHERS", "success_time": "2026-11-22T12:00:00+08:00",
-        "payer": {"openid": "o-test"}, "amount": {"total": total, "payer_total": total, "currency": "CNY", "payer_currency": "CNY"}
-    });
-    edit(&mut tx);
-    let nonce = proto::nonce_str(12);
-    let resource = proto::EncryptedResource::seal(
-        keys.wechat_api_v3_key.expose().as_bytes(),
-        "transaction",
-        "transaction",
-        &nonce,
-        tx.to_string().as_bytes(),
-    )
-    .unwrap();
-    let body = json!({
-        "id": uuid::Uuid::new_v4().to_string(), "create_time": "2026-11-22T12:00:01+08:00",
-        "resource_type": "encrypt-resource", "event_type": "TRANSACTION.SUCCESS", "summary": "支付成功",
-        "resource": resource
-    })
-    .to_string();
-    let ts = chrono::Utc::now().timestamp().to_string();
-    let header_nonce = proto::nonce_str(32);
-    let sig = proto::sign_response(
-        &keys.wechat_platform_key,
-        &ts,
-        &header_nonce,
-        body.as_bytes(),
-    )
-    .unwrap();
-    let headers = vec![
-        ("Wechatpay-Timestamp".to_string(), ts),
-        ("Wechatpay-Nonce".to_string(), header_nonce),
-        ("Wechatpay-Signature".to_string(), sig),
-        (
-            "Wechatpay-Serial".to_string(),
-            keys.wechat_public_key_id.clone(),
-        ),
-        (
-            "Wechatpay-Signature-Type".to_string(),
-            "WECHATPAY2-SHA256-RSA2048".to_string(),
-        ),
-    ];
-    (headers, body)
 }
 
 async fn deliver(app: &TestApp, headers: &[(String, String)], body: &str) -> (u16, Value) {
@@ -135,9 +80,7 @@ both_backends!(
         assert_eq!(points(&app, &token).await, 100);
 
         // The raw notification was stored with its verdict.
-        let records = fenpay::db::orders::records_for(&app.state.db, order_no)
-            .await
-            .unwrap();
+        let records = app.records(order_no).await;
         assert!(
             records
                 .iter()
@@ -183,9 +126,7 @@ both_backends!(
             assert_eq!(t.await.unwrap(), 204);
         }
         assert_eq!(points(&app, &token).await, 550, "credited exactly once");
-        let records = fenpay::db::orders::records_for(&app.state.db, &order_no)
-            .await
-            .unwrap();
+        let records = app.records(&order_no).await;
         let applied = records.iter().filter(|r| r.decision == "Applied").count();
         let dups = records.iter().filter(|r| r.decision == "Duplicate").count();
         assert_eq!((applied, dups), (1, 19));
@@ -614,9 +555,7 @@ both_backends!(
         // through a query; either way the notification must verify in certificate mode).
         let mut note = None;
         for _ in 0..100 {
-            let records = fenpay::db::orders::records_for(&app.state.db, order_no)
-                .await
-                .unwrap();
+            let records = app.records(order_no).await;
             note = records.into_iter().find(|r| r.kind == "notification");
             if note.is_some() {
                 break;

@@ -131,13 +131,10 @@ macro_rules! apply_balance_op {
         let now: chrono::NaiveDateTime = $now;
         // Write first: the row lock (PostgreSQL) or the write lock (SQLite) is held
         // before the balances are read, so no concurrent change is overwritten.
-        diesel::update(u::table.find(user_id))
+        // (One statement: the write returns the balances it locked.)
+        let cols: $crate::db::ledger::AccountColumns = diesel::update(u::table.find(user_id))
             .set(u::updated_at.eq(now))
-            .execute($conn)
-            .await?;
-        let cols: $crate::db::ledger::AccountColumns = u::table
-            .find(user_id)
-            .select((
+            .returning((
                 u::points_balance,
                 u::membership_tier,
                 u::membership_rank,
@@ -145,7 +142,7 @@ macro_rules! apply_balance_op {
                 u::membership_period_days,
                 u::membership_expires_at,
             ))
-            .first($conn)
+            .get_result($conn)
             .await?;
         let account = $crate::db::ledger::account_of(cols);
         let change = $crate::domain::fulfilment::decide($op, &account, now);

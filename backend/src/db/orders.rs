@@ -228,8 +228,9 @@ pub async fn find(db: &Db, order_no: &str) -> DbResult<Option<OrderRow>> {
     })
 }
 
-/// [`find`] through the order cache, for reads that only show the order (order-status).
-/// Never use it to decide a write: decisions read the database.
+/// [`find`] through the order cache: for reads that show the order (order-status) and
+/// for choosing which compare-and-set to try. Never decide anything else from it: a
+/// copy may be a moment old on another replica.
 pub async fn find_cached(db: &Db, order_no: &str) -> DbResult<Option<Arc<OrderRow>>> {
     let ticket = match db.order_cache().get(order_no) {
         Ok(row) => return Ok(Some(row)),
@@ -445,7 +446,7 @@ pub async fn mark_paid(
         conn.transaction::<Option<Vec<PendingEvent>>, DbError, _>(async |conn| {
             // The write comes first: it takes the row lock (PostgreSQL) or the
             // database write lock (SQLite) before anything is read.
-            let n = diesel::update(
+            let Some(row) = diesel::update(
                 orders::table
                     .filter(orders::order_no.eq(order_no))
                     .filter(orders::status.eq(from)),
@@ -457,16 +458,16 @@ pub async fn mark_paid(
                 orders::lease_until.eq(None::<NaiveDateTime>),
                 orders::updated_at.eq(now),
             ))
-            .execute(conn)
-            .await?;
-            if n == 0 {
+            .returning(OrderRow::as_returning())
+            .get_result(conn)
+            .await
+            .optional()?
+            else {
                 return Ok(None);
-            }
-            let row = orders::table
-                .find(order_no)
-                .select(OrderRow::as_select())
-                .first(conn)
-                .await?;
+            };
+            // Whether anything below writes the order row again (then it is re-read for
+            // the event; otherwise `row` is already what was committed).
+            let mut rewritten = false;
             let mut review: Vec<String> = Vec::new();
             if after_close {
                 review.push("paid after the order was closed".into());
@@ -491,6 +492,7 @@ pub async fn mark_paid(
                             .set(orders::stock_held.eq(row.quantity))
                             .execute(conn)
                             .await?;
+                        rewritten = true;
                     } else {
                         review.push("oversold: no stock left".into());
                     }
@@ -508,6 +510,7 @@ pub async fn mark_paid(
             review.extend(change.review.iter().cloned());
             if !review.is_empty() {
                 crate::flag_review!(conn, order_no, review.join("; "));
+                rewritten = true;
             }
             if let Some(rec) = evidence {
                 diesel::insert_into(payment_records::table)
@@ -530,11 +533,15 @@ pub async fn mark_paid(
                         .await?;
                 }
             }
-            let row = orders::table
-                .find(order_no)
-                .select(OrderRow::as_select())
-                .first(conn)
-                .await?;
+            let row = if rewritten {
+                orders::table
+                    .find(order_no)
+                    .select(OrderRow::as_select())
+                    .first(conn)
+                    .await?
+            } else {
+                row
+            };
             let e = &change.entry;
             let details = serde_json::json!({
                 "points_credited": e.delta_points,
@@ -646,15 +653,31 @@ pub async fn halt_for_mismatch(
     out
 }
 
-/// Keep a raw provider exchange (notification or API call) with its verdict.
-pub async fn record(db: &Db, rec: &NewPaymentRecord) -> DbResult<()> {
-    db_run!(db, |conn| {
-        diesel::insert_into(payment_records::table)
-            .values(rec)
-            .execute(conn)
-            .await?;
-        Ok(())
-    })
+/// Keep many records in one transaction (one statement on PostgreSQL).
+pub async fn record_many(db: &Db, recs: &[NewPaymentRecord]) -> DbResult<()> {
+    match db.pools() {
+        super::Pools::Pg(pool) => {
+            let mut conn = pool.get().await.map_err(|e| DbError::Pool(e.to_string()))?;
+            diesel::insert_into(payment_records::table)
+                .values(recs)
+                .execute(&mut *conn)
+                .await?;
+            Ok(())
+        }
+        // diesel-async has no multi-row insert for SQLite: one transaction, a statement each.
+        super::Pools::Sqlite(_) => db_run!(db, |conn| {
+            conn.transaction::<(), DbError, _>(async |conn| {
+                for rec in recs {
+                    diesel::insert_into(payment_records::table)
+                        .values(rec)
+                        .execute(conn)
+                        .await?;
+                }
+                Ok(())
+            })
+            .await
+        }),
+    }
 }
 
 pub async fn records_for(db: &Db, order_no: &str) -> DbResult<Vec<PaymentRecordRow>> {

@@ -423,8 +423,7 @@ pub async fn record_call<T: std::fmt::Debug>(
         &format!("request: {request}\nresponse: {answer}"),
         verified,
         &decision,
-    )
-    .await;
+    );
 }
 
 /// Load an order the caller may see: its owner or an admin. Anyone else gets 404.
@@ -540,8 +539,7 @@ async fn apply_queried_payment(
                     &evidence.body,
                     true,
                     &format!("{outcome:?}"),
-                )
-                .await;
+                );
             }
             Ok(Some(outcome))
         }
@@ -556,8 +554,7 @@ async fn apply_queried_payment(
                 &evidence.body,
                 true,
                 &format!("rejected: {e}"),
-            )
-            .await;
+            );
             Err(ProviderError::InvalidResponse(e.to_string()))
         }
     }
@@ -699,7 +696,11 @@ pub async fn apply_payment(
     expected_ids: Option<(&str, &str)>,
     evidence: Option<&Evidence>,
 ) -> Result<ApplyOutcome, ApplyError> {
-    let order = order_db::find(&state.db, &notice.out_trade_no)
+    // The cached row is enough to decide what to try: the amount and ids it is checked
+    // against never change, and every write below is a compare-and-set in the database,
+    // so a stale status only makes an attempt lose (and the database is read again). A
+    // duplicate of an applied payment costs no database round trip here.
+    let order = order_db::find_cached(&state.db, &notice.out_trade_no)
         .await?
         .ok_or_else(|| ApplyError::UnknownOrder(notice.out_trade_no.clone()))?;
     if let Some(mismatch) = payment_mismatch(&order, method, notice, expected_ids) {
@@ -871,9 +872,10 @@ pub async fn apply_provider_close(
     }
 }
 
-/// Keep a provider exchange in `payment_records`; failures are logged, never fatal.
+/// Keep a provider exchange that decided nothing in `payment_records`, written in the
+/// background (`service::records`); failures are logged, never fatal.
 #[allow(clippy::too_many_arguments)]
-pub async fn record(
+pub fn record(
     state: &AppState,
     order_no: Option<&str>,
     method: PaymentMethod,
@@ -893,9 +895,7 @@ pub async fn record(
         decision: decision.to_string(),
         created_at: db::now(),
     };
-    if let Err(e) = order_db::record(&state.db, &rec).await {
-        tracing::error!(error = %e, "could not store payment record");
-    }
+    state.records.record(rec);
 }
 
 /// Why a verified payment cannot be applied to `order`: provider, app / merchant,

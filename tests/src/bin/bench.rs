@@ -16,6 +16,10 @@
 use std::time::{Duration, Instant};
 
 use fenpay_tests::TestApp;
+
+// The server binary's allocator: the app runs in this process.
+#[global_allocator]
+static GLOBAL: fenpay::MiMalloc = fenpay::MiMalloc;
 use serde_json::json;
 
 fn per_op(total: Duration, n: u32) -> String {
@@ -359,6 +363,7 @@ async fn http_load(app: TestApp, label: &str) {
                     body["order_no"].as_str().unwrap().to_string(),
                     method,
                     token.clone(),
+                    body["amount_fen"].as_i64().unwrap(),
                 ));
             }
             mine
@@ -381,7 +386,7 @@ async fn http_load(app: TestApp, label: &str) {
     let list = dir.path().join("orders.txt");
     let lines: String = all
         .iter()
-        .map(|(no, _, token)| format!("{no} {token}\n"))
+        .map(|(no, _, token, _)| format!("{no} {token}\n"))
         .collect();
     std::fs::write(&list, lines).unwrap();
     let (lua, list) = (lua.to_str().unwrap(), list.to_str().unwrap());
@@ -407,25 +412,26 @@ async fn http_load(app: TestApp, label: &str) {
     let pending1000 = run("/", 1000, true).await.unwrap();
     let (rss_pending, _) = rss_kib();
     let cache_pending = app.state.db.order_cache().stats();
-    // Pay every order at the emulator (notifications applied), then read them again.
-    let paying = Instant::now();
-    for chunk in all.chunks(32) {
-        let mut pays = Vec::new();
-        for (no, method, _) in chunk {
-            let url = format!("{}/__emulator/{method}/pay/{no}", app.emulator());
-            let client = app.client.clone();
-            pays.push(tokio::spawn(async move {
-                client.post(url).send().await.unwrap().status()
-            }));
-        }
-        for p in pays {
-            assert!(p.await.unwrap().is_success());
-        }
-    }
-    for (no, _, _) in &all {
+    // Every order paid by its provider's notification, signed (and for WeChat encrypted)
+    // as the providers do, 10% of them delivered twice; sent by a second process.
+    let notices = dir.path().join("notices.txt");
+    let notices_file = notices.clone();
+    let orders: Vec<(String, String, i64)> = all
+        .iter()
+        .map(|(no, method, _, fen)| (no.clone(), method.to_string(), *fen))
+        .collect();
+    let signed = tokio::task::spawn_blocking(move || notification_lines(&orders, &notices_file))
+        .await
+        .unwrap();
+    let blast = {
+        let (file, base) = (notices.to_str().unwrap().to_string(), base.clone());
+        tokio::task::spawn_blocking(move || blast_from_another_process(&file, &base, 64))
+            .await
+            .unwrap()
+    };
+    for (no, _) in &signed {
         app.wait_in_db(no, "paid").await;
     }
-    let paid_rate = all.len() as f64 / paying.elapsed().as_secs_f64();
     let paid64 = run("/", 64, true).await.unwrap();
     let paid1000 = run("/", 1000, true).await.unwrap();
     let cache = app.state.db.order_cache().stats();
@@ -472,7 +478,8 @@ async fn http_load(app: TestApp, label: &str) {
         cache.raced
     );
     println!(
-        "payments through the emulator (it signs and sends each notification; 32 buyers paying at a time): {paid_rate:.0} applied/s"
+        "notifications (WeChat signed + encrypted, Alipay RSA2-signed, 10% duplicates; c=64 from a second process): {}",
+        blast
     );
     println!(
         "memory (this process: app + emulator + seeding client): RSS {} MiB after the pending runs, {} MiB at the end, peak {} MiB",
@@ -482,17 +489,166 @@ async fn http_load(app: TestApp, label: &str) {
     );
 }
 
+/// Sign one notification per order (plus a duplicate of every tenth), shuffled, one per
+/// line (`path TAB headers-json TAB body`); returns the (order, provider) pairs.
+fn notification_lines(
+    orders: &[(String, String, i64)],
+    file: &std::path::Path,
+) -> Vec<(String, String)> {
+    use rand::seq::SliceRandom;
+    let mut lines = Vec::new();
+    for (i, (no, method, fen)) in orders.iter().enumerate() {
+        let line = if method == "wechat" {
+            let (headers, body) = fenpay_tests::notices::wechat_notification(no, *fen, |_| {});
+            let headers: serde_json::Map<String, serde_json::Value> =
+                headers.into_iter().map(|(k, v)| (k, v.into())).collect();
+            format!(
+                "/api/v1/payment/wechat/callback\t{}\t{body}",
+                serde_json::Value::Object(headers)
+            )
+        } else {
+            let yuan = format!("{}.{:02}", fen / 100, fen % 100);
+            let trade_no = format!("2026112222001{:015}", i);
+            let body = fenpay_tests::notices::alipay_notification(no, &yuan, |p| {
+                p.insert("trade_no".into(), trade_no);
+            });
+            format!("/api/v1/payment/alipay/callback\t{{}}\t{body}")
+        };
+        if i % 10 == 0 {
+            lines.push(line.clone());
+        }
+        lines.push(line);
+    }
+    lines.shuffle(&mut rand::thread_rng());
+    std::fs::write(file, lines.join("\n") + "\n").unwrap();
+    orders
+        .iter()
+        .map(|(no, m, _)| (no.clone(), m.clone()))
+        .collect()
+}
+
+/// `bench blast FILE BASE CONNS` in a child process: the load generator does not share
+/// the server's runtime. Returns its one-line summary.
+fn blast_from_another_process(file: &str, base: &str, conns: u32) -> String {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["blast", file, base, &conns.to_string()])
+        .output()
+        .expect("run the blast child");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A prepared request: path, headers, body.
+type Request = (String, Vec<(String, String)>, String);
+
+/// The child: post every line of FILE once, CONNS at a time; print the rate, latency and
+/// answers.
+fn blast(file: &str, base: &str, conns: usize) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let lines: Vec<Request> = std::fs::read_to_string(file)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let mut parts = l.splitn(3, '\t');
+            let path = parts.next().unwrap().to_string();
+            let headers: serde_json::Map<String, serde_json::Value> =
+                serde_json::from_str(parts.next().unwrap()).unwrap();
+            let body = parts.next().unwrap().to_string();
+            let headers = headers
+                .into_iter()
+                .map(|(k, v)| (k, v.as_str().unwrap().to_string()))
+                .collect();
+            (path, headers, body)
+        })
+        .collect();
+    rt.block_on(async {
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(conns)
+            .build()
+            .unwrap();
+        let queue = std::sync::Arc::new(std::sync::Mutex::new(lines.into_iter()));
+        let start = Instant::now();
+        let mut workers = Vec::new();
+        for _ in 0..conns {
+            let (client, queue, base) = (client.clone(), queue.clone(), base.to_string());
+            workers.push(tokio::spawn(async move {
+                let mut seen = Vec::new();
+                loop {
+                    let next = queue.lock().unwrap().next();
+                    let Some((path, headers, body)) = next else {
+                        break;
+                    };
+                    let content_type = if path.contains("alipay") {
+                        "application/x-www-form-urlencoded"
+                    } else {
+                        "application/json"
+                    };
+                    let mut req = client
+                        .post(format!("{base}{path}"))
+                        .header("content-type", content_type)
+                        .body(body);
+                    for (k, v) in headers {
+                        req = req.header(k, v);
+                    }
+                    let t = Instant::now();
+                    let status = match req.send().await {
+                        Ok(r) => {
+                            let code = r.status().as_u16();
+                            let _ = r.bytes().await;
+                            code
+                        }
+                        Err(_) => 0,
+                    };
+                    seen.push((t.elapsed(), status));
+                }
+                seen
+            }));
+        }
+        let mut all = Vec::new();
+        for w in workers {
+            all.extend(w.await.unwrap());
+        }
+        let secs = start.elapsed().as_secs_f64();
+        let mut codes: std::collections::BTreeMap<u16, usize> = Default::default();
+        for (_, c) in &all {
+            *codes.entry(*c).or_default() += 1;
+        }
+        let mut times: Vec<Duration> = all.iter().map(|(t, _)| *t).collect();
+        times.sort();
+        println!(
+            "{} sent in {secs:.2} s: {:.0}/s, p50 {}, p99 {}, answers {codes:?}",
+            all.len(),
+            all.len() as f64 / secs,
+            percentile(&times, 0.5),
+            percentile(&times, 0.99)
+        );
+    });
+}
+
 fn load_overrides() -> Vec<(&'static str, &'static str)> {
-    vec![
+    let mut o = vec![];
+    if let Ok(n) = std::env::var("BENCH_DB_POOL") {
+        o.push(("DATABASE_POOL_SIZE", &*Box::leak(n.into_boxed_str())));
+    }
+    o.extend([
         ("EMULATOR_ENABLED", "true"),
         ("EMULATOR_BIND", "127.0.0.1:0"),
         ("EMULATOR_TIME_SCALE", "1000"),
         ("DEV_KEYS_DIR", fenpay_tests::shared_dev_keys_dir()),
         ("RUST_LOG", "error"),
-    ]
+    ]);
+    o
 }
 
 fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("blast") {
+        blast(&args[2], &args[3], args[4].parse().unwrap());
+        return;
+    }
     let orders = std::env::args()
         .nth(1)
         .and_then(|a| a.parse().ok())

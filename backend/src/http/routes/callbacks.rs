@@ -54,8 +54,7 @@ async fn record_notification<E: std::fmt::Display>(
     };
     orders::record(
         state, order_no, method, kind, headers, body, verified, &decision,
-    )
-    .await;
+    );
 }
 
 /// A WeChat notification that failed verification: keep it, answer so WeChat resends.
