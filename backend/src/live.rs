@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use futures_util::StreamExt;
 use tokio::sync::broadcast;
 
@@ -20,6 +20,12 @@ use crate::db::{Backend, Db};
 pub const PG_CHANNEL: &str = "fenpay_events";
 /// Changed order rows (payload: the order number), for the order cache.
 pub const PG_ORDERS_CHANNEL: &str = "fenpay_orders";
+/// Every replica notifies `fenpay_orders` (empty payload) this often, through its pool...
+const HEARTBEAT: Duration = Duration::from_secs(5);
+/// ...and a LISTEN connection that heard nothing for this long is taken for dead (a
+/// half-open socket never errors): the order cache goes off and the connection is
+/// replaced.
+const SILENCE: Duration = Duration::from_secs(15);
 
 /// In-process fan-out of committed events.
 #[derive(Clone, Debug)]
@@ -55,6 +61,16 @@ impl EventHub {
     }
 }
 
+/// Prove this replica's LISTEN connection (and every other's) alive: an empty notice.
+async fn heartbeat(db: &Db) -> crate::db::DbResult<()> {
+    crate::db_run!(db, |conn| {
+        diesel::sql_query(format!("SELECT pg_notify('{PG_ORDERS_CHANNEL}', '')"))
+            .execute(conn)
+            .await?;
+        Ok(())
+    })
+}
+
 /// Parse a `fenpay_events` payload: `<event id> <event type> <order no or empty>`.
 pub fn parse_notification(payload: &str) -> Option<EventSignal> {
     let mut parts = payload.splitn(3, ' ');
@@ -83,6 +99,15 @@ pub async fn listen(db: Db, url: String, hub: EventHub) {
     if db.backend() != Backend::Postgres {
         return;
     }
+    let beat = db.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(HEARTBEAT).await;
+            if let Err(e) = heartbeat(&beat).await {
+                tracing::debug!(error = %e, "LISTEN heartbeat not sent");
+            }
+        }
+    });
     let mut backoff = Duration::from_millis(200);
     loop {
         match AsyncPgConnection::establish(&url).await {
@@ -97,10 +122,22 @@ pub async fn listen(db: Db, url: String, hub: EventHub) {
                         // From here every committed change is heard: start from empty.
                         db.order_cache().set_live(true);
                         let mut stream = std::pin::pin!(conn.notifications_stream());
-                        while let Some(item) = stream.next().await {
+                        loop {
+                            let item = match tokio::time::timeout(SILENCE, stream.next()).await {
+                                Ok(Some(item)) => item,
+                                Ok(None) => break,
+                                Err(_) => {
+                                    tracing::warn!(
+                                        "LISTEN connection silent for {SILENCE:?}: reconnecting"
+                                    );
+                                    break;
+                                }
+                            };
                             match item {
                                 Ok(n) if n.channel == PG_ORDERS_CHANNEL => {
-                                    db.order_cache().invalidate(&n.payload);
+                                    if !n.payload.is_empty() {
+                                        db.order_cache().invalidate(&n.payload);
+                                    }
                                 }
                                 Ok(n) => {
                                     if let Some(sig) = parse_notification(&n.payload) {

@@ -198,6 +198,11 @@ impl TestApp {
                 .await,
             "payment records were not written within 10 s"
         );
+        assert_eq!(
+            self.state.records.failed(),
+            0,
+            "payment records were refused"
+        );
         fenpay::db::orders::records_for(&self.state.db, order_no)
             .await
             .expect("db")

@@ -1266,8 +1266,14 @@ impl Sim {
             }
             v.extend(last);
         }
-        self.log
-            .push(format!("status reads checked for {} orders", orders.len()));
+        let stats = self.app.state.db.order_cache().stats();
+        if stats.hits == 0 && !orders.is_empty() {
+            v.push("[6] the order cache served no read: this check proved nothing".into());
+        }
+        self.log.push(format!(
+            "status reads checked for {} orders (cache over the run: {stats:?})",
+            orders.len()
+        ));
         v
     }
 

@@ -54,6 +54,8 @@ pub struct CacheStats {
 struct Shard {
     generation: u64,
     rows: HashMap<String, (Instant, Arc<OrderRow>)>,
+    /// Orders with a write in progress (count of writers): never served, never filled.
+    writing: HashMap<String, u32>,
 }
 
 /// Proof of when a fill's database read started (see the module docs).
@@ -61,6 +63,36 @@ struct Shard {
 pub struct FillTicket {
     shard: usize,
     generation: u64,
+}
+
+/// See [`OrderCache::writing`].
+pub struct WriteGuard<'a> {
+    cache: &'a OrderCache,
+    order_no: String,
+}
+
+impl WriteGuard<'_> {
+    /// The write is over: a failed one forgets every cached row (a commit whose answer
+    /// was lost may have gone through, and may have touched other orders' rows).
+    pub fn finish<T>(self, outcome: &Result<T, super::DbError>) {
+        if outcome.is_err() {
+            self.cache.clear();
+        }
+    }
+}
+
+impl Drop for WriteGuard<'_> {
+    fn drop(&mut self) {
+        let mut s = lock(&self.cache.shards[self.cache.shard_of(&self.order_no)]);
+        if let Some(n) = s.writing.get_mut(&self.order_no) {
+            *n -= 1;
+            if *n == 0 {
+                s.writing.remove(&self.order_no);
+            }
+        }
+        s.generation = s.generation.wrapping_add(1);
+        s.rows.remove(&self.order_no);
+    }
 }
 
 pub struct OrderCache {
@@ -119,6 +151,11 @@ impl OrderCache {
         }
         let shard = self.shard_of(order_no);
         let mut s = lock(&self.shards[shard]);
+        if s.writing.contains_key(order_no) {
+            // Committed or not, the database has the answer.
+            self.misses.fetch_add(1, Ordering::Relaxed);
+            return Err(None);
+        }
         if let Some((at, row)) = s.rows.get(order_no) {
             if at.elapsed() < self.ttl {
                 self.hits.fetch_add(1, Ordering::Relaxed);
@@ -168,12 +205,18 @@ impl OrderCache {
         s.rows.remove(order_no);
     }
 
-    /// After a write that may have changed `order_no`: forget it. A failed write forgets
-    /// everything, since a commit whose answer was lost may have gone through.
-    pub fn after_write<T>(&self, order_no: &str, outcome: &Result<T, super::DbError>) {
-        match outcome {
-            Ok(_) => self.invalidate(order_no),
-            Err(_) => self.clear(),
+    /// A write to `order_no` is about to start: until the guard is dropped (after the
+    /// transaction, committed or not, also on panic or cancellation) the order is read
+    /// from the database and nothing is cached for it, so no reader sees the old row once
+    /// the new one is committed. Dropping the guard forgets the order again.
+    pub fn writing(&self, order_no: &str) -> WriteGuard<'_> {
+        let mut s = lock(&self.shards[self.shard_of(order_no)]);
+        *s.writing.entry(order_no.to_string()).or_default() += 1;
+        s.generation = s.generation.wrapping_add(1);
+        s.rows.remove(order_no);
+        WriteGuard {
+            cache: self,
+            order_no: order_no.to_string(),
         }
     }
 
@@ -352,15 +395,26 @@ mod tests {
     }
 
     #[test]
-    fn a_failed_write_forgets_everything() {
+    fn an_order_being_written_is_never_served_nor_filled() {
         let c = cache(100, 60_000);
-        for no in ["A", "B"] {
-            let t = ticket(&c, no);
-            c.fill(t, row(no, OrderStatus::Pending));
-        }
-        c.after_write::<()>("A", &Ok(()));
-        assert!(c.get("A").is_err() && c.get("B").is_ok());
-        c.after_write::<()>("A", &Err(super::super::DbError::Pool("lost".into())));
-        assert!(c.is_empty());
+        let t = ticket(&c, "A");
+        c.fill(t, row("A", OrderStatus::Pending));
+        let before = ticket(&c, "B");
+        let guard = c.writing("A");
+        let other = c.writing("B");
+        // Committed or not, readers go to the database meanwhile.
+        assert!(matches!(c.get("A"), Err(None)));
+        c.fill(before, row("B", OrderStatus::Pending));
+        assert!(matches!(c.get("B"), Err(None)));
+        drop(other);
+        guard.finish::<()>(&Ok(()));
+        let t = ticket(&c, "A");
+        c.fill(t, row("A", OrderStatus::Paid));
+        assert_eq!(c.get("A").ok().map(|r| r.status), Some(OrderStatus::Paid));
+        let t = ticket(&c, "B");
+        let guard = c.writing("A");
+        guard.finish::<()>(&Err(super::super::DbError::Pool("lost".into())));
+        c.fill(t, row("B", OrderStatus::Paid));
+        assert!(c.get("B").is_err(), "a failed write empties the cache");
     }
 }

@@ -230,7 +230,8 @@ pub async fn find(db: &Db, order_no: &str) -> DbResult<Option<OrderRow>> {
 
 /// [`find`] through the order cache: for reads that show the order (order-status) and
 /// for choosing which compare-and-set to try. Never decide anything else from it: a
-/// copy may be a moment old on another replica.
+/// copy may be a moment old on another replica, and the jobs' bookkeeping columns
+/// (`lease_until`, `last_query_at`, `query_attempts`) are not kept current in it.
 pub async fn find_cached(db: &Db, order_no: &str) -> DbResult<Option<Arc<OrderRow>>> {
     let ticket = match db.order_cache().get(order_no) {
         Ok(row) => return Ok(Some(row)),
@@ -282,6 +283,7 @@ pub async fn set_payment_targets(
 ) -> DbResult<Option<PendingEvent>> {
     let (qr_code_url, pay_url, h5_url, sdk_params) = targets;
     let now = super::now();
+    let guard = db.order_cache().writing(order_no);
     let out = db_run!(db, |conn| {
         conn.transaction::<Option<PendingEvent>, DbError, _>(async |conn| {
             let n = diesel::update(
@@ -318,13 +320,14 @@ pub async fn set_payment_targets(
         })
         .await
     });
-    db.order_cache().after_write(order_no, &out);
+    guard.finish(&out);
     out
 }
 
 /// Remove a pending order whose provider call failed, so nothing half-made stays behind.
 /// Its stock hold is released in the same transaction.
 pub async fn delete_unopened(db: &Db, order_no: &str) -> DbResult<bool> {
+    let guard = db.order_cache().writing(order_no);
     let out = db_run!(db, |conn| {
         conn.transaction::<bool, DbError, _>(async |conn| {
             // Write first (see `mark_paid`), then release the stock it held.
@@ -345,7 +348,7 @@ pub async fn delete_unopened(db: &Db, order_no: &str) -> DbResult<bool> {
         })
         .await
     });
-    db.order_cache().after_write(order_no, &out);
+    guard.finish(&out);
     out
 }
 
@@ -358,6 +361,7 @@ pub async fn cancel(
     sinks: &Sinks,
 ) -> DbResult<Option<PendingEvent>> {
     let now = super::now();
+    let guard = db.order_cache().writing(order_no);
     let out = db_run!(db, |conn| {
         conn.transaction::<Option<PendingEvent>, DbError, _>(async |conn| {
             let n = diesel::update(
@@ -394,7 +398,7 @@ pub async fn cancel(
         })
         .await
     });
-    db.order_cache().after_write(order_no, &out);
+    guard.finish(&out);
     out
 }
 
@@ -442,6 +446,7 @@ pub async fn mark_paid(
 ) -> DbResult<Option<Vec<PendingEvent>>> {
     let now = super::now();
     let after_close = from == OrderStatus::Cancelled;
+    let guard = db.order_cache().writing(order_no);
     let out = db_run!(db, |conn| {
         conn.transaction::<Option<Vec<PendingEvent>>, DbError, _>(async |conn| {
             // The write comes first: it takes the row lock (PostgreSQL) or the
@@ -578,7 +583,7 @@ pub async fn mark_paid(
         })
         .await
     });
-    db.order_cache().after_write(order_no, &out);
+    guard.finish(&out);
     out
 }
 
@@ -614,6 +619,7 @@ pub async fn halt_for_mismatch(
     sinks: &Sinks,
 ) -> DbResult<Option<PendingEvent>> {
     let now = super::now();
+    let guard = db.order_cache().writing(order_no);
     let out = db_run!(db, |conn| {
         conn.transaction::<Option<PendingEvent>, DbError, _>(async |conn| {
             let n = diesel::update(
@@ -649,7 +655,7 @@ pub async fn halt_for_mismatch(
         })
         .await
     });
-    db.order_cache().after_write(order_no, &out);
+    guard.finish(&out);
     out
 }
 

@@ -104,6 +104,7 @@ pub async fn reserve(db: &Db, row: &RefundRow) -> DbResult<Reserve> {
 /// ledger when `clawback` is set, and write `order.refunded`; one transaction.
 pub async fn complete(
     db: &Db,
+    order_no: &str,
     out_refund_no: &str,
     provider_refund_id: Option<&str>,
     succeeded_at: NaiveDateTime,
@@ -111,6 +112,7 @@ pub async fn complete(
     sinks: &Sinks,
 ) -> DbResult<Option<PendingEvent>> {
     let now = super::now();
+    let guard = db.order_cache().writing(order_no);
     let out = db_run!(db, |conn| {
         conn.transaction::<Option<PendingEvent>, DbError, _>(async |conn| {
             let n = diesel::update(
@@ -206,15 +208,14 @@ pub async fn complete(
         })
         .await
     });
-    match &out {
-        Ok(Some(ev)) => {
-            if let Some(order_no) = &ev.event.order_no {
-                db.order_cache().invalidate(order_no);
-            }
+    // (The refund's order is `order_no`; should the caller have named another, the
+    // changed one is forgotten too.)
+    if let Ok(Some(ev)) = &out {
+        if let Some(changed) = ev.event.order_no.as_deref().filter(|o| *o != order_no) {
+            db.order_cache().invalidate(changed);
         }
-        Ok(None) => {}
-        Err(_) => db.order_cache().clear(),
     }
+    guard.finish(&out);
     out
 }
 
@@ -261,11 +262,13 @@ pub enum Revive {
 /// `failed -> succeeded` as a record only. Either way the order needs review.
 pub async fn revive_failed(
     db: &Db,
+    order_no: &str,
     out_refund_no: &str,
     provider_refund_id: Option<&str>,
     succeeded_at: NaiveDateTime,
 ) -> DbResult<Revive> {
     let now = super::now();
+    let guard = db.order_cache().writing(order_no);
     let out = db_run!(db, |conn| {
         conn.transaction::<Revive, DbError, _>(async |conn| {
             // Write first (SQLite: take the write lock before reading).
@@ -349,15 +352,7 @@ pub async fn revive_failed(
         })
         .await
     });
-    match &out {
-        Ok(Revive::NotFailed) => {}
-        // The order was flagged for review: forget its cached row.
-        Ok(_) => match find(db, out_refund_no).await {
-            Ok(Some(refund)) => db.order_cache().invalidate(&refund.order_no),
-            _ => db.order_cache().clear(),
-        },
-        Err(_) => db.order_cache().clear(),
-    }
+    guard.finish(&out);
     out
 }
 
@@ -366,6 +361,7 @@ pub async fn revive_failed(
 /// reports the outcome of the manual handling.
 pub async fn mark_abnormal(db: &Db, out_refund_no: &str, order_no: &str) -> DbResult<bool> {
     let note = "abnormal at the provider: handle it in the merchant platform";
+    let guard = db.order_cache().writing(order_no);
     let out = db_run!(db, |conn| {
         conn.transaction::<bool, DbError, _>(async |conn| {
             let n = diesel::update(
@@ -390,7 +386,7 @@ pub async fn mark_abnormal(db: &Db, out_refund_no: &str, order_no: &str) -> DbRe
         })
         .await
     });
-    db.order_cache().after_write(order_no, &out);
+    guard.finish(&out);
     out
 }
 

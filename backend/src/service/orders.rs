@@ -423,7 +423,8 @@ pub async fn record_call<T: std::fmt::Debug>(
         &format!("request: {request}\nresponse: {answer}"),
         verified,
         &decision,
-    );
+    )
+    .await;
 }
 
 /// Load an order the caller may see: its owner or an admin. Anyone else gets 404.
@@ -530,8 +531,8 @@ async fn apply_queried_payment(
     match apply_payment(state, method_of(order), &notice, None, Some(&evidence)).await {
         Ok(outcome) => {
             if outcome == ApplyOutcome::Duplicate {
-                record(
-                    state,
+                // Changed nothing: written in the background.
+                state.records.record(new_record(
                     Some(&order.order_no),
                     method_of(order),
                     "query",
@@ -539,7 +540,7 @@ async fn apply_queried_payment(
                     &evidence.body,
                     true,
                     &format!("{outcome:?}"),
-                );
+                ));
             }
             Ok(Some(outcome))
         }
@@ -554,7 +555,8 @@ async fn apply_queried_payment(
                 &evidence.body,
                 true,
                 &format!("rejected: {e}"),
-            );
+            )
+            .await;
             Err(ProviderError::InvalidResponse(e.to_string()))
         }
     }
@@ -872,10 +874,10 @@ pub async fn apply_provider_close(
     }
 }
 
-/// Keep a provider exchange that decided nothing in `payment_records`, written in the
-/// background (`service::records`); failures are logged, never fatal.
+/// Keep a provider exchange in `payment_records` before going on; failures are logged,
+/// never fatal.
 #[allow(clippy::too_many_arguments)]
-pub fn record(
+pub async fn record(
     state: &AppState,
     order_no: Option<&str>,
     method: PaymentMethod,
@@ -885,17 +887,39 @@ pub fn record(
     verified: bool,
     decision: &str,
 ) {
-    let rec = NewPaymentRecord {
+    let rec = new_record(order_no, method, kind, headers, body, verified, decision);
+    store_record(state, &rec).await;
+}
+
+/// Store one record now; failures are logged, never fatal.
+pub async fn store_record(state: &AppState, rec: &NewPaymentRecord) {
+    if let Err(e) = order_db::record_many(&state.db, std::slice::from_ref(rec)).await {
+        tracing::error!(error = %e, "could not store payment record");
+    }
+}
+
+/// A payment record. NUL characters (PostgreSQL text cannot hold them; a forged body may
+/// carry them) become U+FFFD.
+pub fn new_record(
+    order_no: Option<&str>,
+    method: PaymentMethod,
+    kind: &str,
+    headers: &str,
+    body: &str,
+    verified: bool,
+    decision: &str,
+) -> NewPaymentRecord {
+    let clean = |s: &str| s.replace('\0', "\u{FFFD}");
+    NewPaymentRecord {
         order_no: order_no.map(String::from),
         provider: method.as_str().to_string(),
         kind: kind.to_string(),
-        headers: headers.to_string(),
-        body: body.to_string(),
+        headers: clean(headers),
+        body: clean(body),
         verified,
-        decision: decision.to_string(),
+        decision: clean(decision),
         created_at: db::now(),
-    };
-    state.records.record(rec);
+    }
 }
 
 /// Why a verified payment cannot be applied to `order`: provider, app / merchant,

@@ -1,11 +1,12 @@
-//! Payment records that decide nothing (duplicates, rejected or ignored notifications,
-//! provider calls) are written in the background, many per transaction, so a burst of
-//! duplicates or forgeries never queues behind the database. The record of a payment
-//! that was applied is not one of them: it is written in the transaction that applies it.
+//! Payment records of exchanges that changed nothing (notifications that failed
+//! verification, duplicates of an applied payment) are written in the background, many
+//! per transaction, so a burst of duplicates or forgeries never queues behind the
+//! database. Every other record (a payment applied, a refund completed, an order closed, a
+//! mismatch held, a provider call) is stored before the answer goes out.
 //!
-//! The queue is bounded (`RECORD_QUEUE`); when it is full a record is dropped, counted and
-//! logged, never waited for. A crash loses at most what is queued (records of exchanges
-//! that changed nothing).
+//! The queue is bounded (`RECORD_QUEUE` records, bodies are at most the request body
+//! limit); when it is full a record is dropped, counted and logged, never waited for. A
+//! crash loses at most what is queued.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -18,7 +19,7 @@ use crate::db::orders::{self as order_db, NewPaymentRecord};
 use crate::startup::AppState;
 
 /// Records waiting to be written; more are dropped.
-const RECORD_QUEUE: usize = 8_192;
+const RECORD_QUEUE: usize = 2_048;
 /// Most records in one write (small: on SQLite it holds the write lock meanwhile).
 const BATCH: usize = 64;
 
@@ -28,6 +29,7 @@ pub struct Recorder {
     tx: mpsc::Sender<NewPaymentRecord>,
     rx: Arc<Mutex<Option<mpsc::Receiver<NewPaymentRecord>>>>,
     dropped: Arc<AtomicU64>,
+    failed: Arc<AtomicU64>,
     queued: Arc<AtomicU64>,
     written: Arc<AtomicU64>,
 }
@@ -45,6 +47,7 @@ impl Recorder {
             tx,
             rx: Arc::new(Mutex::new(Some(rx))),
             dropped: Arc::default(),
+            failed: Arc::default(),
             queued: Arc::default(),
             written: Arc::default(),
         }
@@ -70,7 +73,13 @@ impl Recorder {
         self.dropped.load(Ordering::Relaxed)
     }
 
-    /// Wait (up to `limit`) until every record queued so far is written or given up on.
+    /// Records the database refused (logged).
+    pub fn failed(&self) -> u64 {
+        self.failed.load(Ordering::Relaxed)
+    }
+
+    /// Wait (up to `limit`) until every record queued so far is written or given up on
+    /// (see [`Recorder::failed`]).
     pub async fn flushed(&self, limit: Duration) -> bool {
         let target = self.queued.load(Ordering::Relaxed);
         let deadline = tokio::time::Instant::now() + limit;
@@ -89,7 +98,7 @@ impl Recorder {
 }
 
 /// Write queued records until the process ends: whatever is waiting goes in one
-/// write (up to [`BATCH`]); a failed batch is tried once more, then given up (logged).
+/// write (up to [`BATCH`]); when a batch fails its records are tried one by one.
 pub async fn run(state: web::Data<AppState>) {
     let recorder = state.records.clone();
     let Some(mut rx) = recorder.take_receiver() else {
@@ -97,13 +106,15 @@ pub async fn run(state: web::Data<AppState>) {
     };
     let mut batch = Vec::with_capacity(BATCH);
     while rx.recv_many(&mut batch, BATCH).await > 0 {
-        let mut written = order_db::record_many(&state.db, &batch).await;
-        if written.is_err() {
+        if order_db::record_many(&state.db, &batch).await.is_err() {
+            // One at a time: a bad record must not take the others with it.
             tokio::time::sleep(Duration::from_millis(200)).await;
-            written = order_db::record_many(&state.db, &batch).await;
-        }
-        if let Err(e) = written {
-            tracing::error!(error = %e, records = batch.len(), "could not store payment records");
+            for rec in &batch {
+                if let Err(e) = order_db::record_many(&state.db, std::slice::from_ref(rec)).await {
+                    recorder.failed.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(error = %e, "could not store a payment record");
+                }
+            }
         }
         recorder
             .written

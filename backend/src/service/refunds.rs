@@ -222,6 +222,7 @@ pub async fn apply_remote(
             let complete = || {
                 refund_db::complete(
                     &state.db,
+                    &row.order_no,
                     &row.out_refund_no,
                     remote.refund_id.as_deref(),
                     at,
@@ -238,6 +239,7 @@ pub async fn apply_remote(
             // the money left, so the success still counts (and a person looks at it).
             match refund_db::revive_failed(
                 &state.db,
+                &row.order_no,
                 &row.out_refund_no,
                 remote.refund_id.as_deref(),
                 at,

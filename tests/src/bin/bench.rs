@@ -7,9 +7,12 @@
 //!    handling (verify + decrypt + compare-and-set + fulfil) throughput, and memory;
 //! 3. HTTP load from `wrk` (a second process on the same cores) on SQLite and, with
 //!    `TEST_DATABASE_URL`, PostgreSQL: the trivial route (`/healthz`, the ceiling), then
-//!    order-status over many buyers' pending orders and over the same orders once paid,
-//!    each with its ratio to the ceiling taken in the same run. `BENCH_BUYERS` (200),
-//!    `BENCH_LOAD_ORDERS` (10000) and `BENCH_SECS` (10) size it; `BENCH_HTTP=0` skips it.
+//!    order-status over many buyers' pending orders and over the same orders once paid
+//!    (64 to 1,000 connections), each with its ratio to the ceiling taken in the same run;
+//!    and every order paid by a notification signed (WeChat: and encrypted) as the
+//!    providers do, 10% sent twice, posted from a second process (`bench blast`).
+//!    `BENCH_BUYERS` (200), `BENCH_LOAD_ORDERS` (10000) and `BENCH_SECS` (10) size it;
+//!    `BENCH_DB_POOL` sets the pool size; `BENCH_HTTP=0` skips it.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

@@ -38,7 +38,10 @@ fn wechat_fail(status: StatusCode, message: impl Into<String>) -> HttpResponse {
 }
 
 /// Store a notification with what was decided about it: `Ok(decision)` after it verified,
-/// `Err(reason)` (verified or not) when it was refused.
+/// `Err(reason)` (verified or not) when it was refused. `changed_nothing` (a forgery, a
+/// duplicate of an applied payment) lets it be written in the background; every other
+/// record is stored before the provider gets its answer.
+#[allow(clippy::too_many_arguments)]
 async fn record_notification<E: std::fmt::Display>(
     state: &AppState,
     kind: &str,
@@ -47,14 +50,18 @@ async fn record_notification<E: std::fmt::Display>(
     headers: &str,
     body: &str,
     outcome: &Result<String, E>,
+    changed_nothing: bool,
 ) {
     let (verified, decision) = match outcome {
         Ok(d) => (true, d.clone()),
         Err(e) => (order_no.is_some(), format!("rejected: {e}")),
     };
-    orders::record(
-        state, order_no, method, kind, headers, body, verified, &decision,
-    );
+    let rec = orders::new_record(order_no, method, kind, headers, body, verified, &decision);
+    if changed_nothing {
+        state.records.record(rec);
+    } else {
+        orders::store_record(state, &rec).await;
+    }
 }
 
 /// A WeChat notification that failed verification: keep it, answer so WeChat resends.
@@ -75,6 +82,7 @@ async fn wechat_rejected(
         headers_text,
         body_text,
         &rejected,
+        true,
     )
     .await;
     let status = match e {
@@ -146,6 +154,7 @@ pub async fn wechat_callback(
     .await;
     // An applied payment's record was written in its own transaction.
     if !matches!(outcome, Ok(o) if o.recorded()) {
+        let duplicate = matches!(outcome, Ok(orders::ApplyOutcome::Duplicate));
         let outcome = outcome.as_ref().map(|o| format!("{o:?}"));
         record_notification(
             &state,
@@ -155,6 +164,7 @@ pub async fn wechat_callback(
             &headers_text,
             &body_text,
             &outcome,
+            duplicate,
         )
         .await;
     }
@@ -216,6 +226,7 @@ pub async fn wechat_refund_callback(
         &headers_text,
         &body_text,
         &outcome,
+        false,
     )
     .await;
     match outcome {
@@ -273,6 +284,7 @@ pub async fn alipay_callback(
                 &headers_text,
                 &body_text,
                 &rejected,
+                true,
             )
             .await;
             return alipay_reply(StatusCode::BAD_REQUEST, "fail");
@@ -306,6 +318,7 @@ pub async fn alipay_callback(
                     &headers_text,
                     &body_text,
                     &decision,
+                    false,
                 )
                 .await;
                 return match decision {
@@ -315,6 +328,7 @@ pub async fn alipay_callback(
             }
         }
     }
+    let mut duplicate = false;
     let outcome = match trade_status.as_str() {
         _ if notice.paid => {
             let evidence = orders::Evidence {
@@ -325,7 +339,10 @@ pub async fn alipay_callback(
             match orders::apply_payment(&state, method, &notice, None, Some(&evidence)).await {
                 // Its record was written in the transaction that applied it.
                 Ok(o) if o.recorded() => return alipay_reply(StatusCode::OK, "success"),
-                other => other.map(|o| format!("{o:?}")),
+                other => {
+                    duplicate = matches!(other, Ok(orders::ApplyOutcome::Duplicate));
+                    other.map(|o| format!("{o:?}"))
+                }
             }
         }
         // The buyer scanned the QR code (precreate): nothing to do, nothing to change.
@@ -342,6 +359,7 @@ pub async fn alipay_callback(
         &headers_text,
         &body_text,
         &outcome,
+        duplicate,
     )
     .await;
     match outcome {
