@@ -14,7 +14,8 @@ WORKDIR /app
 COPY --from=build /src/target/release/fenpay /usr/local/bin/fenpay
 COPY --from=build /src/frontend/dist /app/frontend/dist
 USER fenpay
-ENV APP_ENV=production BIND_ADDR=0.0.0.0:8080 STATIC_DIR=/app/frontend/dist DATA_DIR=/app/data LOG_FORMAT=json
+ENV APP_ENV=production BIND_ADDR=0.0.0.0:8080 STATIC_DIR=/app/frontend/dist DATA_DIR=/app/data LOG_FORMAT=json \
+    MIMALLOC_ARENA_EAGER_COMMIT=0 MIMALLOC_PURGE_DELAY=0
 EXPOSE 8080
 HEALTHCHECK CMD ["/bin/sh", "-c", "exec 3<>/dev/tcp/127.0.0.1/8080"]
 ENTRYPOINT ["fenpay"]

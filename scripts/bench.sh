@@ -25,14 +25,15 @@ cleanup() {
   rm -rf "$out" "$work"
 }
 trap cleanup EXIT
-RUST_LOG=error target/release/bench "${1:-200}" | tee "$out"
+RUST_LOG=off target/release/bench "${1:-200}" | tee "$out"
 
-# Memory of the server process alone (SQLite, emulator in process): idle, then under a
-# crowd of logins (each argon2id hash takes ~19 MiB while it runs).
+# Memory of the server process alone (SQLite, emulator in process), with the allocator
+# settings scripts/run.sh and the Dockerfile use: idle, then under a crowd of logins (each
+# argon2id hash takes ~19 MiB while it runs).
 if [ "${BENCH_HTTP:-1}" != 0 ]; then
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   emu=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-  (cd "$work" && exec env -u DATABASE_URL APP_ENV=development DATA_DIR="$work" BIND_ADDR="127.0.0.1:$port" \
+  (cd "$work" && exec env -u DATABASE_URL MIMALLOC_ARENA_EAGER_COMMIT=0 MIMALLOC_PURGE_DELAY=0 APP_ENV=development DATA_DIR="$work" BIND_ADDR="127.0.0.1:$port" \
     EMULATOR_BIND="127.0.0.1:$emu" RUST_LOG=error LOGIN_MAX_FAILURES=1000000 \
     "$OLDPWD/target/release/fenpay" serve >"$work/server.log" 2>&1) &
   server=$!
@@ -54,7 +55,7 @@ LUA
   peak=$(rss VmHWM)
   {
     echo
-    echo "## memory of the server process (SQLite, emulator in process)"
+    echo "## memory of the server process (SQLite, emulator in process; mimalloc, MIMALLOC_ARENA_EAGER_COMMIT=0 MIMALLOC_PURGE_DELAY=0)"
     echo "| state | RSS |"
     echo "|---|---:|"
     echo "| idle after start-up and one registration | ${idle} MiB |"

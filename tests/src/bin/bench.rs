@@ -34,7 +34,8 @@ fn per_op(total: Duration, n: u32) -> String {
     }
 }
 
-fn crypto() {
+/// Measures the crypto; returns ring's (sign, verify) time per operation.
+fn crypto() -> (Duration, Duration) {
     use rsa::pkcs1v15::{SigningKey, VerifyingKey};
     use rsa::signature::{SignatureEncoding, Signer, Verifier};
 
@@ -104,6 +105,7 @@ fn crypto() {
         "AES-256-GCM decrypt of a 1 KiB notification resource (base64 in): {}",
         per_op(aead, m)
     );
+    (ring_sign / n, ring_verify / n)
 }
 
 fn rss_kib() -> (u64, u64) {
@@ -338,7 +340,7 @@ request = function()
 end
 "#;
 
-async fn http_load(app: TestApp, label: &str) {
+async fn http_load(app: TestApp, label: &str, signing: (Duration, Duration)) {
     let buyers = env_or("BENCH_BUYERS", 200);
     let per_buyer = (env_or("BENCH_LOAD_ORDERS", 10_000) / buyers.max(1)).max(1);
     let secs = env_or("BENCH_SECS", 10);
@@ -438,6 +440,37 @@ async fn http_load(app: TestApp, label: &str) {
     let paid64 = run("/", 64, true).await.unwrap();
     let paid1000 = run("/", 1000, true).await.unwrap();
     let cache = app.state.db.order_cache().stats();
+    // create-order under load: one WeChat native prepay per request, signed by us and
+    // answered (signed) by the in-process emulator.
+    let creator = app.signup("creator").await;
+    let create_lua = dir.path().join("create.lua");
+    std::fs::write(
+        &create_lua,
+        format!(
+            "wrk.method = \"POST\"\nwrk.body = '{{\"product_type\":\"points\",\"product_id\":1,\"payment_method\":\"wechat\"}}'\nwrk.headers[\"content-type\"] = \"application/json\"\nwrk.headers[\"authorization\"] = \"Bearer {creator}\"\n"
+        ),
+    )
+    .unwrap();
+    let creates = {
+        let (base, lua) = (base.clone(), create_lua.to_str().unwrap().to_string());
+        tokio::task::spawn_blocking(move || {
+            wrk(
+                &base,
+                "/api/v1/payment/create-order",
+                16,
+                secs,
+                Some((&lua, "")),
+            )
+        })
+        .await
+        .unwrap()
+    };
+    // Each create-order costs this machine two RSA signatures and two verifications (ours
+    // and the emulator's); the cores can do no more than this many per second.
+    let (sign, verify) = signing;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let per_create = 2.0 * (sign + verify).as_secs_f64();
+    let signing_limit = cores / per_create;
     let (rss, hwm) = rss_kib();
     let ratio = |l: &Load| {
         if ceiling.rps > 0.0 {
@@ -460,6 +493,11 @@ async fn http_load(app: TestApp, label: &str) {
         ("order-status, pending orders", 1000, &pending1000),
         ("order-status, the same orders paid", 64, &paid64),
         ("order-status, the same orders paid", 1000, &paid1000),
+        (
+            "create-order (WeChat native prepay via the emulator)",
+            16,
+            &creates,
+        ),
     ] {
         println!(
             "| {name} | {conns} | {:.0} | {} | {} | {} | {} |",
@@ -479,6 +517,12 @@ async fn http_load(app: TestApp, label: &str) {
             cache.misses - cache_pending.misses
         ),
         cache.raced
+    );
+    println!(
+        "create-order: {:.0}/s = {:.0}% of the signing limit ({signing_limit:.0}/s: {cores} cores / (2 signatures + 2 verifications = {:.2} ms), ours and the emulator's)",
+        creates.rps,
+        100.0 * creates.rps / signing_limit,
+        per_create * 1000.0
     );
     println!(
         "notifications (WeChat signed + encrypted, Alipay RSA2-signed, 10% duplicates; c=64 from a second process): {}",
@@ -660,7 +704,7 @@ fn main() {
         "fenpay benchmark — {}",
         chrono::Utc::now().format("%Y-%m-%d")
     );
-    crypto();
+    let signing = crypto();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -671,9 +715,9 @@ fn main() {
         return;
     }
     rt.block_on(async {
-        http_load(TestApp::sqlite(&load_overrides()).await, "SQLite").await;
+        http_load(TestApp::sqlite(&load_overrides()).await, "SQLite", signing).await;
         match TestApp::postgres(&load_overrides()).await {
-            Some(app) => http_load(app, "PostgreSQL").await,
+            Some(app) => http_load(app, "PostgreSQL", signing).await,
             None => println!("\n(PostgreSQL skipped: TEST_DATABASE_URL is not set)"),
         }
     });
