@@ -13,10 +13,12 @@ fi
 if [ -z "${TEST_DATABASE_URL:-}" ] && pg_isready -h 127.0.0.1 -p 5432 >/dev/null 2>&1; then
   export TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres
 fi
-ulimit -n 65536 2>/dev/null || true
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 cargo build --release -q -p fenpay-tests --bin bench
 cargo build --release -q -p fenpay
+# The web client's size (built now, before anything is measured).
+wasm=$(scripts/build-frontend.sh 2>/dev/null | sed -n 's/^build-frontend: //p' | tail -n1 || true)
 out=$(mktemp)
 work=$(mktemp -d)
 server=
@@ -64,6 +66,17 @@ LUA
   busy=$(echo "$crowd" | awk '/Non-2xx/ {print $NF}')
   after=$(rss VmRSS)
   peak=$(rss VmHWM)
+  # 10,000 server-sent-event streams held open (over 500 pending orders), measured once
+  # every stream has had its first frame.
+  n_streams=${BENCH_STREAMS:-10000}
+  target/release/bench streams "http://127.0.0.1:$port" "$n_streams" 500 20 >"$work/streams.out" 2>&1 &
+  streamer=$!
+  for _ in $(seq 1 1200); do grep -q '^held' "$work/streams.out" && break; sleep 0.1; done
+  sleep 2
+  with_streams=$(rss VmRSS)
+  wait "$streamer" || true
+  held=$(grep '^held' "$work/streams.out" || echo "streams failed: $(tail -n3 "$work/streams.out")")
+  still=$(grep 'still open' "$work/streams.out" || true)
   {
     echo
     echo "## memory of the server process (SQLite, emulator in process; mimalloc, MIMALLOC_ARENA_EAGER_COMMIT=0 MIMALLOC_PURGE_DELAY=0)"
@@ -71,6 +84,10 @@ LUA
     echo "|---|---:|"
     echo "| idle after start-up and one registration | ${idle} MiB |"
     echo "| after 10 s of 200 concurrent logins (${rate} answers/s, ${busy:-0} of them 503 \`server_busy\`) | ${after} MiB (peak ${peak} MiB) |"
+    echo "| ${n_streams} event streams open (${held#held }; ${still:-?}) | ${with_streams} MiB |"
+    echo
+    echo
+    echo "web client: ${wasm:-not built}"
     echo
     echo "start-up to a healthy \`/healthz\`: ${first_start} ms the first time (creates the SQLite database and the emulator's keys), ${restart} ms on a restart; release binary $(( $(stat -c %s target/release/fenpay) / 1024 / 1024 )) MiB"
   } | tee -a "$out"

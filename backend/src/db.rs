@@ -25,11 +25,50 @@ use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
 use diesel_async::pooled_connection::bb8::Pool;
 use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
 use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use futures_util::FutureExt;
 
 pub type SqliteConn = SyncConnectionWrapper<SqliteConnection>;
+/// The SQLite writer: statements run on the calling thread (see [`Inline`]).
+pub type SqliteWriteConn = SyncConnectionWrapper<SqliteConnection, Inline>;
+
+/// Runs a SQLite statement where it is called instead of on tokio's blocking pool.
+///
+/// For the single writer connection only. A write transaction is a handful of
+/// statements of some microseconds each; sending each to a blocking thread and back cost
+/// two context switches per statement and, on a busy machine, a wait for a core while the
+/// transaction held SQLite's write lock (the profile of create-order and notifications:
+/// 25% of the time in context switches, CPU idle while writers queued). Writers of this
+/// process take turns at the one writer connection (first come, first served), so they
+/// never sleep in SQLite's busy handler; only another process holding the database's
+/// write lock can make one wait, for at most [`SQLITE_WRITER_BUSY_MS`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Inline;
+
+impl diesel_async::sync_connection_wrapper::SpawnBlocking for Inline {
+    fn spawn_blocking<'a, R>(
+        &mut self,
+        task: impl FnOnce() -> R + Send + 'static,
+    ) -> futures_util::future::BoxFuture<
+        'a,
+        Result<R, Box<dyn std::error::Error + Send + Sync + 'static>>,
+    >
+    where
+        R: Send + 'static,
+    {
+        Box::pin(std::future::ready(Ok(task())))
+    }
+
+    fn get_runtime() -> Self {
+        Inline
+    }
+}
+
+/// How long the writer waits for another process's write lock before the write fails
+/// (it runs on the thread that asked, so it must not wait long; the caller answers 5xx
+/// and the provider, the job or the client tries again).
+pub const SQLITE_WRITER_BUSY_MS: u32 = 500;
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/sqlite");
 const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/postgres");
@@ -51,6 +90,19 @@ pub enum DbError {
 }
 
 impl DbError {
+    /// True when the database could not take the statement now (SQLite: another process
+    /// held the write lock past the busy timeout): worth answering 503 and trying later.
+    pub fn is_busy(&self) -> bool {
+        match self {
+            DbError::Pool(_) => true,
+            DbError::Query(diesel::result::Error::DatabaseError(_, info)) => {
+                let m = info.message();
+                m.contains("database is locked") || m.contains("database is busy")
+            }
+            _ => false,
+        }
+    }
+
     /// True when the failure is a unique-constraint violation (same on both backends).
     pub fn is_unique_violation(&self) -> bool {
         matches!(
@@ -84,11 +136,13 @@ impl Backend {
     }
 }
 
-/// A pool over either backend.
+/// A pool over either backend. SQLite has readers (statements on tokio's blocking pool)
+/// and one writer (statements inline, see [`Inline`]); [`db_write!`](crate::db_write)
+/// takes the writer, [`db_run!`](crate::db_run) a reader.
 #[derive(Clone)]
 pub enum Pools {
     Pg(Pool<AsyncPgConnection>),
-    Sqlite(Pool<SqliteConn>),
+    Sqlite(Pool<SqliteConn>, Pool<SqliteWriteConn>),
 }
 
 /// The database: a pool over either backend and the order-row cache its writers keep
@@ -103,7 +157,7 @@ impl std::fmt::Debug for Db {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self.pools {
             Pools::Pg(_) => "Db::Pg",
-            Pools::Sqlite(_) => "Db::Sqlite",
+            Pools::Sqlite(..) => "Db::Sqlite",
         })
     }
 }
@@ -112,6 +166,35 @@ impl std::fmt::Debug for Db {
 pub fn sqlite_path(url: &str) -> &str {
     let rest = url.strip_prefix("sqlite:").unwrap_or(url);
     rest.strip_prefix("//").unwrap_or(rest)
+}
+
+/// The writer's pragmas: the readers' with a short busy timeout ([`SQLITE_WRITER_BUSY_MS`]).
+fn sqlite_writer_pragmas() -> String {
+    SQLITE_PRAGMAS.replace(
+        "busy_timeout = 10000",
+        &format!("busy_timeout = {SQLITE_WRITER_BUSY_MS}"),
+    )
+}
+
+/// A pool manager for SQLite connections at `path` that apply `pragmas` when opened.
+fn sqlite_manager<C>(path: &str, pragmas: &str) -> AsyncDieselConnectionManager<C>
+where
+    C: AsyncConnection + 'static,
+{
+    let mut config = ManagerConfig::<C>::default();
+    let pragmas = pragmas.to_string();
+    config.custom_setup = Box::new(move |url: &str| {
+        let (url, pragmas) = (url.to_string(), pragmas.clone());
+        async move {
+            let mut conn = C::establish(&url).await?;
+            conn.batch_execute(&pragmas)
+                .await
+                .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+            Ok(conn)
+        }
+        .boxed()
+    });
+    AsyncDieselConnectionManager::new_with_config(path, config)
 }
 
 impl Db {
@@ -137,31 +220,27 @@ impl Db {
                         })?;
                     }
                 }
-                let mut config = ManagerConfig::<SqliteConn>::default();
-                config.custom_setup = Box::new(|url: &str| {
-                    let url = url.to_string();
-                    async move {
-                        let mut conn = SqliteConn::establish(&url).await?;
-                        conn.batch_execute(SQLITE_PRAGMAS)
-                            .await
-                            .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
-                        Ok(conn)
-                    }
-                    .boxed()
-                });
-                let manager =
-                    AsyncDieselConnectionManager::<SqliteConn>::new_with_config(path, config);
                 // A local file does not drop connections: no test query before every use (it
                 // cost a second blocking-thread hop per query); a connection left in a broken
                 // transaction is still discarded on its way back to the pool.
-                let pool = Pool::builder()
+                let read = Pool::builder()
                     .max_size(max_size)
                     .test_on_check_out(false)
                     .connection_timeout(Duration::from_secs(10))
-                    .build(manager)
+                    .build(sqlite_manager::<SqliteConn>(&path, SQLITE_PRAGMAS))
                     .await
                     .map_err(|e| DbError::Pool(e.to_string()))?;
-                Ok(Db::new(Pools::Sqlite(pool)))
+                let write = Pool::builder()
+                    .max_size(1)
+                    .test_on_check_out(false)
+                    .connection_timeout(Duration::from_secs(10))
+                    .build(sqlite_manager::<SqliteWriteConn>(
+                        &path,
+                        &sqlite_writer_pragmas(),
+                    ))
+                    .await
+                    .map_err(|e| DbError::Pool(e.to_string()))?;
+                Ok(Db::new(Pools::Sqlite(read, write)))
             }
             None => Err(DbError::Pool(
                 "DATABASE_URL must start with sqlite:, postgres:// or postgresql://".into(),
@@ -170,10 +249,10 @@ impl Db {
     }
 
     fn new(pools: Pools) -> Db {
-        let live = matches!(pools, Pools::Sqlite(_));
+        let sqlite = matches!(pools, Pools::Sqlite(..));
         Db {
             pools,
-            orders: Arc::new(OrderCache::new(OrderCacheConfig::default(), live)),
+            orders: Arc::new(OrderCache::new(OrderCacheConfig::default(), sqlite)),
         }
     }
 
@@ -198,7 +277,7 @@ impl Db {
     pub fn backend(&self) -> Backend {
         match self.pools {
             Pools::Pg(_) => Backend::Postgres,
-            Pools::Sqlite(_) => Backend::Sqlite,
+            Pools::Sqlite(..) => Backend::Sqlite,
         }
     }
 
@@ -272,7 +351,35 @@ macro_rules! db_run {
                 let $conn = &mut *pooled;
                 $body
             }
-            $crate::db::Pools::Sqlite(pool) => {
+            $crate::db::Pools::Sqlite(pool, _) => {
+                let mut pooled = pool
+                    .get()
+                    .await
+                    .map_err(|e| $crate::db::DbError::Pool(e.to_string()))?;
+                let $conn = &mut *pooled;
+                $body
+            }
+        }
+    };
+}
+
+/// [`db_run!`](crate::db_run) for a body that writes. On SQLite it takes the one writer
+/// connection (writers of this process queue for it in order instead of colliding in
+/// SQLite's busy handler; its statements run inline, see [`Inline`]). A write through
+/// `db_run!` would still be correct (SQLite's busy timeout serialises it), only slower.
+#[macro_export]
+macro_rules! db_write {
+    ($db:expr, |$conn:ident| $body:expr) => {
+        match $db.pools() {
+            $crate::db::Pools::Pg(pool) => {
+                let mut pooled = pool
+                    .get()
+                    .await
+                    .map_err(|e| $crate::db::DbError::Pool(e.to_string()))?;
+                let $conn = &mut *pooled;
+                $body
+            }
+            $crate::db::Pools::Sqlite(_, pool) => {
                 let mut pooled = pool
                     .get()
                     .await

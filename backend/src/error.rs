@@ -176,10 +176,10 @@ fn describe_rule(e: &validator::ValidationError) -> String {
 
 impl From<crate::db::DbError> for AppError {
     fn from(err: crate::db::DbError) -> Self {
-        match err {
-            crate::db::DbError::Pool(e) => AppError::Unavailable(e),
-            other => AppError::Internal(other.into()),
+        if err.is_busy() {
+            return AppError::Unavailable(err.to_string());
         }
+        AppError::Internal(err.into())
     }
 }
 

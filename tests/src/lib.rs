@@ -178,7 +178,7 @@ impl TestApp {
     pub async fn sql(&self, sql: &str) -> usize {
         use diesel_async::RunQueryDsl;
         let run = async {
-            fenpay::db_run!(&self.state.db, |conn| {
+            fenpay::db_write!(&self.state.db, |conn| {
                 Ok::<usize, fenpay::db::DbError>(diesel::sql_query(sql).execute(conn).await?)
             })
         };
@@ -212,7 +212,7 @@ impl TestApp {
     pub async fn sql_atomic(&self, statements: &[String]) {
         use diesel_async::{AsyncConnection, RunQueryDsl};
         let run = async {
-            fenpay::db_run!(&self.state.db, |conn| {
+            fenpay::db_write!(&self.state.db, |conn| {
                 conn.transaction::<(), fenpay::db::DbError, _>(async |conn| {
                     for sql in statements {
                         diesel::sql_query(sql.as_str()).execute(conn).await?;

@@ -442,3 +442,42 @@ both_backends!(
         assert!(other.headers().get("access-control-allow-origin").is_none());
     }
 );
+
+/// SQLite: this process's writers share one connection and do not wait long for a lock
+/// another process holds (the write runs on the thread that asked). While a second
+/// process keeps the database's write lock, create-order answers 503
+/// `service_unavailable` well inside a provider's 5 s deadline instead of hanging for the
+/// readers' 10 s busy timeout and failing with 500; nothing is left half-written, and the
+/// next order goes through once the lock is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_locked_out_by_another_process_answers_503_in_time_and_leaves_nothing() {
+    use diesel::connection::SimpleConnection;
+    use diesel::Connection;
+    let app = TestApp::sqlite(&TestApp::emulator_overrides()).await;
+    let token = app.signup("locked").await;
+    let order = json!({"product_type": "points", "product_id": 1, "payment_method": "alipay"});
+
+    let path = fenpay::db::sqlite_path(&app.database_url).to_string();
+    let mut other = diesel::SqliteConnection::establish(&path).unwrap();
+    other.batch_execute("BEGIN IMMEDIATE").unwrap();
+    let started = std::time::Instant::now();
+    let (status, body) = app
+        .post("/api/v1/payment/create-order", &order, Some(&token))
+        .await;
+    let waited = started.elapsed();
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["code"], "service_unavailable", "{body}");
+    assert!(
+        waited < std::time::Duration::from_secs(4),
+        "answered after {waited:?}"
+    );
+    other.batch_execute("ROLLBACK").unwrap();
+
+    let (status, body) = app
+        .post("/api/v1/payment/create-order", &order, Some(&token))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, list) = app.get("/api/v1/payment/orders", Some(&token)).await;
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(list["total"], 1, "only the second order exists: {list}");
+}

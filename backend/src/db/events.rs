@@ -10,7 +10,7 @@ use serde_json::json;
 use super::orders::OrderRow;
 use super::schema::{outbox_events, webhook_attempts, webhook_deliveries};
 use super::{Db, DbResult};
-use crate::db_run;
+use crate::{db_run, db_write};
 
 /// Endpoint name used for the Telegram notifier in `webhook_deliveries`.
 pub const TELEGRAM_ENDPOINT: &str = "telegram";
@@ -298,7 +298,7 @@ pub async fn claim_due_deliveries(db: &Db, limit: i64, lease_secs: i64) -> DbRes
     let now = super::now();
     let until = now + chrono::Duration::seconds(lease_secs);
     let rows: Vec<ClaimedId> = match db.backend() {
-        super::Backend::Postgres => db_run!(db, |conn| {
+        super::Backend::Postgres => db_write!(db, |conn| {
             Ok::<_, super::DbError>(
                 diesel::sql_query(
                     "UPDATE webhook_deliveries SET lease_until = $1 WHERE id IN (\
@@ -313,7 +313,7 @@ pub async fn claim_due_deliveries(db: &Db, limit: i64, lease_secs: i64) -> DbRes
                 .await?,
             )
         })?,
-        super::Backend::Sqlite => db_run!(db, |conn| {
+        super::Backend::Sqlite => db_write!(db, |conn| {
             Ok::<_, super::DbError>(
                 diesel::sql_query(
                     "UPDATE webhook_deliveries SET lease_until = ?1 WHERE id IN (\
@@ -350,7 +350,7 @@ pub async fn finish_attempt(db: &Db, attempt: &NewAttempt, result: &AttemptResul
         AttemptResult::Retry(at) => ("pending", *at, None),
         AttemptResult::GiveUp => ("failed", now, None),
     };
-    db_run!(db, |conn| {
+    db_write!(db, |conn| {
         diesel::insert_into(webhook_attempts::table)
             .values(attempt)
             .execute(conn)
@@ -379,7 +379,7 @@ pub async fn finish_attempt(db: &Db, attempt: &NewAttempt, result: &AttemptResul
 /// Queue a delivery again now (operator resend), whatever its state.
 pub async fn requeue(db: &Db, id: i64) -> DbResult<bool> {
     let now = super::now();
-    db_run!(db, |conn| {
+    db_write!(db, |conn| {
         let n = diesel::update(webhook_deliveries::table.filter(webhook_deliveries::id.eq(id)))
             .set((
                 webhook_deliveries::status.eq("pending"),

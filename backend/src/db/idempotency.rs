@@ -6,7 +6,7 @@ use diesel_async::RunQueryDsl;
 
 use super::schema::idempotency_keys;
 use super::{Db, DbResult};
-use crate::db_run;
+use crate::db_write;
 
 #[derive(Clone, Debug, Queryable, Selectable, Insertable)]
 #[diesel(table_name = idempotency_keys)]
@@ -26,7 +26,7 @@ pub struct KeyRow {
 /// that holds it (an expired row is removed and the key taken afresh).
 pub async fn begin(db: &Db, row: &KeyRow) -> DbResult<Option<KeyRow>> {
     for _ in 0..2 {
-        let inserted = db_run!(db, |conn| {
+        let inserted = db_write!(db, |conn| {
             match diesel::insert_into(idempotency_keys::table)
                 .values(row)
                 .execute(conn)
@@ -43,7 +43,7 @@ pub async fn begin(db: &Db, row: &KeyRow) -> DbResult<Option<KeyRow>> {
         if inserted {
             return Ok(None);
         }
-        let existing = db_run!(db, |conn| {
+        let existing = db_write!(db, |conn| {
             Ok::<_, super::DbError>(
                 idempotency_keys::table
                     .find((&row.user_id, &row.route, &row.idem_key))
@@ -57,7 +57,7 @@ pub async fn begin(db: &Db, row: &KeyRow) -> DbResult<Option<KeyRow>> {
             Some(e) if e.expires_at > row.created_at => return Ok(Some(e)),
             Some(_) => {
                 // Expired: forget it and take the key again.
-                db_run!(db, |conn| {
+                db_write!(db, |conn| {
                     diesel::delete(
                         idempotency_keys::table
                             .filter(idempotency_keys::user_id.eq(&row.user_id))
@@ -83,7 +83,7 @@ pub async fn begin(db: &Db, row: &KeyRow) -> DbResult<Option<KeyRow>> {
 
 /// Store the response of the request that owns the key.
 pub async fn finish(db: &Db, row: &KeyRow, status: i32, body: &str) -> DbResult<()> {
-    db_run!(db, |conn| {
+    db_write!(db, |conn| {
         diesel::update(
             idempotency_keys::table
                 .filter(idempotency_keys::user_id.eq(&row.user_id))
@@ -102,7 +102,7 @@ pub async fn finish(db: &Db, row: &KeyRow, status: i32, body: &str) -> DbResult<
 
 /// Release the key (the request failed in a way worth retrying).
 pub async fn abandon(db: &Db, row: &KeyRow) -> DbResult<()> {
-    db_run!(db, |conn| {
+    db_write!(db, |conn| {
         diesel::delete(
             idempotency_keys::table
                 .filter(idempotency_keys::user_id.eq(&row.user_id))
@@ -118,7 +118,7 @@ pub async fn abandon(db: &Db, row: &KeyRow) -> DbResult<()> {
 
 /// Drop expired keys (housekeeping, run by the sweeper).
 pub async fn purge_expired(db: &Db, now: NaiveDateTime) -> DbResult<usize> {
-    db_run!(db, |conn| {
+    db_write!(db, |conn| {
         Ok(
             diesel::delete(idempotency_keys::table.filter(idempotency_keys::expires_at.le(now)))
                 .execute(conn)

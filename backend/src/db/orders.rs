@@ -12,7 +12,7 @@ use super::refunds::RefundRow;
 use super::schema::{orders, payment_records, products, refunds, users};
 use super::{Db, DbError, DbResult};
 use crate::domain::fulfilment::{BalanceOp, Rate, Snapshot, Tier};
-use crate::{apply_balance_op, db_run, write_event};
+use crate::{apply_balance_op, db_run, db_write, write_event};
 use api_types::payment::OrderStatus;
 
 #[derive(Clone, Debug, Queryable, Selectable, Insertable)]
@@ -165,7 +165,7 @@ pub struct PaymentRecordRow {
 /// product's stock is decremented in the same transaction with a conditional update that
 /// never goes below zero; `false` means out of stock and nothing was written.
 pub async fn insert(db: &Db, row: &OrderRow) -> DbResult<bool> {
-    db_run!(db, |conn| {
+    db_write!(db, |conn| {
         conn.transaction::<bool, DbError, _>(async |conn| {
             if row.stock_held > 0 {
                 let n = diesel::update(
@@ -284,7 +284,7 @@ pub async fn set_payment_targets(
     let (qr_code_url, pay_url, h5_url, sdk_params) = targets;
     let now = super::now();
     let guard = db.order_cache().writing(order_no);
-    let out = db_run!(db, |conn| {
+    let out = db_write!(db, |conn| {
         conn.transaction::<Option<PendingEvent>, DbError, _>(async |conn| {
             let n = diesel::update(
                 orders::table
@@ -328,7 +328,7 @@ pub async fn set_payment_targets(
 /// Its stock hold is released in the same transaction.
 pub async fn delete_unopened(db: &Db, order_no: &str) -> DbResult<bool> {
     let guard = db.order_cache().writing(order_no);
-    let out = db_run!(db, |conn| {
+    let out = db_write!(db, |conn| {
         conn.transaction::<bool, DbError, _>(async |conn| {
             // Write first (see `mark_paid`), then release the stock it held.
             diesel::update(orders::table.find(order_no))
@@ -362,7 +362,7 @@ pub async fn cancel(
 ) -> DbResult<Option<PendingEvent>> {
     let now = super::now();
     let guard = db.order_cache().writing(order_no);
-    let out = db_run!(db, |conn| {
+    let out = db_write!(db, |conn| {
         conn.transaction::<Option<PendingEvent>, DbError, _>(async |conn| {
             let n = diesel::update(
                 orders::table
@@ -410,7 +410,7 @@ pub async fn claim_query_slot(
 ) -> DbResult<bool> {
     let now = super::now();
     let threshold = now - min_gap;
-    db_run!(db, |conn| {
+    db_write!(db, |conn| {
         let n = diesel::update(
             orders::table
                 .filter(orders::order_no.eq(order_no))
@@ -447,7 +447,7 @@ pub async fn mark_paid(
     let now = super::now();
     let after_close = from == OrderStatus::Cancelled;
     let guard = db.order_cache().writing(order_no);
-    let out = db_run!(db, |conn| {
+    let out = db_write!(db, |conn| {
         conn.transaction::<Option<Vec<PendingEvent>>, DbError, _>(async |conn| {
             // The write comes first: it takes the row lock (PostgreSQL) or the
             // database write lock (SQLite) before anything is read.
@@ -620,7 +620,7 @@ pub async fn halt_for_mismatch(
 ) -> DbResult<Option<PendingEvent>> {
     let now = super::now();
     let guard = db.order_cache().writing(order_no);
-    let out = db_run!(db, |conn| {
+    let out = db_write!(db, |conn| {
         conn.transaction::<Option<PendingEvent>, DbError, _>(async |conn| {
             let n = diesel::update(
                 orders::table
@@ -671,7 +671,7 @@ pub async fn record_many(db: &Db, recs: &[NewPaymentRecord]) -> DbResult<()> {
             Ok(())
         }
         // diesel-async has no multi-row insert for SQLite: one transaction, a statement each.
-        super::Pools::Sqlite(_) => db_run!(db, |conn| {
+        super::Pools::Sqlite(..) => db_write!(db, |conn| {
             conn.transaction::<(), DbError, _>(async |conn| {
                 for rec in recs {
                     diesel::insert_into(payment_records::table)
@@ -850,7 +850,7 @@ pub async fn claim_for_job(
         limit = p(6),
         lock = if pg { " FOR UPDATE SKIP LOCKED" } else { "" },
     );
-    let rows: Vec<ClaimedOrder> = db_run!(db, |conn| {
+    let rows: Vec<ClaimedOrder> = db_write!(db, |conn| {
         Ok::<_, DbError>(
             diesel::sql_query(sql.as_str())
                 .bind::<Timestamp, _>(until)
@@ -876,7 +876,7 @@ pub async fn release_paid_check(
     retry_in_secs: fn(i32) -> i64,
 ) -> DbResult<()> {
     let now = super::now();
-    db_run!(db, |conn| {
+    db_write!(db, |conn| {
         if failed {
             let failures: i32 = orders::table
                 .find(order_no)
@@ -913,7 +913,7 @@ pub async fn release_paid_check(
 /// before its cancel, so the paid-after-close check still picks it up.
 pub async fn release_job_claim(db: &Db, order_no: &str, queried: bool) -> DbResult<()> {
     let now = super::now();
-    db_run!(db, |conn| {
+    db_write!(db, |conn| {
         if queried {
             diesel::update(
                 orders::table

@@ -11,7 +11,7 @@ use super::orders::OrderRow;
 use super::schema::{orders, refunds};
 use super::{Db, DbError, DbResult};
 use crate::domain::fulfilment::BalanceOp;
-use crate::{apply_balance_op, db_run, write_event};
+use crate::{apply_balance_op, db_run, db_write, write_event};
 use api_types::admin::RefundStatus;
 use api_types::payment::OrderStatus;
 
@@ -49,7 +49,7 @@ pub enum Reserve {
 /// Open a refund row, holding its amount against the order, in one transaction that first
 /// locks the order row (PostgreSQL) or the database (SQLite).
 pub async fn reserve(db: &Db, row: &RefundRow) -> DbResult<Reserve> {
-    db_run!(db, |conn| {
+    db_write!(db, |conn| {
         conn.transaction::<Reserve, DbError, _>(async |conn| {
             // Write first: it takes the order's row lock (PostgreSQL) or the database
             // write lock (SQLite, where a read-then-write transaction could fail with
@@ -113,7 +113,7 @@ pub async fn complete(
 ) -> DbResult<Option<PendingEvent>> {
     let now = super::now();
     let guard = db.order_cache().writing(order_no);
-    let out = db_run!(db, |conn| {
+    let out = db_write!(db, |conn| {
         conn.transaction::<Option<PendingEvent>, DbError, _>(async |conn| {
             let n = diesel::update(
                 refunds::table
@@ -222,7 +222,7 @@ pub async fn complete(
 /// Compare-and-set `processing -> failed`: the amount becomes refundable again.
 pub async fn fail(db: &Db, out_refund_no: &str, failure: &str) -> DbResult<bool> {
     let now = super::now();
-    db_run!(db, |conn| {
+    db_write!(db, |conn| {
         let n = diesel::update(
             refunds::table
                 .filter(refunds::out_refund_no.eq(out_refund_no))
@@ -269,7 +269,7 @@ pub async fn revive_failed(
 ) -> DbResult<Revive> {
     let now = super::now();
     let guard = db.order_cache().writing(order_no);
-    let out = db_run!(db, |conn| {
+    let out = db_write!(db, |conn| {
         conn.transaction::<Revive, DbError, _>(async |conn| {
             // Write first (SQLite: take the write lock before reading).
             diesel::update(refunds::table.find(out_refund_no))
@@ -362,7 +362,7 @@ pub async fn revive_failed(
 pub async fn mark_abnormal(db: &Db, out_refund_no: &str, order_no: &str) -> DbResult<bool> {
     let note = "abnormal at the provider: handle it in the merchant platform";
     let guard = db.order_cache().writing(order_no);
-    let out = db_run!(db, |conn| {
+    let out = db_write!(db, |conn| {
         conn.transaction::<bool, DbError, _>(async |conn| {
             let n = diesel::update(
                 refunds::table
@@ -392,7 +392,7 @@ pub async fn mark_abnormal(db: &Db, out_refund_no: &str, order_no: &str) -> DbRe
 
 /// Remember the provider's refund id while the refund is still processing.
 pub async fn set_provider_id(db: &Db, out_refund_no: &str, id: &str) -> DbResult<()> {
-    db_run!(db, |conn| {
+    db_write!(db, |conn| {
         diesel::update(
             refunds::table
                 .filter(refunds::out_refund_no.eq(out_refund_no))
@@ -438,7 +438,7 @@ pub async fn claim_processing(
 ) -> DbResult<Vec<RefundRow>> {
     let now = super::now();
     let until = now + chrono::Duration::seconds(lease_secs);
-    let candidates: Vec<String> = db_run!(db, |conn| {
+    let candidates: Vec<String> = db_write!(db, |conn| {
         Ok::<_, DbError>(
             refunds::table
                 .filter(refunds::status.eq(RefundStatus::Processing))
@@ -458,7 +458,7 @@ pub async fn claim_processing(
     let mut out = Vec::new();
     for no in candidates {
         // The conditional update is the claim: only one replica's update matches.
-        let won = db_run!(db, |conn| {
+        let won = db_write!(db, |conn| {
             Ok::<_, DbError>(
                 diesel::update(
                     refunds::table

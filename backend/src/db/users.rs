@@ -6,7 +6,7 @@ use diesel_async::RunQueryDsl;
 
 use super::schema::users;
 use super::{Db, DbResult};
-use crate::db_run;
+use crate::{db_run, db_write};
 
 #[derive(Clone, Debug, Queryable, Selectable, Insertable)]
 #[diesel(table_name = users)]
@@ -25,7 +25,7 @@ pub struct UserRow {
 
 /// Insert a user; a taken username surfaces as a unique violation.
 pub async fn insert(db: &Db, row: &UserRow) -> DbResult<()> {
-    db_run!(db, |conn| {
+    db_write!(db, |conn| {
         diesel::insert_into(users::table)
             .values(row)
             .execute(conn)
@@ -59,7 +59,7 @@ pub async fn find_by_id(db: &Db, id: &str) -> DbResult<Option<UserRow>> {
 /// Promote an existing user to admin; returns whether a row changed.
 pub async fn set_role(db: &Db, username: &str, role: &str) -> DbResult<bool> {
     let now = super::now();
-    db_run!(db, |conn| {
+    db_write!(db, |conn| {
         let n = diesel::update(users::table.filter(users::username.eq(username)))
             .set((users::role.eq(role), users::updated_at.eq(now)))
             .execute(conn)

@@ -675,6 +675,125 @@ fn blast(file: &str, base: &str, conns: usize) {
     });
 }
 
+/// `bench streams BASE STREAMS ORDERS SECS`: one buyer creates ORDERS pending orders, then
+/// STREAMS server-sent-event streams are opened over them (raw HTTP/1.1, a connection
+/// each) and held for SECS seconds. Prints `held N` once every stream has its first
+/// `status` frame (the caller measures the server then), then a summary at the end.
+fn streams(base: &str, streams: usize, orders: usize, secs: u64) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let client = reqwest::Client::new();
+        let post = |path: &str, body: serde_json::Value, token: Option<&str>| {
+            let mut req = client.post(format!("{base}{path}")).json(&body);
+            if let Some(t) = token {
+                req = req.bearer_auth(t);
+            }
+            async move {
+                let r = req.send().await.expect("reach the server");
+                let status = r.status().as_u16();
+                (status, r.json::<serde_json::Value>().await.unwrap_or_default())
+            }
+        };
+        let (status, body) = post(
+            "/api/v1/auth/register",
+            json!({"username": "streams", "password": "streams-password", "email": "streams@example.com"}),
+            None,
+        )
+        .await;
+        assert_eq!(status, 201, "{body}");
+        let (status, body) = post(
+            "/api/v1/auth/login",
+            json!({"username": "streams", "password": "streams-password"}),
+            None,
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        let token = body["access_token"].as_str().unwrap().to_string();
+        let mut nos = Vec::new();
+        for _ in 0..orders {
+            let (status, body) = post(
+                "/api/v1/payment/create-order",
+                json!({"product_type": "points", "product_id": 1, "payment_method": "alipay"}),
+                Some(&token),
+            )
+            .await;
+            assert_eq!(status, 200, "{body}");
+            nos.push(body["order_no"].as_str().unwrap().to_string());
+        }
+        let addr = base.trim_start_matches("http://").to_string();
+        let start = Instant::now();
+        let open = std::sync::Arc::new(tokio::sync::Semaphore::new(256));
+        let mut held = Vec::new();
+        for i in 0..streams {
+            let request = format!(
+                "GET /api/v1/payment/orders/{}/events HTTP/1.1\r\nhost: {addr}\r\n\
+                 authorization: Bearer {token}\r\naccept: text/event-stream\r\n\r\n",
+                nos[i % nos.len()]
+            );
+            let (addr, open) = (addr.clone(), open.clone());
+            held.push(tokio::spawn(async move {
+                // A few hundred handshakes at a time (the listen backlog is finite).
+                let permit = open.acquire_owned().await.unwrap();
+                let mut conn = tokio::net::TcpStream::connect(&addr).await.ok()?;
+                conn.write_all(request.as_bytes()).await.ok()?;
+                let mut seen = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !seen.windows(13).any(|w| w == b"event: status") {
+                    let n = conn.read(&mut buf).await.ok()?;
+                    if n == 0 {
+                        return None;
+                    }
+                    seen.extend_from_slice(&buf[..n]);
+                }
+                drop(permit);
+                Some(conn)
+            }));
+        }
+        let mut conns = Vec::new();
+        for h in held {
+            if let Some(c) = h.await.unwrap() {
+                conns.push(c);
+            }
+        }
+        let opened = start.elapsed();
+        println!(
+            "held {} streams (of {streams}, over {orders} pending orders; all open with their first frame in {:.1} s)",
+            conns.len(),
+            opened.as_secs_f64()
+        );
+        use std::io::Write;
+        std::io::stdout().flush().unwrap();
+        // Hold them (reading what the server sends, so nothing backs up).
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+        let mut readers = Vec::new();
+        for mut c in conns {
+            readers.push(tokio::spawn(async move {
+                let mut buf = [0u8; 1024];
+                let mut alive = true;
+                while tokio::time::Instant::now() < deadline {
+                    match tokio::time::timeout_at(deadline, c.read(&mut buf)).await {
+                        Ok(Ok(0)) | Ok(Err(_)) => {
+                            alive = false;
+                            break;
+                        }
+                        _ => {}
+                    }
+                }
+                alive
+            }));
+        }
+        let mut alive = 0;
+        for r in readers {
+            alive += r.await.unwrap() as usize;
+        }
+        println!("{alive} streams still open after {secs} s");
+    });
+}
+
 fn load_overrides() -> Vec<(&'static str, &'static str)> {
     let mut o = vec![];
     if let Ok(n) = std::env::var("BENCH_DB_POOL") {
@@ -694,6 +813,11 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("blast") {
         blast(&args[2], &args[3], args[4].parse().unwrap());
+        return;
+    }
+    if args.get(1).map(String::as_str) == Some("streams") {
+        let n = |i: usize| args[i].parse().unwrap();
+        streams(&args[2], n(3), n(4), n(5) as u64);
         return;
     }
     let orders = std::env::args()
