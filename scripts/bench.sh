@@ -84,7 +84,7 @@ LUA
     echo "|---|---:|"
     echo "| idle after start-up and one registration | ${idle} MiB |"
     echo "| after 10 s of 200 concurrent logins (${rate} answers/s, ${busy:-0} of them 503 \`server_busy\`) | ${after} MiB (peak ${peak} MiB) |"
-    echo "| ${n_streams} event streams open (${held#held }; ${still:-?}) | ${with_streams} MiB |"
+    echo "| event streams: ${held} (${still:-?}) | ${with_streams} MiB |"
     echo
     echo
     echo "web client: ${wasm:-not built}"

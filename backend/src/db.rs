@@ -42,7 +42,7 @@ pub type SqliteWriteConn = SyncConnectionWrapper<SqliteConnection, Inline>;
 /// 25% of the time in context switches, CPU idle while writers queued). Writers of this
 /// process take turns at the one writer connection (first come, first served), so they
 /// never sleep in SQLite's busy handler; only another process holding the database's
-/// write lock can make one wait, for at most [`SQLITE_WRITER_BUSY_MS`].
+/// write lock can make one wait, for at most 0.5 s ([`SQLITE_WRITER_PRAGMAS`]).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Inline;
 
@@ -65,17 +65,19 @@ impl diesel_async::sync_connection_wrapper::SpawnBlocking for Inline {
     }
 }
 
-/// How long the writer waits for another process's write lock before the write fails
-/// (it runs on the thread that asked, so it must not wait long; the caller answers 5xx
-/// and the provider, the job or the client tries again).
-pub const SQLITE_WRITER_BUSY_MS: u32 = 500;
-
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/sqlite");
 const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/postgres");
 
 /// Pragmas applied to every pooled SQLite connection.
-const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; \
+const SQLITE_PRAGMAS: &str = "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
      PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;";
+/// The writer's: a short busy timeout (it waits on the thread that asked, so another
+/// process holding the write lock fails the write after 0.5 s: the caller answers 5xx and
+/// the provider, the job or the client tries again), and no automatic checkpoints (the
+/// commit that crosses the threshold would copy and fsync the WAL on that thread;
+/// [`checkpoint_wal`] does it in the background instead).
+const SQLITE_WRITER_PRAGMAS: &str = "PRAGMA busy_timeout = 500; PRAGMA journal_mode = WAL; \
+     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA wal_autocheckpoint = 0;";
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -168,14 +170,6 @@ pub fn sqlite_path(url: &str) -> &str {
     rest.strip_prefix("//").unwrap_or(rest)
 }
 
-/// The writer's pragmas: the readers' with a short busy timeout ([`SQLITE_WRITER_BUSY_MS`]).
-fn sqlite_writer_pragmas() -> String {
-    SQLITE_PRAGMAS.replace(
-        "busy_timeout = 10000",
-        &format!("busy_timeout = {SQLITE_WRITER_BUSY_MS}"),
-    )
-}
-
 /// A pool manager for SQLite connections at `path` that apply `pragmas` when opened.
 fn sqlite_manager<C>(path: &str, pragmas: &str) -> AsyncDieselConnectionManager<C>
 where
@@ -230,13 +224,15 @@ impl Db {
                     .build(sqlite_manager::<SqliteConn>(&path, SQLITE_PRAGMAS))
                     .await
                     .map_err(|e| DbError::Pool(e.to_string()))?;
+                // Writers queued behind a stuck one give up after 2 s (503), inside a
+                // provider's 5 s deadline for its notification's answer.
                 let write = Pool::builder()
                     .max_size(1)
                     .test_on_check_out(false)
-                    .connection_timeout(Duration::from_secs(10))
+                    .connection_timeout(Duration::from_secs(2))
                     .build(sqlite_manager::<SqliteWriteConn>(
                         &path,
-                        &sqlite_writer_pragmas(),
+                        SQLITE_WRITER_PRAGMAS,
                     ))
                     .await
                     .map_err(|e| DbError::Pool(e.to_string()))?;
@@ -287,6 +283,30 @@ impl Db {
             diesel::sql_query("SELECT 1").execute(conn).await?;
             Ok(())
         })
+    }
+}
+
+/// SQLite: checkpoint the WAL into the database every second, on a reader connection
+/// (tokio's blocking pool), since the writer does not ([`SQLITE_WRITER_PRAGMAS`]).
+/// `PASSIVE` never waits for readers or the writer; what it cannot copy yet, the next
+/// pass does. Returns at once on PostgreSQL.
+pub async fn checkpoint_wal(db: Db) {
+    use diesel_async::SimpleAsyncConnection;
+    if db.backend() != Backend::Sqlite {
+        return;
+    }
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        let pass = async {
+            crate::db_run!(db, |conn| {
+                conn.batch_execute("PRAGMA wal_checkpoint(PASSIVE)").await?;
+                Ok::<(), DbError>(())
+            })
+        };
+        if let Err(e) = pass.await {
+            tracing::warn!(error = %e, "WAL checkpoint failed; trying again in 1 s");
+        }
     }
 }
 

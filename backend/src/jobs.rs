@@ -67,6 +67,7 @@ pub fn spawn(state: web::Data<AppState>) {
     // Serving order-status relies on it, so it runs even without the other jobs.
     tokio::spawn(crate::service::watcher::run(state.clone()));
     tokio::spawn(crate::service::records::run(state.clone()));
+    tokio::spawn(crate::db::checkpoint_wal(state.db.clone()));
     if !s.lifecycle.jobs_enabled {
         tracing::info!("background jobs disabled (JOBS_ENABLED=false)");
         return;

@@ -670,6 +670,45 @@ both_backends!(
     }
 );
 
+// A refund under an Idempotency-Key whose answer was a 5xx (the key is then forgotten, so
+// the client may retry) must not refund twice when retried: without `out_refund_no`, its
+// number comes from the key, and the retry finds the refund the first try reserved.
+both_backends!(
+    a_refund_retried_after_a_5xx_under_the_same_key_refunds_once,
+    &emu(),
+    |app: TestApp| async move {
+        let token = app.signup("idem-refund").await;
+        let admin = app.admin("idem-admin").await;
+        let no = paid_order(&app, &token, "alipay", 1).await;
+        let (_, order) = app
+            .get(
+                &format!("/api/v1/payment/order-status?order_no={no}"),
+                Some(&token),
+            )
+            .await;
+        let part = order["amount_fen"].as_i64().unwrap() / 3;
+        let body = json!({"order_no": no, "amount_fen": part});
+        let (s1, b1, _) =
+            post_with_key(&app, "/api/v1/admin/refunds", "refund-1", &body, &admin).await;
+        assert_eq!(s1, 200, "{b1}");
+        // What a 5xx after the reservation leaves: the refund exists, the key does not.
+        app.sql("DELETE FROM idempotency_keys").await;
+        let (s2, b2, r2) =
+            post_with_key(&app, "/api/v1/admin/refunds", "refund-1", &body, &admin).await;
+        assert_eq!((s2, r2), (200, false), "{b2}");
+        assert_eq!(b2["out_refund_no"], b1["out_refund_no"], "{b2}");
+        let refunds = fenpay::db::refunds::for_order(&app.state.db, &no)
+            .await
+            .unwrap();
+        assert_eq!(refunds.len(), 1, "one refund, not two: {refunds:?}");
+        // Another key is another refund.
+        let (s3, b3, _) =
+            post_with_key(&app, "/api/v1/admin/refunds", "refund-2", &body, &admin).await;
+        assert_eq!(s3, 200, "{b3}");
+        assert_ne!(b3["out_refund_no"], b1["out_refund_no"]);
+    }
+);
+
 // ---- live status (SSE) ------------------------------------------------------------------
 
 both_backends!(

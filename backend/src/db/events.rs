@@ -4,12 +4,12 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Timestamp};
-use diesel_async::RunQueryDsl;
+use diesel_async::{AsyncConnection, RunQueryDsl};
 use serde_json::json;
 
 use super::orders::OrderRow;
 use super::schema::{outbox_events, webhook_attempts, webhook_deliveries};
-use super::{Db, DbResult};
+use super::{Db, DbError, DbResult};
 use crate::{db_run, db_write};
 
 /// Endpoint name used for the Telegram notifier in `webhook_deliveries`.
@@ -350,29 +350,34 @@ pub async fn finish_attempt(db: &Db, attempt: &NewAttempt, result: &AttemptResul
         AttemptResult::Retry(at) => ("pending", *at, None),
         AttemptResult::GiveUp => ("failed", now, None),
     };
+    // One transaction: an attempt logged without its delivery moved on would be
+    // delivered again after the lease.
     db_write!(db, |conn| {
-        diesel::insert_into(webhook_attempts::table)
-            .values(attempt)
+        conn.transaction::<(), DbError, _>(async |conn| {
+            diesel::insert_into(webhook_attempts::table)
+                .values(attempt)
+                .execute(conn)
+                .await?;
+            diesel::update(
+                webhook_deliveries::table
+                    .filter(webhook_deliveries::id.eq(attempt.delivery_id))
+                    .filter(webhook_deliveries::status.eq("pending")),
+            )
+            .set((
+                webhook_deliveries::status.eq(status),
+                webhook_deliveries::attempts.eq(attempt.attempt),
+                webhook_deliveries::next_attempt_at.eq(next),
+                webhook_deliveries::lease_until.eq(None::<NaiveDateTime>),
+                webhook_deliveries::last_status_code.eq(attempt.status_code),
+                webhook_deliveries::last_error.eq(&attempt.error),
+                webhook_deliveries::delivered_at.eq(delivered_at),
+                webhook_deliveries::updated_at.eq(now),
+            ))
             .execute(conn)
             .await?;
-        diesel::update(
-            webhook_deliveries::table
-                .filter(webhook_deliveries::id.eq(attempt.delivery_id))
-                .filter(webhook_deliveries::status.eq("pending")),
-        )
-        .set((
-            webhook_deliveries::status.eq(status),
-            webhook_deliveries::attempts.eq(attempt.attempt),
-            webhook_deliveries::next_attempt_at.eq(next),
-            webhook_deliveries::lease_until.eq(None::<NaiveDateTime>),
-            webhook_deliveries::last_status_code.eq(attempt.status_code),
-            webhook_deliveries::last_error.eq(&attempt.error),
-            webhook_deliveries::delivered_at.eq(delivered_at),
-            webhook_deliveries::updated_at.eq(now),
-        ))
-        .execute(conn)
-        .await?;
-        Ok(())
+            Ok(())
+        })
+        .await
     })
 }
 

@@ -95,6 +95,20 @@ pub fn new_order_no(now: chrono::DateTime<chrono::Utc>) -> String {
     format!("FP{}{}", now.format("%Y%m%d%H%M%S"), digits)
 }
 
+/// The refund number for a refund requested without `out_refund_no` under an
+/// `Idempotency-Key`: `RK` + 30 hex digits of SHA-256(actor, key). A retry of the same
+/// request (after a 5xx, which the key does not store) then finds the refund the first try
+/// reserved instead of opening a second one.
+pub fn refund_no_for_key(actor: &str, key: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::new()
+        .chain_update(actor.as_bytes())
+        .chain_update([0u8])
+        .chain_update(key.as_bytes())
+        .finalize();
+    format!("RK{}", &hex::encode(digest)[..30])
+}
+
 pub fn cancel_reason_str(r: CancelReason) -> &'static str {
     match r {
         CancelReason::User => "user",
@@ -176,6 +190,19 @@ pub fn watch_gap_secs(age_secs: i64) -> i64 {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    #[test]
+    fn refund_numbers_for_keys_are_stable_valid_and_per_actor() {
+        use super::refund_no_for_key;
+        let a = refund_no_for_key("admin-1", "key-1");
+        assert_eq!(a, refund_no_for_key("admin-1", "key-1"));
+        assert_ne!(a, refund_no_for_key("admin-2", "key-1"));
+        assert_ne!(a, refund_no_for_key("admin-1", "key-2"));
+        // No ambiguity between (actor, key) splits.
+        assert_ne!(refund_no_for_key("ab", "c"), refund_no_for_key("a", "bc"));
+        assert_eq!(a.len(), 32);
+        assert!(a.starts_with("RK") && a[2..].bytes().all(|b| b.is_ascii_hexdigit()));
+    }
+
     #[test]
     fn watched_orders_are_checked_less_often_as_they_age() {
         use super::watch_gap_secs;

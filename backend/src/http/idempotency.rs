@@ -19,7 +19,8 @@ pub const HEADER: &str = "idempotency-key";
 /// How long a stored response is replayed.
 pub const TTL_HOURS: i64 = 24;
 
-fn key_of(req: &HttpRequest) -> AppResult<Option<String>> {
+/// The request's `Idempotency-Key`, if any (400 `invalid_idempotency_key` when malformed).
+pub fn key_of(req: &HttpRequest) -> AppResult<Option<String>> {
     let Some(value) = req.headers().get(HEADER) else {
         return Ok(None);
     };

@@ -544,6 +544,12 @@ async fn apply_queried_payment(
             }
             Ok(Some(outcome))
         }
+        Err(e @ (ApplyError::Db(_) | ApplyError::Unconfirmed(_))) => {
+            // Not a verdict on the answer (our database failed, or the provider could
+            // not confirm): nothing to record as a decision; the next check asks again.
+            tracing::warn!(order_no = %order.order_no, error = %e, "a verified payment could not be applied now; the next check tries again");
+            Err(ProviderError::Unavailable(e.to_string()))
+        }
         Err(e) => {
             tracing::error!(order_no = %order.order_no, error = %e, "provider reports a payment we cannot apply");
             record(

@@ -61,10 +61,14 @@ async fn respond(state: &AppState, out_refund_no: &str) -> AppResult<RefundRespo
 
 /// Refund all or part of a paid order. The same `out_refund_no` never refunds twice: asking
 /// again returns the refund as it stands.
+///
+/// Without `out_refund_no`, the number comes from `idempotency_key` when the request has
+/// one (so a retry finds the refund its first try reserved), otherwise it is new.
 pub async fn create_refund(
     state: &AppState,
     actor: &str,
     req: RefundRequest,
+    idempotency_key: Option<&str>,
 ) -> AppResult<RefundResponse> {
     let out_refund_no = match req.out_refund_no {
         Some(no) if !is_valid_refund_no(&no) => {
@@ -74,7 +78,10 @@ pub async fn create_refund(
             ))
         }
         Some(no) => no,
-        None => new_refund_no(),
+        None => match idempotency_key {
+            Some(key) => rules::refund_no_for_key(actor, key),
+            None => new_refund_no(),
+        },
     };
     if let Some(reason) = &req.reason {
         if reason.chars().count() > 80 {

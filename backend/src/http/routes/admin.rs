@@ -110,8 +110,9 @@ pub async fn create_refund(
 ) -> AppResult<HttpResponse> {
     user.require_admin()?;
     let body = body.into_inner();
+    let key = idempotency::key_of(&req)?;
     idempotency::run(&state, &req, &user.user_id, "refunds", &body, || {
-        refunds::create_refund(&state, &user.user_id, body.clone())
+        refunds::create_refund(&state, &user.user_id, body.clone(), key.as_deref())
     })
     .await
 }
