@@ -92,14 +92,23 @@ pub enum DbError {
 }
 
 impl DbError {
-    /// True when the database could not take the statement now (SQLite: another process
-    /// held the write lock past the busy timeout): worth answering 503 and trying later.
-    pub fn is_busy(&self) -> bool {
+    /// True when the database could not take the statement now (no connection in time,
+    /// a connection the server closed, SQLite's write lock held by another process past
+    /// the busy timeout): worth answering 503 and trying later.
+    pub fn is_unavailable(&self) -> bool {
+        use diesel::result::{DatabaseErrorKind, Error};
         match self {
             DbError::Pool(_) => true,
-            DbError::Query(diesel::result::Error::DatabaseError(_, info)) => {
+            DbError::Query(Error::DatabaseError(
+                DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+                _,
+            )) => true,
+            DbError::Query(Error::DatabaseError(_, info)) => {
                 let m = info.message();
-                m.contains("database is locked") || m.contains("database is busy")
+                // SQLite's lock; PostgreSQL's notice to a connection it is closing.
+                m.contains("database is locked")
+                    || m.contains("database is busy")
+                    || m.starts_with("terminating connection")
             }
             _ => false,
         }
@@ -197,8 +206,13 @@ impl Db {
         match Backend::from_url(url) {
             Some(Backend::Postgres) => {
                 let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(url);
+                // No `SELECT 1` before every checkout: it cost a round trip per use (an
+                // authenticated read: 11.9k -> 17.8k req/s without it; create-order +11%).
+                // A connection the server closed is dropped when it comes back to the pool
+                // (`is_closed`); the one request that met it answers 503.
                 let pool = Pool::builder()
                     .max_size(max_size)
+                    .test_on_check_out(false)
                     .connection_timeout(Duration::from_secs(10))
                     .build(manager)
                     .await

@@ -176,7 +176,7 @@ fn describe_rule(e: &validator::ValidationError) -> String {
 
 impl From<crate::db::DbError> for AppError {
     fn from(err: crate::db::DbError) -> Self {
-        if err.is_busy() {
+        if err.is_unavailable() {
             return AppError::Unavailable(err.to_string());
         }
         AppError::Internal(err.into())

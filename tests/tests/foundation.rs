@@ -481,3 +481,40 @@ async fn a_write_locked_out_by_another_process_answers_503_in_time_and_leaves_no
     assert_eq!(status, 200, "{list}");
     assert_eq!(list["total"], 1, "only the second order exists: {list}");
 }
+
+/// PostgreSQL: pooled connections are not pinged before each use, so a connection the
+/// server closed (a restart, a failover, an operator's `pg_terminate_backend`) is found by
+/// the request that uses it. That request answers 503 `service_unavailable` (never 500),
+/// the connection is dropped, and the requests after it are served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_connections_the_server_closed_cost_one_503_each_then_are_replaced() {
+    let Some(app) = TestApp::postgres(&[]).await else {
+        eprintln!("TEST_DATABASE_URL not set: skipped");
+        return;
+    };
+    let token = app.signup("closed").await;
+    let me = || async { app.get("/api/v1/auth/me", Some(&token)).await };
+    // Open several pooled connections.
+    let warm: Vec<_> = (0..8).map(|_| me()).collect();
+    for (status, body) in futures_util::future::join_all(warm).await {
+        assert_eq!(status, 200, "{body}");
+    }
+    app.sql(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    .await;
+    let mut seen = Vec::new();
+    for _ in 0..30 {
+        let (status, body) = me().await;
+        assert!(
+            status == 200 || (status == 503 && body["code"] == "service_unavailable"),
+            "{status} {body}"
+        );
+        seen.push(status);
+    }
+    assert!(
+        seen[seen.len() - 10..].iter().all(|s| *s == 200),
+        "the closed connections were replaced: {seen:?}"
+    );
+}
