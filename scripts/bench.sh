@@ -15,6 +15,8 @@ if [ -z "${TEST_DATABASE_URL:-}" ] && pg_isready -h 127.0.0.1 -p 5432 >/dev/null
 fi
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
+# Before anything is written (BENCHMARKS.md itself would make the tree dirty).
+commit=$(git describe --always --dirty 2>/dev/null || echo '?')
 cargo build --release -q -p fenpay-tests --bin bench
 cargo build --release -q -p fenpay
 # The web client's size (built now, before anything is measured).
@@ -96,7 +98,7 @@ fi
 {
   echo "# fenpay benchmarks"
   echo
-  echo "Written by \`scripts/bench.sh\` on $(date -u +%Y-%m-%d) at commit $(git describe --always --dirty 2>/dev/null || echo '?'),"
+  echo "Written by \`scripts/bench.sh\` on $(date -u +%Y-%m-%d) at commit ${commit},"
   echo "on $(nproc) vCPU ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')),"
   echo "$(free -g | awk '/^Mem:/{print $2}') GiB RAM. Release build; the server, the emulator and the load generator"
   echo "share these cores, so every figure is read against the trivial route measured in the same run."
