@@ -369,6 +369,20 @@ pub async fn migrate(url: &str) -> DbResult<Vec<String>> {
     }
 }
 
+/// Check a connection out of `$pool` (503 when none comes in time) and run `$body` on it.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! db_on {
+    ($pool:expr, |$conn:ident| $body:expr) => {{
+        let mut pooled = $pool
+            .get()
+            .await
+            .map_err(|e| $crate::db::DbError::Pool(e.to_string()))?;
+        let $conn = &mut *pooled;
+        $body
+    }};
+}
+
 /// Run the same diesel-async body against whichever backend the pool holds.
 ///
 /// `conn` is bound to `&mut AsyncPgConnection` or `&mut SyncConnectionWrapper<SqliteConnection>`;
@@ -377,22 +391,8 @@ pub async fn migrate(url: &str) -> DbResult<Vec<String>> {
 macro_rules! db_run {
     ($db:expr, |$conn:ident| $body:expr) => {
         match $db.pools() {
-            $crate::db::Pools::Pg(pool) => {
-                let mut pooled = pool
-                    .get()
-                    .await
-                    .map_err(|e| $crate::db::DbError::Pool(e.to_string()))?;
-                let $conn = &mut *pooled;
-                $body
-            }
-            $crate::db::Pools::Sqlite(pool, _) => {
-                let mut pooled = pool
-                    .get()
-                    .await
-                    .map_err(|e| $crate::db::DbError::Pool(e.to_string()))?;
-                let $conn = &mut *pooled;
-                $body
-            }
+            $crate::db::Pools::Pg(pool) => $crate::db_on!(pool, |$conn| $body),
+            $crate::db::Pools::Sqlite(pool, _) => $crate::db_on!(pool, |$conn| $body),
         }
     };
 }
@@ -405,22 +405,8 @@ macro_rules! db_run {
 macro_rules! db_write {
     ($db:expr, |$conn:ident| $body:expr) => {
         match $db.pools() {
-            $crate::db::Pools::Pg(pool) => {
-                let mut pooled = pool
-                    .get()
-                    .await
-                    .map_err(|e| $crate::db::DbError::Pool(e.to_string()))?;
-                let $conn = &mut *pooled;
-                $body
-            }
-            $crate::db::Pools::Sqlite(_, pool) => {
-                let mut pooled = pool
-                    .get()
-                    .await
-                    .map_err(|e| $crate::db::DbError::Pool(e.to_string()))?;
-                let $conn = &mut *pooled;
-                $body
-            }
+            $crate::db::Pools::Pg(pool) => $crate::db_on!(pool, |$conn| $body),
+            $crate::db::Pools::Sqlite(_, pool) => $crate::db_on!(pool, |$conn| $body),
         }
     };
 }
