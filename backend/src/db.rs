@@ -29,9 +29,82 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use futures_util::FutureExt;
 
-pub type SqliteConn = SyncConnectionWrapper<SqliteConnection>;
+pub type SqliteConn = SyncConnectionWrapper<SqliteConnection, Blocking>;
 /// The SQLite writer: statements run on the calling thread (see [`Inline`]).
 pub type SqliteWriteConn = SyncConnectionWrapper<SqliteConnection, Inline>;
+
+/// Runs a SQLite reader's statement on tokio's blocking pool, like diesel-async's default,
+/// and when the caller goes away first (a client disconnects mid-read), dropping the
+/// statement waits for it to finish, so the connection goes back to the pool unshared.
+/// The default waits with `tokio::task::block_in_place`, which panics on a current-thread
+/// runtime: every actix-web worker is one. A read takes microseconds to milliseconds, so
+/// the wait is short.
+#[derive(Clone, Debug)]
+pub struct Blocking(tokio::runtime::Handle);
+
+impl diesel_async::sync_connection_wrapper::SpawnBlocking for Blocking {
+    fn spawn_blocking<'a, R>(
+        &mut self,
+        task: impl FnOnce() -> R + Send + 'static,
+    ) -> futures_util::future::BoxFuture<
+        'a,
+        Result<R, Box<dyn std::error::Error + Send + Sync + 'static>>,
+    >
+    where
+        R: Send + 'static,
+    {
+        let (done, finished) = std::sync::mpsc::sync_channel::<()>(1);
+        let handle = self.0.spawn_blocking(move || {
+            // `task` owns the connection's handle; it is released when `task` returns.
+            let out = task();
+            let _ = done.send(());
+            out
+        });
+        Box::pin(FinishOnDrop {
+            handle: Some(handle),
+            finished,
+        })
+    }
+
+    fn get_runtime() -> Self {
+        Blocking(tokio::runtime::Handle::current())
+    }
+}
+
+/// A blocking statement's future that, dropped before the statement finished, waits for it.
+struct FinishOnDrop<R> {
+    handle: Option<tokio::task::JoinHandle<R>>,
+    finished: std::sync::mpsc::Receiver<()>,
+}
+
+impl<R> std::future::Future for FinishOnDrop<R> {
+    type Output = Result<R, Box<dyn std::error::Error + Send + Sync + 'static>>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let Some(handle) = self.handle.as_mut() else {
+            return std::task::Poll::Ready(Err("statement polled after it finished".into()));
+        };
+        match std::pin::Pin::new(handle).poll(cx) {
+            std::task::Poll::Ready(out) => {
+                self.handle = None;
+                std::task::Poll::Ready(out.map_err(|e| Box::new(e) as _))
+            }
+            std::task::Poll::Pending => std::task::Poll::Pending,
+        }
+    }
+}
+
+impl<R> Drop for FinishOnDrop<R> {
+    fn drop(&mut self) {
+        if self.handle.take().is_some() {
+            // Returns once the statement has finished (or its thread panicked).
+            let _ = self.finished.recv();
+        }
+    }
+}
 
 /// Runs a SQLite statement where it is called instead of on tokio's blocking pool.
 ///

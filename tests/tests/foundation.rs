@@ -518,3 +518,34 @@ async fn postgres_connections_the_server_closed_cost_one_503_each_then_are_repla
         "the closed connections were replaced: {seen:?}"
     );
 }
+
+/// SQLite: a read whose caller goes away mid-statement (a client that disconnects) must
+/// wait for its statement and give its pooled connection back intact, also on a
+/// current-thread runtime like each actix-web worker's. diesel-async's default waits with
+/// `block_in_place`, which panics there.
+#[tokio::test]
+async fn sqlite_reads_abandoned_midway_give_their_connections_back() {
+    use std::time::Duration;
+    let app = TestApp::sqlite(&[]).await;
+    let db = app.state.db.clone();
+    let mut abandoned = 0;
+    for i in 0..3000u64 {
+        let read = fenpay::db::orders::list_for_user(&db, "nobody", 50, 0);
+        if tokio::time::timeout(Duration::from_micros(i % 80), read)
+            .await
+            .is_err()
+        {
+            abandoned += 1;
+        }
+    }
+    assert!(abandoned > 0, "no read was abandoned midway");
+    // Every connection came back: as many concurrent reads as the pool holds, at once.
+    let reads = (0..10).map(|_| fenpay::db::orders::find(&db, "FP-none"));
+    let all = tokio::time::timeout(
+        Duration::from_secs(5),
+        futures_util::future::join_all(reads),
+    )
+    .await
+    .expect("the pool still serves reads");
+    assert!(all.iter().all(|r| matches!(r, Ok(None))), "{all:?}");
+}
