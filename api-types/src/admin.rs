@@ -124,7 +124,8 @@ pub struct RefundRequest {
     #[serde(default)]
     pub amount_fen: Option<i64>,
     /// Your refund number (6-64 chars of `[0-9A-Za-z_-|*@]`); the same number never
-    /// refunds twice. Generated when omitted.
+    /// refunds twice. Generated when omitted: from the `Idempotency-Key` when the request
+    /// has one (so a retry after a 5xx finds the same refund), otherwise new.
     #[serde(default)]
     pub out_refund_no: Option<String>,
     /// Shown to the buyer by the provider.
