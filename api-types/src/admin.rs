@@ -305,6 +305,21 @@ pub struct StatsResponse {
     pub total_paid_fen: i64,
     pub total_refunded_fen: i64,
     pub total_paid_count: i64,
+    /// Expired orders the sweeper could not close at their provider (now, not per range).
+    pub stuck: StuckOrders,
+}
+
+/// Expired orders still pending because closing them at the provider keeps failing
+/// (a misconfigured or rotated key, a refusal). The sweeper retries each with backoff
+/// (1 min, 2, 4 ... 1 h); anything here for long needs an operator.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct StuckOrders {
+    pub count: i64,
+    /// The earliest expiry among them.
+    pub oldest_expire_at: Option<DateTime<Utc>>,
+    /// The last error of that order's close.
+    pub last_error: Option<String>,
 }
 
 /// Live order status: `GET /api/v1/payment/orders/{order_no}/events` (server-sent events).

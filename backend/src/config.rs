@@ -142,6 +142,13 @@ pub struct LifecycleSettings {
     pub webhook_timeout_secs: u64,
     /// Dispatcher poll period (it also wakes at once on new events).
     pub dispatch_interval_secs: u64,
+    /// Payment records that may go are kept this many days (0: forever); see
+    /// `domain::retention` for which ones stay for good.
+    pub retention_records_days: i64,
+    /// Events whose webhooks all arrived are kept this many days (0: forever).
+    pub retention_events_days: i64,
+    /// How often the retention purge runs.
+    pub retention_interval_secs: u64,
     /// Telegram notifier for new and paid orders (off unless both are set).
     pub telegram_bot_token: Secret,
     pub telegram_chat_id: String,
@@ -407,6 +414,9 @@ impl Settings {
                 webhook_backoff_base_secs: env.parse_or("WEBHOOK_BACKOFF_BASE_SECS", 30)?,
                 webhook_timeout_secs: env.parse_or("WEBHOOK_TIMEOUT_SECS", 10)?,
                 dispatch_interval_secs: env.parse_or("DISPATCH_INTERVAL_SECS", 5)?,
+                retention_records_days: env.parse_or("RETENTION_RECORDS_DAYS", 90)?,
+                retention_events_days: env.parse_or("RETENTION_EVENTS_DAYS", 90)?,
+                retention_interval_secs: env.parse_or("RETENTION_INTERVAL_SECS", 3600)?,
                 telegram_bot_token: Secret::new(env.get("TELEGRAM_BOT_TOKEN").unwrap_or_default()),
                 telegram_chat_id: env.str_or("TELEGRAM_CHAT_ID", ""),
                 telegram_api_base: env
@@ -452,6 +462,18 @@ impl Settings {
         positive("WEBHOOK_RETRY_HOURS", l.webhook_retry_hours)?;
         positive("WEBHOOK_BACKOFF_BASE_SECS", l.webhook_backoff_base_secs)?;
         positive("WEBHOOK_TIMEOUT_SECS", l.webhook_timeout_secs as i64)?;
+        positive("RETENTION_INTERVAL_SECS", l.retention_interval_secs as i64)?;
+        for (var, days) in [
+            ("RETENTION_RECORDS_DAYS", l.retention_records_days),
+            ("RETENTION_EVENTS_DAYS", l.retention_events_days),
+        ] {
+            if !(0..=36_500).contains(&days) {
+                return Err(ConfigError::Invalid {
+                    var,
+                    reason: format!("must be between 0 (keep forever) and 36500 days, got {days}"),
+                });
+            }
+        }
         if !l.webhook_urls.is_empty() && l.webhook_secret.is_empty() {
             return Err(ConfigError::Missing {
                 var: "WEBHOOK_SECRET",

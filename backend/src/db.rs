@@ -11,6 +11,7 @@ pub mod ledger;
 pub mod orders;
 pub mod products;
 pub mod refunds;
+pub mod retention;
 pub mod schema;
 pub mod users;
 

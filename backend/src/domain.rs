@@ -2,3 +2,4 @@
 
 pub mod fulfilment;
 pub mod order;
+pub mod retention;

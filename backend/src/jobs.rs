@@ -5,6 +5,7 @@
 //! same work twice. SQLite mode is a single process.
 
 pub mod dispatcher;
+pub mod retention;
 
 use std::time::Duration;
 
@@ -13,7 +14,7 @@ use api_types::payment::CancelReason;
 use chrono::Duration as ChronoDuration;
 
 use crate::db::orders::{self as order_db, OrderClaim};
-use crate::db::{self, idempotency, refunds as refund_db};
+use crate::db::{self, refunds as refund_db};
 use crate::domain::order as rules;
 use crate::error::AppError;
 use crate::service::orders::{self as order_service, ApplyOutcome};
@@ -94,6 +95,7 @@ pub fn spawn(state: web::Data<AppState>) {
             }
         }
     });
+    tokio::spawn(retention::run(state.clone()));
     tokio::spawn(dispatcher::run(state));
 }
 
@@ -101,9 +103,7 @@ pub fn spawn(state: web::Data<AppState>) {
 /// expired; a provider that reports the order paid makes it paid and fulfilled instead.
 pub async fn sweep_once(state: &AppState) -> SweepReport {
     let mut report = SweepReport::default();
-    if let Err(e) = idempotency::purge_expired(&state.db, db::now()).await {
-        tracing::warn!(error = %e, "could not purge idempotency keys");
-    }
+    let mut seen = std::collections::HashSet::new();
     loop {
         let claimed = match order_db::claim_for_job(
             &state.db,
@@ -119,36 +119,38 @@ pub async fn sweep_once(state: &AppState) -> SweepReport {
                 return report;
             }
         };
-        if claimed.is_empty() {
+        // A claim already taken this pass means the rest of the due orders are ones this
+        // pass handled (a failed close moves on to its backoff): the pass is over.
+        if claimed.is_empty() || claimed.iter().any(|no| !seen.insert(no.clone())) {
             return report;
         }
-        let mut progressed = false;
         for no in claimed {
             let Ok(Some(order)) = order_db::find(&state.db, &no).await else {
                 continue;
             };
             match order_service::close_and_cancel(state, &order, CancelReason::Expired).await {
-                Ok(()) => {
-                    report.cancelled += 1;
-                    progressed = true;
-                }
+                Ok(()) => report.cancelled += 1,
                 Err(AppError::Conflict {
                     code: "order_already_paid",
                     ..
-                }) => {
-                    report.paid += 1;
-                    progressed = true;
-                }
+                }) => report.paid += 1,
                 Err(e) => {
-                    tracing::warn!(order_no = %no, error = %e, "could not close an expired order; retrying next pass");
+                    // Retried after a backoff, so a pass never claims it twice and orders
+                    // that keep failing (one provider misconfigured) never hold up others.
+                    tracing::warn!(order_no = %no, error = %e, "could not close an expired order; retrying later");
                     report.retry += 1;
-                    let _ = order_db::release_job_claim(&state.db, &no, false).await;
+                    let released = order_db::release_failed_close(
+                        &state.db,
+                        &no,
+                        &e.to_string(),
+                        rules::close_retry_backoff_secs,
+                    )
+                    .await;
+                    if let Err(e) = released {
+                        tracing::warn!(order_no = %no, error = %e, "could not release a job claim");
+                    }
                 }
             }
-        }
-        if !progressed {
-            // Everything failed (provider down): wait for the next pass.
-            return report;
         }
     }
 }

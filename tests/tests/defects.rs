@@ -7,7 +7,8 @@
 //!   a verified query confirms it;
 //! - defect 7: a failed paid-after-close check of a cancelled order is retried;
 //! - defect 9: an unsigned WeChat 404 never means "no such trade";
-//! - defect 11: production has no dev routes.
+//! - defect 11: production has no dev routes;
+//! - issue 16, 1: expired orders whose close keeps failing never stall the sweeper.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -611,5 +612,89 @@ both_backends!(
             )
             .await;
         assert_eq!(status, 404);
+    }
+);
+
+// ---- issue 16, 1: a close that keeps failing never stalls the expiry sweeper --------------
+
+both_backends!(
+    failing_closes_never_stall_the_sweeper,
+    &emu(),
+    |app: TestApp| async move {
+        // Every WeChat close gets an unverifiable answer (the proxy); Alipay works.
+        let proxy = lying_proxy(app.emulator()).await;
+        let keys = fenpay_tests::shared_dev_keys_dir();
+        let overrides = [
+            ("EMULATOR_ENABLED", "false"),
+            ("EMULATOR_URL", proxy.as_str()),
+            ("DEV_KEYS_DIR", keys),
+            ("JOBS_ENABLED", "false"),
+        ];
+        let behind = match app.backend {
+            Backend::Sqlite => TestApp::sqlite(&overrides).await,
+            Backend::Postgres => TestApp::postgres(&overrides).await.unwrap(),
+        };
+        let token = behind.signup("i16-sweep").await;
+        // More failing WeChat orders than a sweeper batch (50), all older than the
+        // Alipay order that expired with them.
+        let mut failing = Vec::new();
+        for _ in 0..51 {
+            failing.push(create_ok(&behind, &token, "wechat", 1).await);
+        }
+        let alipay = create_ok(&behind, &token, "alipay", 1).await;
+        behind
+            .sql("UPDATE orders SET expire_at = '2020-01-01 00:00:00'")
+            .await;
+
+        // One pass tries every expired order exactly once: the 51 failures do not hide
+        // the Alipay order, and none of them is claimed twice.
+        let report = fenpay::jobs::sweep_once(&behind.state).await;
+        assert_eq!((report.cancelled, report.retry), (1, 51), "{report:?}");
+        assert_eq!(order(&behind, &alipay).await.status.as_str(), "cancelled");
+        for no in &failing {
+            let row = order(&behind, no).await;
+            assert_eq!(row.status.as_str(), "pending", "{no}");
+        }
+        // They wait for their backoff: the next pass leaves them alone ...
+        let report = fenpay::jobs::sweep_once(&behind.state).await;
+        assert_eq!(report, fenpay::jobs::SweepReport::default());
+        // ... an order that expires meanwhile is still swept at once ...
+        let fresh = create_ok(&behind, &token, "alipay", 1).await;
+        behind
+            .sql(&format!(
+                "UPDATE orders SET expire_at = '2020-01-02 00:00:00' WHERE order_no = '{fresh}'"
+            ))
+            .await;
+        let report = fenpay::jobs::sweep_once(&behind.state).await;
+        assert_eq!((report.cancelled, report.retry), (1, 0), "{report:?}");
+        // ... and operators see them, with the error.
+        let admin = behind.admin("i16-admin").await;
+        let (status, stats) = behind.get("/api/v1/admin/stats", Some(&admin)).await;
+        assert_eq!(status, 200, "{stats}");
+        assert_eq!(stats["stuck"]["count"], 51, "{stats}");
+        assert_eq!(
+            stats["stuck"]["oldest_expire_at"], "2020-01-01T00:00:00Z",
+            "{stats}"
+        );
+        assert!(
+            stats["stuck"]["last_error"]
+                .as_str()
+                .unwrap_or_default()
+                .len()
+                > 3,
+            "{stats}"
+        );
+        // Once due again they are retried, and the failure count grows.
+        behind
+            .sql(
+                "UPDATE orders SET close_retry_at = '2020-01-01 00:00:00' WHERE close_failures > 0",
+            )
+            .await;
+        let report = fenpay::jobs::sweep_once(&behind.state).await;
+        assert_eq!((report.cancelled, report.retry), (0, 51), "{report:?}");
+        let twice = behind
+            .sql("UPDATE orders SET close_failures = close_failures WHERE close_failures = 2")
+            .await;
+        assert_eq!(twice, 51);
     }
 );

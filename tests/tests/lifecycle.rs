@@ -1105,3 +1105,142 @@ both_backends!(
         assert_eq!(order(&app, &no2).await.status.as_str(), "pending");
     }
 );
+
+// ---- retention ------------------------------------------------------------------------------
+
+fn retention_overrides() -> Vec<(&'static str, &'static str)> {
+    let mut o = emu();
+    o.extend([
+        ("JOBS_ENABLED", "false"),
+        // Deliveries are made for each event; nothing listens (the test sets their states).
+        ("WEBHOOK_URLS", "http://127.0.0.1:9/hooks"),
+        ("WEBHOOK_SECRET", TEST_WEBHOOK_SECRET),
+    ]);
+    o
+}
+
+/// Rows matching `filter` in `table` (an UPDATE that changes nothing counts them).
+async fn rows(app: &TestApp, table: &str, column: &str, filter: &str) -> usize {
+    app.sql(&format!(
+        "UPDATE {table} SET {column} = {column} WHERE {filter}"
+    ))
+    .await
+}
+
+both_backends!(
+    retention_purges_what_is_past_its_window_and_keeps_the_audit_trail,
+    &retention_overrides(),
+    |app: TestApp| async move {
+        let token = app.signup("retention").await;
+        let paid = paid_order(&app, &token, "wechat", 1).await;
+        let cancelled = create_ok(&app, &token, "alipay", 1).await;
+        let (status, _) = app
+            .post(
+                "/api/v1/payment/cancel-order",
+                &json!({"order_no": cancelled}),
+                Some(&token),
+            )
+            .await;
+        assert_eq!(status, 200);
+        let insert = |order: &str, kind: &str, decision: &str| {
+            format!(
+                "INSERT INTO payment_records (order_no, provider, kind, headers, body, verified, \
+                 decision, created_at) VALUES ({order}, 'wechat', '{kind}', '', '', true, \
+                 '{decision}', '2020-01-01 00:00:00')"
+            )
+        };
+        let quoted = format!("'{paid}'");
+        app.sql(&insert(&quoted, "query", "ok")).await;
+        app.sql(&insert(&quoted, "query", "Applied")).await;
+        app.sql(&insert("NULL", "notification", "rejected: bad signature"))
+            .await;
+        // Everything so far is two years old; the deliveries of the paid order arrived,
+        // the cancelled order's `order.cancelled` delivery gave up, each with an attempt.
+        app.sql("UPDATE payment_records SET created_at = '2020-01-01 00:00:00'")
+            .await;
+        app.sql("UPDATE outbox_events SET created_at = '2020-01-01 00:00:00'")
+            .await;
+        app.sql("UPDATE webhook_deliveries SET status = 'delivered'")
+            .await;
+        let gave_up = format!(
+            "event_id IN (SELECT id FROM outbox_events WHERE order_no = '{cancelled}' \
+             AND event_type = 'order.cancelled')"
+        );
+        assert_eq!(
+            app.sql(&format!(
+                "UPDATE webhook_deliveries SET status = 'failed' WHERE {gave_up}"
+            ))
+            .await,
+            1
+        );
+        app.sql(
+            "INSERT INTO webhook_attempts (delivery_id, attempt, status_code, duration_ms, \
+             created_at) SELECT id, 1, 200, 5, '2020-01-01 00:00:00' FROM webhook_deliveries",
+        )
+        .await;
+        app.sql(
+            "INSERT INTO idempotency_keys (user_id, route, idem_key, request_hash, created_at, \
+             expires_at) VALUES ('u', 'r', 'k', 'h', '2020-01-01 00:00:00', '2020-01-02 00:00:00')",
+        )
+        .await;
+        // A recent order: inside every window.
+        let recent = create_ok(&app, &token, "wechat", 1).await;
+        let records_before = rows(&app, "payment_records", "id", "1 = 1").await;
+
+        let report = fenpay::jobs::retention::purge_once(&app.state)
+            .await
+            .unwrap();
+
+        // The paid order keeps its audit trail: the prepay call, the applied notification
+        // and the query that found a payment; its query that decided nothing is gone.
+        let kept: Vec<(String, String)> = app
+            .records(&paid)
+            .await
+            .into_iter()
+            .map(|r| (r.kind, r.decision))
+            .collect();
+        assert!(kept.iter().any(|(k, _)| k == "prepay"), "{kept:?}");
+        assert!(
+            kept.iter()
+                .any(|(k, d)| k == "notification" && d == "Applied"),
+            "{kept:?}"
+        );
+        assert!(
+            kept.iter().any(|(k, d)| k == "query" && d == "Applied"),
+            "{kept:?}"
+        );
+        assert!(
+            !kept.iter().any(|(k, d)| k == "query" && d == "ok"),
+            "{kept:?}"
+        );
+        // The never-paid order's records and the orphan are gone; the recent ones stay.
+        assert!(app.records(&cancelled).await.is_empty());
+        assert_eq!(
+            rows(&app, "payment_records", "id", "order_no IS NULL").await,
+            0
+        );
+        assert!(!app.records(&recent).await.is_empty());
+        let records_after = rows(&app, "payment_records", "id", "1 = 1").await;
+        assert_eq!(report.payment_records, records_before - records_after);
+        // Delivered events went with their deliveries and attempts; the one that gave up
+        // stays for an operator to resend, and so does the recent order's.
+        let left_events = |no: String| {
+            let app = &app;
+            async move { rows(app, "outbox_events", "id", &format!("order_no = '{no}'")).await }
+        };
+        assert_eq!(left_events(paid.clone()).await, 0);
+        assert_eq!(left_events(cancelled.clone()).await, 1);
+        assert!(left_events(recent.clone()).await >= 1);
+        assert_eq!(report.events, 3, "{report:?}");
+        assert_eq!(rows(&app, "webhook_deliveries", "id", &gave_up).await, 1);
+        let orphans = "delivery_id NOT IN (SELECT id FROM webhook_deliveries)";
+        assert_eq!(rows(&app, "webhook_attempts", "id", orphans).await, 0);
+        assert_eq!(rows(&app, "webhook_attempts", "id", "1 = 1").await, 1);
+        assert_eq!(report.idempotency_keys, 1);
+        // A second purge finds nothing more.
+        let again = fenpay::jobs::retention::purge_once(&app.state)
+            .await
+            .unwrap();
+        assert_eq!(again, fenpay::jobs::retention::RetentionReport::default());
+    }
+);

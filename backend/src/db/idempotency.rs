@@ -115,14 +115,3 @@ pub async fn abandon(db: &Db, row: &KeyRow) -> DbResult<()> {
         Ok(())
     })
 }
-
-/// Drop expired keys (housekeeping, run by the sweeper).
-pub async fn purge_expired(db: &Db, now: NaiveDateTime) -> DbResult<usize> {
-    db_write!(db, |conn| {
-        Ok(
-            diesel::delete(idempotency_keys::table.filter(idempotency_keys::expires_at.le(now)))
-                .execute(conn)
-                .await?,
-        )
-    })
-}

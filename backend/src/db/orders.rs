@@ -786,7 +786,9 @@ struct ClaimedOrder {
 /// Which orders a job wants.
 #[derive(Clone, Copy, Debug)]
 pub enum OrderClaim {
-    /// Pending orders past `expire_at` (expiry sweeper).
+    /// Pending orders past `expire_at` whose close is due: never tried, or its retry
+    /// time (`close_retry_at`) has come (expiry sweeper). Orders whose close failed fewer
+    /// times come first, so orders that keep failing never hold up the others.
     Expired,
     /// Pending orders created before the given time, not queried since the second
     /// time, with fewer than the given number of reconciler queries (reconciler).
@@ -810,7 +812,8 @@ pub async fn claim_for_job(
     let until = now + chrono::Duration::seconds(lease_secs);
     let (condition, t1, t2, n) = match claim {
         OrderClaim::Expired => (
-            "status = 'pending' AND NOT sync_halted AND expire_at < {NOW}",
+            "status = 'pending' AND NOT sync_halted AND expire_at < {NOW} \
+             AND (close_retry_at IS NULL OR close_retry_at <= {NOW})",
             now,
             now,
             0,
@@ -844,7 +847,11 @@ pub async fn claim_for_job(
     let sql = format!(
         "UPDATE orders SET lease_until = {lease} WHERE order_no IN (SELECT order_no FROM orders \
          WHERE {condition} AND (lease_until IS NULL OR lease_until < {now}) \
-         ORDER BY created_at LIMIT {limit}{lock}) RETURNING order_no",
+         ORDER BY {order} LIMIT {limit}{lock}) RETURNING order_no",
+        order = match claim {
+            OrderClaim::Expired => "close_failures, expire_at, created_at",
+            _ => "created_at",
+        },
         lease = p(1),
         now = p(2),
         limit = p(6),
@@ -864,6 +871,68 @@ pub async fn claim_for_job(
         )
     })?;
     Ok(rows.into_iter().map(|r| r.order_no).collect())
+}
+
+/// The sweeper could not close an expired order: drop the lease, count the failure and
+/// schedule the next try after `retry_in_secs(failures)` (the caller's backoff), keeping
+/// `error` (shortened) for operators. Changes nothing once the order is no longer pending.
+pub async fn release_failed_close(
+    db: &Db,
+    order_no: &str,
+    error: &str,
+    retry_in_secs: fn(i32) -> i64,
+) -> DbResult<()> {
+    let now = super::now();
+    let error: String = error.chars().filter(|c| *c != '\0').take(500).collect();
+    db_write!(db, |conn| {
+        let failures: i32 = orders::table
+            .find(order_no)
+            .select(orders::close_failures)
+            .first(conn)
+            .await?;
+        let failures = failures.saturating_add(1);
+        let next = now + chrono::Duration::seconds(retry_in_secs(failures));
+        diesel::update(
+            orders::table
+                .find(order_no)
+                .filter(orders::status.eq(OrderStatus::Pending)),
+        )
+        .set((
+            orders::close_failures.eq(failures),
+            orders::close_retry_at.eq(Some(next)),
+            orders::close_error.eq(Some(error.as_str())),
+        ))
+        .execute(conn)
+        .await?;
+        diesel::update(orders::table.find(order_no))
+            .set(orders::lease_until.eq(None::<NaiveDateTime>))
+            .execute(conn)
+            .await?;
+        Ok(())
+    })
+}
+
+/// Expired orders still pending because closing them at the provider keeps failing:
+/// how many, the oldest expiry among them, and the last error of the one failing longest.
+pub async fn stuck_expired(db: &Db) -> DbResult<(i64, Option<NaiveDateTime>, Option<String>)> {
+    let pending_expired = || {
+        orders::table
+            .filter(orders::status.eq(OrderStatus::Pending))
+            .filter(orders::close_failures.gt(0))
+    };
+    db_run!(db, |conn| {
+        let count: i64 = pending_expired().count().get_result(conn).await?;
+        let oldest: Option<(NaiveDateTime, Option<String>)> = pending_expired()
+            .order(orders::expire_at.asc())
+            .select((orders::expire_at, orders::close_error))
+            .first(conn)
+            .await
+            .optional()?;
+        Ok::<_, DbError>(match oldest {
+            Some((at, error)) => (count, Some(at), error),
+            None => (count, None, None),
+        })
+    })
 }
 
 /// The paid-after-close check of a cancelled order is over for now: drop the lease and

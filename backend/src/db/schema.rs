@@ -83,6 +83,9 @@ diesel::table! {
         sync_halted -> Bool,
         paid_check_failures -> Integer,
         paid_check_at -> Nullable<Timestamp>,
+        close_failures -> Integer,
+        close_retry_at -> Nullable<Timestamp>,
+        close_error -> Nullable<Text>,
     }
 }
 

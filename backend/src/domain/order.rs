@@ -174,6 +174,13 @@ pub fn paid_check_backoff_secs(failures: i32) -> i64 {
         .min(PAID_CHECK_BACKOFF_MAX_SECS)
 }
 
+/// How long the expiry sweeper waits before trying again to close an expired order whose
+/// close failed `failures` times (1 or more): the same schedule as the paid-after-close
+/// check, 1 min, 2, 4, ... capped at 1 h.
+pub fn close_retry_backoff_secs(failures: i32) -> i64 {
+    paid_check_backoff_secs(failures)
+}
+
 /// How often a pending order someone is watching (polling order-status, or an open event
 /// stream) is checked with the provider, by its age: every 5 s for its first 30 s (most
 /// buyers pay within them, and a lost notification must show within seconds), every 10 s

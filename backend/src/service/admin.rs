@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use api_types::admin::{
     AdminOrder, AdminOrderDetail, AdminOrderQuery, BalanceEntry, DailyTotal, DeliveryStatus,
     EventSummary, LedgerMismatch, LedgerVerifyResponse, PaymentRecord, StatsQuery, StatsResponse,
-    WebhookDelivery,
+    StuckOrders, WebhookDelivery,
 };
 use api_types::payment::PaymentMethod;
 use chrono::{Duration, NaiveDate, NaiveTime, Utc};
@@ -246,7 +246,13 @@ pub async fn stats(state: &AppState, q: &StatsQuery) -> AppResult<StatsResponse>
             net_fen: paid - refunded,
         })
         .collect();
+    let (count, oldest, last_error) = order_db::stuck_expired(&state.db).await?;
     Ok(StatsResponse {
+        stuck: StuckOrders {
+            count,
+            oldest_expire_at: oldest.map(db::utc),
+            last_error,
+        },
         from,
         to,
         total_paid_fen: days.iter().map(|d| d.paid_fen).sum(),

@@ -52,6 +52,26 @@ pub fn StatsView() -> impl IntoView {
                     let empty = s.days.is_empty();
                     let range = format!("{} – {}", s.from, s.to);
                     let net = s.total_paid_fen - s.total_refunded_fen;
+                    let stuck = s.stuck.clone();
+                    let stuck_view = (stuck.count > 0).then(|| {
+                        let count = stuck.count;
+                        let since = stuck
+                            .oldest_expire_at
+                            .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+                            .unwrap_or_default();
+                        let error = stuck.last_error.unwrap_or_default();
+                        view! {
+                            <div class="card stuck-warning" role="alert" data-testid="stats-stuck">
+                                <strong data-testid="stats-stuck-count">{count}</strong>
+                                {move || i18n.t(
+                                    " 个已过期订单无法在支付渠道关闭，正在退避重试。最早过期：",
+                                    " expired orders could not be closed at their provider and are being retried with backoff. Oldest expiry: ",
+                                )}
+                                {since}
+                                <p class="muted">{error}</p>
+                            </div>
+                        }
+                    });
                     let rows = s
                         .days
                         .into_iter()
@@ -74,6 +94,7 @@ pub fn StatsView() -> impl IntoView {
                         })
                         .collect_view();
                     view! {
+                        {stuck_view}
                         <p class="muted" role="status" data-testid="stats-range">{range}</p>
                         <div class="totals" data-testid="stats-totals">
                             <div class="total card">

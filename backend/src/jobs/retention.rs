@@ -1,0 +1,83 @@
+//! The retention purge: removes, in small batches, what is past its window (see
+//! [`crate::domain::retention`]). Every replica may run it; deletes are idempotent.
+
+use std::time::Duration;
+
+use actix_web::web;
+
+use crate::db::retention::{self as retention_db, RecordRule};
+use crate::db::{self, DbResult};
+use crate::domain::retention as rules;
+use crate::startup::AppState;
+
+/// What one purge removed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RetentionReport {
+    pub payment_records: usize,
+    pub events: usize,
+    pub idempotency_keys: usize,
+}
+
+/// Run forever: purge, then wait RETENTION_INTERVAL_SECS.
+pub async fn run(state: web::Data<AppState>) {
+    let every = Duration::from_secs(state.settings.lifecycle.retention_interval_secs);
+    loop {
+        match purge_once(&state).await {
+            Ok(r) if r != RetentionReport::default() => {
+                tracing::info!(report = ?r, "retention purge");
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "retention purge failed; trying again later"),
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
+/// One purge of everything past its window (tests call this directly).
+pub async fn purge_once(state: &AppState) -> DbResult<RetentionReport> {
+    let l = &state.settings.lifecycle;
+    let now = db::now();
+    let mut report = RetentionReport {
+        idempotency_keys: in_batches(|| {
+            retention_db::purge_idempotency_keys(&state.db, now, rules::BATCH)
+        })
+        .await?,
+        ..RetentionReport::default()
+    };
+    if let Some(before) = rules::cutoff(now, l.retention_records_days) {
+        let kept: Vec<&str> = rules::KEPT_STATUSES.iter().map(|s| s.as_str()).collect();
+        let rule = RecordRule {
+            query_kinds: &rules::QUERY_KINDS,
+            evidence_decisions: &rules::EVIDENCE_DECISIONS,
+            kept_statuses: &kept,
+        };
+        report.payment_records = in_batches(|| {
+            retention_db::purge_payment_records(&state.db, before, &rule, rules::BATCH)
+        })
+        .await?;
+    }
+    if let Some(before) = rules::cutoff(now, l.retention_events_days) {
+        report.events =
+            in_batches(|| retention_db::purge_delivered_events(&state.db, before, rules::BATCH))
+                .await?;
+    }
+    Ok(report)
+}
+
+/// Repeat a batch delete until a batch comes back short, pausing between batches so
+/// other writers get the database; returns the rows deleted.
+async fn in_batches<F, Fut>(mut batch: F) -> DbResult<usize>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = DbResult<usize>>,
+{
+    let mut total = 0;
+    loop {
+        let n = batch().await?;
+        total += n;
+        if (n as i64) < rules::BATCH {
+            return Ok(total);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
