@@ -1079,6 +1079,7 @@ impl Sim {
             "paid_at",
             "last_query_at",
             "paid_check_at",
+            "close_retry_at",
         ];
         let mut refund_cols = vec!["created_at", "updated_at", "succeeded_at"];
         if leases {
