@@ -10,7 +10,7 @@ pub mod retention;
 use std::time::Duration;
 
 use actix_web::web;
-use api_types::payment::CancelReason;
+use api_types::payment::{CancelReason, OrderStatus};
 use chrono::Duration as ChronoDuration;
 
 use crate::db::orders::{self as order_db, OrderClaim};
@@ -119,39 +119,72 @@ pub async fn sweep_once(state: &AppState) -> SweepReport {
                 return report;
             }
         };
-        // A claim already taken this pass means the rest of the due orders are ones this
-        // pass handled (a failed close moves on to its backoff): the pass is over.
-        if claimed.is_empty() || claimed.iter().any(|no| !seen.insert(no.clone())) {
+        // An order this pass already tried is due again only when the pass outlasted its
+        // backoff or lease: give it back untouched; the pass ends once nothing new is due.
+        let (fresh, again): (Vec<String>, Vec<String>) =
+            claimed.into_iter().partition(|no| seen.insert(no.clone()));
+        for no in &again {
+            release(state, no).await;
+        }
+        if fresh.is_empty() {
             return report;
         }
-        for no in claimed {
-            let Ok(Some(order)) = order_db::find(&state.db, &no).await else {
-                continue;
-            };
-            match order_service::close_and_cancel(state, &order, CancelReason::Expired).await {
-                Ok(()) => report.cancelled += 1,
-                Err(AppError::Conflict {
-                    code: "order_already_paid",
-                    ..
-                }) => report.paid += 1,
+        for no in fresh {
+            let order = match order_db::find(&state.db, &no).await {
+                Ok(Some(order)) => order,
+                Ok(None) => continue,
                 Err(e) => {
-                    // Retried after a backoff, so a pass never claims it twice and orders
-                    // that keep failing (one provider misconfigured) never hold up others.
-                    tracing::warn!(order_no = %no, error = %e, "could not close an expired order; retrying later");
-                    report.retry += 1;
-                    let released = order_db::release_failed_close(
-                        &state.db,
-                        &no,
-                        &e.to_string(),
-                        rules::close_retry_backoff_secs,
-                    )
-                    .await;
-                    if let Err(e) = released {
-                        tracing::warn!(order_no = %no, error = %e, "could not release a job claim");
+                    tracing::warn!(order_no = %no, error = %e, "sweeper cannot read a claimed order");
+                    release(state, &no).await;
+                    continue;
+                }
+            };
+            let failure =
+                match order_service::close_and_cancel(state, &order, CancelReason::Expired).await {
+                    Ok(()) => {
+                        report.cancelled += 1;
+                        None
                     }
+                    Err(AppError::Conflict {
+                        code: "order_already_paid",
+                        ..
+                    }) => match order_db::find(&state.db, &no).await {
+                        // The provider says paid and the payment is applied.
+                        Ok(Some(o)) if o.status != OrderStatus::Pending => {
+                            report.paid += 1;
+                            None
+                        }
+                        // Paid at the provider, but the query that would apply it failed.
+                        _ => Some(
+                            "paid at the provider; the payment could not be applied yet".into(),
+                        ),
+                    },
+                    Err(e) => Some(e.to_string()),
+                };
+            if let Some(error) = failure {
+                // Retried after a backoff, so orders that keep failing (one provider
+                // misconfigured) never hold up the others.
+                tracing::warn!(order_no = %no, %error, "could not close an expired order; retrying later");
+                report.retry += 1;
+                let released = order_db::release_failed_close(
+                    &state.db,
+                    &no,
+                    &error,
+                    rules::close_retry_backoff_secs,
+                )
+                .await;
+                if let Err(e) = released {
+                    tracing::warn!(order_no = %no, error = %e, "could not release a job claim");
                 }
             }
         }
+    }
+}
+
+/// Give a claimed order back without noting anything.
+async fn release(state: &AppState, order_no: &str) {
+    if let Err(e) = order_db::release_job_claim(&state.db, order_no, false).await {
+        tracing::warn!(order_no = %order_no, error = %e, "could not release a job claim");
     }
 }
 

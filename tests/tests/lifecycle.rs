@@ -1127,10 +1127,30 @@ async fn rows(app: &TestApp, table: &str, column: &str, filter: &str) -> usize {
     .await
 }
 
+const RECORD_KINDS: [&str; 7] = [
+    "prepay",
+    "query",
+    "close",
+    "notification",
+    "refund",
+    "refund_query",
+    "refund_notification",
+];
+const RECORD_DECISIONS: [&str; 6] = [
+    "ok",
+    "Duplicate",
+    "Applied",
+    "PaidAfterCancel",
+    "error: timed out",
+    "rejected: amount differs",
+];
+
 both_backends!(
     retention_purges_what_is_past_its_window_and_keeps_the_audit_trail,
     &retention_overrides(),
     |app: TestApp| async move {
+        use api_types::payment::OrderStatus;
+        use fenpay::domain::retention::{record_may_go, RecordOrder};
         let token = app.signup("retention").await;
         let paid = paid_order(&app, &token, "wechat", 1).await;
         let cancelled = create_ok(&app, &token, "alipay", 1).await;
@@ -1142,20 +1162,61 @@ both_backends!(
             )
             .await;
         assert_eq!(status, 200);
-        let insert = |order: &str, kind: &str, decision: &str| {
-            format!(
+        // Orders in every state a record can meet: refunded, held for review, pending.
+        let refunded = paid_order(&app, &token, "alipay", 1).await;
+        app.sql(&format!(
+            "UPDATE orders SET status = 'refunded', refunded_fen = amount_fen WHERE order_no = '{refunded}'"
+        ))
+        .await;
+        let held = create_ok(&app, &token, "wechat", 1).await;
+        app.sql(&format!(
+            "UPDATE orders SET needs_review = true, review_reason = 'test' WHERE order_no = '{held}'"
+        ))
+        .await;
+        let pending = create_ok(&app, &token, "wechat", 1).await;
+        let known = [
+            (paid.clone(), OrderStatus::Paid, false),
+            (cancelled.clone(), OrderStatus::Cancelled, false),
+            (refunded.clone(), OrderStatus::Refunded, false),
+            (held.clone(), OrderStatus::Pending, true),
+            (pending.clone(), OrderStatus::Pending, false),
+        ];
+        // Every kind x decision x verified, on each of them, on an order we do not have and
+        // on none, two years old (marked `combo`).
+        let mut targets: Vec<(String, RecordOrder)> = known
+            .iter()
+            .map(|(no, status, needs_review)| {
+                let order = RecordOrder::Known {
+                    status: *status,
+                    needs_review: *needs_review,
+                };
+                (format!("'{no}'"), order)
+            })
+            .collect();
+        targets.push(("'FP-no-such-order'".into(), RecordOrder::Unknown));
+        targets.push(("NULL".into(), RecordOrder::Unknown));
+        for (order_no, _) in &targets {
+            let mut values = Vec::new();
+            for kind in RECORD_KINDS {
+                for decision in RECORD_DECISIONS {
+                    for verified in [true, false] {
+                        values.push(format!(
+                            "({order_no}, 'wechat', '{kind}', 'combo', '', {verified}, \
+                             '{decision}', '2020-01-01 00:00:00')"
+                        ));
+                    }
+                }
+            }
+            app.sql(&format!(
                 "INSERT INTO payment_records (order_no, provider, kind, headers, body, verified, \
-                 decision, created_at) VALUES ({order}, 'wechat', '{kind}', '', '', true, \
-                 '{decision}', '2020-01-01 00:00:00')"
-            )
-        };
-        let quoted = format!("'{paid}'");
-        app.sql(&insert(&quoted, "query", "ok")).await;
-        app.sql(&insert(&quoted, "query", "Applied")).await;
-        app.sql(&insert("NULL", "notification", "rejected: bad signature"))
+                 decision, created_at) VALUES {}",
+                values.join(", ")
+            ))
             .await;
-        // Everything so far is two years old; the deliveries of the paid order arrived,
-        // the cancelled order's `order.cancelled` delivery gave up, each with an attempt.
+        }
+        // The flow's own records are two years old too; the deliveries of the paid order
+        // arrived, the cancelled order's `order.cancelled` delivery gave up, each with an
+        // attempt.
         app.sql("UPDATE payment_records SET created_at = '2020-01-01 00:00:00'")
             .await;
         app.sql("UPDATE outbox_events SET created_at = '2020-01-01 00:00:00'")
@@ -1178,6 +1239,14 @@ both_backends!(
              created_at) SELECT id, 1, 200, 5, '2020-01-01 00:00:00' FROM webhook_deliveries",
         )
         .await;
+        let attempts_kept = rows(
+            &app,
+            "webhook_attempts",
+            "id",
+            &format!("delivery_id IN (SELECT id FROM webhook_deliveries WHERE {gave_up})"),
+        )
+        .await;
+        assert_eq!(attempts_kept, 1);
         app.sql(
             "INSERT INTO idempotency_keys (user_id, route, idem_key, request_hash, created_at, \
              expires_at) VALUES ('u', 'r', 'k', 'h', '2020-01-01 00:00:00', '2020-01-02 00:00:00')",
@@ -1191,8 +1260,29 @@ both_backends!(
             .await
             .unwrap();
 
-        // The paid order keeps its audit trail: the prepay call, the applied notification
-        // and the query that found a payment; its query that decided nothing is gone.
+        // The database kept exactly what the rule keeps, combination by combination.
+        for (order_no, order) in &targets {
+            let on = if order_no == "NULL" {
+                "order_no IS NULL".to_string()
+            } else {
+                format!("order_no = {order_no}")
+            };
+            for kind in RECORD_KINDS {
+                for decision in RECORD_DECISIONS {
+                    for verified in [true, false] {
+                        let filter = format!(
+                            "{on} AND headers = 'combo' AND kind = '{kind}' AND decision = \
+                             '{decision}' AND verified = {verified}"
+                        );
+                        let left = rows(&app, "payment_records", "id", &filter).await;
+                        let keep = !record_may_go(kind, decision, verified, *order);
+                        assert_eq!(left, usize::from(keep), "{filter}");
+                    }
+                }
+            }
+        }
+        // The paid order keeps its audit trail: the prepay call and the applied
+        // notification; the never-paid order's records are gone; the recent ones stay.
         let kept: Vec<(String, String)> = app
             .records(&paid)
             .await
@@ -1205,25 +1295,16 @@ both_backends!(
                 .any(|(k, d)| k == "notification" && d == "Applied"),
             "{kept:?}"
         );
-        assert!(
-            kept.iter().any(|(k, d)| k == "query" && d == "Applied"),
-            "{kept:?}"
-        );
-        assert!(
-            !kept.iter().any(|(k, d)| k == "query" && d == "ok"),
-            "{kept:?}"
-        );
-        // The never-paid order's records and the orphan are gone; the recent ones stay.
-        assert!(app.records(&cancelled).await.is_empty());
-        assert_eq!(
-            rows(&app, "payment_records", "id", "order_no IS NULL").await,
-            0
-        );
+        assert!(app
+            .records(&cancelled)
+            .await
+            .iter()
+            .all(|r| r.headers == "combo"));
         assert!(!app.records(&recent).await.is_empty());
         let records_after = rows(&app, "payment_records", "id", "1 = 1").await;
         assert_eq!(report.payment_records, records_before - records_after);
         // Delivered events went with their deliveries and attempts; the one that gave up
-        // stays for an operator to resend, and so does the recent order's.
+        // stays (with its attempt) for an operator to resend, and so do recent ones.
         let left_events = |no: String| {
             let app = &app;
             async move { rows(app, "outbox_events", "id", &format!("order_no = '{no}'")).await }
@@ -1231,11 +1312,12 @@ both_backends!(
         assert_eq!(left_events(paid.clone()).await, 0);
         assert_eq!(left_events(cancelled.clone()).await, 1);
         assert!(left_events(recent.clone()).await >= 1);
-        assert_eq!(report.events, 3, "{report:?}");
         assert_eq!(rows(&app, "webhook_deliveries", "id", &gave_up).await, 1);
-        let orphans = "delivery_id NOT IN (SELECT id FROM webhook_deliveries)";
-        assert_eq!(rows(&app, "webhook_attempts", "id", orphans).await, 0);
-        assert_eq!(rows(&app, "webhook_attempts", "id", "1 = 1").await, 1);
+        assert_eq!(
+            rows(&app, "webhook_attempts", "id", "1 = 1").await,
+            attempts_kept
+        );
+        assert!(report.events >= 3, "{report:?}");
         assert_eq!(report.idempotency_keys, 1);
         // A second purge finds nothing more.
         let again = fenpay::jobs::retention::purge_once(&app.state)

@@ -913,7 +913,7 @@ pub async fn release_failed_close(
 }
 
 /// Expired orders still pending because closing them at the provider keeps failing:
-/// how many, the oldest expiry among them, and the last error of the one failing longest.
+/// how many, the earliest expiry among them, and that order's last error.
 pub async fn stuck_expired(db: &Db) -> DbResult<(i64, Option<NaiveDateTime>, Option<String>)> {
     let pending_expired = || {
         orders::table

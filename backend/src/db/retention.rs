@@ -1,14 +1,15 @@
 //! Purges of rows past their retention window, in small batches. What may be purged is
-//! decided in [`crate::domain::retention`]; these functions delete what they are told.
+//! decided in [`crate::domain::retention`]; the SQL here states the same rule.
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text, Timestamp};
 use diesel_async::{AsyncConnection, RunQueryDsl};
 
-use super::schema::{outbox_events, webhook_attempts, webhook_deliveries};
+use super::schema::{outbox_events, payment_records, webhook_attempts, webhook_deliveries};
 use super::{Db, DbError, DbResult};
-use crate::db_write;
+use crate::domain::retention as rules;
+use crate::{db_run, db_write};
 
 #[derive(QueryableByName)]
 struct EventId {
@@ -16,33 +17,53 @@ struct EventId {
     id: String,
 }
 
-/// `'a', 'b'` for an SQL `IN` list of fixed identifiers (the callers' constants).
-fn sql_list<'a>(items: impl IntoIterator<Item = &'a str>) -> String {
-    items
-        .into_iter()
-        .map(|s| {
-            debug_assert!(s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
-            format!("'{s}'")
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
+/// An SQL string literal of one of the rule's constants (plain words, no quotes).
+fn lit(s: &str) -> String {
+    debug_assert!(!s.contains('\''));
+    format!("'{s}'")
 }
 
-/// What may go of the payment records: the rule's constants.
-pub struct RecordRule<'a> {
-    /// Kinds purged whatever their order became, unless their decision is evidence.
-    pub query_kinds: &'a [&'a str],
-    pub evidence_decisions: &'a [&'a str],
-    /// Orders in these statuses (or held for review) keep their other records.
-    pub kept_statuses: &'a [&'a str],
+/// [`rules::record_may_go`] as an SQL condition on `payment_records r`.
+fn record_may_go_sql() -> String {
+    let failed = lit(&format!("{}%", rules::FAILED_CALL_PREFIX));
+    let rejected = lit(&format!("{}%", rules::REJECTED_PREFIX));
+    let unchanged = rules::QUERY_CHANGED_NOTHING.map(lit).join(", ");
+    let kept = rules::KEPT_STATUSES.map(|s| lit(s.as_str())).join(", ");
+    format!(
+        "((r.kind = {query} AND (r.decision LIKE {failed} OR r.decision IN ({unchanged}))) \
+         OR (r.kind = {refund_query} AND r.decision LIKE {failed}) \
+         OR (NOT r.verified AND NOT EXISTS (SELECT 1 FROM orders o WHERE o.order_no = r.order_no)) \
+         OR (NOT (r.verified AND r.decision LIKE {rejected}) AND EXISTS (SELECT 1 FROM orders o \
+             WHERE o.order_no = r.order_no AND o.status NOT IN ({kept}) AND NOT o.needs_review)))",
+        query = lit(rules::QUERY_KIND),
+        refund_query = lit(rules::REFUND_QUERY_KIND),
+    )
 }
 
-/// Delete up to `limit` payment records created before `before` that `rule` lets go.
+/// The ids of the payment records created before `before`: (lowest, highest).
+pub async fn old_record_ids(db: &Db, before: NaiveDateTime) -> DbResult<Option<(i64, i64)>> {
+    let (low, high): (Option<i64>, Option<i64>) = db_run!(db, |conn| {
+        let old = || payment_records::table.filter(payment_records::created_at.lt(before));
+        let low = old()
+            .select(diesel::dsl::min(payment_records::id))
+            .first(conn)
+            .await?;
+        let high = old()
+            .select(diesel::dsl::max(payment_records::id))
+            .first(conn)
+            .await?;
+        Ok::<_, DbError>((low, high))
+    })?;
+    Ok(low.zip(high))
+}
+
+/// Delete the payment records with `from <= id < to` created before `before` that the
+/// retention rule lets go (one statement over at most `to - from` rows).
 pub async fn purge_payment_records(
     db: &Db,
     before: NaiveDateTime,
-    rule: &RecordRule<'_>,
-    limit: i64,
+    from: i64,
+    to: i64,
 ) -> DbResult<usize> {
     let p = |i: u8| match db.backend() {
         super::Backend::Postgres => format!("${i}"),
@@ -50,22 +71,18 @@ pub async fn purge_payment_records(
     };
     let sql = format!(
         "DELETE FROM payment_records WHERE id IN (SELECT r.id FROM payment_records r \
-         WHERE r.created_at < {before} AND (r.order_no IS NULL \
-         OR (r.kind IN ({queries}) AND r.decision NOT IN ({evidence})) \
-         OR NOT EXISTS (SELECT 1 FROM orders o WHERE o.order_no = r.order_no \
-                        AND (o.status IN ({kept}) OR o.needs_review))) \
-         ORDER BY r.created_at LIMIT {limit})",
+         WHERE r.id >= {from} AND r.id < {to} AND r.created_at < {before} AND {rule})",
         before = p(1),
-        limit = p(2),
-        queries = sql_list(rule.query_kinds.iter().copied()),
-        evidence = sql_list(rule.evidence_decisions.iter().copied()),
-        kept = sql_list(rule.kept_statuses.iter().copied()),
+        from = p(2),
+        to = p(3),
+        rule = record_may_go_sql(),
     );
     db_write!(db, |conn| {
         Ok::<_, DbError>(
             diesel::sql_query(sql.as_str())
                 .bind::<Timestamp, _>(before)
-                .bind::<BigInt, _>(limit)
+                .bind::<BigInt, _>(from)
+                .bind::<BigInt, _>(to)
                 .execute(conn)
                 .await?,
         )

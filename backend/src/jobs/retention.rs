@@ -5,10 +5,13 @@ use std::time::Duration;
 
 use actix_web::web;
 
-use crate::db::retention::{self as retention_db, RecordRule};
+use crate::db::retention as retention_db;
 use crate::db::{self, DbResult};
 use crate::domain::retention as rules;
 use crate::startup::AppState;
+
+/// Between two purge statements, so other writers get the database.
+const PAUSE: Duration = Duration::from_millis(20);
 
 /// What one purge removed.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -45,16 +48,18 @@ pub async fn purge_once(state: &AppState) -> DbResult<RetentionReport> {
         ..RetentionReport::default()
     };
     if let Some(before) = rules::cutoff(now, l.retention_records_days) {
-        let kept: Vec<&str> = rules::KEPT_STATUSES.iter().map(|s| s.as_str()).collect();
-        let rule = RecordRule {
-            query_kinds: &rules::QUERY_KINDS,
-            evidence_decisions: &rules::EVIDENCE_DECISIONS,
-            kept_statuses: &kept,
-        };
-        report.payment_records = in_batches(|| {
-            retention_db::purge_payment_records(&state.db, before, &rule, rules::BATCH)
-        })
-        .await?;
+        // Records that stay for good are never rescanned in one statement: the purge walks
+        // the old ids in steps of BATCH.
+        if let Some((low, high)) = retention_db::old_record_ids(&state.db, before).await? {
+            let mut from = low;
+            while from <= high {
+                let to = from.saturating_add(rules::BATCH);
+                report.payment_records +=
+                    retention_db::purge_payment_records(&state.db, before, from, to).await?;
+                from = to;
+                tokio::time::sleep(PAUSE).await;
+            }
+        }
     }
     if let Some(before) = rules::cutoff(now, l.retention_events_days) {
         report.events =
@@ -78,6 +83,6 @@ where
         if (n as i64) < rules::BATCH {
             return Ok(total);
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(PAUSE).await;
     }
 }
