@@ -61,7 +61,8 @@ pub fn record_may_go(kind: &str, decision: &str, verified: bool, order: RecordOr
             needs_review,
         } => {
             let money_moved = KEPT_STATUSES.contains(&status) || needs_review;
-            !money_moved && !(verified && decision.starts_with(REJECTED_PREFIX))
+            let rejected_answer = verified && decision.starts_with(REJECTED_PREFIX);
+            !(money_moved || rejected_answer)
         }
     }
 }
