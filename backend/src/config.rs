@@ -47,6 +47,45 @@ pub enum AppEnv {
     Production,
 }
 
+/// How a WeChat Pay merchant checks WeChat's signatures: the emulator's merchant
+/// (`EMULATOR_WECHAT_MODE`, else the development key set's `wechat_key_mode` file), and
+/// our own client when it runs on the development keys.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WechatKeyMode {
+    /// Only the WeChat Pay public key (`PUB_KEY_ID_...`), as every merchant registered
+    /// since late 2024: every answer and notification is signed with it, and there are
+    /// no platform certificates (`/v3/certificates` is 404 `RESOURCE_NOT_EXISTS`).
+    #[default]
+    PublicKey,
+    /// Platform certificates (older merchants): answers follow the request's
+    /// `Wechatpay-Serial` (none or the certificate serial: the certificate; the public key
+    /// id, during the switch to public keys: the public key).
+    Certificate,
+}
+
+impl WechatKeyMode {
+    /// The setting's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WechatKeyMode::PublicKey => "public_key",
+            WechatKeyMode::Certificate => "certificate",
+        }
+    }
+}
+
+impl std::str::FromStr for WechatKeyMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "public_key" => Ok(WechatKeyMode::PublicKey),
+            "certificate" => Ok(WechatKeyMode::Certificate),
+            other => Err(format!("expected public_key or certificate, got {other:?}")),
+        }
+    }
+}
+
 /// Why the configuration cannot be used; the message always names the variable.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -121,6 +160,9 @@ pub struct EmulatorSettings {
     /// Use an emulator that already runs at this URL (`fenpay emulator`, or another
     /// replica's) with the development keys in DEV_KEYS_DIR, instead of starting one.
     pub external_url: Option<String>,
+    /// `EMULATOR_WECHAT_MODE`: the emulated merchant's WeChat Pay key mode; unset, the
+    /// development key set decides (new key sets: public key only).
+    pub wechat_mode: Option<WechatKeyMode>,
 }
 
 /// Background jobs and outbound events (the lifecycle engine).
@@ -399,6 +441,14 @@ impl Settings {
                 external_url: env
                     .get("EMULATOR_URL")
                     .map(|u| u.trim_end_matches('/').to_string()),
+                wechat_mode: env
+                    .get("EMULATOR_WECHAT_MODE")
+                    .map(|v| v.parse())
+                    .transpose()
+                    .map_err(|reason| ConfigError::Invalid {
+                        var: "EMULATOR_WECHAT_MODE",
+                        reason,
+                    })?,
             },
             lifecycle: LifecycleSettings {
                 jobs_enabled: env.bool_or("JOBS_ENABLED", true)?,
