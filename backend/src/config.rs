@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 
 use rand::distributions::Alphanumeric;
@@ -46,11 +47,58 @@ pub enum AppEnv {
     Production,
 }
 
+/// How a WeChat Pay merchant checks WeChat's signatures: the emulator's merchant
+/// (`EMULATOR_WECHAT_MODE`, else the development key set's `wechat_key_mode` file), and
+/// our own client when it runs on the development keys.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WechatKeyMode {
+    /// Only the WeChat Pay public key (`PUB_KEY_ID_...`), as every merchant registered
+    /// since late 2024: every answer and notification is signed with it, and there are
+    /// no platform certificates (`/v3/certificates` is 404 `RESOURCE_NOT_EXISTS`).
+    #[default]
+    PublicKey,
+    /// Platform certificates (older merchants): answers follow the request's
+    /// `Wechatpay-Serial` (none or the certificate serial: the certificate; the public key
+    /// id, during the switch to public keys: the public key).
+    Certificate,
+}
+
+impl WechatKeyMode {
+    /// The setting's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WechatKeyMode::PublicKey => "public_key",
+            WechatKeyMode::Certificate => "certificate",
+        }
+    }
+}
+
+impl std::str::FromStr for WechatKeyMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "public_key" => Ok(WechatKeyMode::PublicKey),
+            "certificate" => Ok(WechatKeyMode::Certificate),
+            other => Err(format!("expected public_key or certificate, got {other:?}")),
+        }
+    }
+}
+
 /// Why the configuration cannot be used; the message always names the variable.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("{var}: {reason}")]
     Invalid { var: &'static str, reason: String },
+    /// A number outside its documented range (or not a number at all).
+    #[error("{var} must be between {min} and {max}, got {got}")]
+    OutOfRange {
+        var: &'static str,
+        min: String,
+        max: String,
+        got: String,
+    },
     #[error("{var} is required in production: {hint}")]
     Missing {
         var: &'static str,
@@ -112,6 +160,9 @@ pub struct EmulatorSettings {
     /// Use an emulator that already runs at this URL (`fenpay emulator`, or another
     /// replica's) with the development keys in DEV_KEYS_DIR, instead of starting one.
     pub external_url: Option<String>,
+    /// `EMULATOR_WECHAT_MODE`: the emulated merchant's WeChat Pay key mode; unset, the
+    /// development key set decides (new key sets: public key only).
+    pub wechat_mode: Option<WechatKeyMode>,
 }
 
 /// Background jobs and outbound events (the lifecycle engine).
@@ -205,6 +256,9 @@ pub struct Settings {
     pub emulator: EmulatorSettings,
     pub lifecycle: LifecycleSettings,
 }
+
+/// Most HTTP worker threads (`HTTP_WORKERS`); also caps the default (one per CPU).
+pub const MAX_HTTP_WORKERS: usize = 512;
 
 /// Minimum length of a production JWT secret.
 pub const MIN_SECRET_LEN: usize = 32;
@@ -321,7 +375,7 @@ impl Settings {
                 )
                 .trim_end_matches('/')
                 .to_string(),
-            timeout_secs: env.parse_or("WECHAT_PAY_TIMEOUT_SECS", 10)?,
+            timeout_secs: env.number("WECHAT_PAY_TIMEOUT_SECS", 10, 1..=120)?,
         };
         let alipay = AlipaySettings {
             app_id: env.str_or("ALIPAY_APP_ID", if dev { "2021000000000001" } else { "" }),
@@ -344,25 +398,26 @@ impl Settings {
                     "https://openapi.alipay.com/gateway.do".to_string()
                 },
             ),
-            timeout_secs: env.parse_or("ALIPAY_TIMEOUT_SECS", 10)?,
+            timeout_secs: env.number("ALIPAY_TIMEOUT_SECS", 10, 1..=120)?,
         };
         let settings = Settings {
             app_env,
             bind,
-            http_workers: env.parse_or(
+            http_workers: env.number(
                 "HTTP_WORKERS",
-                std::thread::available_parallelism().map_or(2, |n| n.get()),
+                std::thread::available_parallelism().map_or(2, |n| n.get().min(MAX_HTTP_WORKERS)),
+                1..=MAX_HTTP_WORKERS,
             )?,
             public_base_url,
             database_url: Secret::new(database_url),
-            database_pool_size: env.parse_or("DATABASE_POOL_SIZE", 10)?,
+            database_pool_size: env.number("DATABASE_POOL_SIZE", 10, 1..=512)?,
             dev_keys_dir: env
                 .get("DEV_KEYS_DIR")
                 .map(PathBuf::from)
                 .unwrap_or_else(|| data_dir.join("dev-keys")),
             data_dir,
             jwt_secret: Secret::new(jwt_secret),
-            jwt_ttl_minutes: env.parse_or("JWT_TTL_MINUTES", 60 * 24)?,
+            jwt_ttl_minutes: env.number("JWT_TTL_MINUTES", 60 * 24, 1..=525_600)?,
             cors_origins: env
                 .str_or("CORS_ORIGINS", "")
                 .split(',')
@@ -370,36 +425,44 @@ impl Settings {
                 .filter(|s| !s.is_empty())
                 .map(String::from)
                 .collect(),
-            body_limit_bytes: env.parse_or("BODY_LIMIT_BYTES", 64 * 1024)?,
+            body_limit_bytes: env.number("BODY_LIMIT_BYTES", 64 * 1024, 1024..=16 * 1024 * 1024)?,
             static_dir: PathBuf::from(env.str_or("STATIC_DIR", "./frontend/dist")),
-            login_max_failures: env.parse_or("LOGIN_MAX_FAILURES", 5)?,
-            login_window_secs: env.parse_or("LOGIN_WINDOW_SECS", 900)?,
-            password_hash_threads: env.parse_or("PASSWORD_HASH_THREADS", 2)?,
-            password_hash_queue: env.parse_or("PASSWORD_HASH_QUEUE", 64)?,
-            password_hash_wait_secs: env.parse_or("PASSWORD_HASH_WAIT_SECS", 10)?,
+            login_max_failures: env.number("LOGIN_MAX_FAILURES", 5, 1..=10_000_000)?,
+            login_window_secs: env.number("LOGIN_WINDOW_SECS", 900, 1..=86_400)?,
+            password_hash_threads: env.number("PASSWORD_HASH_THREADS", 2, 1..=64)?,
+            password_hash_queue: env.number("PASSWORD_HASH_QUEUE", 64, 1..=100_000)?,
+            password_hash_wait_secs: env.number("PASSWORD_HASH_WAIT_SECS", 10, 1..=300)?,
             trust_proxy: env.bool_or("TRUST_PROXY", false)?,
-            order_cache_size: env.parse_or("ORDER_CACHE_SIZE", 20_000)?,
-            order_cache_ttl_secs: env.parse_or("ORDER_CACHE_TTL_SECS", 30)?,
-            order_expire_minutes: env.parse_or("ORDER_EXPIRE_MINUTES", 30)?,
-            qr_code_expire_minutes: env.parse_or("QR_CODE_EXPIRE_MINUTES", 15)?,
-            payment_query_retry_max: env.parse_or("PAYMENT_QUERY_RETRY_MAX", 5)?,
-            max_membership_quantity: env.parse_or("MAX_MEMBERSHIP_QUANTITY", 12)?,
+            order_cache_size: env.number("ORDER_CACHE_SIZE", 20_000, 0..=10_000_000)?,
+            order_cache_ttl_secs: env.number("ORDER_CACHE_TTL_SECS", 30, 1..=86_400)?,
+            order_expire_minutes: env.number("ORDER_EXPIRE_MINUTES", 30, 1..=10_080)?,
+            qr_code_expire_minutes: env.number("QR_CODE_EXPIRE_MINUTES", 15, 1..=10_080)?,
+            payment_query_retry_max: env.number("PAYMENT_QUERY_RETRY_MAX", 5, 0..=20)?,
+            max_membership_quantity: env.number("MAX_MEMBERSHIP_QUANTITY", 12, 1..=120)?,
             wechat,
             alipay,
             emulator: EmulatorSettings {
                 enabled: emulator_enabled,
                 bind: emulator_bind,
-                time_scale: env.parse_or("EMULATOR_TIME_SCALE", 1.0)?,
+                time_scale: env.number("EMULATOR_TIME_SCALE", 1.0, 0.001..=1_000_000.0)?,
                 external_url: env
                     .get("EMULATOR_URL")
                     .map(|u| u.trim_end_matches('/').to_string()),
+                wechat_mode: env
+                    .get("EMULATOR_WECHAT_MODE")
+                    .map(|v| v.parse())
+                    .transpose()
+                    .map_err(|reason| ConfigError::Invalid {
+                        var: "EMULATOR_WECHAT_MODE",
+                        reason,
+                    })?,
             },
             lifecycle: LifecycleSettings {
                 jobs_enabled: env.bool_or("JOBS_ENABLED", true)?,
-                sweep_interval_secs: env.parse_or("SWEEP_INTERVAL_SECS", 60)?,
-                reconcile_interval_secs: env.parse_or("RECONCILE_INTERVAL_SECS", 300)?,
-                reconcile_min_age_secs: env.parse_or("RECONCILE_MIN_AGE_SECS", 180)?,
-                watch_checks_per_sec: env.parse_or("ORDER_WATCH_CHECKS_PER_SEC", 50)?,
+                sweep_interval_secs: env.number("SWEEP_INTERVAL_SECS", 60, 1..=86_400)?,
+                reconcile_interval_secs: env.number("RECONCILE_INTERVAL_SECS", 300, 1..=86_400)?,
+                reconcile_min_age_secs: env.number("RECONCILE_MIN_AGE_SECS", 180, 0..=86_400)?,
+                watch_checks_per_sec: env.number("ORDER_WATCH_CHECKS_PER_SEC", 50, 1..=10_000)?,
                 auto_refund_paid_after_close: env.bool_or("AUTO_REFUND_PAID_AFTER_CLOSE", false)?,
                 refund_clawback: env.bool_or("REFUND_CLAWBACK", true)?,
                 webhook_urls: env
@@ -410,13 +473,21 @@ impl Settings {
                     .map(String::from)
                     .collect(),
                 webhook_secret: Secret::new(env.get("WEBHOOK_SECRET").unwrap_or_default()),
-                webhook_retry_hours: env.parse_or("WEBHOOK_RETRY_HOURS", 24)?,
-                webhook_backoff_base_secs: env.parse_or("WEBHOOK_BACKOFF_BASE_SECS", 30)?,
-                webhook_timeout_secs: env.parse_or("WEBHOOK_TIMEOUT_SECS", 10)?,
-                dispatch_interval_secs: env.parse_or("DISPATCH_INTERVAL_SECS", 5)?,
-                retention_records_days: env.parse_or("RETENTION_RECORDS_DAYS", 90)?,
-                retention_events_days: env.parse_or("RETENTION_EVENTS_DAYS", 90)?,
-                retention_interval_secs: env.parse_or("RETENTION_INTERVAL_SECS", 3600)?,
+                webhook_retry_hours: env.number("WEBHOOK_RETRY_HOURS", 24, 1..=720)?,
+                webhook_backoff_base_secs: env.number(
+                    "WEBHOOK_BACKOFF_BASE_SECS",
+                    30,
+                    1..=21_600,
+                )?,
+                webhook_timeout_secs: env.number("WEBHOOK_TIMEOUT_SECS", 10, 1..=120)?,
+                dispatch_interval_secs: env.number("DISPATCH_INTERVAL_SECS", 5, 1..=3_600)?,
+                retention_records_days: env.number("RETENTION_RECORDS_DAYS", 90, 0..=36_500)?,
+                retention_events_days: env.number("RETENTION_EVENTS_DAYS", 90, 0..=36_500)?,
+                retention_interval_secs: env.number(
+                    "RETENTION_INTERVAL_SECS",
+                    3_600,
+                    60..=86_400,
+                )?,
                 telegram_bot_token: Secret::new(env.get("TELEGRAM_BOT_TOKEN").unwrap_or_default()),
                 telegram_chat_id: env.str_or("TELEGRAM_CHAT_ID", ""),
                 telegram_api_base: env
@@ -426,54 +497,12 @@ impl Settings {
             },
         };
         settings.check()?;
+        check_callback_urls(&env, &settings)?;
         Ok(settings)
     }
 
     fn check(&self) -> Result<(), ConfigError> {
-        let positive = |var: &'static str, value: i64| {
-            if value > 0 {
-                Ok(())
-            } else {
-                Err(ConfigError::Invalid {
-                    var,
-                    reason: "must be a positive number".into(),
-                })
-            }
-        };
-        positive("ORDER_EXPIRE_MINUTES", self.order_expire_minutes)?;
-        positive("MAX_MEMBERSHIP_QUANTITY", self.max_membership_quantity)?;
-        positive("QR_CODE_EXPIRE_MINUTES", self.qr_code_expire_minutes)?;
-        positive("JWT_TTL_MINUTES", self.jwt_ttl_minutes)?;
-        positive("PASSWORD_HASH_THREADS", self.password_hash_threads as i64)?;
-        positive("PASSWORD_HASH_QUEUE", self.password_hash_queue as i64)?;
-        positive("ORDER_CACHE_TTL_SECS", self.order_cache_ttl_secs as i64)?;
-        positive(
-            "PASSWORD_HASH_WAIT_SECS",
-            self.password_hash_wait_secs as i64,
-        )?;
         let l = &self.lifecycle;
-        positive("SWEEP_INTERVAL_SECS", l.sweep_interval_secs as i64)?;
-        positive("RECONCILE_INTERVAL_SECS", l.reconcile_interval_secs as i64)?;
-        positive(
-            "ORDER_WATCH_CHECKS_PER_SEC",
-            i64::from(l.watch_checks_per_sec),
-        )?;
-        positive("DISPATCH_INTERVAL_SECS", l.dispatch_interval_secs as i64)?;
-        positive("WEBHOOK_RETRY_HOURS", l.webhook_retry_hours)?;
-        positive("WEBHOOK_BACKOFF_BASE_SECS", l.webhook_backoff_base_secs)?;
-        positive("WEBHOOK_TIMEOUT_SECS", l.webhook_timeout_secs as i64)?;
-        positive("RETENTION_INTERVAL_SECS", l.retention_interval_secs as i64)?;
-        for (var, days) in [
-            ("RETENTION_RECORDS_DAYS", l.retention_records_days),
-            ("RETENTION_EVENTS_DAYS", l.retention_events_days),
-        ] {
-            if !(0..=36_500).contains(&days) {
-                return Err(ConfigError::Invalid {
-                    var,
-                    reason: format!("must be between 0 (keep forever) and 36500 days, got {days}"),
-                });
-            }
-        }
         if !l.webhook_urls.is_empty() && l.webhook_secret.is_empty() {
             return Err(ConfigError::Missing {
                 var: "WEBHOOK_SECRET",
@@ -492,12 +521,6 @@ impl Settings {
             return Err(ConfigError::Invalid {
                 var: "QR_CODE_EXPIRE_MINUTES",
                 reason: "must not exceed ORDER_EXPIRE_MINUTES".into(),
-            });
-        }
-        if self.emulator.time_scale <= 0.0 {
-            return Err(ConfigError::Invalid {
-                var: "EMULATOR_TIME_SCALE",
-                reason: "must be greater than zero".into(),
             });
         }
         if !(self.database_url.expose().starts_with("sqlite:")
@@ -535,6 +558,127 @@ impl Settings {
 
     pub fn is_development(&self) -> bool {
         self.app_env == AppEnv::Development
+    }
+}
+
+/// The URLs the providers call back (notifications) or send buyers to (return URL).
+/// Notify URLs never carry a query string (WeChat Pay answers such a prepay with 400
+/// `PARAM_ERROR`); in production every URL of a configured provider must be public https,
+/// so `PUBLIC_BASE_URL` unset (`http://$BIND_ADDR`) refuses to start. The message blames
+/// the variable the URL came from: its own, or `PUBLIC_BASE_URL` it was derived from.
+fn check_callback_urls(env: &Env, s: &Settings) -> Result<(), ConfigError> {
+    let production = !s.is_development();
+    // Development always runs both providers (the emulator's keys); production only
+    // those given a merchant key.
+    let wechat = !production
+        || env.get("WECHAT_PAY_PRIVATE_KEY_PATH").is_some()
+        || env.get("WECHAT_PAY_PRIVATE_KEY").is_some();
+    let alipay = !production || env.get("ALIPAY_PRIVATE_KEY").is_some();
+    let mut urls: Vec<(&'static str, &str, bool)> = Vec::new();
+    if production && env.get("PUBLIC_BASE_URL").is_some() {
+        urls.push(("PUBLIC_BASE_URL", &s.public_base_url, true));
+    }
+    if wechat {
+        urls.push(("WECHAT_PAY_NOTIFY_URL", &s.wechat.notify_url, true));
+        urls.push((
+            "WECHAT_PAY_REFUND_NOTIFY_URL",
+            &s.wechat.refund_notify_url,
+            true,
+        ));
+    }
+    if alipay {
+        urls.push(("ALIPAY_NOTIFY_URL", &s.alipay.notify_url, true));
+        urls.push(("ALIPAY_RETURN_URL", &s.alipay.return_url, false));
+    }
+    for (var, url, notify) in urls {
+        let Some(problem) = callback_url_problem(url, notify, production) else {
+            continue;
+        };
+        if env.get(var).is_some() {
+            return Err(ConfigError::Invalid {
+                var,
+                reason: format!("{url} {problem}"),
+            });
+        }
+        let base = if env.get("PUBLIC_BASE_URL").is_some() {
+            format!("{var} is derived from it as {url}, which {problem}")
+        } else {
+            format!(
+                "unset, so {var} defaults to {url}, which {problem}; set PUBLIC_BASE_URL=https://<your public host> (or {var})"
+            )
+        };
+        return Err(ConfigError::Invalid {
+            var: "PUBLIC_BASE_URL",
+            reason: base,
+        });
+    }
+    Ok(())
+}
+
+/// Why `url` cannot be given to a provider, if it cannot: not http(s), a query string or
+/// fragment on a notify URL, and in production plain http or a host the provider could
+/// never reach (see [`is_public_host`]).
+pub fn callback_url_problem(url: &str, notify: bool, production: bool) -> Option<String> {
+    let Ok(parsed) = reqwest::Url::parse(url) else {
+        return Some("is not a URL".into());
+    };
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
+        return Some("is not an http(s) URL with a host".into());
+    }
+    if notify && (parsed.query().is_some() || parsed.fragment().is_some()) {
+        return Some(
+            "carries a query string or fragment: notify URLs cannot (WeChat Pay refuses them)"
+                .into(),
+        );
+    }
+    if production {
+        if parsed.scheme() != "https" {
+            return Some("is not https (required in production)".into());
+        }
+        if !parsed.host_str().is_some_and(is_public_host) {
+            return Some(
+                "does not name a public host (localhost, loopback, private or link-local): the providers cannot reach it".into(),
+            );
+        }
+    }
+    None
+}
+
+/// A host the internet can reach: not localhost, a single-label or reserved local name,
+/// nor a loopback, private, link-local, shared (CGNAT) or unspecified address.
+pub fn is_public_host(host: &str) -> bool {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    fn public_v4(ip: Ipv4Addr) -> bool {
+        let [a, b, ..] = ip.octets();
+        !(ip.is_loopback()
+            || ip.is_private()
+            || ip.is_link_local()
+            || ip.is_unspecified()
+            || ip.is_broadcast()
+            || (a == 100 && (64..128).contains(&b)))
+    }
+    fn public_v6(ip: Ipv6Addr) -> bool {
+        if let Some(v4) = ip.to_ipv4_mapped() {
+            return public_v4(v4);
+        }
+        let first = ip.segments()[0];
+        !(ip.is_loopback()
+            || ip.is_unspecified()
+            || (first & 0xfe00) == 0xfc00
+            || (first & 0xffc0) == 0xfe80)
+    }
+    // URLs write IPv6 hosts in brackets.
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    match bare.parse::<IpAddr>() {
+        Ok(IpAddr::V4(ip)) => public_v4(ip),
+        Ok(IpAddr::V6(ip)) => public_v6(ip),
+        Err(_) => {
+            let name = bare.trim_end_matches('.').to_ascii_lowercase();
+            name.contains('.')
+                && !["localhost", "local", "internal"]
+                    .iter()
+                    .any(|tld| name.rsplit('.').next() == Some(tld))
+        }
     }
 }
 
@@ -587,21 +731,33 @@ impl Env<'_> {
         self.get(var).unwrap_or_else(|| default.to_string())
     }
 
-    fn parse_or<T: std::str::FromStr>(
+    /// A number within `range` (its default when unset). Anything else, a value that
+    /// does not parse included, is refused with one message shape:
+    /// `DATABASE_POOL_SIZE must be between 1 and 512, got 0`.
+    fn number<T>(
         &self,
         var: &'static str,
         default: T,
+        range: RangeInclusive<T>,
     ) -> Result<T, ConfigError>
     where
-        T::Err: fmt::Display,
+        T: std::str::FromStr + PartialOrd + fmt::Display,
     {
-        match self.get(var) {
-            None => Ok(default),
-            Some(raw) => raw.parse().map_err(|e: T::Err| ConfigError::Invalid {
-                var,
-                reason: format!("cannot parse {raw:?}: {e}"),
-            }),
-        }
+        let value = match self.get(var) {
+            None => default,
+            Some(raw) => match raw.parse::<T>() {
+                Ok(v) if range.contains(&v) => v,
+                _ => {
+                    return Err(ConfigError::OutOfRange {
+                        var,
+                        min: range.start().to_string(),
+                        max: range.end().to_string(),
+                        got: raw,
+                    })
+                }
+            },
+        };
+        Ok(value)
     }
 
     fn bool_or(&self, var: &'static str, default: bool) -> Result<bool, ConfigError> {
@@ -730,6 +886,247 @@ mod tests {
         ]);
         let err = Settings::from_map(&vars).unwrap_err().to_string();
         assert!(err.starts_with("ORDER_EXPIRE_MINUTES"), "{err}");
+    }
+
+    fn dev_with(dir: &tempfile::TempDir, pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let mut vars = map(pairs);
+        vars.insert("DATA_DIR".into(), dir.path().display().to_string());
+        Settings::from_map(&vars)
+    }
+
+    /// Every numeric setting: a value just outside its range, and its two ends.
+    const NUMERIC: &[(&str, &str, &str, &str)] = &[
+        ("HTTP_WORKERS", "0", "1", "512"),
+        ("DATABASE_POOL_SIZE", "0", "1", "512"),
+        ("JWT_TTL_MINUTES", "0", "1", "525600"),
+        ("BODY_LIMIT_BYTES", "1023", "1024", "16777216"),
+        ("LOGIN_MAX_FAILURES", "0", "1", "10000000"),
+        ("LOGIN_WINDOW_SECS", "0", "1", "86400"),
+        ("PASSWORD_HASH_THREADS", "0", "1", "64"),
+        ("PASSWORD_HASH_QUEUE", "0", "1", "100000"),
+        ("PASSWORD_HASH_WAIT_SECS", "0", "1", "300"),
+        ("ORDER_CACHE_SIZE", "-1", "0", "10000000"),
+        ("ORDER_CACHE_TTL_SECS", "0", "1", "86400"),
+        ("ORDER_EXPIRE_MINUTES", "0", "1", "10080"),
+        ("QR_CODE_EXPIRE_MINUTES", "0", "1", "10080"),
+        ("PAYMENT_QUERY_RETRY_MAX", "-1", "0", "20"),
+        ("MAX_MEMBERSHIP_QUANTITY", "0", "1", "120"),
+        ("WECHAT_PAY_TIMEOUT_SECS", "0", "1", "120"),
+        ("ALIPAY_TIMEOUT_SECS", "0", "1", "120"),
+        ("EMULATOR_TIME_SCALE", "0", "0.001", "1000000"),
+        ("SWEEP_INTERVAL_SECS", "0", "1", "86400"),
+        ("RECONCILE_INTERVAL_SECS", "0", "1", "86400"),
+        ("RECONCILE_MIN_AGE_SECS", "-1", "0", "86400"),
+        ("ORDER_WATCH_CHECKS_PER_SEC", "0", "1", "10000"),
+        ("WEBHOOK_RETRY_HOURS", "0", "1", "720"),
+        ("WEBHOOK_BACKOFF_BASE_SECS", "0", "1", "21600"),
+        ("WEBHOOK_TIMEOUT_SECS", "0", "1", "120"),
+        ("DISPATCH_INTERVAL_SECS", "0", "1", "3600"),
+        ("RETENTION_RECORDS_DAYS", "-1", "0", "36500"),
+        ("RETENTION_EVENTS_DAYS", "36501", "0", "36500"),
+        ("RETENTION_INTERVAL_SECS", "59", "60", "86400"),
+    ];
+
+    #[test]
+    fn every_number_has_a_range_named_in_the_error() {
+        let dir = tempfile::tempdir().unwrap();
+        for (var, bad, min, max) in NUMERIC {
+            let err = dev_with(&dir, &[(var, bad)]).unwrap_err().to_string();
+            assert_eq!(
+                err,
+                format!("{var} must be between {min} and {max}, got {bad}"),
+                "{var}"
+            );
+            for ok in [min, max] {
+                // The QR code may not outlive its order: move both together.
+                let both = [
+                    ("ORDER_EXPIRE_MINUTES", *ok),
+                    ("QR_CODE_EXPIRE_MINUTES", *ok),
+                ];
+                let vars: &[(&str, &str)] = if var.ends_with("EXPIRE_MINUTES") {
+                    &both
+                } else {
+                    &[(var, ok)]
+                };
+                assert!(dev_with(&dir, vars).is_ok(), "{var}={ok}");
+            }
+        }
+    }
+
+    #[test]
+    fn numbers_that_do_not_parse_or_overflow_get_the_same_message() {
+        let dir = tempfile::tempdir().unwrap();
+        for (var, raw, want) in [
+            (
+                "DATABASE_POOL_SIZE",
+                "513",
+                "DATABASE_POOL_SIZE must be between 1 and 512, got 513",
+            ),
+            (
+                "HTTP_WORKERS",
+                "513",
+                "HTTP_WORKERS must be between 1 and 512, got 513",
+            ),
+            (
+                "HTTP_WORKERS",
+                "-2",
+                "HTTP_WORKERS must be between 1 and 512, got -2",
+            ),
+            (
+                "SWEEP_INTERVAL_SECS",
+                "1m",
+                "SWEEP_INTERVAL_SECS must be between 1 and 86400, got 1m",
+            ),
+            (
+                "EMULATOR_TIME_SCALE",
+                "NaN",
+                "EMULATOR_TIME_SCALE must be between 0.001 and 1000000, got NaN",
+            ),
+            (
+                "EMULATOR_TIME_SCALE",
+                "-1",
+                "EMULATOR_TIME_SCALE must be between 0.001 and 1000000, got -1",
+            ),
+            (
+                "WEBHOOK_RETRY_HOURS",
+                "99999999999999999999",
+                "WEBHOOK_RETRY_HOURS must be between 1 and 720, got 99999999999999999999",
+            ),
+        ] {
+            assert_eq!(dev_with(&dir, &[(var, raw)]).unwrap_err().to_string(), want);
+        }
+        // Unset or empty: the default, within range.
+        let s = dev_with(&dir, &[("DATABASE_POOL_SIZE", ""), ("HTTP_WORKERS", " ")]).unwrap();
+        assert_eq!(s.database_pool_size, 10);
+        assert!((1..=MAX_HTTP_WORKERS).contains(&s.http_workers));
+    }
+
+    const PROD: [(&str, &str); 3] = [
+        ("APP_ENV", "production"),
+        ("DATABASE_URL", "postgres://localhost/fenpay"),
+        (
+            "JWT_SECRET",
+            "f3a9c2e17b5d4a8e9c0b1d2e3f4a5b6c7d8e9f0a1b2c3d4e",
+        ),
+    ];
+
+    fn prod(extra: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let mut vars = PROD.to_vec();
+        vars.extend_from_slice(extra);
+        Settings::from_map(&map(&vars))
+    }
+
+    #[test]
+    fn production_needs_a_public_https_base_url_for_its_providers() {
+        let wechat = (
+            "WECHAT_PAY_PRIVATE_KEY_PATH",
+            "/etc/fenpay/apiclient_key.pem",
+        );
+        // Unset: the notify URL would be http://127.0.0.1:8080/..., which WeChat never reaches.
+        let err = prod(&[wechat]).unwrap_err().to_string();
+        assert!(err.starts_with("PUBLIC_BASE_URL: unset"), "{err}");
+        assert!(
+            err.contains("http://127.0.0.1:8080/api/v1/payment/wechat/callback"),
+            "{err}"
+        );
+        for (base, why) in [
+            ("http://pay.example.com", "not https"),
+            ("https://127.0.0.1", "public host"),
+            ("https://localhost:8443", "public host"),
+            ("https://api.localhost", "public host"),
+            ("https://fenpay", "public host"),
+            ("https://10.1.2.3", "public host"),
+            ("https://172.20.0.5", "public host"),
+            ("https://192.168.1.10", "public host"),
+            ("https://169.254.169.254", "public host"),
+            ("https://100.64.0.1", "public host"),
+            ("https://0.0.0.0", "public host"),
+            ("https://[::1]", "public host"),
+            ("https://[fe80::1]", "public host"),
+            ("https://[fd00::1]", "public host"),
+            ("https://[::ffff:192.168.0.1]", "public host"),
+            ("https://pay.example.com/?shop=1", "query string"),
+            ("https://pay.example.com/#x", "query string"),
+            ("ftp://pay.example.com", "http(s)"),
+        ] {
+            let err = prod(&[wechat, ("PUBLIC_BASE_URL", base)])
+                .unwrap_err()
+                .to_string();
+            assert!(err.starts_with("PUBLIC_BASE_URL: "), "{base}: {err}");
+            assert!(err.contains(why), "{base}: {err}");
+        }
+        for base in [
+            "https://pay.example.com",
+            "https://pay.example.com/shop/",
+            "https://203.0.113.9:8443",
+            "https://[2001:db8::1]",
+        ] {
+            let s = prod(&[wechat, ("PUBLIC_BASE_URL", base)]).unwrap();
+            assert!(
+                s.wechat.notify_url.starts_with(base.trim_end_matches('/')),
+                "{base}"
+            );
+        }
+        // No provider configured: nothing is handed out, nothing to check.
+        assert!(prod(&[]).is_ok());
+    }
+
+    #[test]
+    fn explicit_notify_urls_stand_in_for_the_base_url_and_are_named() {
+        let alipay = ("ALIPAY_PRIVATE_KEY", "MIIB...");
+        let explicit = [
+            alipay,
+            ("ALIPAY_NOTIFY_URL", "https://pay.example.com/alipay/notify"),
+            (
+                "ALIPAY_RETURN_URL",
+                "https://shop.example.com/done?from=alipay",
+            ),
+        ];
+        let s = prod(&explicit).unwrap();
+        assert_eq!(s.alipay.notify_url, "https://pay.example.com/alipay/notify");
+        let mut bad = explicit.to_vec();
+        bad[1] = (
+            "ALIPAY_NOTIFY_URL",
+            "https://pay.example.com/alipay/notify?shop=2",
+        );
+        let err = prod(&bad).unwrap_err().to_string();
+        assert!(
+            err.starts_with("ALIPAY_NOTIFY_URL: ") && err.contains("query string"),
+            "{err}"
+        );
+        bad[1] = ("ALIPAY_NOTIFY_URL", "https://192.168.0.2/alipay/notify");
+        let err = prod(&bad).unwrap_err().to_string();
+        assert!(
+            err.starts_with("ALIPAY_NOTIFY_URL: ") && err.contains("public host"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn notify_urls_never_carry_a_query_string_even_in_development() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = dev_with(
+            &dir,
+            &[("WECHAT_PAY_NOTIFY_URL", "http://127.0.0.1:8080/cb?x=1")],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("WECHAT_PAY_NOTIFY_URL: ") && err.contains("query string"),
+            "{err}"
+        );
+        let err = dev_with(
+            &dir,
+            &[("PUBLIC_BASE_URL", "http://127.0.0.1:8080/?tenant=1")],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("PUBLIC_BASE_URL: ") && err.contains("WECHAT_PAY_NOTIFY_URL"),
+            "{err}"
+        );
+        // Local plain-http URLs are fine for the emulator.
+        assert!(dev_with(&dir, &[("PUBLIC_BASE_URL", "http://localhost:8080")]).is_ok());
     }
 
     #[test]

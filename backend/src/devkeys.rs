@@ -9,7 +9,7 @@ use fenpay_proto::{Certificate, RsaPrivateKey};
 use rand::distributions::Alphanumeric;
 use rand::Rng;
 
-use crate::config::Secret;
+use crate::config::{Secret, Settings, WechatKeyMode};
 
 /// Every key and id the emulator and our clients share in development.
 #[derive(Clone, Debug)]
@@ -25,6 +25,9 @@ pub struct DevKeys {
     /// Platform certificate over the same platform key (certificate mode).
     pub wechat_platform_cert: Certificate,
     pub wechat_api_v3_key: Secret,
+    /// The emulated merchant's WeChat Pay key mode (file `wechat_key_mode`:
+    /// `public_key`, written for new key sets, or `certificate`).
+    pub wechat_key_mode: WechatKeyMode,
     /// Alipay app key pair (the merchant signs requests with it).
     pub alipay_app_key: RsaPrivateKey,
     /// Alipay's own key (signs responses and notifications).
@@ -45,6 +48,11 @@ impl DevKeys {
             format!("PUB_KEY_ID_{}", random_digits(32))
         })?;
         let wechat_api_v3_key = text(dir, "wechat_api_v3_key", || random_alnum(32))?;
+        let wechat_key_mode = text(dir, "wechat_key_mode", || {
+            WechatKeyMode::default().as_str().to_string()
+        })?
+        .parse()
+        .map_err(|e| anyhow::anyhow!("{}: {e}", dir.join("wechat_key_mode").display()))?;
         let cert_path = dir.join("wechat_platform_cert.pem");
         let wechat_platform_cert = match std::fs::read_to_string(&cert_path) {
             Ok(pem) => Certificate::from_pem(&pem)?,
@@ -73,9 +81,21 @@ impl DevKeys {
             wechat_public_key_id,
             wechat_platform_cert,
             wechat_api_v3_key: Secret::new(wechat_api_v3_key),
+            wechat_key_mode,
             alipay_app_key,
             alipay_platform_key,
         })
+    }
+}
+
+impl DevKeys {
+    /// The WeChat Pay key mode in force: `EMULATOR_WECHAT_MODE` when set, else the key
+    /// set's. The emulator and our client (on these keys) always agree on it.
+    pub fn wechat_mode(&self, settings: &Settings) -> WechatKeyMode {
+        settings
+            .emulator
+            .wechat_mode
+            .unwrap_or(self.wechat_key_mode)
     }
 }
 

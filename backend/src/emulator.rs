@@ -16,7 +16,7 @@ use actix_web::dev::Server;
 use actix_web::{web, App, HttpResponse, HttpServer};
 use fenpay_proto::{Certificate, RsaPrivateKey, RsaPublicKey};
 
-use crate::config::{Secret, Settings};
+use crate::config::{Secret, Settings, WechatKeyMode};
 use crate::devkeys::DevKeys;
 pub use faults::Faults;
 
@@ -35,6 +35,9 @@ pub struct WechatEmulatorConfig {
     pub platform_key: RsaPrivateKey,
     /// Certificate mode: the platform certificate (over `platform_key`).
     pub platform_cert: Certificate,
+    /// Public key only (every answer and notification under `public_key_id`, no
+    /// certificates), or platform certificates.
+    pub mode: WechatKeyMode,
 }
 
 /// The app the Alipay side serves, and Alipay's own signing key.
@@ -75,6 +78,7 @@ impl EmulatorConfig {
                 public_key_id: keys.wechat_public_key_id.clone(),
                 platform_key: keys.wechat_platform_key.clone(),
                 platform_cert: keys.wechat_platform_cert.clone(),
+                mode: keys.wechat_mode(settings),
             },
             alipay: AlipayEmulatorConfig {
                 app_id: settings.alipay.app_id.clone(),

@@ -326,9 +326,14 @@ pub fn build(
             merchant_serial: keys.wechat_merchant_serial.clone(),
             merchant_key: keys.wechat_merchant_key.clone(),
             api_v3_key: keys.wechat_api_v3_key.clone(),
-            trust: wechat::PlatformTrust::PublicKey {
-                id: keys.wechat_public_key_id.clone(),
-                key: keys.wechat_platform_key.public_key(),
+            // The merchant the emulator plays: public key only, or platform certificates
+            // (downloaded and cached like a production merchant's).
+            trust: match keys.wechat_mode(settings) {
+                crate::config::WechatKeyMode::PublicKey => wechat::PlatformTrust::PublicKey {
+                    id: keys.wechat_public_key_id.clone(),
+                    key: keys.wechat_platform_key.public_key(),
+                },
+                crate::config::WechatKeyMode::Certificate => wechat::PlatformTrust::Certificates,
             },
             base_url,
             notify_url: w.notify_url.clone(),

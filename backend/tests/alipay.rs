@@ -13,6 +13,7 @@ use actix_web::{web, App, HttpResponse, HttpServer};
 use api_types::payment::{PaymentChannel, SdkParams};
 use chrono::Utc;
 use fenpay::config::Secret;
+use fenpay::config::WechatKeyMode;
 use fenpay::emulator::{self, AlipayEmulatorConfig, EmulatorConfig, WechatEmulatorConfig};
 use fenpay::providers::alipay::{encode_form, parse_form, AlipayClient, AlipayClientConfig};
 use fenpay::providers::{
@@ -67,6 +68,7 @@ impl Emu {
                 public_key_id: "PUB_KEY_ID_0000000000000001".into(),
                 platform_key: k.alipay.clone(),
                 platform_cert: k.cert.clone(),
+                mode: WechatKeyMode::PublicKey,
             },
             alipay: AlipayEmulatorConfig {
                 app_id: APP_ID.into(),
@@ -126,6 +128,21 @@ impl Emu {
             .await;
         assert_eq!(status, 200, "{trade}");
         trade
+    }
+
+    /// The buyer scans a precreate QR code: only then does Alipay know the trade.
+    async fn scan(&self, out_trade_no: &str) {
+        let (status, body) = self
+            .control(
+                "POST",
+                &format!("/__emulator/alipay/scan/{out_trade_no}"),
+                None,
+            )
+            .await;
+        assert!(
+            status == 200 || body["code"] == "NOTHING_TO_NOTIFY",
+            "{status} {body}"
+        );
     }
 
     /// Polls the delivery log until a notification was delivered.
@@ -219,6 +236,12 @@ async fn precreate_query_pay_then_close_is_refused() {
     assert!(qr.starts_with("https://qr.alipay.com/"), "{qr}");
     assert_eq!(prepay.pay_url, None);
 
+    // Alipay knows a QR trade only once the buyer scanned the code.
+    assert_eq!(
+        client.query(&no).await.unwrap().state,
+        RemoteTradeState::NotExist
+    );
+    emu.scan(&no).await;
     let pending = client.query(&no).await.unwrap();
     assert_eq!(pending.state, RemoteTradeState::Pending);
     assert_eq!(pending.amount_fen, Some(1234));
@@ -256,6 +279,75 @@ async fn precreate_query_pay_then_close_is_refused() {
     );
 }
 
+/// A precreate (QR) trade does not exist at Alipay until the buyer scans the code:
+/// query and close answer `ACQ.TRADE_NOT_EXIST` (a verified answer), the QR code stays
+/// payable (a close could not close it), a repeated precreate does not scan it, and
+/// after the scan the query says `WAIT_BUYER_PAY`.
+#[tokio::test]
+async fn an_unscanned_qr_trade_does_not_exist_until_the_buyer_scans_it() {
+    let emu = Emu::start().await;
+    let client = emu.client();
+    let no = unique("FPUNSCAN");
+    let first = client
+        .prepay(&order(&no, 300, PaymentChannel::Native))
+        .await
+        .unwrap();
+    let mut params = BTreeMap::new();
+    params.insert("method".to_string(), "alipay.trade.query".to_string());
+    params.insert(
+        "biz_content".to_string(),
+        json!({ "out_trade_no": no }).to_string(),
+    );
+    let raw: Value = serde_json::from_str(&raw_call(&emu, params).await).unwrap();
+    let node = &raw["alipay_trade_query_response"];
+    assert_eq!(
+        (node["code"].as_str(), node["sub_code"].as_str()),
+        (Some("40004"), Some("ACQ.TRADE_NOT_EXIST")),
+        "{raw}"
+    );
+    assert_eq!(node["buyer_pay_amount"], "0.00");
+    assert_eq!(
+        client.query(&no).await.unwrap().state,
+        RemoteTradeState::NotExist
+    );
+    assert_eq!(client.close(&no).await, Err(ProviderError::TradeNotExist));
+    let again = client
+        .prepay(&order(&no, 300, PaymentChannel::Native))
+        .await
+        .unwrap();
+    assert_eq!(first.qr_code_url, again.qr_code_url);
+    assert_eq!(
+        client.query(&no).await.unwrap().state,
+        RemoteTradeState::NotExist
+    );
+    let (_, trade) = emu
+        .control("GET", &format!("/__emulator/alipay/trades/{no}"), None)
+        .await;
+    assert_eq!(
+        (trade["status"].as_str(), trade["opened"].as_bool()),
+        (Some("WAIT_BUYER_PAY"), Some(false))
+    );
+    emu.scan(&no).await;
+    let waiting = client.query(&no).await.unwrap();
+    assert_eq!(waiting.state, RemoteTradeState::Pending);
+    assert_eq!(waiting.amount_fen, Some(300));
+    // The close that found nothing closed nothing: a buyer scanning later can pay.
+    let later = unique("FPLATE");
+    client
+        .prepay(&order(&later, 300, PaymentChannel::Native))
+        .await
+        .unwrap();
+    assert_eq!(
+        client.close(&later).await,
+        Err(ProviderError::TradeNotExist)
+    );
+    assert_eq!(emu.pay(&later).await["status"], "TRADE_SUCCESS");
+    assert_eq!(
+        client.query(&later).await.unwrap().state,
+        RemoteTradeState::Paid
+    );
+}
+
 #[tokio::test]
 async fn precreate_is_idempotent_and_close_and_cancel_follow_the_state() {
     let emu = Emu::start().await;
@@ -278,6 +370,7 @@ async fn precreate_is_idempotent_and_close_and_cancel_follow_the_state() {
         other => panic!("changed amount accepted: {other:?}"),
     }
 
+    emu.scan(&no).await;
     client.close(&no).await.unwrap();
     assert_eq!(
         client.query(&no).await.unwrap().state,
@@ -309,6 +402,7 @@ async fn precreate_is_idempotent_and_close_and_cancel_follow_the_state() {
         .prepay(&order(&other, 100, PaymentChannel::Native))
         .await
         .unwrap();
+    emu.scan(&other).await;
     let cancelled = client.cancel(&other).await.unwrap();
     assert_eq!(cancelled.action.as_deref(), Some("close"));
     assert!(cancelled.trade_no.is_some());
@@ -938,6 +1032,7 @@ async fn refunds_of_unknown_unpaid_or_faulty_trades() {
         .prepay(&order(&unpaid, 500, PaymentChannel::Native))
         .await
         .unwrap();
+    emu.scan(&unpaid).await;
     let err = client
         .refund(&refund_req(&unpaid, "RF-B-2", 500, 500))
         .await

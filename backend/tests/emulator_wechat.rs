@@ -11,7 +11,7 @@ use std::time::Duration;
 use actix_web::http::StatusCode;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use chrono::Utc;
-use fenpay::config::Secret;
+use fenpay::config::{Secret, WechatKeyMode};
 use fenpay::emulator::wechat::RefundStatus;
 use fenpay::emulator::{
     self, AlipayEmulatorConfig, EmulatorConfig, EmulatorState, WechatEmulatorConfig,
@@ -64,7 +64,12 @@ struct Harness {
     state: web::Data<EmulatorState>,
 }
 
+/// A public-key merchant's emulator (the default).
 async fn start(time_scale: f64) -> Harness {
+    start_in(WechatKeyMode::PublicKey, time_scale).await
+}
+
+async fn start_in(mode: WechatKeyMode, time_scale: f64) -> Harness {
     let k = keys();
     let config = EmulatorConfig {
         bind: "127.0.0.1:0".into(),
@@ -78,6 +83,7 @@ async fn start(time_scale: f64) -> Harness {
             public_key_id: PUBLIC_KEY_ID.into(),
             platform_key: k.platform.clone(),
             platform_cert: k.cert.clone(),
+            mode,
         },
         alipay: AlipayEmulatorConfig {
             app_id: "2021000000000001".into(),
@@ -393,9 +399,11 @@ async fn native_prepay_is_signed_in_public_key_mode() {
     assert!(!resp.verify_with(&keys().merchant.public_key()));
 }
 
+/// A certificate merchant: the request's `Wechatpay-Serial` picks the key (during the
+/// switch to public keys, the public key id gets the public key).
 #[tokio::test]
-async fn request_serial_selects_the_answer_key() {
-    let h = start(1.0).await;
+async fn request_serial_selects_the_answer_key_for_a_certificate_merchant() {
+    let h = start_in(WechatKeyMode::Certificate, 1.0).await;
     let body = order("SERIAL0001", 1, NOWHERE).to_string();
     let path = "/v3/pay/transactions/native";
 
@@ -424,7 +432,7 @@ async fn request_serial_selects_the_answer_key() {
 
 #[tokio::test]
 async fn certificates_download_decrypts_to_the_platform_certificate() {
-    let h = start(1.0).await;
+    let h = start_in(WechatKeyMode::Certificate, 1.0).await;
     let resp = h.call("GET", "/v3/certificates", "").await;
     assert_eq!(resp.status, 200, "{resp:?}");
     // Signed by the certificate it lists, whatever serial the request named.
@@ -621,17 +629,110 @@ async fn payment_sends_a_verifiable_encrypted_notification() {
 
 #[tokio::test]
 async fn certificate_mode_notifications_name_the_certificate() {
-    let h = start(1.0).await;
+    let h = start_in(WechatKeyMode::Certificate, 1.0).await;
     let rx = receiver(&[]).await;
     assert_eq!(h.native(&order("CERTNOTE01", 5, &rx.url)).await.status, 200);
     let (status, _) = h
         .pay("CERTNOTE01", Some(json!({"serial_mode": "certificate"})))
         .await;
     assert_eq!(status, 200);
+    // A trade prepaid without Wechatpay-Serial (a certificate-mode client) is notified
+    // under the certificate too, unasked.
+    let body = order("CERTNOTE02", 5, &rx.url).to_string();
+    let path = "/v3/pay/transactions/native";
+    let auth = authorization("POST", path, &body);
+    assert_eq!(
+        h.raw("POST", path, &body, Some(auth), None).await.status,
+        200
+    );
+    assert_eq!(h.pay("CERTNOTE02", None).await.0, 200);
+    wait_for("the notifications", || rx.all().len() >= 2).await;
+    for note in rx.all() {
+        assert_eq!(note.header("wechatpay-serial"), CERT_SERIAL);
+        assert!(note.verify_with(&keys().cert.public_key));
+    }
+}
+
+/// A merchant with the WeChat Pay public key only (every merchant since late 2024):
+/// whatever `Wechatpay-Serial` the request names, or none (wechatpay-go in public-key
+/// mode sends none), answers, errors and notifications are signed with the public key
+/// under its id; there are no platform certificates to download or to sign with.
+#[tokio::test]
+async fn public_key_merchant_gets_everything_signed_with_the_public_key() {
+    let h = start(1.0).await;
+    let rx = receiver(&[]).await;
+    let body = order("PUBKEY0001", 7, &rx.url).to_string();
+    let path = "/v3/pay/transactions/native";
+    for serial in [
+        None,
+        Some(CERT_SERIAL),
+        Some("SOMETHING"),
+        Some(PUBLIC_KEY_ID),
+    ] {
+        let auth = authorization("POST", path, &body);
+        let resp = h.raw("POST", path, &body, Some(auth), serial).await;
+        assert_eq!(resp.status, 200, "{serial:?}: {resp:?}");
+        assert_eq!(resp.header("wechatpay-serial"), PUBLIC_KEY_ID, "{serial:?}");
+        assert!(resp.verify_with(&platform_public()), "{serial:?}");
+    }
+    // A business error to an authenticated request without a serial, and the close's 204.
+    let missing = "/v3/pay/transactions/out-trade-no/PUBKEYNONE?mchid=1900000109";
+    let auth = authorization("GET", missing, "");
+    let resp = h.raw("GET", missing, "", Some(auth), None).await;
+    assert_eq!(
+        (resp.status, resp.code().as_str()),
+        (404, "ORDER_NOT_EXIST")
+    );
+    assert_eq!(resp.header("wechatpay-serial"), PUBLIC_KEY_ID);
+    assert!(resp.verify_with(&platform_public()));
+    // No platform certificate: the download is refused, in WeChat's words.
+    let auth = authorization("GET", "/v3/certificates", "");
+    let resp = h.raw("GET", "/v3/certificates", "", Some(auth), None).await;
+    assert_eq!(
+        (resp.status, resp.code().as_str()),
+        (404, "RESOURCE_NOT_EXISTS"),
+        "{resp:?}"
+    );
+    assert!(resp.json()["message"]
+        .as_str()
+        .unwrap()
+        .contains("微信支付公钥"));
+    // The notification too, and the buyer cannot ask for a certificate one.
+    let (status, answer) = h
+        .pay("PUBKEY0001", Some(json!({"serial_mode": "certificate"})))
+        .await;
+    assert_eq!(
+        (status, answer["code"].as_str()),
+        (409, Some("NO_PLATFORM_CERTIFICATE"))
+    );
+    assert_eq!(h.pay("PUBKEY0001", None).await.0, 200);
     wait_for("the notification", || !rx.all().is_empty()).await;
     let note = rx.all().remove(0);
-    assert_eq!(note.header("wechatpay-serial"), CERT_SERIAL);
-    assert!(note.verify_with(&keys().cert.public_key));
+    assert_eq!(note.header("wechatpay-serial"), PUBLIC_KEY_ID);
+    assert!(note.verify_with(&platform_public()));
+}
+
+/// Our client in certificate mode (no public key configured) against a public-key
+/// merchant finds no certificate and trusts nothing; in public-key mode it works.
+#[tokio::test]
+async fn our_client_needs_the_public_key_for_a_public_key_merchant() {
+    let h = start(1.0).await;
+    let mut cfg = client(&h, NOWHERE).config().clone();
+    cfg.trust = PlatformTrust::Certificates;
+    let cert_client = WechatClient::new(cfg).unwrap();
+    let err = cert_client.query("NOSUCHTRADE1").await.unwrap_err();
+    assert!(!matches!(err, ProviderError::TradeNotExist), "{err:?}");
+    let err = cert_client.refresh_certificates().await.unwrap_err();
+    assert!(err.is_retryable(), "{err:?}");
+    let trade = client(&h, NOWHERE).query("NOSUCHTRADE1").await.unwrap();
+    assert_eq!(trade.state, RemoteTradeState::NotExist);
+    // ...and in certificate mode against a certificate merchant.
+    let h = start_in(WechatKeyMode::Certificate, 1.0).await;
+    let mut cfg = client(&h, NOWHERE).config().clone();
+    cfg.trust = PlatformTrust::Certificates;
+    let cert_client = WechatClient::new(cfg).unwrap();
+    let trade = cert_client.query("NOSUCHTRADE1").await.unwrap();
+    assert_eq!(trade.state, RemoteTradeState::NotExist);
 }
 
 #[tokio::test]
@@ -1115,8 +1216,52 @@ async fn prepay_parameters_are_validated() {
     assert_eq!(h.native(&ok).await.status, 200);
 }
 
+/// WeChat refuses a `notify_url` with parameters ("不能携带参数") as a parameter error,
+/// on prepay and on refunds; nothing is created.
 #[tokio::test]
-async fn an_expired_trade_cannot_be_paid() {
+async fn notify_urls_with_a_query_string_are_param_errors() {
+    let h = start(1.0).await;
+    let with_query = format!("{NOWHERE}?order=QUERYURL01");
+    let resp = h.native(&order("QUERYURL01", 1, &with_query)).await;
+    assert_eq!(
+        (resp.status, resp.code().as_str()),
+        (400, "PARAM_ERROR"),
+        "{resp:?}"
+    );
+    let body = resp.json();
+    assert!(
+        body["message"].as_str().unwrap().contains("通知地址"),
+        "{body}"
+    );
+    assert_eq!(body["detail"]["location"], "body");
+    assert_eq!(body["detail"]["value"], with_query.as_str());
+    assert!(
+        resp.header("request-id").ends_with("-268435461"),
+        "{resp:?}"
+    );
+    assert_eq!(h.query("QUERYURL01").await.status, 404);
+    let refund = json!({
+        "out_trade_no": "QUERYURL01",
+        "out_refund_no": "QUERYURL01R1",
+        "notify_url": format!("{NOWHERE}#refund"),
+        "amount": {"refund": 1, "total": 1, "currency": "CNY"},
+    });
+    let resp = h
+        .call("POST", "/v3/refund/domestic/refunds", &refund.to_string())
+        .await;
+    assert_eq!(
+        (resp.status, resp.code().as_str()),
+        (400, "PARAM_ERROR"),
+        "{resp:?}"
+    );
+    // Without parameters it is accepted.
+    assert_eq!(h.native(&order("QUERYURL01", 1, NOWHERE)).await.status, 200);
+}
+
+/// Past `time_expire` the buyer can no longer pay, but the trade still answers
+/// `NOTPAY` until the merchant closes it (WeChat closes it by itself only after 7 days).
+#[tokio::test]
+async fn an_expired_trade_cannot_be_paid_but_stays_notpay_until_closed() {
     let h = start(1.0).await;
     let past = (Utc::now() - chrono::Duration::minutes(1))
         .with_timezone(&chrono::FixedOffset::east_opt(8 * 3600).unwrap())
@@ -1130,8 +1275,70 @@ async fn an_expired_trade_cannot_be_paid() {
         (409, Some("ORDER_EXPIRED"))
     );
     let tx: Transaction = serde_json::from_slice(&h.query("EXPIRED001").await.body).unwrap();
-    assert_eq!(tx.trade_state, "CLOSED");
+    assert_eq!(tx.trade_state, "NOTPAY");
+    let (_, trade) = h.control_get("/__emulator/wechat/trades/EXPIRED001").await;
+    assert_eq!(
+        (trade["trade_state"].as_str(), trade["expired"].as_bool()),
+        (Some("NOTPAY"), Some(true))
+    );
     assert!(h.state.wechat.notifications(Some("EXPIRED001")).is_empty());
+    // The merchant's close ends it.
+    let close = "/v3/pay/transactions/out-trade-no/EXPIRED001/close";
+    let resp = h
+        .call("POST", close, &json!({"mchid": MCH_ID}).to_string())
+        .await;
+    assert_eq!(resp.status, 204);
+    let tx: Transaction = serde_json::from_slice(&h.query("EXPIRED001").await.body).unwrap();
+    assert_eq!(tx.trade_state, "CLOSED");
+}
+
+/// Seven days after it was placed an unpaid trade closes by itself, `time_expire` or not;
+/// before that, time passing alone changes nothing.
+#[tokio::test]
+async fn an_unpaid_trade_closes_by_itself_after_seven_days() {
+    let h = start(1.0).await;
+    let in_an_hour = (Utc::now() + chrono::Duration::hours(1))
+        .with_timezone(&chrono::FixedOffset::east_opt(8 * 3600).unwrap())
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, false);
+    let mut body = order("SEVENDAY01", 1, NOWHERE);
+    body["time_expire"] = json!(in_an_hour);
+    assert_eq!(h.native(&body).await.status, 200);
+    assert_eq!(h.native(&order("SEVENDAY02", 1, NOWHERE)).await.status, 200);
+    let age = |no: &'static str, secs: i64| {
+        let url = format!("{}/__emulator/wechat/trades/{no}/age", h.base);
+        let http = h.http.clone();
+        async move {
+            let resp = http
+                .post(url)
+                .json(&json!({"secs": secs}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status().as_u16(), 200);
+            resp.json::<Value>().await.unwrap()
+        }
+    };
+    let state = |t: &Value| t["trade_state"].as_str().unwrap().to_string();
+    // Two hours later: past time_expire, still NOTPAY.
+    let t = age("SEVENDAY01", 2 * 3600).await;
+    assert_eq!(
+        (state(&t).as_str(), t["expired"].as_bool()),
+        ("NOTPAY", Some(true))
+    );
+    // Just short of 7 days: still NOTPAY and (without time_expire) still payable.
+    let t = age("SEVENDAY02", 7 * 86_400 - 60).await;
+    assert_eq!(
+        (state(&t).as_str(), t["expired"].as_bool()),
+        ("NOTPAY", Some(false))
+    );
+    // Past 7 days both are CLOSED.
+    for no in ["SEVENDAY01", "SEVENDAY02"] {
+        let t = age(no, 7 * 86_400).await;
+        assert_eq!(state(&t), "CLOSED", "{no}");
+        let tx: Transaction = serde_json::from_slice(&h.query(no).await.body).unwrap();
+        assert_eq!(tx.trade_state, "CLOSED", "{no}");
+        assert_eq!(h.pay(no, None).await.1["code"], "ORDER_CLOSED", "{no}");
+    }
 }
 
 #[tokio::test]

@@ -67,13 +67,15 @@ class Receiver:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/alipay/notify"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
-    def wait_for(self, out_trade_no, timeout=30.0):
+    def wait_for(self, out_trade_no, trade_status=None, timeout=30.0):
         deadline = time.time() + timeout
         while time.time() < deadline:
             with self.lock:
                 for content_type, body in self.bodies:
                     form = dict(urllib.parse.parse_qsl(body.decode(), keep_blank_values=True))
-                    if form.get("out_trade_no") == out_trade_no:
+                    if form.get("out_trade_no") == out_trade_no and trade_status in (
+                        None, form.get("trade_status")
+                    ):
                         return content_type, form
             time.sleep(0.1)
         raise AssertionError(f"no notification for {out_trade_no} within {timeout}s")
@@ -140,7 +142,7 @@ def main():
     # only change; signing and verification stay the SDK's own.
     sdk._gateway = emulator + "/gateway.do"
 
-    # precreate -> query WAIT_BUYER_PAY -> buyer pays -> notification -> TRADE_SUCCESS
+    # precreate -> query TRADE_NOT_EXIST -> scan -> query WAIT_BUYER_PAY -> buyer pays -> notification -> TRADE_SUCCESS
     paid_no = unique("PYPAY")
     resp = sdk.api_alipay_trade_precreate(
         subject="fenpay interop 测试", out_trade_no=paid_no, total_amount="0.01"
@@ -148,13 +150,23 @@ def main():
     check(resp.get("code") == "10000", f"precreate answered 10000 ({resp})")
     check(str(resp.get("qr_code", "")).startswith("https://qr.alipay.com/"), "precreate qr_code")
 
+    # Alipay knows a QR trade only once the buyer scans the code.
+    resp = sdk.api_alipay_trade_query(out_trade_no=paid_no)
+    check(resp.get("code") == "40004" and resp.get("sub_code") == "ACQ.TRADE_NOT_EXIST",
+          f"query before the scan: ACQ.TRADE_NOT_EXIST ({resp})")
+    status, _, text = request("POST", f"{emulator}/__emulator/alipay/scan/{paid_no}", data=b"")
+    check(status == 200, f"control API scan ({status} {text})")
+    _, form = receiver.wait_for(paid_no, "WAIT_BUYER_PAY")
+    data = dict(form)
+    signature = data.pop("sign")
+    check(sdk.verify(dict(data), signature), "SDK verify() accepts the WAIT_BUYER_PAY notification")
     resp = sdk.api_alipay_trade_query(out_trade_no=paid_no)
     check(resp.get("trade_status") == "WAIT_BUYER_PAY", f"query before payment ({resp})")
 
     status, _, text = request("POST", f"{emulator}/__emulator/alipay/pay/{paid_no}", data=b"")
     check(status == 200, f"control API pay ({status} {text})")
 
-    content_type, form = receiver.wait_for(paid_no)
+    content_type, form = receiver.wait_for(paid_no, "TRADE_SUCCESS")
     check(content_type.startswith("application/x-www-form-urlencoded"), "notification is a form post")
     check(form.get("notify_type") == "trade_status_sync", "notify_type")
     check(form.get("trade_status") == "TRADE_SUCCESS", "notified TRADE_SUCCESS")
@@ -221,6 +233,9 @@ def main():
         subject="to be closed", out_trade_no=closed_no, total_amount=1.5
     )
     check(resp.get("code") == "10000", "precreate with a numeric total_amount")
+    resp = sdk.api_alipay_trade_close(out_trade_no=closed_no)
+    check(resp.get("sub_code") == "ACQ.TRADE_NOT_EXIST", f"close before the scan: no such trade yet ({resp})")
+    request("POST", f"{emulator}/__emulator/alipay/scan/{closed_no}", data=b"")
     resp = sdk.api_alipay_trade_close(out_trade_no=closed_no)
     check(resp.get("code") == "10000", f"close ({resp})")
     resp = sdk.api_alipay_trade_query(out_trade_no=closed_no)

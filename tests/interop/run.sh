@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Interop: widely used third-party SDKs drive our emulator as if it were the provider.
-#   - PyPI wechatpayv3 (WeChat Pay v3, public-key mode)
+#   - PyPI wechatpayv3 (WeChat Pay v3), once per merchant mode, set explicitly:
+#       public_key   a merchant with the WeChat Pay public key only (the emulator's default)
+#       certificate  a merchant with platform certificates (the SDK in both its
+#                    public-key and its certificate mode)
 #   - PyPI python-alipay-sdk (Alipay RSA2)
 # Starts `fenpay emulator` on a free port with fresh TEST keys in a temp DATA_DIR.
 set -euo pipefail
@@ -15,24 +18,40 @@ fi
 "$venv/bin/pip" install -q --disable-pip-version-check -r "$here/requirements.txt"
 
 cargo build -q -p fenpay
-target_dir=${CARGO_TARGET_DIR:-$root/target}
+# Where cargo put it (CARGO_TARGET_DIR, a config's target-dir or a cargo wrapper decide).
+target_dir=$(cargo metadata -q --format-version 1 --no-deps | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
 data=$(mktemp -d)
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-APP_ENV=development DATA_DIR="$data" EMULATOR_BIND="127.0.0.1:$port" EMULATOR_TIME_SCALE=100 \
-  RUST_LOG=warn "$target_dir/debug/fenpay" emulator >"$data/emulator.log" 2>&1 &
-emu_pid=$!
-trap 'kill $emu_pid 2>/dev/null || true; rm -rf "$data"' EXIT
-for _ in $(seq 1 100); do
-  curl -fs "http://127.0.0.1:$port/__emulator/faults" >/dev/null 2>&1 && break
-  sleep 0.2
-done
+emu_pid=
+trap 'if [ -n "$emu_pid" ]; then kill "$emu_pid" 2>/dev/null || true; fi; rm -rf "$data"' EXIT
 
-export FENPAY_DEV_KEYS="$data/dev-keys" FENPAY_EMULATOR_URL="http://127.0.0.1:$port"
+# start_emulator MODE: a fresh `fenpay emulator` whose WeChat merchant is in MODE.
+start_emulator() {
+  if [ -n "$emu_pid" ]; then
+    kill "$emu_pid" 2>/dev/null || true
+    wait "$emu_pid" 2>/dev/null || true
+  fi
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  APP_ENV=development DATA_DIR="$data" EMULATOR_BIND="127.0.0.1:$port" EMULATOR_TIME_SCALE=100 \
+    EMULATOR_WECHAT_MODE="$1" RUST_LOG=warn "$target_dir/debug/fenpay" emulator >"$data/emulator-$1.log" 2>&1 &
+  emu_pid=$!
+  for _ in $(seq 1 100); do
+    curl -fs "http://127.0.0.1:$port/__emulator/faults" >/dev/null 2>&1 && break
+    sleep 0.2
+  done
+  export FENPAY_EMULATOR_URL="http://127.0.0.1:$port" FENPAY_WECHAT_MODE="$1"
+}
+
+export FENPAY_DEV_KEYS="$data/dev-keys"
 export FENPAY_WECHAT_MCH_ID=1900000109 FENPAY_WECHAT_APP_ID=wxd0000000000emu01 FENPAY_ALIPAY_APP_ID=2021000000000001
 status=0
-for t in "$here"/wechat_sdk_test.py "$here"/alipay_sdk_test.py; do
-  [ -f "$t" ] || continue
-  echo "-- $(basename "$t")"
-  "$venv/bin/python" "$t" || { status=1; echo "FAILED: $(basename "$t")"; tail -n 30 "$data/emulator.log"; }
+for mode in public_key certificate; do
+  start_emulator "$mode"
+  for t in "$here"/wechat_sdk_test.py "$here"/alipay_sdk_test.py; do
+    [ -f "$t" ] || continue
+    # Alipay has no such modes: once is enough.
+    if [ "$mode" != public_key ] && [ "$(basename "$t")" = alipay_sdk_test.py ]; then continue; fi
+    echo "-- $(basename "$t") (EMULATOR_WECHAT_MODE=$mode)"
+    "$venv/bin/python" "$t" || { status=1; echo "FAILED: $(basename "$t") ($mode)"; tail -n 30 "$data/emulator-$mode.log"; }
+  done
 done
 exit $status

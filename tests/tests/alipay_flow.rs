@@ -237,9 +237,12 @@ both_backends!(
         app.wait_for_status(&token, order_no, "paid").await;
         assert_eq!(me(&app, &token).await["points_balance"], 650);
 
-        // A normal cancel closes the trade at Alipay.
+        // A normal cancel closes the trade at Alipay (once the buyer scanned the code,
+        // Alipay knows it; see cancelled_unscanned_qr_order_... for an unscanned one).
         let order = create(&app, &token, 1, "native").await;
         let order_no = order["order_no"].as_str().unwrap();
+        app.emulator_post(&format!("/__emulator/alipay/scan/{order_no}"), &json!({}))
+            .await;
         let (status, _) = app
             .post(
                 "/api/v1/payment/cancel-order",
@@ -252,5 +255,155 @@ both_backends!(
             .emulator_post(&format!("/__emulator/alipay/pay/{order_no}"), &json!({}))
             .await;
         assert_ne!(status, 200, "a closed trade cannot be paid");
+    }
+);
+
+fn jobs_by_hand() -> Vec<(&'static str, &'static str)> {
+    let mut vars = emu();
+    vars.push(("JOBS_ENABLED", "false"));
+    vars.push(("RECONCILE_MIN_AGE_SECS", "0"));
+    vars
+}
+
+/// What our query of the order answered, newest first.
+async fn queries(app: &TestApp, order_no: &str) -> Vec<String> {
+    let mut bodies: Vec<String> = app
+        .records(order_no)
+        .await
+        .into_iter()
+        .filter(|r| r.kind == "query")
+        .map(|r| r.body)
+        .collect();
+    bodies.reverse();
+    bodies
+}
+
+// A QR (precreate) trade does not exist at Alipay until the buyer scans it: the
+// reconciler's query answers ACQ.TRADE_NOT_EXIST, and the order stays pending and
+// payable; after the scan the query says WAIT_BUYER_PAY, and the payment lands.
+both_backends!(
+    unscanned_qr_order_stays_pending_and_payable,
+    &jobs_by_hand(),
+    |app: TestApp| async move {
+        let token = app.signup("qr-late").await;
+        let order = create(&app, &token, 1, "native").await;
+        let order_no = order["order_no"].as_str().unwrap();
+        let report = fenpay::jobs::reconcile_once(&app.state).await;
+        assert_eq!((report.queried, report.errors), (1, 0), "{report:?}");
+        let seen = queries(&app, order_no).await;
+        assert!(seen[0].contains("NotExist"), "{seen:?}");
+        let (_, body) = app
+            .get(
+                &format!("/api/v1/payment/order-status?order_no={order_no}"),
+                Some(&token),
+            )
+            .await;
+        assert_eq!(body["status"], "pending");
+        // The buyer scans: Alipay now knows the trade, still waiting for payment.
+        let (status, body) = app
+            .emulator_post(&format!("/__emulator/alipay/scan/{order_no}"), &json!({}))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        app.sql(&format!(
+            "UPDATE orders SET last_query_at = NULL WHERE order_no = '{order_no}'"
+        ))
+        .await;
+        let report = fenpay::jobs::reconcile_once(&app.state).await;
+        assert_eq!(report.queried, 1, "{report:?}");
+        let seen = queries(&app, order_no).await;
+        assert!(seen[0].contains("Pending"), "{seen:?}");
+        app.wait_in_db(order_no, "pending").await;
+        let (status, body) = app
+            .emulator_post(&format!("/__emulator/alipay/pay/{order_no}"), &json!({}))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        app.wait_in_db(order_no, "paid").await;
+        assert_eq!(me(&app, &token).await["points_balance"], 100);
+    }
+);
+
+// The close of an unscanned QR trade answers a verified ACQ.TRADE_NOT_EXIST: the order
+// is cancelled locally (the established rule), but the QR code is still payable at
+// Alipay until its time_expire. A buyer who scans and pays anyway (notifications lost)
+// is found by the paid-after-close check: paid, fulfilled and held for review.
+both_backends!(
+    cancelled_unscanned_qr_order_is_still_checked_for_a_late_payment,
+    &jobs_by_hand(),
+    |app: TestApp| async move {
+        let token = app.signup("qr-cancel").await;
+        let order = create(&app, &token, 1, "native").await;
+        let order_no = order["order_no"].as_str().unwrap();
+        let (status, body) = app
+            .post(
+                "/api/v1/payment/cancel-order",
+                &json!({"order_no": order_no}),
+                Some(&token),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        app.wait_in_db(order_no, "cancelled").await;
+        let records = app.records(order_no).await;
+        assert!(
+            records
+                .iter()
+                .any(|r| r.kind == "close" && r.decision.contains("does not exist")),
+            "{records:?}"
+        );
+        app.emulator_post(
+            "/__emulator/faults",
+            &json!({"drop_notifications_next": 1000}),
+        )
+        .await;
+        let (status, body) = app
+            .emulator_post(&format!("/__emulator/alipay/pay/{order_no}"), &json!({}))
+            .await;
+        assert_eq!(
+            (status, body["status"].as_str()),
+            (200, Some("TRADE_SUCCESS")),
+            "{body}"
+        );
+        // A minute after the cancel the reconciler checks the cancelled order.
+        app.sql(&format!(
+            "UPDATE orders SET updated_at = '{}' WHERE order_no = '{order_no}'",
+            (chrono::Utc::now() - chrono::Duration::minutes(5))
+                .naive_utc()
+                .format("%Y-%m-%d %H:%M:%S")
+        ))
+        .await;
+        let report = fenpay::jobs::reconcile_once(&app.state).await;
+        assert_eq!(report.paid_after_close, 1, "{report:?}");
+        let row = fenpay::db::orders::find(&app.state.db, order_no)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(row.status.as_str(), "paid");
+        assert!(row.needs_review);
+        assert_eq!(me(&app, &token).await["points_balance"], 100);
+    }
+);
+
+// The sweeper's close of an expired, never scanned QR trade: TRADE_NOT_EXIST, the
+// order is cancelled as expired, and the trade can no longer be paid at Alipay.
+both_backends!(
+    sweeper_cancels_an_expired_unscanned_qr_order,
+    &jobs_by_hand(),
+    |app: TestApp| async move {
+        let token = app.signup("qr-expired").await;
+        let order = create(&app, &token, 1, "native").await;
+        let order_no = order["order_no"].as_str().unwrap();
+        app.sql(&format!(
+            "UPDATE orders SET expire_at = '2020-01-01 00:00:00' WHERE order_no = '{order_no}'"
+        ))
+        .await;
+        let report = fenpay::jobs::sweep_once(&app.state).await;
+        assert_eq!(report.cancelled, 1, "{report:?}");
+        let row = fenpay::db::orders::find(&app.state.db, order_no)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (row.status.as_str(), row.cancel_reason.as_deref()),
+            ("cancelled", Some("expired"))
+        );
     }
 );

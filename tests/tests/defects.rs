@@ -285,8 +285,11 @@ both_backends!(
             .await;
         assert_eq!((status, body["outcome"].as_str()), (200, Some("delivered")));
         assert_eq!(order(&app, &no2).await.status.as_str(), "paid");
-        // A real close (the trade timed out at Alipay): confirmed, cancelled.
+        // A real close (the buyer scanned, so Alipay knows the trade, then it timed out
+        // there): confirmed, cancelled.
         let no3 = create_ok(&app, &token, "alipay", 1).await;
+        app.emulator_post(&format!("/__emulator/alipay/scan/{no3}"), &json!({}))
+            .await;
         let (status, _) = app
             .emulator_post(&format!("/__emulator/alipay/close/{no3}"), &json!({}))
             .await;

@@ -534,7 +534,53 @@ fn certificate_mode() -> Vec<(&'static str, &'static str)> {
     ));
     vars.push(("WECHAT_PAY_MCH_SERIAL", read("wechat_merchant_serial")));
     vars.push(("WECHAT_PAY_API_V3_KEY", read("wechat_api_v3_key")));
+    // An older merchant: the emulator plays one with platform certificates.
+    vars.push(("EMULATOR_WECHAT_MODE", "certificate"));
     vars
+}
+
+/// A merchant registered since late 2024, configured as in production: merchant key and
+/// the WeChat Pay public key with its id, no certificates anywhere (the emulator's
+/// default merchant).
+fn public_key_mode() -> Vec<(&'static str, &'static str)> {
+    let mut vars = certificate_mode();
+    vars.retain(|(k, _)| *k != "EMULATOR_WECHAT_MODE");
+    let keys = dev_keys();
+    // Next to the shared keys; written whole, then renamed (tests run in parallel).
+    let dir = std::path::Path::new(fenpay_tests::shared_dev_keys_dir());
+    let path = dir.join("wechat_pay_public_key.pem");
+    let tmp = dir.join(format!("wechat_pay_public_key.pem.{}", std::process::id()));
+    std::fs::write(&tmp, keys.wechat_platform_key.public_key().to_spki_pem()).unwrap();
+    std::fs::rename(&tmp, &path).unwrap();
+    vars.push((
+        "WECHAT_PAY_PUBLIC_KEY_PATH",
+        Box::leak(path.display().to_string().into_boxed_str()),
+    ));
+    vars.push((
+        "WECHAT_PAY_PUBLIC_KEY_ID",
+        Box::leak(keys.wechat_public_key_id.into_boxed_str()),
+    ));
+    vars
+}
+
+/// The stored notification of an order (order-status may apply the payment first
+/// through a query; the notification must verify either way).
+async fn stored_notification(
+    app: &TestApp,
+    order_no: &str,
+) -> fenpay::db::orders::PaymentRecordRow {
+    for _ in 0..100 {
+        if let Some(note) = app
+            .records(order_no)
+            .await
+            .into_iter()
+            .find(|r| r.kind == "notification")
+        {
+            return note;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("no notification stored for {order_no}");
 }
 
 both_backends!(
@@ -544,25 +590,13 @@ both_backends!(
         let token = app.signup("certmode").await;
         let order = create(&app, &token, 1).await;
         let order_no = order["order_no"].as_str().unwrap();
+        // The merchant is in certificate mode: its notification is signed under the
+        // certificate without anyone asking.
         let (status, _) = app
-            .emulator_post(
-                &format!("/__emulator/wechat/pay/{order_no}"),
-                &json!({"serial_mode": "certificate"}),
-            )
+            .emulator_post(&format!("/__emulator/wechat/pay/{order_no}"), &json!({}))
             .await;
         assert_eq!(status, 200);
-        // Wait for the notification itself (order-status may apply the payment first
-        // through a query; either way the notification must verify in certificate mode).
-        let mut note = None;
-        for _ in 0..100 {
-            let records = app.records(order_no).await;
-            note = records.into_iter().find(|r| r.kind == "notification");
-            if note.is_some() {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
-        let note = note.expect("notification stored");
+        let note = stored_notification(&app, order_no).await;
         let cert_serial = fenpay_tests::dev_keys().wechat_platform_cert.serial_hex;
         assert!(
             note.headers.to_ascii_uppercase().contains(&cert_serial),
@@ -575,5 +609,173 @@ both_backends!(
             "{note:?}"
         );
         assert_eq!(points(&app, &token).await, 100);
+    }
+);
+
+both_backends!(
+    public_key_merchant_end_to_end,
+    &public_key_mode(),
+    |app: TestApp| async move {
+        let keys = dev_keys();
+        let token = app.signup("pubkey").await;
+        let order = create(&app, &token, 1).await;
+        let order_no = order["order_no"].as_str().unwrap();
+        let (status, _) = app
+            .emulator_post(&format!("/__emulator/wechat/pay/{order_no}"), &json!({}))
+            .await;
+        assert_eq!(status, 200);
+        let note = stored_notification(&app, order_no).await;
+        assert!(
+            note.headers.contains(&keys.wechat_public_key_id),
+            "{note:?}"
+        );
+        assert!(note.verified, "{note:?}");
+        app.wait_for_status(&token, order_no, "paid").await;
+        assert_eq!(points(&app, &token).await, 100);
+        // Close (a signed 204) and refund (REFUND.SUCCESS notification) verify too.
+        let other = create(&app, &token, 1).await;
+        let (status, body) = app
+            .post(
+                "/api/v1/payment/cancel-order",
+                &json!({"order_no": other["order_no"]}),
+                Some(&token),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let admin = app.admin("pubkey-admin").await;
+        let (status, body) = app
+            .post(
+                "/api/v1/admin/refunds",
+                &json!({"order_no": order_no}),
+                Some(&admin),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        app.wait_in_db(order_no, "refunded").await;
+    }
+);
+
+both_backends!(
+    a_certificate_mode_client_cannot_work_for_a_public_key_merchant,
+    &{
+        // fenpay configured without the public key, the emulator's merchant has only it.
+        let mut vars = certificate_mode();
+        vars.retain(|(k, _)| *k != "EMULATOR_WECHAT_MODE");
+        vars
+    },
+    |app: TestApp| async move {
+        let token = app.signup("nocert").await;
+        let (status, body) = app
+            .post(
+                "/api/v1/payment/create-order",
+                &json!({"product_type": "points", "product_id": 1, "payment_method": "wechat", "is_upgrade": false}),
+                Some(&token),
+            )
+            .await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (502, Some("provider_unavailable")),
+            "{body}"
+        );
+    }
+);
+
+both_backends!(
+    development_keys_follow_the_certificate_mode,
+    &{
+        let mut vars = emu();
+        vars.push(("EMULATOR_WECHAT_MODE", "certificate"));
+        vars
+    },
+    |app: TestApp| async move {
+        let token = app.signup("devcert").await;
+        let order = create(&app, &token, 1).await;
+        let order_no = order["order_no"].as_str().unwrap();
+        let (status, _) = app
+            .emulator_post(&format!("/__emulator/wechat/pay/{order_no}"), &json!({}))
+            .await;
+        assert_eq!(status, 200);
+        let note = stored_notification(&app, order_no).await;
+        let cert_serial = dev_keys().wechat_platform_cert.serial_hex;
+        assert!(
+            note.headers.to_ascii_uppercase().contains(&cert_serial),
+            "{note:?}"
+        );
+        assert!(note.verified, "{note:?}");
+        app.wait_for_status(&token, order_no, "paid").await;
+    }
+);
+
+both_backends!(
+    a_trade_past_time_expire_stays_notpay_until_the_sweeper_closes_it,
+    &{
+        let mut vars = emu();
+        vars.push(("JOBS_ENABLED", "false"));
+        vars.push(("RECONCILE_MIN_AGE_SECS", "0"));
+        vars
+    },
+    |app: TestApp| async move {
+        let token = app.signup("late-buyer").await;
+        let order = create(&app, &token, 1).await;
+        let order_no = order["order_no"].as_str().unwrap();
+        // The order's half hour passes, here and at WeChat.
+        let (status, trade) = app
+            .emulator_post(
+                &format!("/__emulator/wechat/trades/{order_no}/age"),
+                &json!({"secs": 31 * 60}),
+            )
+            .await;
+        assert_eq!(status, 200, "{trade}");
+        assert_eq!(
+            (trade["trade_state"].as_str(), trade["expired"].as_bool()),
+            (Some("NOTPAY"), Some(true))
+        );
+        // The buyer can no longer pay...
+        let (status, body) = app
+            .emulator_post(&format!("/__emulator/wechat/pay/{order_no}"), &json!({}))
+            .await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (409, Some("ORDER_EXPIRED")),
+            "{body}"
+        );
+        // ...the query still says NOTPAY: the order stays pending...
+        let report = fenpay::jobs::reconcile_once(&app.state).await;
+        assert_eq!(report.queried, 1, "{report:?}");
+        let (_, status_body) = app
+            .get(
+                &format!("/api/v1/payment/order-status?order_no={order_no}"),
+                Some(&token),
+            )
+            .await;
+        assert_eq!(status_body["status"], "pending");
+        let records = app.records(order_no).await;
+        assert!(
+            records
+                .iter()
+                .any(|r| r.kind == "query" && r.body.contains("Pending")),
+            "{records:?}"
+        );
+        // ...until the sweeper closes the trade and cancels the order.
+        app.sql(&format!(
+            "UPDATE orders SET expire_at = '2020-01-01 00:00:00' WHERE order_no = '{order_no}'"
+        ))
+        .await;
+        let report = fenpay::jobs::sweep_once(&app.state).await;
+        assert_eq!(report.cancelled, 1, "{report:?}");
+        app.wait_in_db(order_no, "cancelled").await;
+        let trade: Value = app
+            .client
+            .get(format!(
+                "{}/__emulator/wechat/trades/{order_no}",
+                app.emulator()
+            ))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(trade["trade_state"], "CLOSED");
     }
 );

@@ -7,7 +7,8 @@
 //! every parameter except `sign` (`sign_type` included); responses are signed over
 //! the raw compact `*_response` text and emitted as `{"<node>":{..},"sign":".."}`;
 //! notifications and return redirects are V1-signed (no `sign_type`); page / wap /
-//! app trades do not exist until the buyer opens the cashier.
+//! app trades do not exist until the buyer opens the cashier, precreate (QR) trades
+//! until the buyer scans the code (`ACQ.TRADE_NOT_EXIST` to query and close).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard};
@@ -79,8 +80,9 @@ pub struct Trade {
     /// The wap cashier's "back to merchant" link.
     pub quit_url: Option<String>,
     pub status: TradeStatus,
-    /// The buyer opened the cashier (always true for precreate). Until then Alipay
-    /// answers `ACQ.TRADE_NOT_EXIST`.
+    /// The buyer opened the cashier (page / wap / app) or scanned the QR code
+    /// (precreate). Until then Alipay answers `ACQ.TRADE_NOT_EXIST` to query, close,
+    /// cancel and refund, though the QR code can still be scanned and paid.
     pub opened: bool,
     /// Refunded in full (by a cancel or by refunds), hence closed.
     pub refunded: bool,
@@ -280,6 +282,9 @@ const CASHIER_METHODS: [&str; 3] = [
     "alipay.trade.wap.pay",
     "alipay.trade.app.pay",
 ];
+
+/// The QR-code method: its trade exists at Alipay only once the buyer scans it.
+const PRECREATE: &str = "alipay.trade.precreate";
 
 const API_METHODS: [&str; 6] = [
     "alipay.trade.precreate",
@@ -603,7 +608,9 @@ fn open_trade(
                 GwError::business("ACQ.CONTEXT_INCONSISTENT", "交易信息被篡改"),
             ),
             TradeStatus::WaitBuyerPay => {
-                trade.opened = true;
+                // Opening the cashier again opens it; posting a precreate again does
+                // not scan its QR code.
+                trade.opened |= method != PRECREATE;
                 Ok(trade.clone())
             }
         };
@@ -620,11 +627,12 @@ fn open_trade(
         return_url: url("return_url"),
         quit_url: new.quit_url,
         status: TradeStatus::WaitBuyerPay,
-        opened: true,
+        // A QR code's trade comes into being when the buyer scans it.
+        opened: method != PRECREATE,
         refunded: false,
         refund_fen: 0,
         refunds: Vec::new(),
-        qr_code: (method == "alipay.trade.precreate")
+        qr_code: (method == PRECREATE)
             .then(|| format!("https://qr.alipay.com/bax0{}", random_alnum(21))),
         buyer_id: None,
         buyer_logon_id: None,
@@ -648,7 +656,7 @@ fn precreate(
 ) -> MethodResult {
     let new = read_new_trade(biz, "FACE_TO_FACE_PAYMENT", now).map_err(|e| (e, vec![]))?;
     let out_trade_no = new.out_trade_no.clone();
-    let trade = open_trade(state, "alipay.trade.precreate", new, params, now)
+    let trade = open_trade(state, PRECREATE, new, params, now)
         .map_err(|e| (e, vec![("out_trade_no", json!(out_trade_no))]))?;
     Ok(vec![
         ("out_trade_no", json!(trade.out_trade_no)),

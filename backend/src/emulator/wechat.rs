@@ -8,8 +8,10 @@
 //! - every request is authenticated over the exact method, path + raw query and
 //!   body bytes (`WECHATPAY2-SHA256-RSA2048`, any parameter order, 5-minute skew);
 //! - every 2xx answer, 204 included, is signed over `ts\nnonce\nbody\n` (with
-//!   `Wechatpay-Signature-Type`), under the key the request's `Wechatpay-Serial`
-//!   asks for; errors are unsigned JSON `{"code","message"[,"detail"]}`;
+//!   `Wechatpay-Signature-Type`): a public-key merchant's always with the WeChat Pay
+//!   public key, a certificate merchant's under the key its `Wechatpay-Serial` asks
+//!   for; errors are JSON `{"code","message"[,"detail"]}`, signed the same way when
+//!   the request was authenticated;
 //! - notifications are AEAD_AES_256_GCM sealed with the APIv3 key, carry
 //!   `Wechatpay-Signature-Type`, non-empty `associated_data` and a 12-character
 //!   nonce, and are resent 15s/15s/30s/3m/10m/20m/30m/30m/30m/60m/3h/3h/3h/6h/6h
@@ -37,6 +39,7 @@ use serde_json::{json, Map, Value};
 
 use super::faults::RequestFault;
 use super::{State, WechatEmulatorConfig};
+use crate::config::WechatKeyMode;
 
 /// Delays before resends 1..=15 (skills `回调通知处理.md` §重试机制), in seconds,
 /// each divided by the configured time scale.
@@ -51,13 +54,17 @@ const REFUND_SETTLE_SECS: u64 = 1;
 /// Where refunded money lands (`user_received_account`) for a balance payment.
 const USER_RECEIVED_ACCOUNT: &str = "支付用户零钱";
 
-/// An order without `time_expire` closes by itself after 7 days.
+/// An unpaid order closes by itself 7 days after it was placed (`time_expire` only
+/// ends the time the buyer can pay).
 const DEFAULT_VALIDITY_DAYS: i64 = 7;
 
 /// WeChat's notification requests announce themselves this way.
 const NOTIFY_USER_AGENT: &str = "Mozilla/4.0";
 
 const JSON_UTF8: &str = "application/json; charset=utf-8";
+
+/// The `PARAM_ERROR` wording for a `notify_url` WeChat refuses.
+const NOTIFY_URL_RULE: &str = "格式校验失败，须为http或https开头且不携带参数的URL";
 
 /// The four prepay products. The wire names are WeChat's `trade_type` values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -153,7 +160,8 @@ pub struct Trade {
     /// RFC 3339 (+08:00), set on payment.
     pub success_time: Option<String>,
     pub created_at: String,
-    /// True when the trade closed because `time_expire` passed.
+    /// Past `time_expire`: the buyer can no longer pay. The trade still answers
+    /// `NOTPAY` until the merchant closes it, or until the 7-day limit closes it.
     pub expired: bool,
     /// Refunds against this trade, oldest first.
     pub refunds: Vec<Refund>,
@@ -162,19 +170,43 @@ pub struct Trade {
     /// The request body as first posted, for the re-entry comparison.
     #[serde(skip)]
     request: Value,
+    /// Payment deadline: `time_expire`, or the 7-day limit without one.
     #[serde(skip)]
     expires_at: DateTime<FixedOffset>,
+    /// When WeChat closes it by itself if still unpaid: 7 days after creation (or at a
+    /// later `time_expire`).
+    #[serde(skip)]
+    closes_at: DateTime<FixedOffset>,
     /// Serial mode of this trade's notifications (chosen at payment).
     #[serde(skip)]
     notify_mode: SerialMode,
+    /// The mode the prepay was answered in: its notification's unless the buyer's
+    /// payment (control API) asks for another.
+    #[serde(skip)]
+    prepay_mode: SerialMode,
 }
 
 impl Trade {
-    /// Close the trade if it is unpaid and past its expiry.
+    /// Apply the passing of time: past `time_expire` an unpaid trade can no longer be
+    /// paid but still answers `NOTPAY` (only the merchant's close, or the 7-day limit,
+    /// closes it: pay.weixin.qq.com 订单状态流转).
     fn settle_expiry(&mut self, now: DateTime<Utc>) {
-        if self.trade_state == TradeState::Notpay && now > self.expires_at {
+        if self.is_paid() {
+            return;
+        }
+        self.expired = now > self.expires_at;
+        if self.trade_state == TradeState::Notpay && now > self.closes_at {
             self.trade_state = TradeState::Closed;
-            self.expired = true;
+        }
+    }
+
+    /// Move the trade's clock `secs` forward (its creation and deadlines back).
+    fn age(&mut self, secs: i64) {
+        let by = chrono::Duration::seconds(secs);
+        self.expires_at -= by;
+        self.closes_at -= by;
+        if let Ok(created) = DateTime::parse_from_rfc3339(&self.created_at) {
+            self.created_at = rfc3339(created - by);
         }
     }
 
@@ -371,6 +403,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route(
             "/__emulator/wechat/trades/{out_trade_no}",
             web::get().to(control_trade),
+        )
+        .route(
+            "/__emulator/wechat/trades/{out_trade_no}/age",
+            web::post().to(control_age),
         )
         .route(
             "/__emulator/wechat/notifications",
@@ -612,7 +648,9 @@ fn authenticate(cfg: &WechatEmulatorConfig, req: &HttpRequest, body: &str) -> Re
     Ok(())
 }
 
-/// The key an answer is signed under, chosen by the request's `Wechatpay-Serial`.
+/// The key an answer is signed under: always the public key for a public-key merchant
+/// ([`WechatKeyMode::PublicKey`]); for a certificate merchant, chosen by the request's
+/// `Wechatpay-Serial`.
 ///
 /// An absent (or empty) header gets the platform certificate: during the switch to
 /// public keys WeChat answers with the public key only for requests that name its
@@ -620,6 +658,11 @@ fn authenticate(cfg: &WechatEmulatorConfig, req: &HttpRequest, body: &str) -> Re
 /// (e.g. the wechatpayv3 Python SDK) send no header at all. Any other value is
 /// answered in public-key mode.
 fn answer_mode(cfg: &WechatEmulatorConfig, req: &HttpRequest) -> SerialMode {
+    if cfg.mode == WechatKeyMode::PublicKey {
+        // A public-key merchant has no certificate to be answered with, whatever the
+        // request names (wechatpay-go and others send no Wechatpay-Serial at all).
+        return SerialMode::PublicKey;
+    }
     let serial = req
         .headers()
         .get("Wechatpay-Serial")
@@ -773,7 +816,8 @@ async fn prepay(
             }
             None => {
                 let answer = prepay_answer(trade_type, now);
-                let trade = order.into_trade(trade_type, params, answer.clone(), now);
+                let mut trade = order.into_trade(trade_type, params, answer.clone(), now);
+                trade.prepay_mode = mode;
                 trades.insert(trade.out_trade_no.clone(), trade);
                 answer
             }
@@ -804,11 +848,9 @@ impl NewOrder {
         now: DateTime<Utc>,
     ) -> Trade {
         let created = now.with_timezone(&china());
-        let expires_at = self
-            .time_expire
-            .as_ref()
-            .map(|(_, t)| *t)
-            .unwrap_or_else(|| created + chrono::Duration::days(DEFAULT_VALIDITY_DAYS));
+        let limit = created + chrono::Duration::days(DEFAULT_VALIDITY_DAYS);
+        let expires_at = self.time_expire.as_ref().map_or(limit, |(_, t)| *t);
+        let closes_at = expires_at.max(limit);
         Trade {
             out_trade_no: self.out_trade_no,
             trade_type,
@@ -829,7 +871,9 @@ impl NewOrder {
             prepay,
             request,
             expires_at,
+            closes_at,
             notify_mode: SerialMode::PublicKey,
+            prepay_mode: SerialMode::PublicKey,
         }
     }
 }
@@ -914,7 +958,7 @@ fn validate_prepay(
             "body",
             "notify_url",
             "通知地址",
-            "格式校验失败，须为http或https开头的URL",
+            NOTIFY_URL_RULE,
             obj.get("notify_url"),
         ));
     }
@@ -1084,6 +1128,8 @@ fn optional_str(
     }
 }
 
+/// WeChat's rule for `notify_url`: an http(s) URL with a host and no parameters
+/// ("不能携带参数"): a query string (or fragment) is refused at prepay.
 fn valid_notify_url(url: &str) -> bool {
     let rest = url
         .strip_prefix("https://")
@@ -1091,7 +1137,7 @@ fn valid_notify_url(url: &str) -> bool {
     match rest {
         Some(rest) => {
             let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
-            !host.is_empty() && !url.contains(char::is_whitespace)
+            !host.is_empty() && !url.contains(char::is_whitespace) && !url.contains(['?', '#'])
         }
         None => false,
     }
@@ -1258,6 +1304,14 @@ async fn certificates(state: State, req: HttpRequest) -> HttpResponse {
         async {
             let cfg = &state.config.wechat;
             gate(&state, &req, &[]).await?;
+            if cfg.mode == WechatKeyMode::PublicKey {
+                // What WeChat answers a merchant that only has the public key.
+                return Err(ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    "RESOURCE_NOT_EXISTS",
+                    "无可用的平台证书，请在商户平台-API安全申请使用微信支付公钥。可查看指引https://pay.weixin.qq.com/doc/v3/merchant/4012153196",
+                ));
+            }
             let cert = &cfg.platform_cert;
             let encrypted = EncryptedCertificate::seal(
                 cfg.api_v3_key.expose().as_bytes(),
@@ -1311,6 +1365,14 @@ async fn control_pay(state: State, path: web::Path<String>, body: web::Bytes) ->
         }
     };
     let cfg = &state.config.wechat;
+    if cfg.mode == WechatKeyMode::PublicKey && control.serial_mode == Some(SerialMode::Certificate)
+    {
+        return control_error(
+            StatusCode::CONFLICT,
+            "NO_PLATFORM_CERTIFICATE",
+            "the merchant has the WeChat Pay public key only (EMULATOR_WECHAT_MODE=public_key): notifications are signed with it",
+        );
+    }
     let now = Utc::now();
     let (tx, log) = {
         let mut trades = lock(&state.wechat.trades);
@@ -1322,11 +1384,12 @@ async fn control_pay(state: State, path: web::Path<String>, body: web::Bytes) ->
             TradeState::Success | TradeState::Refund => {
                 return HttpResponse::Ok().json(trade.transaction())
             }
-            TradeState::Closed if trade.expired => {
-                return control_error(StatusCode::CONFLICT, "ORDER_EXPIRED", "订单已失效")
-            }
             TradeState::Closed => {
                 return control_error(StatusCode::CONFLICT, "ORDER_CLOSED", "订单已关闭")
+            }
+            // Past time_expire the buyer's WeChat refuses to pay (the trade stays NOTPAY).
+            TradeState::Notpay if trade.expired => {
+                return control_error(StatusCode::CONFLICT, "ORDER_EXPIRED", "订单已失效")
             }
             TradeState::Notpay => {}
         }
@@ -1348,7 +1411,7 @@ async fn control_pay(state: State, path: web::Path<String>, body: web::Bytes) ->
         if trade.payer_openid.is_none() {
             trade.payer_openid = Some(control.openid.clone().unwrap_or_else(random_openid));
         }
-        trade.notify_mode = control.serial_mode.unwrap_or_default();
+        trade.notify_mode = control.serial_mode.unwrap_or(trade.prepay_mode);
         let tx = trade.transaction();
         match success_notification(cfg, trade, &tx, now) {
             Ok(log) => (tx, log),
@@ -1383,6 +1446,36 @@ async fn control_trades(state: State) -> HttpResponse {
         .collect();
     trades.sort_by(|a, b| a.created_at.cmp(&b.created_at));
     HttpResponse::Ok().json(trades)
+}
+
+#[derive(Debug, Deserialize)]
+struct AgeControl {
+    /// Seconds that pass for the trade.
+    secs: i64,
+}
+
+/// `POST /__emulator/wechat/trades/{out_trade_no}/age` with `{"secs": N}`: N seconds
+/// pass for this trade (its creation, `time_expire` and 7-day limit move back), so a
+/// test can take it past `time_expire` or the 7-day limit. Answers the trade.
+async fn control_age(
+    state: State,
+    path: web::Path<String>,
+    body: web::Json<AgeControl>,
+) -> HttpResponse {
+    if !(0..=30 * 86_400).contains(&body.secs) {
+        return control_error(
+            StatusCode::BAD_REQUEST,
+            "INVALID_BODY",
+            "secs must be between 0 and 2592000",
+        );
+    }
+    let mut trades = lock(&state.wechat.trades);
+    let Some(trade) = trades.get_mut(path.as_str()) else {
+        return control_error(StatusCode::NOT_FOUND, "ORDER_NOT_EXIST", "订单不存在");
+    };
+    trade.age(body.secs);
+    trade.settle_expiry(Utc::now());
+    HttpResponse::Ok().json(&*trade)
 }
 
 async fn control_trade(state: State, path: web::Path<String>) -> HttpResponse {
@@ -1669,7 +1762,7 @@ fn validate_refund(params: &Value) -> Result<RefundAsk, ApiError> {
             "body",
             "notify_url",
             "退款结果回调url",
-            "格式校验失败，须为http或https开头的URL",
+            NOTIFY_URL_RULE,
             obj.get("notify_url"),
         ));
     }
@@ -2276,6 +2369,9 @@ mod tests {
         assert!(!valid_notify_url("ftp://shop.example/cb"));
         assert!(!valid_notify_url("https:///cb"));
         assert!(!valid_notify_url("https://a b/cb"));
+        // WeChat: "通知URL必须为直接可访问的URL，不允许携带查询串".
+        assert!(!valid_notify_url("https://shop.example/wx/notify?order=1"));
+        assert!(!valid_notify_url("https://shop.example/wx/notify#x"));
     }
 
     #[test]

@@ -604,6 +604,15 @@ impl WechatClient {
             .await
             .map_err(|e| ProviderError::Unavailable(format!("certificates: {e}")))?;
         if !(200..300).contains(&status) {
+            let no_certificates = status == 404
+                && serde_json::from_slice::<ApiErrorBody>(&bytes)
+                    .is_ok_and(|b| b.code == "RESOURCE_NOT_EXISTS");
+            if no_certificates {
+                // A merchant registered since late 2024 has the public key only.
+                tracing::warn!(
+                    "WeChat Pay has no platform certificate for this merchant: configure its WeChat Pay public key (WECHAT_PAY_PUBLIC_KEY_PATH and WECHAT_PAY_PUBLIC_KEY_ID)"
+                );
+            }
             // Not verifiable here (the certificates are what is being fetched).
             return Err(map_error(status, &bytes, &Authenticity::Unsigned));
         }
