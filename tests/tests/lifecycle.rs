@@ -230,8 +230,13 @@ both_backends!(
         let report = fenpay::jobs::sweep_once(&app.state).await;
         assert_eq!(report.retry, 1, "{report:?}");
         assert_eq!(order(&app, &no).await.status.as_str(), "pending");
-        // Provider back: the next pass closes it.
+        // Provider back: the order waits for its backoff (a minute) ...
         faults(&app, json!({})).await;
+        let report = fenpay::jobs::sweep_once(&app.state).await;
+        assert_eq!(report, fenpay::jobs::SweepReport::default());
+        // ... then the next pass closes it.
+        app.sql("UPDATE orders SET close_retry_at = '2020-01-01 00:00:00'")
+            .await;
         let report = fenpay::jobs::sweep_once(&app.state).await;
         assert_eq!(report.cancelled, 1, "{report:?}");
     }
