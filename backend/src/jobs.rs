@@ -123,7 +123,7 @@ pub async fn sweep_once(state: &AppState) -> SweepReport {
             return report;
         }
         let mut progressed = false;
-        for no in claimed {
+        for (no, claim) in claimed {
             let Ok(Some(order)) = order_db::find(&state.db, &no).await else {
                 continue;
             };
@@ -142,7 +142,7 @@ pub async fn sweep_once(state: &AppState) -> SweepReport {
                 Err(e) => {
                     tracing::warn!(order_no = %no, error = %e, "could not close an expired order; retrying next pass");
                     report.retry += 1;
-                    let _ = order_db::release_job_claim(&state.db, &no, false).await;
+                    let _ = order_db::release_job_claim(&state.db, &no, &claim, false).await;
                 }
             }
         }
@@ -176,7 +176,16 @@ async fn sync_with_retries(
 /// a notification would apply them. Processing refunds are followed up too.
 pub async fn reconcile_once(state: &AppState) -> ReconcileReport {
     let mut report = ReconcileReport::default();
-    let now = db::now();
+    // The database's clock: replicas agree on it whatever their own clocks say.
+    let clock = match state.db.clock().await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "reconciler cannot read the database's clock");
+            report.errors += 1;
+            return report;
+        }
+    };
+    let now = clock.now();
     let l = &state.settings.lifecycle;
     let claims = [
         OrderClaim::StalePending(
@@ -199,7 +208,7 @@ pub async fn reconcile_once(state: &AppState) -> ReconcileReport {
                 continue;
             }
         };
-        for no in claimed {
+        for (no, claim) in claimed {
             let Ok(Some(order)) = order_db::find(&state.db, &no).await else {
                 continue;
             };
@@ -224,11 +233,17 @@ pub async fn reconcile_once(state: &AppState) -> ReconcileReport {
                 // Only a verified answer ends the paid-after-close check, and only once the
                 // trade can no longer be paid: before its `time_expire` an Alipay page / wap /
                 // app trade the buyer never opened may still come into being and be paid.
-                let again = failed || order.expire_at > db::now();
-                order_db::release_paid_check(&state.db, &no, again, rules::paid_check_backoff_secs)
-                    .await
+                let again = failed || order.expire_at > clock.now();
+                order_db::release_paid_check(
+                    &state.db,
+                    &no,
+                    &claim,
+                    again,
+                    rules::paid_check_backoff_secs,
+                )
+                .await
             } else {
-                order_db::release_job_claim(&state.db, &no, true).await
+                order_db::release_job_claim(&state.db, &no, &claim, true).await
             };
             if let Err(e) = released {
                 tracing::warn!(order_no = %no, error = %e, "could not release a job claim");

@@ -83,6 +83,7 @@ diesel::table! {
         sync_halted -> Bool,
         paid_check_failures -> Integer,
         paid_check_at -> Nullable<Timestamp>,
+        claim_token -> Nullable<Text>,
     }
 }
 
@@ -160,6 +161,9 @@ diesel::table! {
         delivered_at -> Nullable<Timestamp>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        claim_token -> Nullable<Text>,
+        resend_requested -> Bool,
+        resent_at -> Nullable<Timestamp>,
     }
 }
 
