@@ -380,7 +380,7 @@ pub async fn claim_due_deliveries(
         )
     })?;
     Ok(DeliveryClaim {
-        clock: rows.iter().next().map(|r| DbClock::new(r.now)),
+        clock: <[ClaimedId]>::first(&rows).map(|r| DbClock::new(r.now)),
         ids: rows.into_iter().map(|r| r.id).collect(),
         token,
     })
