@@ -224,6 +224,39 @@ async fn hanging_endpoint_case(backend: Backend) {
     assert!(healthy.arrivals.lock().unwrap().values().all(|c| *c == 1));
 }
 
+// An endpoint that keeps failing has its circuit opened: its due deliveries wait instead
+// of being tried one after another, then a probe finds it answering again and the rest
+// follow.
+on_both!(a_failing_endpoint_is_paused_by_its_circuit, circuit_case);
+async fn circuit_case(backend: Backend) {
+    let rx = WebhookReceiver::default();
+    let url = rx.start().await;
+    *rx.fail_first.lock().unwrap() = 1000;
+    let mut o = webhook_overrides();
+    o.extend([
+        ("WEBHOOK_PER_ENDPOINT_CONCURRENCY", "1"),
+        ("WEBHOOK_CIRCUIT_FAILURES", "2"),
+        ("WEBHOOK_CIRCUIT_OPEN_SECS", "2"),
+    ]);
+    o.push(("WEBHOOK_URLS", &url));
+    let Some(app) = start(backend, &o).await else {
+        return;
+    };
+    let tried = || 1000 - *rx.fail_first.lock().unwrap();
+    create_orders(&app, 10).await;
+    assert!(eventually(|| async { tried() >= 2 }).await);
+    // Ten deliveries are due, but after two failures in a row the endpoint waits.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert!(
+        tried() <= 3,
+        "{} attempts while the circuit was open",
+        tried()
+    );
+    // The receiver recovers: a probe closes the circuit and every event arrives.
+    *rx.fail_first.lock().unwrap() = 0;
+    assert!(eventually(|| async { rx.per_event().len() == 10 }).await);
+}
+
 /// Measures the dispatcher's delivery rate to a healthy endpoint while another endpoint
 /// hangs (each of its deliveries waits the 10 s timeout). Prints deliveries/s; asserts
 /// nothing. `cargo test -p fenpay-tests --test jobs measure -- --ignored --nocapture`.
