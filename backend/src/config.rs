@@ -200,6 +200,14 @@ pub struct LifecycleSettings {
     pub retention_events_days: i64,
     /// How often the retention purge runs.
     pub retention_interval_secs: u64,
+    /// Deliveries in flight at once (per process); a slot is refilled as each ends.
+    pub webhook_concurrency: usize,
+    /// Most deliveries in flight at once to one endpoint (per process).
+    pub webhook_per_endpoint_concurrency: usize,
+    /// Consecutive failed attempts that open an endpoint's circuit ...
+    pub webhook_circuit_failures: u32,
+    /// ... for this long; then one probe decides whether it closes.
+    pub webhook_circuit_open_secs: u64,
     /// Telegram notifier for new and paid orders (off unless both are set).
     pub telegram_bot_token: Secret,
     pub telegram_chat_id: String,
@@ -251,6 +259,9 @@ pub struct Settings {
     pub payment_query_retry_max: u32,
     /// Most periods of a membership in one order (`MAX_MEMBERSHIP_QUANTITY`).
     pub max_membership_quantity: i64,
+    /// Test-only skew of this process's own clock (`CLOCK_OFFSET_SECS`), to show that
+    /// leases do not depend on it; refused in production.
+    pub clock_offset_secs: i64,
     pub wechat: WechatSettings,
     pub alipay: AlipaySettings,
     pub emulator: EmulatorSettings,
@@ -439,6 +450,7 @@ impl Settings {
             qr_code_expire_minutes: env.number("QR_CODE_EXPIRE_MINUTES", 15, 1..=10_080)?,
             payment_query_retry_max: env.number("PAYMENT_QUERY_RETRY_MAX", 5, 0..=20)?,
             max_membership_quantity: env.number("MAX_MEMBERSHIP_QUANTITY", 12, 1..=120)?,
+            clock_offset_secs: env.number("CLOCK_OFFSET_SECS", 0, -86_400..=86_400)?,
             wechat,
             alipay,
             emulator: EmulatorSettings {
@@ -488,6 +500,18 @@ impl Settings {
                     3_600,
                     60..=86_400,
                 )?,
+                webhook_concurrency: env.number("WEBHOOK_CONCURRENCY", 32, 1..=1_024)?,
+                webhook_per_endpoint_concurrency: env.number(
+                    "WEBHOOK_PER_ENDPOINT_CONCURRENCY",
+                    8,
+                    1..=1_024,
+                )?,
+                webhook_circuit_failures: env.number("WEBHOOK_CIRCUIT_FAILURES", 5, 1..=10_000)?,
+                webhook_circuit_open_secs: env.number(
+                    "WEBHOOK_CIRCUIT_OPEN_SECS",
+                    30,
+                    1..=21_600,
+                )?,
                 telegram_bot_token: Secret::new(env.get("TELEGRAM_BOT_TOKEN").unwrap_or_default()),
                 telegram_chat_id: env.str_or("TELEGRAM_CHAT_ID", ""),
                 telegram_api_base: env
@@ -498,7 +522,30 @@ impl Settings {
         };
         settings.check()?;
         check_callback_urls(&env, &settings)?;
+        settings.check_dispatch()?;
         Ok(settings)
+    }
+
+    /// The dispatcher's limits and the test-only clock skew.
+    /// What single ranges cannot say about the dispatcher and the test clock.
+    fn check_dispatch(&self) -> Result<(), ConfigError> {
+        let l = &self.lifecycle;
+        if l.webhook_per_endpoint_concurrency > l.webhook_concurrency {
+            return Err(ConfigError::Invalid {
+                var: "WEBHOOK_PER_ENDPOINT_CONCURRENCY",
+                reason: format!(
+                    "must be between 1 and WEBHOOK_CONCURRENCY ({}), got {}",
+                    l.webhook_concurrency, l.webhook_per_endpoint_concurrency
+                ),
+            });
+        }
+        if self.clock_offset_secs != 0 && self.app_env == AppEnv::Production {
+            return Err(ConfigError::Invalid {
+                var: "CLOCK_OFFSET_SECS",
+                reason: "a test-only clock skew; it cannot be set in production".into(),
+            });
+        }
+        Ok(())
     }
 
     fn check(&self) -> Result<(), ConfigError> {
@@ -1147,5 +1194,49 @@ mod tests {
         assert!(!debug.contains("apiv3keyapiv3key"));
         assert!(!debug.contains("hunter2"));
         assert!(debug.contains("<redacted>"));
+    }
+
+    #[test]
+    fn dispatcher_limits_have_defaults_and_ranges() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().to_str().unwrap();
+        let s = Settings::from_map(&map(&[("DATA_DIR", data)])).unwrap();
+        let l = &s.lifecycle;
+        assert_eq!(
+            (
+                l.webhook_concurrency,
+                l.webhook_per_endpoint_concurrency,
+                l.webhook_circuit_failures,
+                l.webhook_circuit_open_secs
+            ),
+            (32, 8, 5, 30)
+        );
+        assert_eq!(s.clock_offset_secs, 0);
+        for (var, value) in [
+            ("WEBHOOK_CONCURRENCY", "0"),
+            ("WEBHOOK_CONCURRENCY", "5000"),
+            ("WEBHOOK_PER_ENDPOINT_CONCURRENCY", "0"),
+            ("WEBHOOK_PER_ENDPOINT_CONCURRENCY", "33"),
+            ("WEBHOOK_CIRCUIT_FAILURES", "0"),
+            ("WEBHOOK_CIRCUIT_OPEN_SECS", "0"),
+            ("CLOCK_OFFSET_SECS", "100000"),
+        ] {
+            let err = Settings::from_map(&map(&[("DATA_DIR", data), (var, value)]))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(var), "{var}={value}: {err}");
+        }
+        let s = Settings::from_map(&map(&[("DATA_DIR", data), ("CLOCK_OFFSET_SECS", "-40")]));
+        assert_eq!(s.unwrap().clock_offset_secs, -40);
+        // Production never runs on a skewed clock on purpose.
+        let err = Settings::from_map(&map(&[
+            ("APP_ENV", "production"),
+            ("DATABASE_URL", "postgres://localhost/fenpay"),
+            ("JWT_SECRET", "0123456789abcdefghijklmnopqrstuvwxyzABCDEF"),
+            ("CLOCK_OFFSET_SECS", "40"),
+        ]))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("CLOCK_OFFSET_SECS"), "{err}");
     }
 }

@@ -236,6 +236,7 @@ pub enum Pools {
 pub struct Db {
     pools: Pools,
     orders: Arc<OrderCache>,
+    clock_offset: chrono::TimeDelta,
 }
 
 impl std::fmt::Debug for Db {
@@ -337,6 +338,7 @@ impl Db {
         Db {
             pools,
             orders: Arc::new(OrderCache::new(OrderCacheConfig::default(), sqlite)),
+            clock_offset: chrono::TimeDelta::zero(),
         }
     }
 
@@ -497,4 +499,103 @@ pub fn now() -> chrono::NaiveDateTime {
 /// Read a stored naive UTC time back as `DateTime<Utc>`.
 pub fn utc(t: chrono::NaiveDateTime) -> chrono::DateTime<chrono::Utc> {
     t.and_utc()
+}
+
+/// The database's clock, read once ([`Db::clock`]) and carried forward with this
+/// process's monotonic clock, so a wrong wall clock here does not move it.
+#[derive(Clone, Copy, Debug)]
+pub struct DbClock {
+    at: chrono::NaiveDateTime,
+    read: std::time::Instant,
+}
+
+impl DbClock {
+    pub fn new(at: chrono::NaiveDateTime) -> DbClock {
+        DbClock {
+            at,
+            read: std::time::Instant::now(),
+        }
+    }
+
+    /// The database's time now (UTC, as stored).
+    pub fn now(&self) -> chrono::NaiveDateTime {
+        self.at + self.read.elapsed()
+    }
+}
+
+/// Who holds a job's claim on a row (an order, a webhook delivery): a fresh random token
+/// per claim. Finishing or releasing a claim names it, so a holder whose lease ran out and
+/// was taken over by another job changes nothing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClaimToken(String);
+
+impl ClaimToken {
+    pub fn new() -> ClaimToken {
+        ClaimToken(uuid::Uuid::new_v4().simple().to_string())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Default for ClaimToken {
+    fn default() -> Self {
+        ClaimToken::new()
+    }
+}
+
+#[derive(diesel::QueryableByName)]
+struct ClockRow {
+    #[diesel(sql_type = diesel::sql_types::Timestamp)]
+    now: chrono::NaiveDateTime,
+}
+
+impl Db {
+    /// This process's own clock (UTC, as stored), shifted by `CLOCK_OFFSET_SECS` (a
+    /// test-only skew; refused in production). Leases and due times never use it: they
+    /// come from the database's clock ([`Db::clock_sql`]), which all replicas share.
+    pub fn now(&self) -> chrono::NaiveDateTime {
+        now() + self.clock_offset
+    }
+
+    /// Skew this handle's own clock (see [`Db::now`]); call before cloning the handle.
+    pub fn with_clock_offset(mut self, secs: i64) -> Db {
+        self.clock_offset = chrono::TimeDelta::seconds(secs);
+        self
+    }
+
+    /// SQL for the database's time `secs` from now, UTC and naive like the stored times.
+    /// PostgreSQL's clock is the server's (one for every replica); SQLite's is this
+    /// process's (SQLite mode is single-process). `secs` is an integer, never user text.
+    pub fn clock_sql(&self, secs: i64) -> String {
+        match self.backend() {
+            Backend::Postgres if secs == 0 => "(now() AT TIME ZONE 'UTC')".to_string(),
+            Backend::Postgres => {
+                format!("((now() AT TIME ZONE 'UTC') + interval '{secs} seconds')")
+            }
+            Backend::Sqlite if secs == 0 => "strftime('%Y-%m-%d %H:%M:%f', 'now')".to_string(),
+            Backend::Sqlite => {
+                format!("strftime('%Y-%m-%d %H:%M:%f', 'now', '{secs:+} seconds')")
+            }
+        }
+    }
+
+    /// [`Db::clock_sql`] as a diesel expression of type `ST` (`Timestamp` or
+    /// `Nullable<Timestamp>`).
+    pub fn clock_expr<ST>(&self, secs: i64) -> diesel::expression::SqlLiteral<ST>
+    where
+        ST: diesel::sql_types::SqlType + diesel::expression::TypedExpressionType,
+    {
+        diesel::dsl::sql::<ST>(&self.clock_sql(secs))
+    }
+
+    /// Read the database's clock (one query).
+    pub async fn clock(&self) -> DbResult<DbClock> {
+        let sql = format!("SELECT {} AS now", self.clock_sql(0));
+        let row: ClockRow = crate::db_run!(self, |conn| {
+            Ok::<_, DbError>(diesel::sql_query(sql.as_str()).get_result(conn).await?)
+        })?;
+        Ok(DbClock::new(row.now))
+    }
 }

@@ -14,7 +14,7 @@ use api_types::payment::{CancelReason, OrderStatus};
 use chrono::Duration as ChronoDuration;
 
 use crate::db::orders::{self as order_db, OrderClaim};
-use crate::db::{self, refunds as refund_db};
+use crate::db::{refunds as refund_db, ClaimToken};
 use crate::domain::order as rules;
 use crate::error::AppError;
 use crate::service::orders::{self as order_service, ApplyOutcome};
@@ -121,21 +121,22 @@ pub async fn sweep_once(state: &AppState) -> SweepReport {
         };
         // An order this pass already tried is due again only when the pass outlasted its
         // backoff or lease: give it back untouched; the pass ends once nothing new is due.
-        let (fresh, again): (Vec<String>, Vec<String>) =
-            claimed.into_iter().partition(|no| seen.insert(no.clone()));
-        for no in &again {
-            release(state, no).await;
+        let (fresh, again): (Vec<_>, Vec<_>) = claimed
+            .into_iter()
+            .partition(|(no, _)| seen.insert(no.clone()));
+        for (no, claim) in &again {
+            release(state, no, claim).await;
         }
         if fresh.is_empty() {
             return report;
         }
-        for no in fresh {
+        for (no, claim) in fresh {
             let order = match order_db::find(&state.db, &no).await {
                 Ok(Some(order)) => order,
                 Ok(None) => continue,
                 Err(e) => {
                     tracing::warn!(order_no = %no, error = %e, "sweeper cannot read a claimed order");
-                    release(state, &no).await;
+                    release(state, &no, &claim).await;
                     continue;
                 }
             };
@@ -169,6 +170,7 @@ pub async fn sweep_once(state: &AppState) -> SweepReport {
                 let released = order_db::release_failed_close(
                     &state.db,
                     &no,
+                    &claim,
                     &error,
                     rules::close_retry_backoff_secs,
                 )
@@ -182,8 +184,8 @@ pub async fn sweep_once(state: &AppState) -> SweepReport {
 }
 
 /// Give a claimed order back without noting anything.
-async fn release(state: &AppState, order_no: &str) {
-    if let Err(e) = order_db::release_job_claim(&state.db, order_no, false).await {
+async fn release(state: &AppState, order_no: &str, claim: &ClaimToken) {
+    if let Err(e) = order_db::release_job_claim(&state.db, order_no, claim, false).await {
         tracing::warn!(order_no = %order_no, error = %e, "could not release a job claim");
     }
 }
@@ -211,7 +213,16 @@ async fn sync_with_retries(
 /// a notification would apply them. Processing refunds are followed up too.
 pub async fn reconcile_once(state: &AppState) -> ReconcileReport {
     let mut report = ReconcileReport::default();
-    let now = db::now();
+    // The database's clock: replicas agree on it whatever their own clocks say.
+    let clock = match state.db.clock().await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "reconciler cannot read the database's clock");
+            report.errors += 1;
+            return report;
+        }
+    };
+    let now = clock.now();
     let l = &state.settings.lifecycle;
     let claims = [
         OrderClaim::StalePending(
@@ -234,7 +245,7 @@ pub async fn reconcile_once(state: &AppState) -> ReconcileReport {
                 continue;
             }
         };
-        for no in claimed {
+        for (no, claim) in claimed {
             let Ok(Some(order)) = order_db::find(&state.db, &no).await else {
                 continue;
             };
@@ -259,11 +270,17 @@ pub async fn reconcile_once(state: &AppState) -> ReconcileReport {
                 // Only a verified answer ends the paid-after-close check, and only once the
                 // trade can no longer be paid: before its `time_expire` an Alipay page / wap /
                 // app trade the buyer never opened may still come into being and be paid.
-                let again = failed || order.expire_at > db::now();
-                order_db::release_paid_check(&state.db, &no, again, rules::paid_check_backoff_secs)
-                    .await
+                let again = failed || order.expire_at > clock.now();
+                order_db::release_paid_check(
+                    &state.db,
+                    &no,
+                    &claim,
+                    again,
+                    rules::paid_check_backoff_secs,
+                )
+                .await
             } else {
-                order_db::release_job_claim(&state.db, &no, true).await
+                order_db::release_job_claim(&state.db, &no, &claim, true).await
             };
             if let Err(e) = released {
                 tracing::warn!(order_no = %no, error = %e, "could not release a job claim");

@@ -118,7 +118,8 @@ impl Application {
             .with_order_cache(db::cache::OrderCacheConfig {
                 capacity: settings.order_cache_size,
                 ttl: Duration::from_secs(settings.order_cache_ttl_secs),
-            });
+            })
+            .with_clock_offset(settings.clock_offset_secs);
         let listener = TcpListener::bind(&settings.bind)
             .map_err(|e| anyhow::anyhow!("cannot bind BIND_ADDR={}: {e}", settings.bind))?;
         let actual = listener.local_addr()?;

@@ -411,7 +411,10 @@ both_backends!(
         )
         .await
         .unwrap();
-        assert_eq!(claimed, vec![no.clone()]);
+        assert_eq!(
+            claimed.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(),
+            vec![no.clone()]
+        );
         // ... meanwhile the order is cancelled here, and the buyer pays the trade anyway
         // (its notifications are lost) ...
         assert!(
@@ -423,7 +426,7 @@ both_backends!(
         faults(&app, json!({"drop_notifications_next": 1000})).await;
         pay_at_emulator(&app, "wechat", &no).await;
         // ... then the reconciler releases its claim.
-        order_db::release_job_claim(&app.state.db, &no, true)
+        order_db::release_job_claim(&app.state.db, &no, &claimed[0].1, true)
             .await
             .unwrap();
         cancelled_minutes_ago(&app, &no, 5).await;
@@ -451,6 +454,9 @@ async fn recently_cancelled(app: &TestApp) -> Vec<String> {
     )
     .await
     .unwrap()
+    .into_iter()
+    .map(|(no, _)| no)
+    .collect()
 }
 
 // An order held for review (a payment mismatch) is not queried again once cancelled either.

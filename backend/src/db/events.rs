@@ -3,13 +3,13 @@
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Timestamp};
+use diesel::sql_types::{BigInt, Text, Timestamp};
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use serde_json::json;
 
 use super::orders::OrderRow;
 use super::schema::{outbox_events, webhook_attempts, webhook_deliveries};
-use super::{Db, DbError, DbResult};
+use super::{ClaimToken, Db, DbClock, DbError, DbResult};
 use crate::{db_run, db_write};
 
 /// Endpoint name used for the Telegram notifier in `webhook_deliveries`.
@@ -205,6 +205,18 @@ pub struct DeliveryRow {
     pub delivered_at: Option<NaiveDateTime>,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    /// An operator asked for a resend while an attempt was in flight: it is sent again
+    /// once that attempt is over.
+    pub resend_requested: bool,
+    /// The last operator resend; the retry window counts from it (else from `created_at`).
+    pub resent_at: Option<NaiveDateTime>,
+}
+
+impl DeliveryRow {
+    /// Where the WEBHOOK_RETRY_HOURS window starts: the last resend, else the creation.
+    pub fn retry_window_start(&self) -> NaiveDateTime {
+        self.resent_at.unwrap_or(self.created_at)
+    }
 }
 
 #[derive(Clone, Debug, Insertable)]
@@ -289,113 +301,242 @@ pub async fn find_delivery(db: &Db, id: i64) -> DbResult<Option<(DeliveryRow, Ev
 struct ClaimedId {
     #[diesel(sql_type = BigInt)]
     id: i64,
+    #[diesel(sql_type = Timestamp)]
+    now: NaiveDateTime,
 }
 
-/// Claim up to `limit` due deliveries for `lease_secs`. On PostgreSQL the candidates are
-/// picked `FOR UPDATE SKIP LOCKED`, so concurrent dispatchers on other replicas never
-/// claim the same row; the lease keeps the claim after the transaction.
-pub async fn claim_due_deliveries(db: &Db, limit: i64, lease_secs: i64) -> DbResult<Vec<i64>> {
-    let now = super::now();
-    let until = now + chrono::Duration::seconds(lease_secs);
-    let rows: Vec<ClaimedId> = match db.backend() {
-        super::Backend::Postgres => db_write!(db, |conn| {
-            Ok::<_, super::DbError>(
-                diesel::sql_query(
-                    "UPDATE webhook_deliveries SET lease_until = $1 WHERE id IN (\
-                     SELECT id FROM webhook_deliveries WHERE status = 'pending' \
-                     AND next_attempt_at <= $2 AND (lease_until IS NULL OR lease_until < $2) \
-                     ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED) RETURNING id",
-                )
-                .bind::<Timestamp, _>(until)
-                .bind::<Timestamp, _>(now)
+#[derive(QueryableByName)]
+struct DueEndpoint {
+    #[diesel(sql_type = Text)]
+    endpoint: String,
+}
+
+/// Deliveries claimed together: their ids, the claim's token, and the database's clock
+/// at the claim (what due times and the retry window are computed from).
+#[derive(Clone, Debug)]
+pub struct DeliveryClaim {
+    pub ids: Vec<i64>,
+    pub token: ClaimToken,
+    pub clock: Option<DbClock>,
+}
+
+/// A delivery is due when it was never tried (whatever clock wrote its creation time)
+/// or its retry time has come, and no live claim holds it; times by the database's clock.
+fn due_condition(db: &Db) -> String {
+    let now = db.clock_sql(0);
+    format!(
+        "status = 'pending' AND (attempts = 0 OR next_attempt_at <= {now}) \
+         AND (lease_until IS NULL OR lease_until < {now})"
+    )
+}
+
+/// Endpoints that have deliveries due now (at most `limit`).
+pub async fn due_endpoints(db: &Db, limit: i64) -> DbResult<Vec<String>> {
+    let sql = format!(
+        "SELECT DISTINCT endpoint FROM webhook_deliveries WHERE {} LIMIT {limit}",
+        due_condition(db)
+    );
+    let rows: Vec<DueEndpoint> = db_run!(db, |conn| {
+        Ok::<_, DbError>(diesel::sql_query(sql.as_str()).load(conn).await?)
+    })?;
+    Ok(rows.into_iter().map(|r| r.endpoint).collect())
+}
+
+/// Claim up to `limit` due deliveries to `endpoint` for `lease_secs` (by the database's
+/// clock, so replicas whose clocks disagree never take each other's claims), under a
+/// fresh token that finishing the attempt must name. On PostgreSQL the candidates are
+/// picked `FOR UPDATE SKIP LOCKED`, so concurrent dispatchers never claim the same row.
+/// A claim also satisfies an earlier resend request (its attempt is the resend).
+pub async fn claim_due_deliveries(
+    db: &Db,
+    endpoint: &str,
+    limit: i64,
+    lease_secs: i64,
+) -> DbResult<DeliveryClaim> {
+    let token = ClaimToken::new();
+    let pg = db.backend() == super::Backend::Postgres;
+    let p = |i: u8| if pg { format!("${i}") } else { format!("?{i}") };
+    let sql = format!(
+        "UPDATE webhook_deliveries SET lease_until = {until}, claim_token = {token}, \
+         resend_requested = FALSE WHERE id IN (SELECT id FROM webhook_deliveries \
+         WHERE endpoint = {endpoint} AND {due} ORDER BY next_attempt_at, id LIMIT {limit}{lock}) \
+         RETURNING id, {now} AS now",
+        until = db.clock_sql(lease_secs),
+        token = p(1),
+        endpoint = p(2),
+        due = due_condition(db),
+        limit = p(3),
+        lock = if pg { " FOR UPDATE SKIP LOCKED" } else { "" },
+        now = db.clock_sql(0),
+    );
+    let rows: Vec<ClaimedId> = db_write!(db, |conn| {
+        Ok::<_, DbError>(
+            diesel::sql_query(sql.as_str())
+                .bind::<Text, _>(token.as_str())
+                .bind::<Text, _>(endpoint)
                 .bind::<BigInt, _>(limit)
                 .load(conn)
                 .await?,
-            )
-        })?,
-        super::Backend::Sqlite => db_write!(db, |conn| {
-            Ok::<_, super::DbError>(
-                diesel::sql_query(
-                    "UPDATE webhook_deliveries SET lease_until = ?1 WHERE id IN (\
-                     SELECT id FROM webhook_deliveries WHERE status = 'pending' \
-                     AND next_attempt_at <= ?2 AND (lease_until IS NULL OR lease_until < ?2) \
-                     ORDER BY next_attempt_at LIMIT ?3) RETURNING id",
-                )
-                .bind::<Timestamp, _>(until)
-                .bind::<Timestamp, _>(now)
-                .bind::<BigInt, _>(limit)
-                .load(conn)
-                .await?,
-            )
-        })?,
-    };
-    Ok(rows.into_iter().map(|r| r.id).collect())
+        )
+    })?;
+    Ok(DeliveryClaim {
+        clock: <[ClaimedId]>::first(&rows).map(|r| DbClock::new(r.now)),
+        ids: rows.into_iter().map(|r| r.id).collect(),
+        token,
+    })
 }
 
 /// How an attempt ended.
 #[derive(Clone, Debug)]
 pub enum AttemptResult {
     Delivered,
-    /// Retry at this time.
-    Retry(NaiveDateTime),
+    /// Retry this many seconds from now (by the database's clock).
+    Retry(i64),
     /// Retries exhausted.
     GiveUp,
 }
 
-/// Log an attempt and move the delivery on, releasing its lease.
-pub async fn finish_attempt(db: &Db, attempt: &NewAttempt, result: &AttemptResult) -> DbResult<()> {
-    let now = super::now();
-    let (status, next, delivered_at) = match result {
-        AttemptResult::Delivered => ("delivered", now, Some(now)),
-        AttemptResult::Retry(at) => ("pending", *at, None),
-        AttemptResult::GiveUp => ("failed", now, None),
-    };
+/// Log an attempt and move the delivery on, releasing its claim, if `token` still holds
+/// it. `Ok(false)` (nothing written) when it does not: the lease ran out and another
+/// dispatcher claimed the delivery, or an operator's resend superseded a dead claim.
+/// A resend requested during the attempt queues the delivery again at once, whatever
+/// this attempt's result.
+pub async fn finish_attempt(
+    db: &Db,
+    token: &ClaimToken,
+    attempt: &NewAttempt,
+    result: &AttemptResult,
+) -> DbResult<bool> {
+    type Ts = diesel::sql_types::Timestamp;
+    type NTs = diesel::sql_types::Nullable<Timestamp>;
     // One transaction: an attempt logged without its delivery moved on would be
     // delivered again after the lease.
     db_write!(db, |conn| {
-        conn.transaction::<(), DbError, _>(async |conn| {
+        conn.transaction::<bool, DbError, _>(async |conn| {
+            // Take the row (a write that changes nothing) and read the resend flag, only
+            // while this claim still holds it.
+            let resend: Option<bool> = diesel::update(
+                webhook_deliveries::table
+                    .filter(webhook_deliveries::id.eq(attempt.delivery_id))
+                    .filter(webhook_deliveries::claim_token.eq(token.as_str()))
+                    .filter(webhook_deliveries::status.eq("pending")),
+            )
+            .set(webhook_deliveries::claim_token.eq(token.as_str()))
+            .returning(webhook_deliveries::resend_requested)
+            .get_result(conn)
+            .await
+            .optional()?;
+            let Some(resend) = resend else {
+                return Ok(false);
+            };
+            let (status, after_secs, delivered) = match (resend, result) {
+                (true, r) => ("pending", 0, matches!(r, AttemptResult::Delivered)),
+                (false, AttemptResult::Delivered) => ("delivered", 0, true),
+                (false, AttemptResult::Retry(secs)) => ("pending", *secs, false),
+                (false, AttemptResult::GiveUp) => ("failed", 0, false),
+            };
             diesel::insert_into(webhook_attempts::table)
                 .values(attempt)
                 .execute(conn)
                 .await?;
-            diesel::update(
-                webhook_deliveries::table
-                    .filter(webhook_deliveries::id.eq(attempt.delivery_id))
-                    .filter(webhook_deliveries::status.eq("pending")),
-            )
-            .set((
-                webhook_deliveries::status.eq(status),
-                webhook_deliveries::attempts.eq(attempt.attempt),
-                webhook_deliveries::next_attempt_at.eq(next),
-                webhook_deliveries::lease_until.eq(None::<NaiveDateTime>),
-                webhook_deliveries::last_status_code.eq(attempt.status_code),
-                webhook_deliveries::last_error.eq(&attempt.error),
-                webhook_deliveries::delivered_at.eq(delivered_at),
-                webhook_deliveries::updated_at.eq(now),
-            ))
-            .execute(conn)
-            .await?;
-            Ok(())
+            diesel::update(webhook_deliveries::table.find(attempt.delivery_id))
+                .set((
+                    webhook_deliveries::status.eq(status),
+                    webhook_deliveries::attempts.eq(attempt.attempt),
+                    webhook_deliveries::next_attempt_at.eq(db.clock_expr::<Ts>(after_secs)),
+                    webhook_deliveries::lease_until.eq(None::<NaiveDateTime>),
+                    webhook_deliveries::claim_token.eq(None::<String>),
+                    webhook_deliveries::resend_requested.eq(false),
+                    webhook_deliveries::last_status_code.eq(attempt.status_code),
+                    webhook_deliveries::last_error.eq(&attempt.error),
+                    webhook_deliveries::delivered_at.eq(if delivered {
+                        db.clock_expr::<NTs>(0)
+                    } else {
+                        diesel::dsl::sql::<NTs>("NULL")
+                    }),
+                    webhook_deliveries::updated_at.eq(db.clock_expr::<Ts>(0)),
+                ))
+                .execute(conn)
+                .await?;
+            Ok(true)
         })
         .await
     })
 }
 
-/// Queue a delivery again now (operator resend), whatever its state.
-pub async fn requeue(db: &Db, id: i64) -> DbResult<bool> {
-    let now = super::now();
-    db_write!(db, |conn| {
-        let n = diesel::update(webhook_deliveries::table.filter(webhook_deliveries::id.eq(id)))
-            .set((
-                webhook_deliveries::status.eq("pending"),
-                webhook_deliveries::next_attempt_at.eq(now),
-                webhook_deliveries::lease_until.eq(None::<NaiveDateTime>),
-                webhook_deliveries::updated_at.eq(now),
-            ))
-            .execute(conn)
-            .await?;
-        Ok(n == 1)
-    })
+/// What an operator's resend did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Resend {
+    /// Queued: due now.
+    Now,
+    /// An attempt is in flight: the delivery is sent again once it is over (never two
+    /// attempts at once).
+    AfterAttemptInFlight,
+}
+
+/// Queue a delivery again (operator resend), whatever its state; the retry window starts
+/// again now. `None` when there is no such delivery.
+pub async fn requeue(db: &Db, id: i64) -> DbResult<Option<Resend>> {
+    type Ts = diesel::sql_types::Timestamp;
+    type NTs = diesel::sql_types::Nullable<Timestamp>;
+    // A claim can come or go between the two statements; each is a compare-and-set, so
+    // a lost race just tries again.
+    for _ in 0..3 {
+        let in_flight = db_write!(db, |conn| {
+            Ok::<_, DbError>(
+                diesel::update(
+                    webhook_deliveries::table
+                        .filter(webhook_deliveries::id.eq(id))
+                        .filter(webhook_deliveries::claim_token.is_not_null())
+                        .filter(webhook_deliveries::lease_until.ge(db.clock_expr::<NTs>(0))),
+                )
+                .set((
+                    webhook_deliveries::resend_requested.eq(true),
+                    webhook_deliveries::resent_at.eq(db.clock_expr::<NTs>(0)),
+                    webhook_deliveries::updated_at.eq(db.clock_expr::<Ts>(0)),
+                ))
+                .execute(conn)
+                .await?,
+            )
+        })?;
+        if in_flight == 1 {
+            return Ok(Some(Resend::AfterAttemptInFlight));
+        }
+        let queued = db_write!(db, |conn| {
+            Ok::<_, DbError>(
+                diesel::update(
+                    webhook_deliveries::table
+                        .filter(webhook_deliveries::id.eq(id))
+                        .filter(
+                            webhook_deliveries::claim_token
+                                .is_null()
+                                .or(webhook_deliveries::lease_until.is_null())
+                                .or(webhook_deliveries::lease_until.lt(db.clock_expr::<NTs>(0))),
+                        ),
+                )
+                .set((
+                    webhook_deliveries::status.eq("pending"),
+                    webhook_deliveries::next_attempt_at.eq(db.clock_expr::<Ts>(0)),
+                    webhook_deliveries::lease_until.eq(None::<NaiveDateTime>),
+                    webhook_deliveries::claim_token.eq(None::<String>),
+                    webhook_deliveries::resend_requested.eq(false),
+                    webhook_deliveries::resent_at.eq(db.clock_expr::<NTs>(0)),
+                    webhook_deliveries::updated_at.eq(db.clock_expr::<Ts>(0)),
+                ))
+                .execute(conn)
+                .await?,
+            )
+        })?;
+        if queued == 1 {
+            return Ok(Some(Resend::Now));
+        }
+        if find_delivery(db, id).await?.is_none() {
+            return Ok(None);
+        }
+    }
+    Err(DbError::Pool(
+        "a webhook delivery kept changing hands during a resend; try again".into(),
+    ))
 }
 
 /// Attempts so far for a delivery (the delivery log), oldest first.

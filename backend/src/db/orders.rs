@@ -10,7 +10,7 @@ use diesel_async::{AsyncConnection, RunQueryDsl};
 use super::events::{self, PendingEvent, Sinks};
 use super::refunds::RefundRow;
 use super::schema::{orders, payment_records, products, refunds, users};
-use super::{Db, DbError, DbResult};
+use super::{ClaimToken, Db, DbError, DbResult};
 use crate::domain::fulfilment::{BalanceOp, Rate, Snapshot, Tier};
 use crate::{apply_balance_op, db_run, db_write, write_event};
 use api_types::payment::OrderStatus;
@@ -799,17 +799,21 @@ pub enum OrderClaim {
     RecentlyCancelled(NaiveDateTime, NaiveDateTime),
 }
 
-/// Claim up to `limit` orders for a job, leasing them for `lease_secs`. PostgreSQL picks
-/// candidates `FOR UPDATE SKIP LOCKED`, so replicas never claim the same order; the lease
-/// keeps the claim while the job talks to the provider outside any transaction.
+/// Claim up to `limit` orders for a job, leasing them for `lease_secs` under a fresh
+/// token that releasing the claim must name. Leases and expiry are compared on the
+/// database's clock, so replicas whose own clocks disagree never take each other's
+/// claims or close an order early. PostgreSQL picks candidates `FOR UPDATE SKIP LOCKED`,
+/// so replicas never claim the same order; the lease keeps the claim while the job talks
+/// to the provider outside any transaction.
 pub async fn claim_for_job(
     db: &Db,
     claim: OrderClaim,
     limit: i64,
     lease_secs: i64,
-) -> DbResult<Vec<String>> {
-    let now = super::now();
-    let until = now + chrono::Duration::seconds(lease_secs);
+) -> DbResult<Vec<(String, ClaimToken)>> {
+    let token = ClaimToken::new();
+    // Only fills the parameters a claim does not use: {NOW} is the database's clock.
+    let now = db.now();
     let (condition, t1, t2, n) = match claim {
         OrderClaim::Expired => (
             "status = 'pending' AND NOT sync_halted AND expire_at < {NOW} \
@@ -839,29 +843,29 @@ pub async fn claim_for_job(
         format!("{condition} AND ({{T1}} IS NULL OR {{T2}} IS NULL OR {{N}} IS NULL OR 1 = 1)");
     let pg = db.backend() == super::Backend::Postgres;
     let p = |i: u8| if pg { format!("${i}") } else { format!("?{i}") };
+    let now = db.clock_sql(0);
     let condition = condition
-        .replace("{NOW}", &p(2))
-        .replace("{T1}", &p(3))
-        .replace("{T2}", &p(4))
-        .replace("{N}", &p(5));
+        .replace("{NOW}", &now)
+        .replace("{T1}", &p(2))
+        .replace("{T2}", &p(3))
+        .replace("{N}", &p(4));
     let sql = format!(
-        "UPDATE orders SET lease_until = {lease} WHERE order_no IN (SELECT order_no FROM orders \
-         WHERE {condition} AND (lease_until IS NULL OR lease_until < {now}) \
+        "UPDATE orders SET lease_until = {lease}, claim_token = {token} WHERE order_no IN \
+         (SELECT order_no FROM orders WHERE {condition} AND (lease_until IS NULL OR lease_until < {now}) \
          ORDER BY {order} LIMIT {limit}{lock}) RETURNING order_no",
         order = match claim {
             OrderClaim::Expired => "close_failures, expire_at, created_at",
             _ => "created_at",
         },
-        lease = p(1),
-        now = p(2),
-        limit = p(6),
+        lease = db.clock_sql(lease_secs),
+        token = p(1),
+        limit = p(5),
         lock = if pg { " FOR UPDATE SKIP LOCKED" } else { "" },
     );
     let rows: Vec<ClaimedOrder> = db_write!(db, |conn| {
         Ok::<_, DbError>(
             diesel::sql_query(sql.as_str())
-                .bind::<Timestamp, _>(until)
-                .bind::<Timestamp, _>(now)
+                .bind::<Text, _>(token.as_str())
                 .bind::<Timestamp, _>(t1)
                 .bind::<Timestamp, _>(t2)
                 .bind::<Integer, _>(n)
@@ -870,46 +874,62 @@ pub async fn claim_for_job(
                 .await?,
         )
     })?;
-    Ok(rows.into_iter().map(|r| r.order_no).collect())
+    Ok(rows
+        .into_iter()
+        .map(|r| (r.order_no, token.clone()))
+        .collect())
 }
 
-/// The sweeper could not close an expired order: drop the lease, count the failure and
-/// schedule the next try after `retry_in_secs(failures)` (the caller's backoff), keeping
-/// `error` (shortened) for operators. Changes nothing once the order is no longer pending.
+/// The sweeper could not close an expired order: drop the claim, count the failure and
+/// schedule the next try after `retry_in_secs(failures)` (the caller's backoff) on the
+/// database's clock, keeping `error` (shortened) for operators, if `token` still holds the
+/// claim (`Ok(false)`, nothing written, when it does not). The failure is counted only
+/// while the order is pending.
 pub async fn release_failed_close(
     db: &Db,
     order_no: &str,
+    token: &ClaimToken,
     error: &str,
     retry_in_secs: fn(i32) -> i64,
-) -> DbResult<()> {
-    let now = super::now();
+) -> DbResult<bool> {
+    type NTs = diesel::sql_types::Nullable<Timestamp>;
     let error: String = error.chars().filter(|c| *c != '\0').take(500).collect();
-    db_write!(db, |conn| {
-        let failures: i32 = orders::table
-            .find(order_no)
-            .select(orders::close_failures)
-            .first(conn)
-            .await?;
-        let failures = failures.saturating_add(1);
-        let next = now + chrono::Duration::seconds(retry_in_secs(failures));
-        diesel::update(
-            orders::table
-                .find(order_no)
-                .filter(orders::status.eq(OrderStatus::Pending)),
-        )
-        .set((
-            orders::close_failures.eq(failures),
-            orders::close_retry_at.eq(Some(next)),
-            orders::close_error.eq(Some(error.as_str())),
-        ))
-        .execute(conn)
-        .await?;
-        diesel::update(orders::table.find(order_no))
-            .set(orders::lease_until.eq(None::<NaiveDateTime>))
-            .execute(conn)
-            .await?;
-        Ok(())
-    })
+    let owned = db_write!(db, |conn| {
+        conn.transaction::<bool, DbError, _>(async |conn| {
+            let mine = orders::table
+                .filter(orders::order_no.eq(order_no))
+                .filter(orders::claim_token.eq(token.as_str()));
+            let Some((failures, status)) = diesel::update(mine)
+                .set((
+                    orders::lease_until.eq(None::<NaiveDateTime>),
+                    orders::claim_token.eq(None::<String>),
+                ))
+                .returning((orders::close_failures, orders::status))
+                .get_result::<(i32, OrderStatus)>(conn)
+                .await
+                .optional()?
+            else {
+                return Ok(false);
+            };
+            if status == OrderStatus::Pending {
+                let failures = failures.saturating_add(1);
+                diesel::update(orders::table.find(order_no))
+                    .set((
+                        orders::close_failures.eq(failures),
+                        orders::close_retry_at.eq(db.clock_expr::<NTs>(retry_in_secs(failures))),
+                        orders::close_error.eq(Some(error.as_str())),
+                    ))
+                    .execute(conn)
+                    .await?;
+            }
+            Ok(true)
+        })
+        .await
+    })?;
+    if !owned {
+        stale_release(order_no, "sweeper close");
+    }
+    Ok(owned)
 }
 
 /// Expired orders still pending because closing them at the provider keeps failing:
@@ -935,71 +955,117 @@ pub async fn stuck_expired(db: &Db) -> DbResult<(i64, Option<NaiveDateTime>, Opt
     })
 }
 
-/// The paid-after-close check of a cancelled order is over for now: drop the lease and
-/// note the query. `failed` (no verified answer) schedules the next try after
-/// `retry_in_secs` (the caller's backoff); a verified answer ends the checking.
+/// A release by a job whose claim was taken over (its lease ran out and another job
+/// claimed the order) changes nothing; say so.
+fn stale_release(order_no: &str, what: &str) {
+    tracing::warn!(
+        order_no,
+        "{what}: the job's claim on the order was lost (lease expired and taken over); nothing changed"
+    );
+}
+
+/// The paid-after-close check of a cancelled order is over for now: drop the claim and
+/// note the query, if `token` still holds the claim (`Ok(false)`, nothing written, when
+/// it does not). `failed` (no verified answer) schedules the next try after
+/// `retry_in_secs` (the caller's backoff) on the database's clock; a verified answer
+/// ends the checking.
 pub async fn release_paid_check(
     db: &Db,
     order_no: &str,
+    token: &ClaimToken,
     failed: bool,
     retry_in_secs: fn(i32) -> i64,
-) -> DbResult<()> {
-    let now = super::now();
-    db_write!(db, |conn| {
-        if failed {
-            let failures: i32 = orders::table
-                .find(order_no)
-                .select(orders::paid_check_failures)
-                .first(conn)
-                .await?;
-            let failures = failures.saturating_add(1);
-            let next = now + chrono::Duration::seconds(retry_in_secs(failures));
-            diesel::update(orders::table.find(order_no))
+) -> DbResult<bool> {
+    type NTs = diesel::sql_types::Nullable<Timestamp>;
+    let owned = db_write!(db, |conn| {
+        conn.transaction::<bool, DbError, _>(async |conn| {
+            let mine = orders::table
+                .filter(orders::order_no.eq(order_no))
+                .filter(orders::claim_token.eq(token.as_str()));
+            let Some(failures) = diesel::update(mine)
                 .set((
                     orders::lease_until.eq(None::<NaiveDateTime>),
-                    orders::last_query_at.eq(now),
-                    orders::paid_check_failures.eq(failures),
-                    orders::paid_check_at.eq(Some(next)),
+                    orders::claim_token.eq(None::<String>),
+                    orders::last_query_at.eq(db.clock_expr::<NTs>(0)),
                 ))
-                .execute(conn)
-                .await?;
-        } else {
-            diesel::update(orders::table.find(order_no))
-                .set((
-                    orders::lease_until.eq(None::<NaiveDateTime>),
-                    orders::last_query_at.eq(now),
-                    orders::paid_check_at.eq(None::<NaiveDateTime>),
-                ))
-                .execute(conn)
-                .await?;
-        }
-        Ok(())
-    })
+                .returning(orders::paid_check_failures)
+                .get_result::<i32>(conn)
+                .await
+                .optional()?
+            else {
+                return Ok(false);
+            };
+            if failed {
+                let failures = failures.saturating_add(1);
+                diesel::update(orders::table.find(order_no))
+                    .set((
+                        orders::paid_check_failures.eq(failures),
+                        orders::paid_check_at.eq(db.clock_expr::<NTs>(retry_in_secs(failures))),
+                    ))
+                    .execute(conn)
+                    .await?;
+            } else {
+                diesel::update(orders::table.find(order_no))
+                    .set(orders::paid_check_at.eq(None::<NaiveDateTime>))
+                    .execute(conn)
+                    .await?;
+            }
+            Ok(true)
+        })
+        .await
+    })?;
+    if !owned {
+        stale_release(order_no, "paid-after-close check");
+    }
+    Ok(owned)
 }
 
 /// A job is done with an order: note the query (while the order is still pending) and
-/// drop the lease. An order cancelled while the job held it keeps `last_query_at` from
-/// before its cancel, so the paid-after-close check still picks it up.
-pub async fn release_job_claim(db: &Db, order_no: &str, queried: bool) -> DbResult<()> {
-    let now = super::now();
-    db_write!(db, |conn| {
-        if queried {
-            diesel::update(
+/// drop the claim, if `token` still holds it (`Ok(false)`, nothing written, when it does
+/// not). An order cancelled while the job held it keeps `last_query_at` from before its
+/// cancel, so the paid-after-close check still picks it up.
+pub async fn release_job_claim(
+    db: &Db,
+    order_no: &str,
+    token: &ClaimToken,
+    queried: bool,
+) -> DbResult<bool> {
+    type NTs = diesel::sql_types::Nullable<Timestamp>;
+    let owned = db_write!(db, |conn| {
+        conn.transaction::<bool, DbError, _>(async |conn| {
+            let n = diesel::update(
                 orders::table
                     .filter(orders::order_no.eq(order_no))
-                    .filter(orders::status.eq(OrderStatus::Pending)),
+                    .filter(orders::claim_token.eq(token.as_str())),
             )
             .set((
-                orders::last_query_at.eq(now),
-                orders::query_attempts.eq(orders::query_attempts + 1),
+                orders::lease_until.eq(None::<NaiveDateTime>),
+                orders::claim_token.eq(None::<String>),
             ))
             .execute(conn)
             .await?;
-        }
-        diesel::update(orders::table.find(order_no))
-            .set(orders::lease_until.eq(None::<NaiveDateTime>))
-            .execute(conn)
-            .await?;
-        Ok(())
-    })
+            if n == 0 {
+                return Ok(false);
+            }
+            if queried {
+                diesel::update(
+                    orders::table
+                        .filter(orders::order_no.eq(order_no))
+                        .filter(orders::status.eq(OrderStatus::Pending)),
+                )
+                .set((
+                    orders::last_query_at.eq(db.clock_expr::<NTs>(0)),
+                    orders::query_attempts.eq(orders::query_attempts + 1),
+                ))
+                .execute(conn)
+                .await?;
+            }
+            Ok(true)
+        })
+        .await
+    })?;
+    if !owned {
+        stale_release(order_no, "job claim");
+    }
+    Ok(owned)
 }

@@ -83,6 +83,7 @@ diesel::table! {
         sync_halted -> Bool,
         paid_check_failures -> Integer,
         paid_check_at -> Nullable<Timestamp>,
+        claim_token -> Nullable<Text>,
         close_failures -> Integer,
         close_retry_at -> Nullable<Timestamp>,
         close_error -> Nullable<Text>,
@@ -163,6 +164,9 @@ diesel::table! {
         delivered_at -> Nullable<Timestamp>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        claim_token -> Nullable<Text>,
+        resend_requested -> Bool,
+        resent_at -> Nullable<Timestamp>,
     }
 }
 

@@ -3,24 +3,28 @@
 //!
 //! Receivers verify `Fenpay-Signature: t=<unix seconds>,v1=<hex>` where
 //! `v1 = HMAC-SHA256(WEBHOOK_SECRET, "<t>.<raw body>")`, and deduplicate by
-//! `Fenpay-Event-Id` (delivery is at least once; a lease makes duplicates rare).
+//! `Fenpay-Event-Id` (delivery is at least once; a fenced lease on the database's clock
+//! makes duplicates rare: only a replica that stalls past its lease can cause one).
+//!
+//! `WEBHOOK_CONCURRENCY` slots are kept busy, each refilled as its delivery ends; one
+//! endpoint gets at most `WEBHOOK_PER_ENDPOINT_CONCURRENCY` of them, and an endpoint that
+//! keeps failing is paused by its circuit, so a hanging receiver never slows the others.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use actix_web::web;
-use chrono::Utc;
 use hmac::{Hmac, Mac};
 use rand::Rng;
 use sha2::Sha256;
+use tokio::task::JoinSet;
 
 use crate::db::events::{self as event_db, AttemptResult, NewAttempt, TELEGRAM_ENDPOINT};
-use crate::db::{self};
+use crate::db::{ClaimToken, DbClock};
 use crate::startup::AppState;
 
 /// Longest gap between two attempts.
 const MAX_BACKOFF_SECS: i64 = 6 * 3600;
-/// Deliveries sent concurrently per batch.
-const BATCH: i64 = 20;
 
 /// `Fenpay-Signature` header value for `body` at unix time `t`.
 pub fn signature_header(secret: &[u8], t: i64, body: &[u8]) -> String {
@@ -81,7 +85,164 @@ pub fn backoff_secs(base: i64, attempt: i32) -> i64 {
     raw + rand::thread_rng().gen_range(-jitter..=jitter)
 }
 
-/// Run forever: deliver what is due, then wait for the next event or the poll period.
+/// Endpoints the dispatcher looks at per refill (each gets its own claim).
+const MAX_ENDPOINTS_PER_FILL: i64 = 100;
+
+/// An endpoint's circuit: after `WEBHOOK_CIRCUIT_FAILURES` failed attempts in a row it
+/// opens and the endpoint's due deliveries wait `WEBHOOK_CIRCUIT_OPEN_SECS`; then one
+/// probe is sent (half-open): a success closes it, a failure opens it again.
+#[derive(Clone, Debug, Default)]
+struct Circuit {
+    failures: u32,
+    open_until: Option<Instant>,
+}
+
+/// The dispatcher of one process: a fixed number of delivery slots, each refilled as
+/// soon as its delivery ends, a per-endpoint limit and a circuit per endpoint, so a slow
+/// or dead endpoint holds at most its own slots and never delays the others.
+struct Dispatcher {
+    state: web::Data<AppState>,
+    client: reqwest::Client,
+    running: JoinSet<Finished>,
+    in_flight: HashMap<String, usize>,
+    circuits: HashMap<String, Circuit>,
+    /// Rotates which endpoint is served first, so none is always last.
+    turn: usize,
+}
+
+/// A delivery that ended: its endpoint and whether the endpoint answered 2xx (`None`
+/// when nothing was sent).
+struct Finished {
+    endpoint: String,
+    ok: Option<bool>,
+}
+
+impl Dispatcher {
+    fn new(state: web::Data<AppState>, client: reqwest::Client) -> Dispatcher {
+        Dispatcher {
+            state,
+            client,
+            running: JoinSet::new(),
+            in_flight: HashMap::new(),
+            circuits: HashMap::new(),
+            turn: 0,
+        }
+    }
+
+    /// How many more deliveries to `endpoint` may start now.
+    fn allowance(&self, endpoint: &str, now: Instant) -> usize {
+        let l = &self.state.settings.lifecycle;
+        let busy = self.in_flight.get(endpoint).copied().unwrap_or(0);
+        match self.circuits.get(endpoint) {
+            Some(c) if c.failures >= l.webhook_circuit_failures => match c.open_until {
+                Some(until) if until > now => 0,
+                // Half-open: one probe at a time.
+                _ => usize::from(busy == 0),
+            },
+            _ => l.webhook_per_endpoint_concurrency.saturating_sub(busy),
+        }
+    }
+
+    /// Claim due deliveries into the free slots, endpoint by endpoint within each one's
+    /// allowance.
+    async fn fill(&mut self) {
+        let l = &self.state.settings.lifecycle;
+        let mut free = l.webhook_concurrency.saturating_sub(self.running.len());
+        if free == 0 {
+            return;
+        }
+        let lease = l.webhook_timeout_secs as i64 + 30;
+        let mut endpoints =
+            match event_db::due_endpoints(&self.state.db, MAX_ENDPOINTS_PER_FILL).await {
+                Ok(e) => e,
+                Err(e) => {
+                    tracing::error!(error = %e, "dispatcher cannot list due deliveries");
+                    return;
+                }
+            };
+        if endpoints.is_empty() {
+            return;
+        }
+        endpoints.sort();
+        self.turn = self.turn.wrapping_add(1);
+        let start = self.turn % endpoints.len();
+        endpoints.rotate_left(start);
+        let now = Instant::now();
+        for endpoint in endpoints {
+            if free == 0 {
+                break;
+            }
+            let n = self.allowance(&endpoint, now).min(free);
+            if n == 0 {
+                continue;
+            }
+            let claim =
+                match event_db::claim_due_deliveries(&self.state.db, &endpoint, n as i64, lease)
+                    .await
+                {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::error!(error = %e, "dispatcher cannot claim deliveries");
+                        return;
+                    }
+                };
+            let Some(clock) = claim.clock else { continue };
+            for id in claim.ids {
+                free -= 1;
+                *self.in_flight.entry(endpoint.clone()).or_default() += 1;
+                let (state, client, token) =
+                    (self.state.clone(), self.client.clone(), claim.token.clone());
+                let endpoint = endpoint.clone();
+                self.running.spawn(async move {
+                    let ok = deliver(&state, &client, id, &token, clock).await;
+                    Finished { endpoint, ok }
+                });
+            }
+        }
+    }
+
+    /// Book a delivery that ended: free its slot and move the endpoint's circuit.
+    fn finished(&mut self, done: Finished) {
+        if let Some(n) = self.in_flight.get_mut(&done.endpoint) {
+            *n = n.saturating_sub(1);
+        }
+        let l = &self.state.settings.lifecycle;
+        let circuit = self.circuits.entry(done.endpoint.clone()).or_default();
+        match done.ok {
+            Some(true) => {
+                if circuit.failures >= l.webhook_circuit_failures {
+                    tracing::info!(endpoint = %redact(&self.state, &done.endpoint), "webhook endpoint answers again: circuit closed");
+                }
+                *circuit = Circuit::default();
+            }
+            Some(false) => {
+                circuit.failures = circuit.failures.saturating_add(1);
+                if circuit.failures >= l.webhook_circuit_failures {
+                    if circuit.failures == l.webhook_circuit_failures {
+                        tracing::warn!(endpoint = %redact(&self.state, &done.endpoint), failures = circuit.failures, "webhook endpoint keeps failing: circuit open, its deliveries wait");
+                    }
+                    circuit.open_until =
+                        Some(Instant::now() + Duration::from_secs(l.webhook_circuit_open_secs));
+                }
+            }
+            None => {}
+        }
+    }
+
+    /// When the next open circuit may be probed.
+    fn next_probe(&self) -> Option<Instant> {
+        let threshold = self.state.settings.lifecycle.webhook_circuit_failures;
+        self.circuits
+            .values()
+            .filter(|c| c.failures >= threshold)
+            .filter_map(|c| c.open_until)
+            .filter(|t| *t > Instant::now())
+            .min()
+    }
+}
+
+/// Run forever: keep every delivery slot busy with what is due, refilling a slot as its
+/// delivery ends; otherwise wait for a new event, a circuit to half-open, or the poll.
 pub async fn run(state: web::Data<AppState>) {
     let mut rx = state.hub.subscribe();
     let every = Duration::from_secs(state.settings.lifecycle.dispatch_interval_secs);
@@ -98,10 +259,26 @@ pub async fn run(state: web::Data<AppState>) {
             return;
         }
     };
+    let mut d = Dispatcher::new(state, client);
     loop {
-        dispatch_due(&state, &client).await;
+        d.fill().await;
+        let poll = tokio::time::Instant::now() + every;
+        let wake = d
+            .next_probe()
+            .map_or(poll, |t| poll.min(tokio::time::Instant::from_std(t)));
         tokio::select! {
-            _ = tokio::time::sleep(every) => {}
+            Some(done) = d.running.join_next(), if !d.running.is_empty() => {
+                if let Ok(done) = done {
+                    d.finished(done);
+                }
+                // Book every other delivery that ended meanwhile before refilling.
+                while let Some(done) = d.running.try_join_next() {
+                    if let Ok(done) = done {
+                        d.finished(done);
+                    }
+                }
+            }
+            _ = tokio::time::sleep_until(wake) => {}
             r = rx.recv() => {
                 if let Err(tokio::sync::broadcast::error::RecvError::Closed) = r {
                     return;
@@ -113,36 +290,25 @@ pub async fn run(state: web::Data<AppState>) {
     }
 }
 
-/// Deliver every due delivery now (one pass; tests call this directly).
-pub async fn dispatch_due(state: &AppState, client: &reqwest::Client) -> usize {
-    let lease = state.settings.lifecycle.webhook_timeout_secs as i64 + 30;
-    let mut sent = 0;
-    loop {
-        let ids = match event_db::claim_due_deliveries(&state.db, BATCH, lease).await {
-            Ok(ids) => ids,
-            Err(e) => {
-                tracing::error!(error = %e, "dispatcher cannot claim deliveries");
-                return sent;
-            }
-        };
-        if ids.is_empty() {
-            return sent;
-        }
-        sent += ids.len();
-        futures_util::future::join_all(ids.into_iter().map(|id| deliver(state, client, id))).await;
-    }
-}
-
-async fn deliver(state: &AppState, client: &reqwest::Client, id: i64) {
+/// Send one claimed delivery and record the attempt (if the claim still holds).
+/// `Some(true)` when the endpoint answered 2xx, `Some(false)` when it failed.
+async fn deliver(
+    state: &AppState,
+    client: &reqwest::Client,
+    id: i64,
+    token: &ClaimToken,
+    clock: DbClock,
+) -> Option<bool> {
     let Ok(Some((delivery, event))) = event_db::find_delivery(&state.db, id).await else {
-        return;
+        return None;
     };
     let l = &state.settings.lifecycle;
     let started = Instant::now();
     let result = if delivery.endpoint == TELEGRAM_ENDPOINT {
         send_telegram(state, client, &event).await
     } else {
-        let t = Utc::now().timestamp();
+        // The signature's time is this process's clock: receivers compare it with theirs.
+        let t = state.db.now().and_utc().timestamp();
         let body = event.payload.clone().into_bytes();
         client
             .post(&delivery.endpoint)
@@ -160,7 +326,8 @@ async fn deliver(state: &AppState, client: &reqwest::Client, id: i64) {
             .map_err(|e| e.without_url().to_string())
     };
     let attempt = delivery.attempts + 1;
-    let now = db::now();
+    // The database's time now: the claim's reading plus the time since.
+    let now = clock.now();
     let (status_code, error, outcome) = match result {
         Ok(code) if (200..300).contains(&code) => (Some(code), None, AttemptResult::Delivered),
         other => {
@@ -168,19 +335,20 @@ async fn deliver(state: &AppState, client: &reqwest::Client, id: i64) {
                 Ok(code) => (Some(code), format!("HTTP {code}")),
                 Err(e) => (None, e),
             };
-            let next =
-                now + chrono::Duration::seconds(backoff_secs(l.webhook_backoff_base_secs, attempt));
-            let outcome = if next - delivery.created_at
+            let after = backoff_secs(l.webhook_backoff_base_secs, attempt);
+            let next = now + chrono::Duration::seconds(after);
+            let outcome = if next - delivery.retry_window_start()
                 > chrono::Duration::hours(l.webhook_retry_hours)
             {
                 tracing::error!(delivery = id, event = %event.id, endpoint = %redact(state, &delivery.endpoint), "webhook delivery given up");
                 AttemptResult::GiveUp
             } else {
-                AttemptResult::Retry(next)
+                AttemptResult::Retry(after)
             };
             (code, Some(err), outcome)
         }
     };
+    let ok = matches!(outcome, AttemptResult::Delivered);
     let log = NewAttempt {
         delivery_id: id,
         attempt,
@@ -189,9 +357,17 @@ async fn deliver(state: &AppState, client: &reqwest::Client, id: i64) {
         duration_ms: started.elapsed().as_millis() as i64,
         created_at: now,
     };
-    if let Err(e) = event_db::finish_attempt(&state.db, &log, &outcome).await {
-        tracing::error!(delivery = id, error = %e, "could not record a webhook attempt");
+    match event_db::finish_attempt(&state.db, token, &log, &outcome).await {
+        Ok(true) => {}
+        Ok(false) => tracing::warn!(
+            delivery = id,
+            attempt,
+            delivered = ok,
+            "webhook attempt ended after its claim was lost (lease expired and taken over, or superseded by a resend): not recorded"
+        ),
+        Err(e) => tracing::error!(delivery = id, error = %e, "could not record a webhook attempt"),
     }
+    Some(ok)
 }
 
 /// Never let the Telegram bot token reach logs or the delivery log.

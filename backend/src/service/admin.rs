@@ -282,12 +282,19 @@ pub async fn list_deliveries(
     ))
 }
 
-/// Queue a delivery again now (after fixing a receiver, or to replay an event).
+/// Queue a delivery again now (after fixing a receiver, or to replay an event); the
+/// retry window starts again. A delivery whose attempt is in flight is sent again once
+/// that attempt is over, never beside it.
 pub async fn resend(state: &AppState, id: i64) -> AppResult<WebhookDelivery> {
-    if !event_db::requeue(&state.db, id).await? {
+    let Some(how) = event_db::requeue(&state.db, id).await? else {
         return Err(AppError::NotFound("delivery"));
-    }
-    if let Some((_, e)) = event_db::find_delivery(&state.db, id).await? {
+    };
+    if how == event_db::Resend::AfterAttemptInFlight {
+        tracing::info!(
+            delivery = id,
+            "resend of a delivery in flight: sent again after the current attempt"
+        );
+    } else if let Some((_, e)) = event_db::find_delivery(&state.db, id).await? {
         // Wake the dispatcher.
         state.hub.publish(crate::db::events::EventSignal {
             event_id: e.id,
