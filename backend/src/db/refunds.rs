@@ -436,8 +436,9 @@ pub async fn claim_processing(
     limit: i64,
     lease_secs: i64,
 ) -> DbResult<Vec<RefundRow>> {
+    // Leases run on the database's clock, so replicas whose clocks differ agree on them.
+    type NTs = diesel::sql_types::Nullable<diesel::sql_types::Timestamp>;
     let now = super::now();
-    let until = now + chrono::Duration::seconds(lease_secs);
     let candidates: Vec<String> = db_write!(db, |conn| {
         Ok::<_, DbError>(
             refunds::table
@@ -446,7 +447,7 @@ pub async fn claim_processing(
                 .filter(
                     refunds::lease_until
                         .is_null()
-                        .or(refunds::lease_until.lt(now)),
+                        .or(refunds::lease_until.lt(db.clock_expr::<NTs>(0))),
                 )
                 .order(refunds::created_at.asc())
                 .limit(limit)
@@ -467,10 +468,13 @@ pub async fn claim_processing(
                         .filter(
                             refunds::lease_until
                                 .is_null()
-                                .or(refunds::lease_until.lt(now)),
+                                .or(refunds::lease_until.lt(db.clock_expr::<NTs>(0))),
                         ),
                 )
-                .set((refunds::lease_until.eq(until), refunds::updated_at.eq(now)))
+                .set((
+                    refunds::lease_until.eq(db.clock_expr::<NTs>(lease_secs)),
+                    refunds::updated_at.eq(now),
+                ))
                 .execute(conn)
                 .await?
                     == 1,
