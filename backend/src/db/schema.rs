@@ -83,6 +83,7 @@ diesel::table! {
         sync_halted -> Bool,
         paid_check_failures -> Integer,
         paid_check_at -> Nullable<Timestamp>,
+        renewal_root -> Nullable<Text>,
     }
 }
 
