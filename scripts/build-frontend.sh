@@ -94,8 +94,10 @@ started_stamp="$(mktemp "${TMPDIR:-/tmp}/fenpay-frontend-stamp.XXXXXX")"
 trap 'rm -f "$started_stamp"' EXIT
 
 echo "build-frontend: cargo build -p frontend --target $TARGET --profile $PROFILE"
-cargo build -p frontend --target "$TARGET" --profile "$PROFILE"
-WASM="$TARGET_DIR/$TARGET/$PROFILE/frontend.wasm"
+# Ask cargo where the module went (a cargo wrapper may choose another target dir).
+WASM="$(cargo build -p frontend --target "$TARGET" --profile "$PROFILE" --message-format=json-render-diagnostics |
+  sed -n 's/.*"filenames":\["\([^"]*\/frontend\.wasm\)".*/\1/p' | tail -n1)"
+WASM="${WASM:-$TARGET_DIR/$TARGET/$PROFILE/frontend.wasm}"
 if [[ ! -f "$WASM" ]]; then
   echo "build-frontend: expected $WASM after the build" >&2
   exit 1

@@ -156,7 +156,8 @@ pub struct RefundResponse {
 #[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct EventSummary {
     pub event_id: String,
-    /// `order.created`, `order.paid`, `order.cancelled`, `order.refunded`, `order.paid_after_close`.
+    /// `order.created`, `order.paid`, `order.cancelled`, `order.refunded`, `order.paid_after_close`,
+    /// `order.payment_mismatch`, `order.duplicate_payment`.
     pub event_type: String,
     pub created_at: DateTime<Utc>,
     pub deliveries: Vec<WebhookDelivery>,

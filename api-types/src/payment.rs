@@ -138,6 +138,13 @@ pub struct CreateOrderRequest {
     /// WeChat JSAPI only: the payer's openid under the configured appid.
     #[serde(default)]
     pub openid: Option<String>,
+    /// A new QR code for an order of the caller's: the order it replaces. That order is
+    /// closed at the provider and cancelled first when it is still pending (409
+    /// `order_already_paid` and no new order when the provider says it was paid), and a
+    /// second payment within the same chain of replacements is held for review as a
+    /// duplicate payment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaces_order_no: Option<String>,
 }
 
 /// Parameters a WeChat JSAPI/app SDK or the Alipay app SDK needs to open the cashier.

@@ -180,6 +180,9 @@ pub struct LifecycleSettings {
     pub watch_checks_per_sec: u32,
     /// Refund a payment that arrives after its order was cancelled, automatically.
     pub auto_refund_paid_after_close: bool,
+    /// Refund the second payment for the same purchase (an order and its renewed QR
+    /// code both paid) automatically; it is held for review either way.
+    pub auto_refund_duplicate_payments: bool,
     /// Take back points / membership time in proportion to what is refunded.
     pub refund_clawback: bool,
     /// Webhook endpoints that receive every event.
@@ -476,6 +479,8 @@ impl Settings {
                 reconcile_min_age_secs: env.number("RECONCILE_MIN_AGE_SECS", 180, 0..=86_400)?,
                 watch_checks_per_sec: env.number("ORDER_WATCH_CHECKS_PER_SEC", 50, 1..=10_000)?,
                 auto_refund_paid_after_close: env.bool_or("AUTO_REFUND_PAID_AFTER_CLOSE", false)?,
+                auto_refund_duplicate_payments: env
+                    .bool_or("AUTO_REFUND_DUPLICATE_PAYMENTS", false)?,
                 refund_clawback: env.bool_or("REFUND_CLAWBACK", true)?,
                 webhook_urls: env
                     .str_or("WEBHOOK_URLS", "")

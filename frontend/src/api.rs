@@ -22,6 +22,7 @@ use wasm_bindgen_futures::JsFuture;
 use web_sys::{Headers, Request, RequestInit, Response};
 
 use crate::state::{Notice, Session};
+use crate::time::{note_server_date, now_ms};
 
 const BASE: &str = "/api/v1";
 /// Longest wait for one reply (the server gives a provider 10 s).
@@ -249,11 +250,16 @@ impl Api {
         )
         .map_err(|_| ApiError::Network)?;
         let window = web_sys::window().ok_or(ApiError::Network)?;
+        let sent = now_ms();
         let response: Response = JsFuture::from(window.fetch_with_request(&request))
             .await
             .map_err(|_| ApiError::Network)?
             .dyn_into()
             .map_err(|_| ApiError::Network)?;
+        // Every answer tells the time: countdowns follow the server's clock, not ours.
+        if let Ok(Some(date)) = response.headers().get("date") {
+            note_server_date(sent, now_ms(), &date);
+        }
         let status = response.status();
         let text = match response.text() {
             Ok(promise) => JsFuture::from(promise)

@@ -95,6 +95,9 @@ pub struct Checkout {
     pub product_name: String,
     pub qr_code_url: Option<String>,
     pub qr_code_expire_at: DateTime<Utc>,
+    /// Until then the provider takes a payment for this order (after the QR code
+    /// expired too: a buyer who scanned in time may still be paying).
+    pub expire_at: DateTime<Utc>,
 }
 
 impl Checkout {
@@ -115,6 +118,7 @@ impl Checkout {
             product_name,
             qr_code_url: reply.qr_code_url,
             qr_code_expire_at: reply.qr_code_expire_at,
+            expire_at: reply.expire_at,
         }
     }
 
@@ -129,6 +133,7 @@ impl Checkout {
             product_name: order.product_name.clone(),
             qr_code_url: order.qr_code_url.clone(),
             qr_code_expire_at: order.qr_code_expire_at,
+            expire_at: order.expire_at,
         }
     }
 }

@@ -3,8 +3,9 @@
 //
 //   FENPAY_URL            the app under test (required), e.g. http://127.0.0.1:8080
 //   FENPAY_EMULATOR_URL   its provider emulator (required), e.g. http://127.0.0.1:8090
-//   FENPAY_SHORT_QR_URL   a second instance started with QR_CODE_EXPIRE_MINUTES=1 (the
-//                         expired-QR test is skipped without it)
+//   FENPAY_SHORT_QR_URL   a second instance started with QR_CODE_EXPIRE_MINUTES=1 and
+//                         ORDER_EXPIRE_MINUTES=2 (the expired-QR tests are skipped without
+//                         it), FENPAY_SHORT_EMULATOR_URL its emulator
 //   FENPAY_BIN            the fenpay binary, FENPAY_MAIN_DATA_DIR the FENPAY_URL instance's
 //                         DATA_DIR (and FENPAY_DEV_KEYS_DIR its DEV_KEYS_DIR): the admin
 //                         tests promote a user with `fenpay create-admin` (skipped without)
@@ -29,6 +30,7 @@ const SHOTS = join(HERE, 'screenshots');
 const BASE = trimSlash(process.env.FENPAY_URL);
 const EMU = trimSlash(process.env.FENPAY_EMULATOR_URL);
 const SHORT = trimSlash(process.env.FENPAY_SHORT_QR_URL);
+const SHORT_EMU = trimSlash(process.env.FENPAY_SHORT_EMULATOR_URL);
 const ONLY = process.env.E2E_ONLY ? new RegExp(process.env.E2E_ONLY) : null;
 const SERIAL = process.env.E2E_SERIAL === '1';
 const FENPAY_BIN = process.env.FENPAY_BIN;
@@ -617,6 +619,11 @@ test(
     await expectText(page.locator('[data-testid=order-status]'), 'pending', { what: 'order-status once expired' });
     assertEq((await orderStatus(SHORT, token, first)).status, 'pending', 'the order outlives its QR code on the server');
 
+    // The order is still payable (a buyer who scanned in time may be paying): the page
+    // says so and keeps watching it.
+    await page.locator('[data-testid=pay-window]').waitFor();
+    await page.locator('[data-testid=qr-expired] [data-testid=live-indicator]').waitFor();
+
     await page.locator('[data-testid=renew-qr]').click();
     const renewed = page.locator('[data-testid=qr-code]');
     await renewed.waitFor();
@@ -627,6 +634,15 @@ test(
     await page.locator('[data-testid=countdown]').waitFor();
     assertEq(await page.locator('[data-testid=qr-expired]').count(), 0, 'expired box after renewing');
     await checkQr(page, SHORT, second, 'wechat');
+    // The old code can no longer be paid: closed at the provider before the new one was made.
+    assertEq((await orderStatus(SHORT, token, first)).status, 'cancelled', 'the replaced order');
+    if (SHORT_EMU) {
+      assertEq(await tradeState('wechat', first, SHORT_EMU), 'CLOSED', 'the replaced trade at the provider');
+      const late = await fetch(`${SHORT_EMU}/__emulator/wechat/pay/${first}`, { method: 'POST', body: '{}', headers: { 'content-type': 'application/json' } });
+      assert(late.status >= 400, `paying the replaced code is refused, got ${late.status}`);
+    }
+    await simulatePay(page);
+    assertEq((await me(SHORT, token)).points_balance, 100, 'points after paying the new code (charged once)');
   },
   {
     timeout: 180_000,
@@ -634,6 +650,86 @@ test(
     skip: SHORT ? null : 'FENPAY_SHORT_QR_URL is not set',
   },
 );
+
+/** Opens a checkout on the short-QR instance and waits (real time) until its QR code expired. */
+async function checkoutUntilQrExpired(h, tag) {
+  const page = await h.page(SHORT);
+  const user = newUser(tag);
+  await openApp(page);
+  await register(page, user);
+  const orderNo = await startCheckout(page, { productId: 1, method: 'wechat' });
+  const token = await storedToken(page);
+  const order = await orderStatus(SHORT, token, orderNo);
+  const wait = Math.max(0, Date.parse(order.qr_code_expire_at) - Date.now()) + 15_000;
+  await page.locator('[data-testid=qr-expired]').waitFor({ timeout: wait });
+  assert(Date.now() < Date.parse(order.expire_at), 'the order itself has not expired yet');
+  return { page, token, orderNo };
+}
+
+async function orderCount(base, token) {
+  const r = await api(base, token, 'GET', '/payment/orders');
+  assertEq(r.status, 200, `GET /payment/orders (${r.text})`);
+  return r.json.total;
+}
+
+test(
+  'QR expiry: scanned in time, paid after the code ran out, the page shows it paid',
+  async (h) => {
+    const { page, token, orderNo } = await checkoutUntilQrExpired(h, 'late');
+    // The buyer who scanned before expiry pays now: the provider still takes it.
+    const paid = await api(SHORT, token, 'POST', '/dev/simulate-pay', { order_no: orderNo });
+    assert(paid.status >= 200 && paid.status < 300, `paying after the QR expired: ${paid.status} ${paid.text}`);
+    await expectText(page.locator('[data-testid=order-status]'), 'paid', { timeout: PAY_TIMEOUT, what: 'order-status' });
+    await page.locator('[data-testid=payment-success]').waitFor();
+    await expectText(page.locator('[data-testid=points-balance]'), '100', { what: 'points-balance' });
+    assertEq(await orderCount(SHORT, token), 1, 'orders of the buyer');
+  },
+  { timeout: 180_000, background: true, skip: SHORT ? null : 'FENPAY_SHORT_QR_URL is not set' },
+);
+
+test(
+  'QR expiry: paid just before asking for a new code shows the payment, never a second order',
+  async (h) => {
+    const { page, token, orderNo } = await checkoutUntilQrExpired(h, 'renewpaid');
+    // The buyer pays the old code; its notification is late (the page cannot know yet).
+    const setFaults = (f) =>
+      fetch(`${SHORT_EMU}/__emulator/faults`, { method: 'POST', body: JSON.stringify(f), headers: { 'content-type': 'application/json' } });
+    assertEq((await setFaults({ drop_notifications_next: 1000 })).status, 200, 'faults set');
+    try {
+      const pay = await fetch(`${SHORT_EMU}/__emulator/wechat/pay/${orderNo}`, { method: 'POST', body: '{}', headers: { 'content-type': 'application/json' } });
+      assert(pay.status < 300, `the emulator takes the payment: ${pay.status}`);
+      // ...and asks for a new code at once: the old order is closed first, found paid.
+      await page.locator('[data-testid=renew-qr]').click();
+      await expectText(page.locator('[data-testid=order-status]'), 'paid', { timeout: PAY_TIMEOUT, what: 'order-status' });
+      await page.locator('[data-testid=payment-success]').waitFor();
+      await expectText(page.locator('[data-testid=order-no]'), orderNo, { what: 'the order shown' });
+      assertEq(await page.locator('[data-testid=qr-code]').count(), 0, 'QR codes shown');
+      assertEq(await orderCount(SHORT, token), 1, 'orders of the buyer (no second order)');
+      assertEq((await me(SHORT, token)).points_balance, 100, 'points (credited once)');
+    } finally {
+      await setFaults({});
+    }
+  },
+  {
+    timeout: 180_000,
+    background: true,
+    skip: SHORT && SHORT_EMU ? null : 'FENPAY_SHORT_QR_URL / FENPAY_SHORT_EMULATOR_URL are not set',
+  },
+);
+
+test('countdown: follows the server clock when the browser clock is wrong', async (h) => {
+  for (const skewMin of [20, -7]) {
+    const page = await h.page(BASE);
+    // The browser's clock is off by `skewMin` minutes (time still flows).
+    await page.clock.install({ time: Date.now() + skewMin * 60_000 });
+    await openApp(page);
+    await register(page, newUser(`skew${skewMin < 0 ? 'm' : 'p'}`));
+    await startCheckout(page, { productId: 1, method: 'wechat' });
+    const countdown = (await page.locator('[data-testid=countdown] strong').textContent()).trim();
+    assert(/^1[45]:[0-5]\d$/.test(countdown), `browser ${skewMin} min off: the code shows ~15 minutes left, not ${countdown}`);
+    assertEq(await page.locator('[data-testid=qr-expired]').count(), 0, `expired box with the browser ${skewMin} min off`);
+  }
+});
 
 test('my orders: lists orders with statuses, reopening a pending one shows its QR', async (h) => {
   const page = await h.page(BASE);

@@ -42,7 +42,11 @@ fi
 
 echo "== e2e: build"
 cd "$root"
-cargo build -q -p fenpay
+# Ask cargo where the binary went (CARGO_TARGET_DIR, relative or not, or a cargo wrapper
+# that picks another target dir).
+fenpay_bin=$(cargo build -q -p fenpay --message-format=json-render-diagnostics |
+  sed -n 's/.*"executable":"\([^"]*\/fenpay\)".*/\1/p' | tail -n1)
+fenpay_bin=${fenpay_bin:-$root/target/debug/fenpay}
 if [ "${E2E_SKIP_FRONTEND_BUILD:-0}" != 1 ]; then
   bash scripts/build-frontend.sh
 fi
@@ -52,6 +56,8 @@ if [ ! -f "$root/frontend/dist/index.html" ]; then
 fi
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/fenpay-e2e.XXXXXX")
+# A private copy: a build in a shared target dir must not swap the binary mid-run.
+cp "$fenpay_bin" "$work/fenpay"
 pids=()
 cleanup() {
   local pid
@@ -94,7 +100,7 @@ start() {
       APP_ENV=development DATA_DIR="$work/$name" BIND_ADDR="127.0.0.1:$port" \
       EMULATOR_BIND="127.0.0.1:$emu" EMULATOR_TIME_SCALE=100 \
       STATIC_DIR="$root/frontend/dist" DEV_KEYS_DIR="$keys" RUST_LOG="${RUST_LOG:-warn}" "$@" \
-      "$root/target/debug/fenpay" serve
+      "$work/fenpay" serve
   ) >"$work/$name.log" 2>&1 &
   pids+=($!)
 }
@@ -130,8 +136,8 @@ status=0
 # FENPAY_BIN + FENPAY_MAIN_DATA_DIR + FENPAY_DEV_KEYS_DIR let the admin tests run
 # `fenpay create-admin` against the main instance's database.
 FENPAY_URL="http://127.0.0.1:$port_a" FENPAY_EMULATOR_URL="http://127.0.0.1:$emu_a" \
-  FENPAY_SHORT_QR_URL="http://127.0.0.1:$port_b" \
-  FENPAY_BIN="$root/target/debug/fenpay" FENPAY_MAIN_DATA_DIR="$work/main" FENPAY_DEV_KEYS_DIR="$keys" \
+  FENPAY_SHORT_QR_URL="http://127.0.0.1:$port_b" FENPAY_SHORT_EMULATOR_URL="http://127.0.0.1:$emu_b" \
+  FENPAY_BIN="$work/fenpay" FENPAY_MAIN_DATA_DIR="$work/main" FENPAY_DEV_KEYS_DIR="$keys" \
   node "$here/e2e.mjs" || status=$?
 if [ "$status" != 0 ]; then
   for name in main short; do

@@ -313,6 +313,7 @@ mod tests {
             snap_from_days: None,
             snap_upgrade_secs: 0,
             sync_halted: false,
+            renewal_root: None,
         })
     }
 

@@ -23,6 +23,8 @@ pub const ORDER_REFUNDED: &str = "order.refunded";
 pub const ORDER_PAID_AFTER_CLOSE: &str = "order.paid_after_close";
 /// A verified provider answer that does not match the order (amount, app, merchant).
 pub const ORDER_PAYMENT_MISMATCH: &str = "order.payment_mismatch";
+/// A second payment for the same purchase (an order and its renewed QR code both paid).
+pub const ORDER_DUPLICATE_PAYMENT: &str = "order.duplicate_payment";
 
 /// Where events go: the configured webhook URLs, and Telegram for the events a
 /// shop owner wants on their phone.

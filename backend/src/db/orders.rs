@@ -63,6 +63,9 @@ pub struct OrderRow {
     pub snap_upgrade_secs: i64,
     /// A verified answer did not match the order: jobs leave it to an operator.
     pub sync_halted: bool,
+    /// The first order of the renewal chain this order belongs to ("get a new code"
+    /// replaced it, directly or through other renewals); `None` for a chain's first order.
+    pub renewal_root: Option<String>,
 }
 
 fn tier_of(
@@ -428,10 +431,27 @@ pub async fn claim_query_slot(
     })
 }
 
+/// Refunds decided with a payment, reserved in the transaction that applies it when
+/// their case arises (the full amount, under a number derived from the order's).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AutoRefunds<'a> {
+    /// Reserved when the order is paid after it was closed.
+    pub after_close: Option<&'a RefundRow>,
+    /// Reserved when the payment turns out to be a duplicate in its renewal chain and
+    /// no `after_close` refund is reserved (one full refund is all an order can take).
+    pub duplicate: Option<&'a RefundRow>,
+}
+
 /// Compare-and-set `from -> paid` and fulfil from the order's snapshot in the same
 /// transaction (balances through the ledger), writing `order.paid` (and
 /// `order.paid_after_close` when `from` is `cancelled`) and, when given, the payment
 /// record that says so.
+///
+/// An order of a renewal chain (see `domain::order::renewal_root`) whose payment finds
+/// another paid order in its chain is flagged for review as a duplicate payment and
+/// `order.duplicate_payment` is written. The check runs after the account's row is
+/// locked (every payment of one buyer takes that lock), so of two concurrent payments in
+/// one chain the second always sees the first.
 ///
 /// Returns the events when this call won; a duplicate or concurrent caller gets `None`
 /// and nothing is credited twice.
@@ -441,7 +461,7 @@ pub async fn mark_paid(
     from: OrderStatus,
     facts: &PaidFacts,
     evidence: Option<&NewPaymentRecord>,
-    refund: Option<&RefundRow>,
+    refunds: AutoRefunds<'_>,
     sinks: &Sinks,
 ) -> DbResult<Option<Vec<PendingEvent>>> {
     let now = super::now();
@@ -513,6 +533,32 @@ pub async fn mark_paid(
                 None
             );
             review.extend(change.review.iter().cloned());
+            // After the account lock (above): a concurrent payment in the same chain has
+            // committed by now. Only chain members can have one: a first order gets
+            // renewals only once it is cancelled, so paid from pending it has none.
+            let chain = row
+                .renewal_root
+                .clone()
+                .or_else(|| after_close.then(|| row.order_no.clone()));
+            let mut duplicate_of = None;
+            if let Some(root) = chain {
+                let others: Vec<String> = orders::table
+                    .filter(
+                        orders::order_no
+                            .eq(&root)
+                            .or(orders::renewal_root.eq(&root)),
+                    )
+                    .filter(orders::order_no.ne(order_no))
+                    .filter(orders::user_id.eq(&row.user_id))
+                    .filter(orders::status.eq(OrderStatus::Paid))
+                    .select(orders::order_no)
+                    .load(conn)
+                    .await?;
+                if let Some(reason) = crate::domain::order::duplicate_payment(&others) {
+                    review.push(reason);
+                    duplicate_of = others.iter().min().cloned().map(|first| (root, first));
+                }
+            }
             if !review.is_empty() {
                 crate::flag_review!(conn, order_no, review.join("; "));
                 rewritten = true;
@@ -525,6 +571,9 @@ pub async fn mark_paid(
             }
             // A refund decided with the payment is reserved with it, so a crash before it
             // reaches the provider leaves it processing for the reconciler, never lost.
+            let refund = refunds
+                .after_close
+                .or(refunds.duplicate.filter(|_| duplicate_of.is_some()));
             if let Some(refund) = refund {
                 let exists: i64 = refunds::table
                     .find(&refund.out_refund_no)
@@ -570,6 +619,18 @@ pub async fn mark_paid(
             if after_close {
                 out.push(PendingEvent::for_order(
                     events::ORDER_PAID_AFTER_CLOSE,
+                    &row,
+                    details.clone(),
+                    sinks,
+                    now,
+                ));
+            }
+            if let Some((root, first)) = duplicate_of {
+                let mut details = details;
+                details["duplicate_of"] = serde_json::json!(first);
+                details["renewal_root"] = serde_json::json!(root);
+                out.push(PendingEvent::for_order(
+                    events::ORDER_DUPLICATE_PAYMENT,
                     &row,
                     details,
                     sinks,

@@ -87,6 +87,7 @@ diesel::table! {
         close_failures -> Integer,
         close_retry_at -> Nullable<Timestamp>,
         close_error -> Nullable<Text>,
+        renewal_root -> Nullable<Text>,
     }
 }
 

@@ -194,9 +194,98 @@ pub fn watch_gap_secs(age_secs: i64) -> i64 {
     }
 }
 
+/// A new code for the same purchase ("get a new code") is a new order that replaces the
+/// old one. The orders of such a chain all name its first order: the chain a replacement
+/// of `replaced_no` (itself in the chain of `replaced_root`, `None` when it started one)
+/// belongs to.
+pub fn renewal_root(replaced_no: &str, replaced_root: Option<&str>) -> String {
+    replaced_root.unwrap_or(replaced_no).to_string()
+}
+
+/// Why an order can (or cannot) replace another: the same purchase (product, quantity,
+/// upgrade or not), and the replaced order may never be paid once its replacement exists.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Replacement {
+    /// Still pending: close it at the provider and cancel it first (paid there wins).
+    CloseFirst,
+    /// Already closed: go ahead.
+    Ready,
+    /// Paid (or refunded): nothing to replace, the buyer has paid.
+    AlreadyPaid,
+    /// Another purchase: a replacement is the same product, quantity and upgrade flag.
+    OtherPurchase,
+}
+
+/// Decide whether an order for (`product_id`, `quantity`, `is_upgrade`) may replace an
+/// order in `status` that bought (`old_product_id`, `old_quantity`, `old_is_upgrade`).
+pub fn replacement(
+    status: OrderStatus,
+    old: (i64, i64, bool),
+    new: (i64, i64, bool),
+) -> Replacement {
+    match status {
+        OrderStatus::Paid | OrderStatus::Refunded => Replacement::AlreadyPaid,
+        _ if old != new => Replacement::OtherPurchase,
+        OrderStatus::Pending => Replacement::CloseFirst,
+        OrderStatus::Cancelled => Replacement::Ready,
+    }
+}
+
+/// A payment just applied to an order of a renewal chain is a duplicate when another
+/// order of the same chain (same buyer, same purchase) is paid and not refunded:
+/// `others_paid` are those orders. The later payment is the duplicate; the reason to
+/// hold it for review, naming the order paid first.
+pub fn duplicate_payment(others_paid: &[String]) -> Option<String> {
+    let first = others_paid.iter().min()?;
+    Some(format!(
+        "duplicate payment: order {first} of the same purchase (renewed QR code) is already paid"
+    ))
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    #[test]
+    fn renewal_chains_and_duplicate_payments() {
+        use super::{duplicate_payment, renewal_root, replacement, Replacement};
+        use api_types::payment::OrderStatus::*;
+        assert_eq!(
+            renewal_root("FP1", None),
+            "FP1",
+            "replacing a first order starts its chain"
+        );
+        assert_eq!(
+            renewal_root("FP2", Some("FP1")),
+            "FP1",
+            "a renewal of a renewal stays in the chain"
+        );
+        let same = (1, 1, false);
+        assert_eq!(replacement(Pending, same, same), Replacement::CloseFirst);
+        assert_eq!(replacement(Cancelled, same, same), Replacement::Ready);
+        assert_eq!(replacement(Paid, same, same), Replacement::AlreadyPaid);
+        assert_eq!(replacement(Refunded, same, same), Replacement::AlreadyPaid);
+        for other in [(2, 1, false), (1, 2, false), (1, 1, true)] {
+            assert_eq!(
+                replacement(Pending, same, other),
+                Replacement::OtherPurchase
+            );
+            assert_eq!(
+                replacement(Cancelled, same, other),
+                Replacement::OtherPurchase
+            );
+        }
+        assert_eq!(
+            duplicate_payment(&[]),
+            None,
+            "the first payment of a chain is not a duplicate"
+        );
+        let reason = duplicate_payment(&["FP9".into(), "FP3".into()]).unwrap();
+        assert!(
+            reason.starts_with("duplicate payment") && reason.contains("FP3"),
+            "{reason}"
+        );
+    }
+
     #[test]
     fn refund_numbers_for_keys_are_stable_valid_and_per_actor() {
         use super::refund_no_for_key;

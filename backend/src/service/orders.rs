@@ -215,9 +215,13 @@ pub async fn create_order(
         snap_from_days: None,
         snap_upgrade_secs: 0,
         sync_halted: false,
+        renewal_root: None,
     };
     let mut row = row;
     row.set_snapshot(&snapshot);
+    if let Some(old_no) = req.replaces_order_no.as_deref() {
+        row.renewal_root = Some(retire_replaced(state, user, old_no, &row).await?);
+    }
     if !order_db::insert(&state.db, &row).await? {
         return Err(AppError::conflict(
             "out_of_stock",
@@ -295,6 +299,42 @@ pub async fn create_order(
         status: OrderStatus::Pending,
         membership: preview,
     })
+}
+
+/// Make way for `new`, a new code for the caller's order `old_no`: once a replacement
+/// exists the old order must never be payable. Still pending, it is closed at the
+/// provider and cancelled (the provider says paid: the payment is applied and the answer
+/// is 409 `order_already_paid`, no new order); paid already, 409 as well. Returns the
+/// renewal chain `new` joins.
+async fn retire_replaced(
+    state: &AppState,
+    user: &AuthUser,
+    old_no: &str,
+    new: &OrderRow,
+) -> AppResult<String> {
+    let old = order_db::find(&state.db, old_no)
+        .await?
+        .filter(|o| o.user_id == user.user_id)
+        .ok_or(AppError::NotFound("order"))?;
+    let purchase = |o: &OrderRow| (o.product_id, o.quantity, o.is_upgrade);
+    match rules::replacement(old.status, purchase(&old), purchase(new)) {
+        rules::Replacement::CloseFirst => close_and_cancel(state, &old, CancelReason::User).await?,
+        rules::Replacement::Ready => {}
+        rules::Replacement::AlreadyPaid => {
+            return Err(AppError::conflict(
+                "order_already_paid",
+                "the order being replaced is already paid",
+            ))
+        }
+        rules::Replacement::OtherPurchase => return Err(AppError::bad_request(
+            "invalid_replacement",
+            "a replacement buys the same product, quantity and upgrade as the order it replaces",
+        )),
+    }
+    Ok(rules::renewal_root(
+        &old.order_no,
+        old.renewal_root.as_deref(),
+    ))
 }
 
 /// A catalog membership product as a tier with its rate.
@@ -726,6 +766,8 @@ pub async fn apply_payment(
     };
     let order_no = order.order_no.as_str();
     let order_ref = &order;
+    let duplicate_flagged = std::sync::atomic::AtomicBool::new(false);
+    let duplicate_flagged = &duplicate_flagged;
     let pay_from = |from: OrderStatus| {
         let facts = &facts;
         async move {
@@ -744,21 +786,35 @@ pub async fn apply_payment(
                 decision: decision.to_string(),
                 created_at: db::now(),
             });
-            let refund = (from == OrderStatus::Cancelled
+            let after_close = (from == OrderStatus::Cancelled
                 && state.settings.lifecycle.auto_refund_paid_after_close)
                 .then(|| crate::service::refunds::paid_after_close_refund(order_ref));
+            // Only orders of a renewal chain can be duplicates (see `mark_paid`).
+            let duplicate = (state.settings.lifecycle.auto_refund_duplicate_payments
+                && (order_ref.renewal_root.is_some() || from == OrderStatus::Cancelled))
+                .then(|| crate::service::refunds::duplicate_payment_refund(order_ref));
+            let refunds = order_db::AutoRefunds {
+                after_close: after_close.as_ref(),
+                duplicate: duplicate.as_ref(),
+            };
             let won = order_db::mark_paid(
                 &state.db,
                 order_no,
                 from,
                 facts,
                 rec.as_ref(),
-                refund.as_ref(),
+                refunds,
                 &state.sinks,
             )
             .await?;
             if let Some(evs) = &won {
                 state.hub.committed(evs.iter());
+                if evs
+                    .iter()
+                    .any(|e| e.event.event_type == crate::db::events::ORDER_DUPLICATE_PAYMENT)
+                {
+                    duplicate_flagged.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
             }
             Ok::<bool, ApplyError>(won.is_some())
         }
@@ -800,6 +856,23 @@ pub async fn apply_payment(
             }
             Err(e) => {
                 tracing::error!(order_no = %no, error = %e, "paid after close: automatic refund failed; review the order")
+            }
+        }
+    }
+    if duplicate_flagged.load(std::sync::atomic::Ordering::Relaxed) {
+        tracing::warn!(order_no = %order.order_no, "a second payment for the same purchase: held for review");
+        // The after-close refund, when there is one, already gives the whole amount back.
+        let refunded_after_close = outcome == ApplyOutcome::PaidAfterCancel
+            && state.settings.lifecycle.auto_refund_paid_after_close;
+        if state.settings.lifecycle.auto_refund_duplicate_payments && !refunded_after_close {
+            let no = order.order_no.clone();
+            match crate::service::refunds::refund_duplicate_payment(state, &no).await {
+                Ok(r) => {
+                    tracing::warn!(order_no = %no, out_refund_no = %r.out_refund_no, "duplicate payment: refunded automatically")
+                }
+                Err(e) => {
+                    tracing::error!(order_no = %no, error = %e, "duplicate payment: automatic refund failed; review the order")
+                }
             }
         }
     }

@@ -385,15 +385,45 @@ pub fn paid_after_close_refund(order: &order_db::OrderRow) -> RefundRow {
     }
 }
 
+/// The automatic refund of a second payment for the same purchase
+/// (`AUTO_REFUND_DUPLICATE_PAYMENTS`): like [`paid_after_close_refund`], the whole
+/// amount under a number derived from the order's (`RD...`), reserved in the
+/// transaction that applies the payment and sent by [`refund_duplicate_payment`] (or
+/// the reconciler).
+pub fn duplicate_payment_refund(order: &order_db::OrderRow) -> RefundRow {
+    RefundRow {
+        out_refund_no: format!("RD{}", &order.order_no[2..]),
+        reason: Some("重复支付，自动退款 / duplicate payment".into()),
+        ..paid_after_close_refund(order)
+    }
+}
+
 /// Send the reserved paid-after-close refund of `order_no` to the provider now.
 pub async fn refund_paid_after_close(
     state: &AppState,
     order_no: &str,
 ) -> AppResult<RefundResponse> {
+    send_reserved(state, order_no, paid_after_close_refund).await
+}
+
+/// Send the reserved duplicate-payment refund of `order_no` to the provider now.
+pub async fn refund_duplicate_payment(
+    state: &AppState,
+    order_no: &str,
+) -> AppResult<RefundResponse> {
+    send_reserved(state, order_no, duplicate_payment_refund).await
+}
+
+/// Send a refund reserved with a payment (`planned` names it) unless it is settled.
+async fn send_reserved(
+    state: &AppState,
+    order_no: &str,
+    planned: fn(&order_db::OrderRow) -> RefundRow,
+) -> AppResult<RefundResponse> {
     let order = order_db::find(&state.db, order_no)
         .await?
         .ok_or(AppError::NotFound("order"))?;
-    let planned = paid_after_close_refund(&order);
+    let planned = planned(&order);
     let row = refund_db::find(&state.db, &planned.out_refund_no)
         .await?
         .ok_or(AppError::NotFound("refund"))?;

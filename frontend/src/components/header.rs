@@ -8,7 +8,7 @@ use crate::api::{Api, ApiError};
 use crate::components::lang_toggle::LangToggle;
 use crate::i18n::use_i18n;
 use crate::state::{AdminView, Nav, Route, Session};
-use crate::time::{local_date, now_ms};
+use crate::time::{local_date, server_now_ms};
 
 #[component]
 pub fn Header() -> impl IntoView {
@@ -62,7 +62,7 @@ pub fn Header() -> impl IntoView {
         };
         let membership = match (&user.membership_tier, &user.membership_expires_at) {
             (None, _) => i18n.t("非会员", "No membership").to_owned(),
-            (Some(tier), Some(until)) if until.timestamp_millis() <= now_ms() => {
+            (Some(tier), Some(until)) if until.timestamp_millis() <= server_now_ms() => {
                 format!("{tier} · {}", i18n.t("已过期", "expired"))
             }
             (Some(tier), Some(until)) => format!(

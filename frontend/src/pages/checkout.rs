@@ -3,6 +3,14 @@
 //!
 //! Status arrives over server-sent events; when the stream cannot be opened (an older
 //! server without `stream-token`, a proxy that blocks it) the page polls every 3 s.
+//!
+//! The QR code is shown until `qr_code_expire_at`, but the provider takes the payment
+//! until the order's `expire_at`: a buyer who scanned at the last moment may still be
+//! paying, so the page keeps watching the order until then. "Get a new code" first
+//! cancels the old order (closed at the provider; if it turns out paid, the page shows
+//! the payment instead) and only then creates the new one, naming the order it replaces,
+//! so the two can never both be paid. Every countdown runs on the server's clock
+//! ([`server_now_ms`]).
 
 use std::rc::Rc;
 use std::time::Duration;
@@ -18,7 +26,7 @@ use crate::components::qr::QrCodeView;
 use crate::i18n::{method_label, status_label, use_i18n};
 use crate::live::{LiveEvent, LiveStream};
 use crate::state::{Checkout, DevMode, Nav, Route, Session};
-use crate::time::{mm_ss, now_ms};
+use crate::time::{mm_ss, server_now_ms};
 
 const POLL_EVERY: Duration = Duration::from_secs(3);
 const TICK_EVERY: Duration = Duration::from_secs(1);
@@ -49,6 +57,7 @@ fn order_request(kind: ProductKind, id: i64, method: PaymentMethod) -> CreateOrd
         quantity: None,
         channel: None,
         openid: None,
+        replaces_order_no: None,
     }
 }
 
@@ -88,11 +97,14 @@ pub fn PayPage(checkout: Checkout) -> impl IntoView {
     let Nav(route) = expect_context::<Nav>();
     let DevMode(dev) = expect_context::<DevMode>();
 
-    let expire_ms = checkout.qr_code_expire_at.timestamp_millis();
+    let qr_expire_ms = checkout.qr_code_expire_at.timestamp_millis();
+    // Never before the QR code: an order row from an older server may say otherwise.
+    let order_expire_ms = checkout.expire_at.timestamp_millis().max(qr_expire_ms);
     let order_no = StoredValue::new(checkout.order_no.clone());
     let status = RwSignal::new(checkout.status);
-    let now = RwSignal::new(now_ms());
-    let expired = Memo::new(move |_| now.get() >= expire_ms);
+    let now = RwSignal::new(server_now_ms());
+    let qr_expired = Memo::new(move |_| now.get() >= qr_expire_ms);
+    let order_expired = Memo::new(move |_| now.get() >= order_expire_ms);
     let error = RwSignal::new(None::<ApiError>);
     let poll_failed = RwSignal::new(false);
     let busy = RwSignal::new(None::<Busy>);
@@ -182,7 +194,8 @@ pub fn PayPage(checkout: Checkout) -> impl IntoView {
             }
         }
     };
-    if checkout.status.is_terminal() || now_ms() >= expire_ms {
+    // Watched until the order itself expires, not only while its QR code is shown.
+    if checkout.status.is_terminal() || server_now_ms() >= order_expire_ms {
         feed.set(Feed::Polling);
         poll();
     } else {
@@ -210,10 +223,10 @@ pub fn PayPage(checkout: Checkout) -> impl IntoView {
 
     let ticker = set_interval_with_handle(
         move || {
-            let t = now_ms();
+            let t = server_now_ms();
             let _ = now.try_set(t);
-            // One last look when the code runs out, in case the payment landed at the end.
-            if t >= expire_ms && final_check_done.try_get_value() == Some(false) {
+            // One last look when the order runs out, in case the payment landed at the end.
+            if t >= order_expire_ms && final_check_done.try_get_value() == Some(false) {
                 final_check_done.set_value(true);
                 stop_stream();
                 poll();
@@ -224,7 +237,8 @@ pub fn PayPage(checkout: Checkout) -> impl IntoView {
     .ok();
     let poller = set_interval_with_handle(
         move || {
-            if now_ms() < expire_ms && feed.try_get_untracked() == Some(Feed::Polling) {
+            if server_now_ms() < order_expire_ms && feed.try_get_untracked() == Some(Feed::Polling)
+            {
                 poll();
             }
         },
@@ -302,21 +316,50 @@ pub fn PayPage(checkout: Checkout) -> impl IntoView {
     let product_id = checkout.product_id;
     let product_name = checkout.product_name.clone();
     let method = checkout.payment_method;
+    // The provider says the old order was paid: show that (the server applied it
+    // before answering), never a new code.
+    let paid_meanwhile = move |err: ApiError| {
+        let _ = busy.try_set(None);
+        if err.code() != Some("order_already_paid") {
+            let _ = error.try_set(Some(err));
+        }
+        poll();
+        set_timeout(poll, Duration::from_millis(1_000));
+    };
     let renew = move |_| {
+        let Some(old) = order_no.try_get_value() else {
+            return;
+        };
         let name = product_name.clone();
         busy.set(Some(Busy::Renewing));
         error.set(None);
         spawn_local(async move {
-            let request = order_request(product_type, product_id, method);
+            // Close the old trade first, so the old code can never be paid next to the
+            // new one. Until that is confirmed there is no new code.
+            match api.cancel_order(&old).await {
+                Ok(reply) if reply.code == 200 => {}
+                Ok(reply) => {
+                    return paid_meanwhile(ApiError::Status {
+                        status: 200,
+                        body: Some(api_types::error::ErrorResponse {
+                            code: "cancel_failed".to_owned(),
+                            message: reply.msg,
+                            details: Vec::new(),
+                        }),
+                    })
+                }
+                Err(err) => return paid_meanwhile(err),
+            }
+            let request = CreateOrderRequest {
+                replaces_order_no: Some(old),
+                ..order_request(product_type, product_id, method)
+            };
             match api.create_order(&request).await {
                 Ok(reply) => {
                     let next = Checkout::created(reply, product_type, product_id, name);
                     route.set(Route::Pay(next));
                 }
-                Err(err) => {
-                    let _ = error.try_set(Some(err));
-                    let _ = busy.try_set(None);
-                }
+                Err(err) => paid_meanwhile(err),
             }
         });
     };
@@ -330,8 +373,40 @@ pub fn PayPage(checkout: Checkout) -> impl IntoView {
         }
     };
 
+    let indicator = move || {
+        view! {
+            <p class="feed" data-testid="live-indicator" data-mode=move || feed.get().as_str()>
+                <span class="feed-dot" aria-hidden="true"></span>
+                {move || match feed.get() {
+                    Feed::Connecting => i18n.t("正在连接…", "Connecting…"),
+                    Feed::Live => i18n.t("实时更新", "Live"),
+                    Feed::Polling => i18n.t("每 3 秒刷新", "Checking every 3 s"),
+                }}
+            </p>
+        }
+    };
+    let renew_button = move || {
+        let renew = renew.clone();
+        view! {
+            <button
+                type="button"
+                class="btn btn-primary"
+                data-testid="renew-qr"
+                disabled=move || busy.get().is_some()
+                on:click=renew
+            >
+                {move || if busy.get() == Some(Busy::Renewing) {
+                    i18n.t("正在获取…", "Getting a new code…")
+                } else {
+                    i18n.t("获取新二维码", "Get a new code")
+                }}
+            </button>
+        }
+    };
+    let renew_button_closed = renew_button.clone();
+
     let body = move || {
-        match (status.get(), expired.get()) {
+        match (status.get(), qr_expired.get()) {
             (OrderStatus::Pending, false) => {
                 let qr = match qr_content.clone() {
                     Some(content) => view! { <QrCodeView order_no=order_no.get_value() content /> }.into_any(),
@@ -348,16 +423,9 @@ pub fn PayPage(checkout: Checkout) -> impl IntoView {
                         <p class="scan-hint">{scan_hint}</p>
                         <p class="countdown" data-testid="countdown" aria-live="off">
                             {move || i18n.t("二维码有效期剩余 ", "Code valid for ")}
-                            <strong>{move || mm_ss(expire_ms - now.get())}</strong>
+                            <strong>{move || mm_ss(qr_expire_ms - now.get())}</strong>
                         </p>
-                        <p class="feed" data-testid="live-indicator" data-mode=move || feed.get().as_str()>
-                            <span class="feed-dot" aria-hidden="true"></span>
-                            {move || match feed.get() {
-                                Feed::Connecting => i18n.t("正在连接…", "Connecting…"),
-                                Feed::Live => i18n.t("实时更新", "Live"),
-                                Feed::Polling => i18n.t("每 3 秒刷新", "Checking every 3 s"),
-                            }}
-                        </p>
+                        {indicator()}
                         {move || poll_failed.get().then(|| view! {
                             <p class="muted" role="status">
                                 {i18n.t("暂时无法获取支付状态，正在重试…", "Cannot check the payment status right now; retrying…")}
@@ -403,22 +471,26 @@ pub fn PayPage(checkout: Checkout) -> impl IntoView {
                 .into_any()
             }
             (OrderStatus::Pending, true) => view! {
-                <div class="alert alert-warn" role="status" data-testid="qr-expired">
-                    <p>{move || i18n.t("二维码已过期。", "The QR code has expired.")}</p>
+                <div class="alert alert-warn" role="status" data-testid="qr-expired"
+                    data-order-expired=move || order_expired.get().to_string()>
+                    <p>{move || if order_expired.get() {
+                        i18n.t("订单已过期。", "The order has expired.")
+                    } else {
+                        i18n.t("二维码已过期。", "The QR code has expired.")
+                    }}</p>
+                    // Scanned in time, still paying: the provider takes it until expire_at.
+                    <Show when=move || !order_expired.get()>
+                        <p class="muted" data-testid="pay-window">
+                            {move || i18n.t(
+                                "如果您已扫码，仍可在以下时间内完成支付，本页会显示支付结果：",
+                                "Already scanned it? You can still finish paying within ",
+                            )}
+                            <strong>{move || mm_ss(order_expire_ms - now.get())}</strong>
+                        </p>
+                        {indicator()}
+                    </Show>
                     <div class="actions">
-                        <button
-                            type="button"
-                            class="btn btn-primary"
-                            data-testid="renew-qr"
-                            disabled=move || busy.get().is_some()
-                            on:click=renew.clone()
-                        >
-                            {move || if busy.get() == Some(Busy::Renewing) {
-                                i18n.t("正在获取…", "Getting a new code…")
-                            } else {
-                                i18n.t("获取新二维码", "Get a new code")
-                            }}
-                        </button>
+                        {renew_button()}
                         <button type="button" class="btn" on:click=move |_| route.set(Route::Products)>
                             {move || i18n.t("返回商品", "Back to products")}
                         </button>
@@ -454,7 +526,8 @@ pub fn PayPage(checkout: Checkout) -> impl IntoView {
                         }}
                     </p>
                     <div class="actions">
-                        <button type="button" class="btn btn-primary" on:click=move |_| route.set(Route::Products)>
+                        {(closed == OrderStatus::Cancelled).then(renew_button_closed.clone())}
+                        <button type="button" class="btn" on:click=move |_| route.set(Route::Products)>
                             {move || i18n.t("返回商品", "Back to products")}
                         </button>
                     </div>

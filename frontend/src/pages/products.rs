@@ -62,6 +62,7 @@ pub fn ProductsPage() -> impl IntoView {
                 quantity: None,
                 channel: Some(PaymentChannel::Page),
                 openid: None,
+                replaces_order_no: None,
             };
             let target = api.create_order(&req).await.map(|reply| reply.pay_url);
             match target {
