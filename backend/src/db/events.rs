@@ -335,7 +335,8 @@ fn due_condition(db: &Db) -> String {
 /// Endpoints that have deliveries due now (at most `limit`).
 pub async fn due_endpoints(db: &Db, limit: i64) -> DbResult<Vec<String>> {
     let sql = format!(
-        "SELECT DISTINCT endpoint FROM webhook_deliveries WHERE {} LIMIT {limit}",
+        "SELECT endpoint FROM webhook_deliveries WHERE {} GROUP BY endpoint \
+         ORDER BY MIN(next_attempt_at) LIMIT {limit}",
         due_condition(db)
     );
     let rows: Vec<DueEndpoint> = db_run!(db, |conn| {
@@ -451,10 +452,14 @@ pub async fn finish_attempt(
                     webhook_deliveries::resend_requested.eq(false),
                     webhook_deliveries::last_status_code.eq(attempt.status_code),
                     webhook_deliveries::last_error.eq(&attempt.error),
+                    // The first arrival stays on record, even when a resend fails later.
                     webhook_deliveries::delivered_at.eq(if delivered {
-                        db.clock_expr::<NTs>(0)
+                        diesel::dsl::sql::<NTs>(&format!(
+                            "COALESCE(delivered_at, {})",
+                            db.clock_sql(0)
+                        ))
                     } else {
-                        diesel::dsl::sql::<NTs>("NULL")
+                        diesel::dsl::sql::<NTs>("delivered_at")
                     }),
                     webhook_deliveries::updated_at.eq(db.clock_expr::<Ts>(0)),
                 ))

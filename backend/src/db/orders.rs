@@ -376,7 +376,9 @@ pub async fn cancel(
                 orders::status.eq(OrderStatus::Cancelled),
                 orders::cancel_reason.eq(reason),
                 orders::lease_until.eq(None::<NaiveDateTime>),
-                orders::updated_at.eq(now),
+                // On the database's clock, like `last_query_at`, which the paid-after-close
+                // check compares it with: a replica's skew cannot skip the check.
+                orders::updated_at.eq(db.clock_expr::<Timestamp>(0)),
             ))
             .execute(conn)
             .await?;
@@ -411,8 +413,9 @@ pub async fn claim_query_slot(
     order_no: &str,
     min_gap: chrono::Duration,
 ) -> DbResult<bool> {
-    let now = super::now();
-    let threshold = now - min_gap;
+    // On the database's clock, like every other write of `last_query_at`.
+    type NTs = diesel::sql_types::Nullable<Timestamp>;
+    let gap = min_gap.num_seconds();
     db_write!(db, |conn| {
         let n = diesel::update(
             orders::table
@@ -421,10 +424,10 @@ pub async fn claim_query_slot(
                 .filter(
                     orders::last_query_at
                         .is_null()
-                        .or(orders::last_query_at.lt(threshold)),
+                        .or(orders::last_query_at.lt(db.clock_expr::<NTs>(-gap))),
                 ),
         )
-        .set(orders::last_query_at.eq(now))
+        .set(orders::last_query_at.eq(db.clock_expr::<NTs>(0)))
         .execute(conn)
         .await?;
         Ok(n == 1)

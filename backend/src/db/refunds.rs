@@ -438,7 +438,6 @@ pub async fn claim_processing(
 ) -> DbResult<Vec<RefundRow>> {
     // Leases run on the database's clock, so replicas whose clocks differ agree on them.
     type NTs = diesel::sql_types::Nullable<diesel::sql_types::Timestamp>;
-    let now = super::now();
     let candidates: Vec<String> = db_write!(db, |conn| {
         Ok::<_, DbError>(
             refunds::table
@@ -473,7 +472,7 @@ pub async fn claim_processing(
                 )
                 .set((
                     refunds::lease_until.eq(db.clock_expr::<NTs>(lease_secs)),
-                    refunds::updated_at.eq(now),
+                    refunds::updated_at.eq(db.clock_expr::<diesel::sql_types::Timestamp>(0)),
                 ))
                 .execute(conn)
                 .await?

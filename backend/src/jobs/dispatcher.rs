@@ -104,6 +104,9 @@ struct Dispatcher {
     state: web::Data<AppState>,
     client: reqwest::Client,
     running: JoinSet<Finished>,
+    /// The endpoint of each running delivery task, so a task that panics still gives
+    /// its endpoint slot back.
+    task_endpoints: HashMap<tokio::task::Id, String>,
     in_flight: HashMap<String, usize>,
     circuits: HashMap<String, Circuit>,
     /// Rotates which endpoint is served first, so none is always last.
@@ -123,6 +126,7 @@ impl Dispatcher {
             state,
             client,
             running: JoinSet::new(),
+            task_endpoints: HashMap::new(),
             in_flight: HashMap::new(),
             circuits: HashMap::new(),
             turn: 0,
@@ -192,16 +196,37 @@ impl Dispatcher {
                 *self.in_flight.entry(endpoint.clone()).or_default() += 1;
                 let (state, client, token) =
                     (self.state.clone(), self.client.clone(), claim.token.clone());
-                let endpoint = endpoint.clone();
-                self.running.spawn(async move {
+                let task_endpoint = endpoint.clone();
+                let task = self.running.spawn(async move {
                     let ok = deliver(&state, &client, id, &token, clock).await;
-                    Finished { endpoint, ok }
+                    Finished {
+                        endpoint: task_endpoint,
+                        ok,
+                    }
                 });
+                self.task_endpoints.insert(task.id(), endpoint.clone());
             }
         }
     }
 
     /// Book a delivery that ended: free its slot and move the endpoint's circuit.
+    /// Book a delivery task that ended, however it ended. One that panicked frees its
+    /// slots like any other; its claim is retried once its lease runs out.
+    fn ended(&mut self, result: Result<(tokio::task::Id, Finished), tokio::task::JoinError>) {
+        match result {
+            Ok((id, done)) => {
+                self.task_endpoints.remove(&id);
+                self.finished(done);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "a webhook delivery task failed; it is retried after its lease");
+                if let Some(endpoint) = self.task_endpoints.remove(&e.id()) {
+                    self.finished(Finished { endpoint, ok: None });
+                }
+            }
+        }
+    }
+
     fn finished(&mut self, done: Finished) {
         if let Some(n) = self.in_flight.get_mut(&done.endpoint) {
             *n = n.saturating_sub(1);
@@ -267,15 +292,11 @@ pub async fn run(state: web::Data<AppState>) {
             .next_probe()
             .map_or(poll, |t| poll.min(tokio::time::Instant::from_std(t)));
         tokio::select! {
-            Some(done) = d.running.join_next(), if !d.running.is_empty() => {
-                if let Ok(done) = done {
-                    d.finished(done);
-                }
+            Some(done) = d.running.join_next_with_id(), if !d.running.is_empty() => {
+                d.ended(done);
                 // Book every other delivery that ended meanwhile before refilling.
-                while let Some(done) = d.running.try_join_next() {
-                    if let Ok(done) = done {
-                        d.finished(done);
-                    }
+                while let Some(done) = d.running.try_join_next_with_id() {
+                    d.ended(done);
                 }
             }
             _ = tokio::time::sleep_until(wake) => {}
@@ -357,7 +378,20 @@ async fn deliver(
         duration_ms: started.elapsed().as_millis() as i64,
         created_at: now,
     };
-    match event_db::finish_attempt(&state.db, token, &log, &outcome).await {
+    // A failed write is tried again within the lease: an attempt the receiver took
+    // must not be sent again only because our database hiccuped.
+    let mut tries = 0;
+    let recorded = loop {
+        match event_db::finish_attempt(&state.db, token, &log, &outcome).await {
+            Err(e) if tries < 3 => {
+                tries += 1;
+                tracing::warn!(delivery = id, error = %e, "could not record a webhook attempt; trying again");
+                tokio::time::sleep(Duration::from_millis(500 * tries)).await;
+            }
+            other => break other,
+        }
+    };
+    match recorded {
         Ok(true) => {}
         Ok(false) => tracing::warn!(
             delivery = id,
