@@ -144,6 +144,9 @@ impl TestApp {
             base,
             client: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
+                // Below the server's 5 s keep-alive: never reuse a connection the server
+                // may be closing at that moment (a request sent on it fails as incomplete).
+                .pool_idle_timeout(std::time::Duration::from_secs(3))
                 .build()
                 .expect("client"),
             state,
