@@ -209,12 +209,24 @@ both_backends!(
         assert!(!event_types(&app, &first)
             .await
             .contains(&"order.duplicate_payment".to_string()));
-        // Not refunded unless configured: both credited, an operator decides.
+        // Not refunded unless configured, and it buys nothing: credited once, an operator
+        // decides about the money.
         assert!(fenpay::db::refunds::for_order(&app.state.db, &second)
             .await
             .unwrap()
             .is_empty());
-        assert_eq!(me(&app, &token).await["points_balance"], 200);
+        assert_eq!(me(&app, &token).await["points_balance"], 100);
+        let paid_event = fenpay::db::events::events_for_order(&app.state.db, &second)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|e| e.event_type == "order.paid")
+            .unwrap();
+        let details: serde_json::Value = serde_json::from_str(&paid_event.payload).unwrap();
+        assert_eq!(
+            details["data"]["details"]["points_credited"], 0,
+            "{details}"
+        );
         let admin = app.admin("dup-admin").await;
         let (_, flagged) = app
             .get("/api/v1/admin/orders?needs_review=true", Some(&admin))
@@ -266,7 +278,7 @@ both_backends!(
         assert_eq!(
             me(&app, &token).await["points_balance"],
             100,
-            "the duplicate's points were taken back"
+            "the duplicate credited nothing, and its refund took nothing back"
         );
         let types = event_types(&app, &second).await;
         for t in ["order.paid", "order.duplicate_payment", "order.refunded"] {
@@ -297,6 +309,6 @@ both_backends!(
             duplicate_flag(&order(&app, &second).await),
         ];
         assert_eq!(flags.iter().filter(|f| **f).count(), 1, "{flags:?}");
-        assert_eq!(me(&app, &token).await["points_balance"], 200);
+        assert_eq!(me(&app, &token).await["points_balance"], 100);
     }
 );

@@ -40,7 +40,11 @@ impl Sinks {
         if self.telegram
             && matches!(
                 event_type,
-                ORDER_CREATED | ORDER_PAID | ORDER_PAID_AFTER_CLOSE | ORDER_PAYMENT_MISMATCH
+                ORDER_CREATED
+                    | ORDER_PAID
+                    | ORDER_PAID_AFTER_CLOSE
+                    | ORDER_PAYMENT_MISMATCH
+                    | ORDER_DUPLICATE_PAYMENT
             )
         {
             out.push(TELEGRAM_ENDPOINT.to_string());

@@ -13,6 +13,7 @@ use super::schema::{orders, payment_records, products, refunds, users};
 use super::{ClaimToken, Db, DbError, DbResult};
 use crate::domain::fulfilment::{BalanceOp, Rate, Snapshot, Tier};
 use crate::{apply_balance_op, db_run, db_write, write_event};
+use api_types::admin::RefundStatus;
 use api_types::payment::OrderStatus;
 
 #[derive(Clone, Debug, Queryable, Selectable, Insertable)]
@@ -526,26 +527,21 @@ pub async fn mark_paid(
                     }
                 }
             }
-            let snapshot = row.snapshot();
-            let change = apply_balance_op!(
-                conn,
-                &row.user_id,
-                &BalanceOp::Fulfil(&snapshot),
-                now,
-                Some(order_no),
-                None
-            );
-            review.extend(change.review.iter().cloned());
-            // After the account lock (above): a concurrent payment in the same chain has
-            // committed by now. Only chain members can have one: a first order gets
-            // renewals only once it is cancelled, so paid from pending it has none.
+            // Take the account lock first (PostgreSQL; SQLite has one writer): a concurrent
+            // payment in the same chain has committed by now, or waits for this one.
+            diesel::update(users::table.find(&row.user_id))
+                .set(users::id.eq(users::id))
+                .execute(conn)
+                .await?;
+            // Only chain members can have one: a first order gets renewals only once it is
+            // cancelled, so paid from pending it has none.
             let chain = row
                 .renewal_root
                 .clone()
                 .or_else(|| after_close.then(|| row.order_no.clone()));
             let mut duplicate_of = None;
             if let Some(root) = chain {
-                let others: Vec<String> = orders::table
+                let paid: Vec<(String, i64)> = orders::table
                     .filter(
                         orders::order_no
                             .eq(&root)
@@ -554,13 +550,62 @@ pub async fn mark_paid(
                     .filter(orders::order_no.ne(order_no))
                     .filter(orders::user_id.eq(&row.user_id))
                     .filter(orders::status.eq(OrderStatus::Paid))
-                    .select(orders::order_no)
+                    .select((orders::order_no, orders::amount_fen))
                     .load(conn)
                     .await?;
+                // An order whose refunds (made or under way) return all of it no longer
+                // counts as paid: a payment after it is not a duplicate.
+                let mut others = Vec::new();
+                for (no, amount) in paid {
+                    let refunding: Vec<i64> = refunds::table
+                        .filter(refunds::order_no.eq(&no))
+                        .filter(refunds::status.ne(RefundStatus::Failed))
+                        .select(refunds::amount_fen)
+                        .load(conn)
+                        .await?;
+                    if crate::domain::order::still_paid(amount, refunding.iter().sum()) {
+                        others.push(no);
+                    }
+                }
                 if let Some(reason) = crate::domain::order::duplicate_payment(&others) {
                     review.push(reason);
                     duplicate_of = others.iter().min().cloned().map(|first| (root, first));
                 }
+            }
+            // A duplicate payment buys nothing (the order paid first already did): it is
+            // held for review (and refunded when so configured) with nothing to take back.
+            let snapshot = row.snapshot();
+            let mut credited = None;
+            if duplicate_of.is_none() {
+                let change = apply_balance_op!(
+                    conn,
+                    &row.user_id,
+                    &BalanceOp::Fulfil(&snapshot),
+                    now,
+                    Some(order_no),
+                    None
+                );
+                review.extend(change.review.iter().cloned());
+                credited = Some(change.entry);
+            } else {
+                // Its snapshot is emptied, so a refund of it takes nothing back.
+                diesel::update(orders::table.find(order_no))
+                    .set((
+                        orders::snap_points.eq(0),
+                        orders::snap_membership_days.eq(0),
+                        orders::snap_tier.eq(None::<String>),
+                        orders::snap_tier_rank.eq(None::<i32>),
+                        orders::snap_tier_price_fen.eq(None::<i64>),
+                        orders::snap_tier_days.eq(None::<i32>),
+                        orders::snap_from_tier.eq(None::<String>),
+                        orders::snap_from_rank.eq(None::<i32>),
+                        orders::snap_from_price_fen.eq(None::<i64>),
+                        orders::snap_from_days.eq(None::<i32>),
+                        orders::snap_upgrade_secs.eq(0),
+                    ))
+                    .execute(conn)
+                    .await?;
+                rewritten = true;
             }
             if !review.is_empty() {
                 crate::flag_review!(conn, order_no, review.join("; "));
@@ -599,19 +644,26 @@ pub async fn mark_paid(
             } else {
                 row
             };
-            let e = &change.entry;
-            let details = serde_json::json!({
-                "points_credited": e.delta_points,
-                "membership": snapshot.tier.as_ref().map(|t| serde_json::json!({
-                    "tier": t.name,
-                    "days": snapshot.membership_days,
-                    "upgrade": snapshot.upgrade_from.is_some(),
-                    "tier_before": e.tier_before,
-                    "expires_before": e.expires_before.map(super::utc),
-                    "expires_after": e.expires_after.map(super::utc),
-                    "seconds_added": e.delta_membership_secs,
-                })),
-            });
+            // A duplicate credits nothing: its events say so and name the order paid first.
+            let details = match &credited {
+                Some(e) => serde_json::json!({
+                    "points_credited": e.delta_points,
+                    "membership": snapshot.tier.as_ref().map(|t| serde_json::json!({
+                        "tier": t.name,
+                        "days": snapshot.membership_days,
+                        "upgrade": snapshot.upgrade_from.is_some(),
+                        "tier_before": e.tier_before,
+                        "expires_before": e.expires_before.map(super::utc),
+                        "expires_after": e.expires_after.map(super::utc),
+                        "seconds_added": e.delta_membership_secs,
+                    })),
+                }),
+                None => serde_json::json!({
+                    "points_credited": 0,
+                    "membership": null,
+                    "duplicate_of": duplicate_of.as_ref().map(|(_, first)| first),
+                }),
+            };
             let mut out = vec![PendingEvent::for_order(
                 events::ORDER_PAID,
                 &row,

@@ -231,6 +231,12 @@ pub fn replacement(
     }
 }
 
+/// Does an order of `amount_fen` still count as paid while refunds of `refunding_fen`
+/// (succeeded or under way) exist for it? Not once they return all of it.
+pub fn still_paid(amount_fen: i64, refunding_fen: i64) -> bool {
+    refunding_fen < amount_fen
+}
+
 /// A payment just applied to an order of a renewal chain is a duplicate when another
 /// order of the same chain (same buyer, same purchase) is paid and not refunded:
 /// `others_paid` are those orders. The later payment is the duplicate; the reason to
@@ -247,7 +253,11 @@ pub fn duplicate_payment(others_paid: &[String]) -> Option<String> {
 mod tests {
     #[test]
     fn renewal_chains_and_duplicate_payments() {
-        use super::{duplicate_payment, renewal_root, replacement, Replacement};
+        use super::{duplicate_payment, renewal_root, replacement, still_paid, Replacement};
+        // An order being refunded in full no longer makes a later payment a duplicate.
+        assert!(still_paid(1000, 0));
+        assert!(still_paid(1000, 999));
+        assert!(!still_paid(1000, 1000));
         use api_types::payment::OrderStatus::*;
         assert_eq!(
             renewal_root("FP1", None),

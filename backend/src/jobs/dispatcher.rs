@@ -422,6 +422,7 @@ fn telegram_text(event: &event_db::EventRow) -> String {
         event_db::ORDER_CREATED => "🧾 新订单 / New order",
         event_db::ORDER_PAID => "✅ 已支付 / Paid",
         event_db::ORDER_PAID_AFTER_CLOSE => "⚠️ 关单后支付 / Paid after close — review",
+        event_db::ORDER_DUPLICATE_PAYMENT => "⚠️ 重复支付 / Duplicate payment — review",
         other => other,
     };
     format!(
