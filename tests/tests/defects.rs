@@ -545,23 +545,29 @@ async fn lying_proxy(upstream: String) -> String {
     format!("http://{addr}")
 }
 
+/// A second app of the same backend whose provider calls (WeChat and Alipay) go through
+/// [`lying_proxy`] in front of `app`'s emulator, with its jobs off.
+async fn behind_lying_proxy(app: &TestApp, extra: &[(&str, &str)]) -> TestApp {
+    let proxy = lying_proxy(app.emulator()).await;
+    let keys = fenpay_tests::shared_dev_keys_dir();
+    let mut overrides = vec![
+        ("EMULATOR_ENABLED", "false"),
+        ("EMULATOR_URL", proxy.as_str()),
+        ("DEV_KEYS_DIR", keys),
+        ("JOBS_ENABLED", "false"),
+    ];
+    overrides.extend_from_slice(extra);
+    match app.backend {
+        Backend::Sqlite => TestApp::sqlite(&overrides).await,
+        Backend::Postgres => TestApp::postgres(&overrides).await.unwrap(),
+    }
+}
+
 both_backends!(
     unsigned_wechat_404_does_not_cancel,
     &emu(),
     |app: TestApp| async move {
-        let proxy = lying_proxy(app.emulator()).await;
-        let keys = fenpay_tests::shared_dev_keys_dir();
-        let overrides = [
-            ("EMULATOR_ENABLED", "false"),
-            ("EMULATOR_URL", proxy.as_str()),
-            ("DEV_KEYS_DIR", keys),
-            ("WECHAT_PAY_TIMEOUT_SECS", "2"),
-            ("JOBS_ENABLED", "false"),
-        ];
-        let behind = match app.backend {
-            Backend::Sqlite => TestApp::sqlite(&overrides).await,
-            Backend::Postgres => TestApp::postgres(&overrides).await.unwrap(),
-        };
+        let behind = behind_lying_proxy(&app, &[("WECHAT_PAY_TIMEOUT_SECS", "2")]).await;
         let token = behind.signup("d9-buyer").await;
         let no = create_ok(&behind, &token, "wechat", 1).await;
         let (status, body) = behind
@@ -631,18 +637,7 @@ both_backends!(
     &emu(),
     |app: TestApp| async move {
         // Every WeChat close gets an unverifiable answer (the proxy); Alipay works.
-        let proxy = lying_proxy(app.emulator()).await;
-        let keys = fenpay_tests::shared_dev_keys_dir();
-        let overrides = [
-            ("EMULATOR_ENABLED", "false"),
-            ("EMULATOR_URL", proxy.as_str()),
-            ("DEV_KEYS_DIR", keys),
-            ("JOBS_ENABLED", "false"),
-        ];
-        let behind = match app.backend {
-            Backend::Sqlite => TestApp::sqlite(&overrides).await,
-            Backend::Postgres => TestApp::postgres(&overrides).await.unwrap(),
-        };
+        let behind = behind_lying_proxy(&app, &[]).await;
         let token = behind.signup("i16-sweep").await;
         // More failing WeChat orders than a sweeper batch (50), all older than the
         // Alipay order that expired with them.
