@@ -109,10 +109,15 @@ async fn pump(down: TcpStream, upstream: String, mut mode: watch::Receiver<Mode>
 
 // ---- processes -------------------------------------------------------------------------
 
+/// The workspace's shared TEST keys, generated once (both tests start at once).
 fn dev_keys_dir() -> String {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/test-dev-keys");
-    fenpay::devkeys::DevKeys::load_or_generate(Path::new(dir)).expect("dev keys");
-    dir.to_string()
+    static DIR: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/test-dev-keys");
+        fenpay::devkeys::DevKeys::load_or_generate(Path::new(dir)).expect("dev keys");
+        dir.to_string()
+    })
+    .clone()
 }
 
 fn fenpay(sub: &str, dir: &Path, vars: &[(&str, String)]) -> Command {
