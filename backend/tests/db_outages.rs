@@ -780,3 +780,77 @@ async fn payments_survive_kill_9_and_database_outages() {
     drop(proc);
     eprintln!("took {:?}", started.elapsed());
 }
+
+/// A call past `DATABASE_STATEMENT_TIMEOUT_SECS` fails as unavailable (503) and its
+/// transaction leaves nothing behind; the pool serves the next call; work marked
+/// unhurried (the retention purge, the ledger check) may run longer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statement_timeout_rolls_back_and_spares_unhurried_work() {
+    use fenpay::db::{Db, DbError, Timeouts};
+    let Some(fresh) = FreshDb::create().await else {
+        eprintln!("TEST_DATABASE_URL not set: skipped");
+        return;
+    };
+    let timeouts = Timeouts {
+        statement: Duration::from_secs(1),
+        ..Timeouts::default()
+    };
+    let db = Db::connect_with(&fresh.direct, 2, timeouts).await.unwrap();
+    let run = |db: Db, sql: &'static str| async move {
+        fenpay::db_write!(&db, |conn| {
+            conn.transaction::<(), DbError, _>(async |conn| {
+                conn.batch_execute(sql).await?;
+                Ok(())
+            })
+            .await
+        })
+    };
+    run(
+        db.clone(),
+        "CREATE TABLE wallet (fen BIGINT NOT NULL); INSERT INTO wallet VALUES (100)",
+    )
+    .await
+    .unwrap();
+    let fen = |db: Db| async move {
+        #[derive(diesel::QueryableByName)]
+        struct Fen {
+            #[diesel(sql_type = BigInt)]
+            fen: i64,
+        }
+        let read = async {
+            let row: Fen = fenpay::db_run!(&db, |conn| {
+                Ok::<_, DbError>(
+                    diesel::sql_query("SELECT fen FROM wallet")
+                        .get_result(conn)
+                        .await?,
+                )
+            })?;
+            Ok::<_, DbError>(row.fen)
+        };
+        read.await.unwrap()
+    };
+
+    // The credit and the slow statement after it: all or nothing.
+    let err = run(
+        db.clone(),
+        "UPDATE wallet SET fen = fen + 50; SELECT pg_sleep(3)",
+    )
+    .await
+    .unwrap_err();
+    assert!(err.is_unavailable(), "{err}");
+    assert_eq!(fen(db.clone()).await, 100, "half-applied after {err}");
+
+    // Unhurried: the same statement runs to the end; the session's timeout is back after.
+    run(
+        db.unhurried(),
+        "UPDATE wallet SET fen = fen + 50; SELECT pg_sleep(1.5)",
+    )
+    .await
+    .unwrap();
+    assert_eq!(fen(db.clone()).await, 150);
+    let err = run(db.clone(), "SELECT pg_sleep(1.5)").await.unwrap_err();
+    assert!(err.is_unavailable(), "{err}");
+    // The pool still answers.
+    run(db.clone(), "SELECT 1").await.unwrap();
+    assert!(db.ping().await.is_ok());
+}
