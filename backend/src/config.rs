@@ -234,6 +234,10 @@ pub struct Settings {
     pub public_base_url: String,
     pub database_url: Secret,
     pub database_pool_size: u32,
+    /// Opening a PostgreSQL connection (`DATABASE_CONNECT_TIMEOUT_SECS`), waiting for a
+    /// pooled one (`DATABASE_ACQUIRE_TIMEOUT_SECS`), one call on PostgreSQL
+    /// (`DATABASE_STATEMENT_TIMEOUT_SECS`); see `db::pg`.
+    pub database_timeouts: crate::db::Timeouts,
     pub data_dir: PathBuf,
     /// Development TEST keys shared by the emulator and our clients.
     pub dev_keys_dir: PathBuf,
@@ -269,6 +273,10 @@ pub struct Settings {
     pub alipay: AlipaySettings,
     pub emulator: EmulatorSettings,
     pub lifecycle: LifecycleSettings,
+}
+
+fn secs(n: u64) -> std::time::Duration {
+    std::time::Duration::from_secs(n)
 }
 
 /// Most HTTP worker threads (`HTTP_WORKERS`); also caps the default (one per CPU).
@@ -425,6 +433,11 @@ impl Settings {
             public_base_url,
             database_url: Secret::new(database_url),
             database_pool_size: env.number("DATABASE_POOL_SIZE", 10, 1..=512)?,
+            database_timeouts: crate::db::Timeouts {
+                connect: secs(env.number("DATABASE_CONNECT_TIMEOUT_SECS", 3, 1..=60)?),
+                acquire: secs(env.number("DATABASE_ACQUIRE_TIMEOUT_SECS", 2, 1..=60)?),
+                statement: secs(env.number("DATABASE_STATEMENT_TIMEOUT_SECS", 3, 1..=3_600)?),
+            },
             dev_keys_dir: env
                 .get("DEV_KEYS_DIR")
                 .map(PathBuf::from)
@@ -950,6 +963,9 @@ mod tests {
     const NUMERIC: &[(&str, &str, &str, &str)] = &[
         ("HTTP_WORKERS", "0", "1", "512"),
         ("DATABASE_POOL_SIZE", "0", "1", "512"),
+        ("DATABASE_CONNECT_TIMEOUT_SECS", "0", "1", "60"),
+        ("DATABASE_ACQUIRE_TIMEOUT_SECS", "0", "1", "60"),
+        ("DATABASE_STATEMENT_TIMEOUT_SECS", "0", "1", "3600"),
         ("JWT_TTL_MINUTES", "0", "1", "525600"),
         ("BODY_LIMIT_BYTES", "1023", "1024", "16777216"),
         ("LOGIN_MAX_FAILURES", "0", "1", "10000000"),

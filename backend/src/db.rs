@@ -9,6 +9,7 @@ pub mod events;
 pub mod idempotency;
 pub mod ledger;
 pub mod orders;
+mod pg;
 pub mod products;
 pub mod refunds;
 pub mod retention;
@@ -29,6 +30,7 @@ use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use futures_util::FutureExt;
+pub use pg::{PgPool, Timeouts};
 
 pub type SqliteConn = SyncConnectionWrapper<SqliteConnection, Blocking>;
 /// The SQLite writer: statements run on the calling thread (see [`Inline`]).
@@ -163,6 +165,10 @@ pub enum DbError {
     Query(#[from] diesel::result::Error),
     #[error("database migration: {0}")]
     Migration(String),
+    /// No answer within the deadline (`DATABASE_STATEMENT_TIMEOUT_SECS`, or the connect
+    /// timeout): the connection was dropped, and any transaction on it rolls back.
+    #[error("database timeout: {0}")]
+    Timeout(String),
 }
 
 impl DbError {
@@ -172,17 +178,19 @@ impl DbError {
     pub fn is_unavailable(&self) -> bool {
         use diesel::result::{DatabaseErrorKind, Error};
         match self {
-            DbError::Pool(_) => true,
+            DbError::Pool(_) | DbError::Timeout(_) => true,
             DbError::Query(Error::DatabaseError(
                 DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
                 _,
             )) => true,
             DbError::Query(Error::DatabaseError(_, info)) => {
                 let m = info.message();
-                // SQLite's lock; PostgreSQL's notice to a connection it is closing.
+                // SQLite's lock; PostgreSQL's notice to a connection it is closing, and
+                // its statement timeout (the transaction rolled back).
                 m.contains("database is locked")
                     || m.contains("database is busy")
                     || m.starts_with("terminating connection")
+                    || m.starts_with("canceling statement due to statement timeout")
             }
             _ => false,
         }
@@ -226,7 +234,7 @@ impl Backend {
 /// takes the writer, [`db_run!`](crate::db_run) a reader.
 #[derive(Clone)]
 pub enum Pools {
-    Pg(Pool<AsyncPgConnection>),
+    Pg(PgPool),
     Sqlite(Pool<SqliteConn>, Pool<SqliteWriteConn>),
 }
 
@@ -237,6 +245,8 @@ pub struct Db {
     pools: Pools,
     orders: Arc<OrderCache>,
     clock_offset: chrono::TimeDelta,
+    /// PostgreSQL: statements may run long (see [`Db::unhurried`]).
+    unhurried: bool,
 }
 
 impl std::fmt::Debug for Db {
@@ -276,24 +286,18 @@ where
 }
 
 impl Db {
-    /// Connect a pool for `url` (the scheme selects the backend).
+    /// Connect a pool for `url` (the scheme selects the backend) with the default
+    /// [`Timeouts`].
     pub async fn connect(url: &str, max_size: u32) -> DbResult<Db> {
+        Db::connect_with(url, max_size, Timeouts::default()).await
+    }
+
+    /// Connect a pool for `url` with these timeouts (settings `DATABASE_*_TIMEOUT_SECS`).
+    pub async fn connect_with(url: &str, max_size: u32, timeouts: Timeouts) -> DbResult<Db> {
         match Backend::from_url(url) {
-            Some(Backend::Postgres) => {
-                let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(url);
-                // No `SELECT 1` before every checkout: it cost a round trip per use (an
-                // authenticated read: 11.9k -> 17.8k req/s without it; create-order +11%).
-                // A connection the server closed is dropped when it comes back to the pool
-                // (`is_closed`); the one request that met it answers 503.
-                let pool = Pool::builder()
-                    .max_size(max_size)
-                    .test_on_check_out(false)
-                    .connection_timeout(Duration::from_secs(10))
-                    .build(manager)
-                    .await
-                    .map_err(|e| DbError::Pool(e.to_string()))?;
-                Ok(Db::new(Pools::Pg(pool)))
-            }
+            Some(Backend::Postgres) => Ok(Db::new(Pools::Pg(
+                PgPool::connect(url, max_size, timeouts).await?,
+            ))),
             Some(Backend::Sqlite) => {
                 let path = sqlite_path(url).to_string();
                 if let Some(parent) = std::path::Path::new(&path).parent() {
@@ -309,7 +313,7 @@ impl Db {
                 let read = Pool::builder()
                     .max_size(max_size)
                     .test_on_check_out(false)
-                    .connection_timeout(Duration::from_secs(10))
+                    .connection_timeout(timeouts.acquire)
                     .build(sqlite_manager::<SqliteConn>(&path, SQLITE_PRAGMAS))
                     .await
                     .map_err(|e| DbError::Pool(e.to_string()))?;
@@ -339,6 +343,7 @@ impl Db {
             pools,
             orders: Arc::new(OrderCache::new(OrderCacheConfig::default(), sqlite)),
             clock_offset: chrono::TimeDelta::zero(),
+            unhurried: false,
         }
     }
 
@@ -367,12 +372,40 @@ impl Db {
         }
     }
 
-    /// Cheap liveness query for `/readyz`.
+    /// Cheap liveness query for `/readyz`: answers within [`pg::PING_DEADLINE`] on
+    /// PostgreSQL, whatever the network does.
     pub async fn ping(&self) -> DbResult<()> {
-        crate::db_run!(self, |conn| {
-            diesel::sql_query("SELECT 1").execute(conn).await?;
-            Ok(())
-        })
+        match &self.pools {
+            Pools::Pg(pool) => pool.ping().await,
+            Pools::Sqlite(..) => crate::db_run!(self, |conn| {
+                diesel::sql_query("SELECT 1").execute(conn).await?;
+                Ok(())
+            }),
+        }
+    }
+
+    /// This handle for work whose statements may legitimately run long (the retention
+    /// purge, the ledger check): on PostgreSQL they run without the statement timeout
+    /// and with a deadline of [`pg::LONG_DEADLINE`] instead. Same pool.
+    pub fn unhurried(&self) -> Db {
+        let mut db = self.clone();
+        db.unhurried = true;
+        db
+    }
+
+    #[doc(hidden)]
+    pub fn is_unhurried(&self) -> bool {
+        self.unhurried
+    }
+
+    /// A connection of its own (not pooled) with the pool's connect timeout, keepalive
+    /// and statement timeout: the LISTEN connection ([`crate::live::listen`]).
+    pub async fn dedicated_pg_connection(&self, url: &str) -> DbResult<AsyncPgConnection> {
+        let timeouts = match &self.pools {
+            Pools::Pg(pool) => pool.timeouts(),
+            Pools::Sqlite(..) => Timeouts::default(),
+        };
+        pg::establish(url, &timeouts, true).await
     }
 }
 
@@ -406,7 +439,9 @@ pub async fn checkpoint_wal(db: Db) {
 pub async fn migrate(url: &str) -> DbResult<Vec<String>> {
     match Backend::from_url(url) {
         Some(Backend::Postgres) => {
-            let conn = AsyncPgConnection::establish(url).await?;
+            // Connect timeout and keepalive, but no statement timeout: a migration may
+            // legitimately run long.
+            let conn = pg::establish(url, &Timeouts::default(), false).await?;
             let mut wrapper: AsyncConnectionWrapper<AsyncPgConnection> = conn.into();
             tokio::task::spawn_blocking(move || {
                 SimpleConnection::batch_execute(&mut wrapper, "SELECT pg_advisory_lock(724311)")
@@ -455,19 +490,56 @@ macro_rules! db_on {
             .await
             .map_err(|e| $crate::db::DbError::Pool(e.to_string()))?;
         let $conn = &mut *pooled;
-        $body
+        async { $body }.await
+    }};
+}
+
+/// Check a connection out of a PostgreSQL pool and run `$body` on it within the
+/// statement deadline; a connection whose body did not finish in time is dropped (its
+/// transaction, if any, rolls back) and the call fails with [`DbError::Timeout`].
+#[doc(hidden)]
+#[macro_export]
+macro_rules! db_on_pg {
+    ($pool:expr, $db:expr, |$conn:ident| $body:expr) => {{
+        let pool: &$crate::db::PgPool = $pool;
+        let unhurried = $db.is_unhurried();
+        let mut pooled = pool.get().await?;
+        if unhurried {
+            $crate::db::PgPool::lift_statement_timeout(&mut pooled).await?;
+        }
+        let out = ::tokio::time::timeout(pool.deadline(unhurried), async {
+            let $conn = $crate::db::PgPool::raw(&mut pooled);
+            $body
+        })
+        .await;
+        match out {
+            Ok(out) => {
+                if unhurried {
+                    $crate::db::PgPool::restore_statement_timeout(&mut pooled).await;
+                }
+                out
+            }
+            Err(_) => {
+                pool.timed_out(&mut pooled);
+                Err(::core::convert::From::from($crate::db::DbError::Timeout(
+                    "no answer from the database within the statement deadline".into(),
+                )))
+            }
+        }
     }};
 }
 
 /// Run the same diesel-async body against whichever backend the pool holds.
 ///
 /// `conn` is bound to `&mut AsyncPgConnection` or `&mut SyncConnectionWrapper<SqliteConnection>`;
-/// the body must be an expression evaluating to `DbResult<T>` and may `.await`.
+/// the body must be an expression evaluating to `DbResult<T>` and may `.await` (a `?`
+/// in it leaves the body, not the calling function). On PostgreSQL the body runs within
+/// the statement deadline (`DATABASE_STATEMENT_TIMEOUT_SECS`).
 #[macro_export]
 macro_rules! db_run {
     ($db:expr, |$conn:ident| $body:expr) => {
         match $db.pools() {
-            $crate::db::Pools::Pg(pool) => $crate::db_on!(pool, |$conn| $body),
+            $crate::db::Pools::Pg(pool) => $crate::db_on_pg!(pool, $db, |$conn| $body),
             $crate::db::Pools::Sqlite(pool, _) => $crate::db_on!(pool, |$conn| $body),
         }
     };
@@ -481,7 +553,7 @@ macro_rules! db_run {
 macro_rules! db_write {
     ($db:expr, |$conn:ident| $body:expr) => {
         match $db.pools() {
-            $crate::db::Pools::Pg(pool) => $crate::db_on!(pool, |$conn| $body),
+            $crate::db::Pools::Pg(pool) => $crate::db_on_pg!(pool, $db, |$conn| $body),
             $crate::db::Pools::Sqlite(_, pool) => $crate::db_on!(pool, |$conn| $body),
         }
     };

@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
+use diesel_async::{RunQueryDsl, SimpleAsyncConnection};
 use futures_util::StreamExt;
 use tokio::sync::broadcast;
 
@@ -110,7 +110,7 @@ pub async fn listen(db: Db, url: String, hub: EventHub) {
     });
     let mut backoff = Duration::from_millis(200);
     loop {
-        match AsyncPgConnection::establish(&url).await {
+        match db.dedicated_pg_connection(&url).await {
             Ok(mut conn) => {
                 match conn
                     .batch_execute(&format!("LISTEN {PG_CHANNEL}; LISTEN {PG_ORDERS_CHANNEL}"))

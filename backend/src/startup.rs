@@ -113,13 +113,17 @@ impl Application {
         if !applied.is_empty() {
             tracing::info!(?applied, "applied database migrations");
         }
-        let db = Db::connect(settings.database_url.expose(), settings.database_pool_size)
-            .await?
-            .with_order_cache(db::cache::OrderCacheConfig {
-                capacity: settings.order_cache_size,
-                ttl: Duration::from_secs(settings.order_cache_ttl_secs),
-            })
-            .with_clock_offset(settings.clock_offset_secs);
+        let db = Db::connect_with(
+            settings.database_url.expose(),
+            settings.database_pool_size,
+            settings.database_timeouts,
+        )
+        .await?
+        .with_order_cache(db::cache::OrderCacheConfig {
+            capacity: settings.order_cache_size,
+            ttl: Duration::from_secs(settings.order_cache_ttl_secs),
+        })
+        .with_clock_offset(settings.clock_offset_secs);
         let listener = TcpListener::bind(&settings.bind)
             .map_err(|e| anyhow::anyhow!("cannot bind BIND_ADDR={}: {e}", settings.bind))?;
         let actual = listener.local_addr()?;

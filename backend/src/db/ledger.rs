@@ -238,6 +238,8 @@ pub struct LedgerMismatch {
 /// Compare every account with its ledger: (accounts checked, mismatches). One statement,
 /// so a payment committing meanwhile is seen on both sides or on neither.
 pub async fn verify(db: &Db) -> DbResult<(usize, Vec<LedgerMismatch>)> {
+    // Every account at once: may take long on a big database (no statement timeout).
+    let db = &db.unhurried();
     let rows: Vec<AccountVsLedger> = db_run!(db, |conn| {
         Ok::<_, super::DbError>(
             diesel::sql_query(

@@ -778,14 +778,13 @@ pub async fn halt_for_mismatch(
 /// Keep many records in one transaction (one statement on PostgreSQL).
 pub async fn record_many(db: &Db, recs: &[NewPaymentRecord]) -> DbResult<()> {
     match db.pools() {
-        super::Pools::Pg(pool) => {
-            let mut conn = pool.get().await.map_err(|e| DbError::Pool(e.to_string()))?;
+        super::Pools::Pg(pool) => crate::db_on_pg!(pool, db, |conn| {
             diesel::insert_into(payment_records::table)
                 .values(recs)
-                .execute(&mut *conn)
+                .execute(conn)
                 .await?;
             Ok(())
-        }
+        }),
         // diesel-async has no multi-row insert for SQLite: one transaction, a statement each.
         super::Pools::Sqlite(..) => db_write!(db, |conn| {
             conn.transaction::<(), DbError, _>(async |conn| {

@@ -39,10 +39,12 @@ pub async fn run(state: web::Data<AppState>) {
 /// One purge of everything past its window (tests call this directly).
 pub async fn purge_once(state: &AppState) -> DbResult<RetentionReport> {
     let l = &state.settings.lifecycle;
+    // A purge statement may scan much: no statement timeout (PostgreSQL).
+    let db = state.db.unhurried();
     let now = db::now();
     let mut report = RetentionReport {
         idempotency_keys: in_batches(|| {
-            retention_db::purge_idempotency_keys(&state.db, now, rules::BATCH)
+            retention_db::purge_idempotency_keys(&db, now, rules::BATCH)
         })
         .await?,
         ..RetentionReport::default()
@@ -50,12 +52,12 @@ pub async fn purge_once(state: &AppState) -> DbResult<RetentionReport> {
     if let Some(before) = rules::cutoff(now, l.retention_records_days) {
         // Records that stay for good are never rescanned in one statement: the purge walks
         // the old ids in steps of BATCH.
-        if let Some((low, high)) = retention_db::old_record_ids(&state.db, before).await? {
+        if let Some((low, high)) = retention_db::old_record_ids(&db, before).await? {
             let mut from = low;
             while from <= high {
                 let to = from.saturating_add(rules::BATCH);
                 report.payment_records +=
-                    retention_db::purge_payment_records(&state.db, before, from, to).await?;
+                    retention_db::purge_payment_records(&db, before, from, to).await?;
                 from = to;
                 tokio::time::sleep(PAUSE).await;
             }
@@ -63,8 +65,7 @@ pub async fn purge_once(state: &AppState) -> DbResult<RetentionReport> {
     }
     if let Some(before) = rules::cutoff(now, l.retention_events_days) {
         report.events =
-            in_batches(|| retention_db::purge_delivered_events(&state.db, before, rules::BATCH))
-                .await?;
+            in_batches(|| retention_db::purge_delivered_events(&db, before, rules::BATCH)).await?;
     }
     Ok(report)
 }

@@ -64,6 +64,13 @@ async fn record_notification<E: std::fmt::Display>(
     }
 }
 
+/// The database did not answer (it changed nothing): the record of this attempt is
+/// queued for the background writer rather than awaited, so the provider hears the 5xx
+/// within its deadline instead of after a second database timeout.
+fn database_down<T>(outcome: &Result<T, ApplyError>) -> bool {
+    matches!(outcome, Err(ApplyError::Db(e)) if e.is_unavailable())
+}
+
 /// A WeChat notification that failed verification: keep it, answer so WeChat resends.
 async fn wechat_rejected(
     state: &AppState,
@@ -154,7 +161,8 @@ pub async fn wechat_callback(
     .await;
     // An applied payment's record was written in its own transaction.
     if !matches!(outcome, Ok(o) if o.recorded()) {
-        let duplicate = matches!(outcome, Ok(orders::ApplyOutcome::Duplicate));
+        let duplicate =
+            matches!(outcome, Ok(orders::ApplyOutcome::Duplicate)) || database_down(&outcome);
         let outcome = outcome.as_ref().map(|o| format!("{o:?}"));
         record_notification(
             &state,
@@ -351,6 +359,7 @@ pub async fn alipay_callback(
             .await
             .map(|o| format!("{trade_status}: {o}")),
     };
+    duplicate = duplicate || database_down(&outcome);
     record_notification(
         &state,
         "notification",
