@@ -73,6 +73,7 @@ async fn wechat_rejected(
     e: ProviderError,
 ) -> HttpResponse {
     tracing::warn!(error = %e, kind, "rejected WeChat notification");
+    crate::metrics::rejected_notification(PaymentMethod::Wechat, &e);
     let rejected: Result<String, _> = Err(&e);
     record_notification(
         state,
@@ -152,6 +153,7 @@ pub async fn wechat_callback(
         Some(&evidence),
     )
     .await;
+    crate::metrics::payment_notification(method, &outcome);
     // An applied payment's record was written in its own transaction.
     if !matches!(outcome, Ok(o) if o.recorded()) {
         let duplicate = matches!(outcome, Ok(orders::ApplyOutcome::Duplicate));
@@ -218,6 +220,13 @@ pub async fn wechat_refund_callback(
     let outcome = crate::service::refunds::apply_notice(&state, &remote)
         .await
         .map(String::from);
+    crate::metrics::notification(
+        method,
+        match outcome {
+            Ok(_) => crate::metrics::Notice::Accepted,
+            Err(_) => crate::metrics::Notice::Mismatch,
+        },
+    );
     record_notification(
         &state,
         kind,
@@ -275,6 +284,7 @@ pub async fn alipay_callback(
         Ok(v) => v,
         Err(e) => {
             tracing::warn!(error = %e, "rejected Alipay notification");
+            crate::metrics::rejected_notification(method, &e);
             let rejected: Result<String, _> = Err(&e);
             record_notification(
                 &state,
@@ -310,6 +320,7 @@ pub async fn alipay_callback(
                     .await
                     .map(|d| format!("refund {out_refund_no}: {d}"))
                     .map_err(ApplyError::Db);
+                crate::metrics::other_notification(method, &decision);
                 record_notification(
                     &state,
                     "refund_notification",
@@ -336,7 +347,10 @@ pub async fn alipay_callback(
                 headers: headers_text.clone(),
                 body: body_text.clone(),
             };
-            match orders::apply_payment(&state, method, &notice, None, Some(&evidence)).await {
+            let applied =
+                orders::apply_payment(&state, method, &notice, None, Some(&evidence)).await;
+            crate::metrics::payment_notification(method, &applied);
+            match applied {
                 // Its record was written in the transaction that applied it.
                 Ok(o) if o.recorded() => return alipay_reply(StatusCode::OK, "success"),
                 other => {
@@ -351,6 +365,9 @@ pub async fn alipay_callback(
             .await
             .map(|o| format!("{trade_status}: {o}")),
     };
+    if !notice.paid {
+        crate::metrics::other_notification(method, &outcome);
+    }
     record_notification(
         &state,
         "notification",
