@@ -102,7 +102,10 @@ async fn paid_and_duplicate(app: TestApp) {
         "{after}"
     );
     assert_eq!(value(&after, "fenpay_scrape_db_ok"), 1.0, "{after}");
-    assert!(after.contains("fenpay_db_pool_connections{pool="), "{after}");
+    assert!(
+        after.contains("fenpay_db_pool_connections{pool="),
+        "{after}"
+    );
     assert!(after.contains("# TYPE fenpay_http_request_duration_seconds histogram"));
     assert!(after.contains("fenpay_orders_stuck 0"), "{after}");
     assert!(after.contains("fenpay_sse_streams_open "), "{after}");
@@ -127,3 +130,91 @@ async fn metrics_are_off_on_the_main_listener_without_a_token_and_open_on_their_
         .unwrap();
     assert!(text.contains("fenpay_scrape_db_ok 1"), "{text}");
 }
+
+fn reconcile_at_once() -> Vec<(&'static str, &'static str)> {
+    let mut vars = TestApp::emulator_overrides();
+    vars.push(("RECONCILE_MIN_AGE_SECS", "0"));
+    vars
+}
+
+both_backends!(
+    jobs_after_shutdown_leave_no_claim_behind,
+    &reconcile_at_once(),
+    |app: TestApp| async move {
+        let buyer = app.signup("drain-buyer").await;
+        let admin = app.admin("drain-admin").await;
+        let create = || async {
+            let (status, order) = app
+                .post(
+                    "/api/v1/payment/create-order",
+                    &json!({"product_type": "points", "product_id": 1, "payment_method": "wechat"}),
+                    Some(&buyer),
+                )
+                .await;
+            assert_eq!(status, 200, "{order}");
+            order["order_no"].as_str().unwrap().to_string()
+        };
+        let expired = create().await;
+        let paid = create().await;
+        pay_at_emulator(&app, "wechat", &paid).await;
+        app.wait_in_db(&paid, "paid").await;
+        // A WeChat refund that stays processing at the provider.
+        fenpay_tests::faults(&app, json!({"hold_refunds": true})).await;
+        let (status, body) = fenpay_tests::refund(
+            &app,
+            &admin,
+            json!({"order_no": paid, "out_refund_no": "RF-drain"}),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["status"], "processing", "{body}");
+        let past = if app.backend == fenpay_tests::Backend::Postgres {
+            "now() - interval '1 hour'"
+        } else {
+            "datetime('now', '-1 hour')"
+        };
+        app.sql(&format!(
+            "UPDATE orders SET expire_at = {past} WHERE order_no = '{expired}'"
+        ))
+        .await;
+        // Due for the reconciler's refund follow-up too.
+        app.sql(&format!(
+            "UPDATE refunds SET updated_at = {past} WHERE out_refund_no = 'RF-drain'"
+        ))
+        .await;
+
+        // Shutdown: a pass started now works on nothing and leaves nothing leased (without
+        // it the sweeper would close the expired order, and the reconciler would query
+        // it and follow the refund up).
+        app.state.shutdown.trigger();
+        let swept = fenpay::jobs::sweep_once(&app.state).await;
+        assert_eq!(swept, fenpay::jobs::SweepReport::default());
+        let reconciled = fenpay::jobs::reconcile_once(&app.state).await;
+        assert_eq!(reconciled.queried, 0, "{reconciled:?}");
+        assert_eq!(reconciled.refunds_checked, 0, "{reconciled:?}");
+        let row = fenpay_tests::order(&app, &expired).await;
+        assert_eq!(row.status.as_str(), "pending");
+        assert_eq!(row.lease_until, None);
+
+        // A refund claimed and then given back at shutdown is free for the next pass.
+        let far = app.state.db.now() + chrono::Duration::hours(1);
+        let claimed = fenpay::db::refunds::claim_processing(&app.state.db, far, 50, 120)
+            .await
+            .unwrap();
+        assert_eq!(claimed.len(), 1, "{claimed:?}");
+        assert!(
+            fenpay::db::refunds::release_claim(&app.state.db, "RF-drain")
+                .await
+                .unwrap()
+        );
+        let row = fenpay::db::refunds::find(&app.state.db, "RF-drain")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(row.lease_until, None);
+        let again = fenpay::db::refunds::claim_processing(&app.state.db, far, 50, 120)
+            .await
+            .unwrap();
+        assert_eq!(again.len(), 1, "released refunds are claimable at once");
+    }
+);
