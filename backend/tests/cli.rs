@@ -464,7 +464,22 @@ fn doctor_probe_asks_the_emulator_and_names_an_unreachable_provider() {
 
 #[tokio::test]
 async fn trigger_paid_pays_through_the_emulator_and_replay_sends_a_notification_again() {
-    let app = Served::start(&[]).await;
+    let metrics = format!("127.0.0.1:{}", free_port());
+    let app = Served::start(&[("METRICS_BIND", &metrics)]).await;
+    let scrape = || async {
+        reqwest::get(format!("http://{metrics}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    let applied_series =
+        r#"fenpay_notifications_total{provider="wechat",result="applied",reason=""} "#;
+    let duplicate_series =
+        r#"fenpay_notifications_total{provider="wechat",result="duplicate",reason=""} "#;
+    let text = scrape().await;
+    assert!(text.contains(&format!("{applied_series}0\n")), "{text}");
     let token = app.buyer("trigger").await;
     let no = app.order(&token).await;
 
@@ -507,6 +522,13 @@ async fn trigger_paid_pays_through_the_emulator_and_replay_sends_a_notification_
         duplicate,
         "the replay was not verified and recorded as a duplicate"
     );
+    // This process's own counters, on the METRICS_BIND listener (no token needed there;
+    // the main listener has no /metrics without METRICS_TOKEN).
+    let text = scrape().await;
+    assert!(text.contains(&format!("{applied_series}1\n")), "{text}");
+    assert!(text.contains(&format!("{duplicate_series}1\n")), "{text}");
+    let main = app.http.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(main.status(), 404);
 
     // Only notifications can be replayed.
     let mut cmd = app.command();
