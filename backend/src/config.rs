@@ -273,6 +273,13 @@ pub struct Settings {
     pub alipay: AlipaySettings,
     pub emulator: EmulatorSettings,
     pub lifecycle: LifecycleSettings,
+    /// Longest a graceful shutdown (SIGTERM/SIGINT) may take (`SHUTDOWN_TIMEOUT_SECS`).
+    pub shutdown_timeout_secs: u64,
+    /// A separate, unauthenticated listener for `/metrics` (`METRICS_BIND`).
+    pub metrics_bind: Option<String>,
+    /// Bearer token that opens `/metrics` on the main listener (`METRICS_TOKEN`; unset:
+    /// 404 there).
+    pub metrics_token: Secret,
 }
 
 fn secs(n: u64) -> std::time::Duration {
@@ -537,7 +544,21 @@ impl Settings {
                     .trim_end_matches('/')
                     .to_string(),
             },
+            shutdown_timeout_secs: env.number("SHUTDOWN_TIMEOUT_SECS", 30, 1..=3_600)?,
+            metrics_bind: env.get("METRICS_BIND").filter(|v| !v.trim().is_empty()),
+            metrics_token: Secret::new(env.get("METRICS_TOKEN").unwrap_or_default()),
         };
+        if !dev
+            && !settings.metrics_token.is_empty()
+            && weak_secret(settings.metrics_token.expose())
+        {
+            return Err(ConfigError::Invalid {
+                var: "METRICS_TOKEN",
+                reason: format!(
+                    "too weak for production: use at least {MIN_SECRET_LEN} random characters"
+                ),
+            });
+        }
         settings.check()?;
         check_callback_urls(&env, &settings)?;
         settings.check_dispatch()?;

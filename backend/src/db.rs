@@ -6,6 +6,7 @@
 
 pub mod cache;
 pub mod events;
+pub mod gauges;
 pub mod idempotency;
 pub mod ledger;
 pub mod orders;

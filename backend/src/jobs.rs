@@ -75,10 +75,15 @@ pub fn spawn(state: web::Data<AppState>) {
     }
     let sweep_every = Duration::from_secs(s.lifecycle.sweep_interval_secs);
     let reconcile_every = Duration::from_secs(s.lifecycle.reconcile_interval_secs);
+    // Tracked: shutdown waits for them to finish or release what they claimed.
+    let sd = state.shutdown.clone();
     let st = state.clone();
-    tokio::spawn(async move {
+    sd.spawn_tracked(async move {
         loop {
-            tokio::time::sleep(sweep_every).await;
+            tokio::select! {
+                _ = tokio::time::sleep(sweep_every) => {}
+                _ = st.shutdown.triggered() => return,
+            }
             let report = sweep_once(&st).await;
             if report != SweepReport::default() {
                 tracing::info!(?report, "expiry sweep");
@@ -86,9 +91,12 @@ pub fn spawn(state: web::Data<AppState>) {
         }
     });
     let st = state.clone();
-    tokio::spawn(async move {
+    sd.spawn_tracked(async move {
         loop {
-            tokio::time::sleep(reconcile_every).await;
+            tokio::select! {
+                _ = tokio::time::sleep(reconcile_every) => {}
+                _ = st.shutdown.triggered() => return,
+            }
             let report = reconcile_once(&st).await;
             if report.paid + report.paid_after_close + report.errors > 0 {
                 tracing::info!(?report, "reconciliation");
@@ -96,7 +104,7 @@ pub fn spawn(state: web::Data<AppState>) {
         }
     });
     tokio::spawn(retention::run(state.clone()));
-    tokio::spawn(dispatcher::run(state));
+    sd.spawn_tracked(dispatcher::run(state));
 }
 
 /// One sweeper pass: close expired pending orders at the provider, then cancel them as
@@ -105,6 +113,9 @@ pub async fn sweep_once(state: &AppState) -> SweepReport {
     let mut report = SweepReport::default();
     let mut seen = std::collections::HashSet::new();
     loop {
+        if state.shutdown.is_triggered() {
+            return report;
+        }
         let claimed = match order_db::claim_for_job(
             &state.db,
             OrderClaim::Expired,
@@ -131,6 +142,11 @@ pub async fn sweep_once(state: &AppState) -> SweepReport {
             return report;
         }
         for (no, claim) in fresh {
+            // Shutting down: give back what this pass claimed but did not start.
+            if state.shutdown.is_triggered() {
+                release(state, &no, &claim).await;
+                continue;
+            }
             let order = match order_db::find(&state.db, &no).await {
                 Ok(Some(order)) => order,
                 Ok(None) => continue,
@@ -246,6 +262,13 @@ pub async fn reconcile_once(state: &AppState) -> ReconcileReport {
             }
         };
         for (no, claim) in claimed {
+            if state.shutdown.is_triggered() {
+                // Given back untouched: the next replica (or start) picks it up.
+                if let Err(e) = order_db::release_job_claim(&state.db, &no, &claim, false).await {
+                    tracing::warn!(order_no = %no, error = %e, "could not release a job claim");
+                }
+                continue;
+            }
             let Ok(Some(order)) = order_db::find(&state.db, &no).await else {
                 continue;
             };
@@ -287,6 +310,9 @@ pub async fn reconcile_once(state: &AppState) -> ReconcileReport {
             }
         }
     }
+    if state.shutdown.is_triggered() {
+        return report;
+    }
     match refund_db::claim_processing(
         &state.db,
         now - ChronoDuration::seconds(REFUND_QUERY_GAP_SECS),
@@ -297,6 +323,13 @@ pub async fn reconcile_once(state: &AppState) -> ReconcileReport {
     {
         Ok(rows) => {
             for row in rows {
+                if state.shutdown.is_triggered() {
+                    // Shutting down: give the rest back for the next pass (or replica).
+                    if let Err(e) = refund_db::release_claim(&state.db, &row.out_refund_no).await {
+                        tracing::warn!(out_refund_no = %row.out_refund_no, error = %e, "could not release a refund claim");
+                    }
+                    continue;
+                }
                 report.refunds_checked += 1;
                 if let Err(e) = refund_service::reconcile(state, &row).await {
                     tracing::warn!(out_refund_no = %row.out_refund_no, error = %e, "refund follow-up failed");

@@ -11,14 +11,18 @@ pub mod auth;
 pub mod config;
 pub mod db;
 pub mod devkeys;
+pub mod devtools;
+pub mod doctor;
 pub mod domain;
 pub mod emulator;
 pub mod error;
 pub mod http;
 pub mod jobs;
 pub mod live;
+pub mod metrics;
 pub mod providers;
 pub mod service;
+pub mod shutdown;
 pub mod startup;
 pub mod telemetry;
 

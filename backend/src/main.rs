@@ -1,4 +1,5 @@
-//! The `fenpay` command line: serve | migrate | openapi | create-admin.
+//! The `fenpay` command line: serve | migrate | openapi | create-admin | verify-ledger |
+//! emulator | doctor | trigger | replay.
 
 use std::io::Read;
 
@@ -44,6 +45,37 @@ enum Command {
         #[arg(long, env = "FENPAY_ADMIN_PASSWORD", hide_env_values = true)]
         password: Option<String>,
     },
+    /// Check the configuration and credentials without starting the server: every
+    /// problem names its variable (non-zero exit on any); prints what would be signed.
+    Doctor {
+        /// Also call the providers' read-only endpoints (certificates, a query of a
+        /// trade that does not exist) and report what they answered.
+        #[arg(long)]
+        probe: bool,
+    },
+    /// Development: drive the emulator against the running server.
+    #[command(subcommand)]
+    Trigger(Trigger),
+    /// Send a stored notification (a payment record) to the local server's callback
+    /// route again; it goes through verification again.
+    Replay {
+        /// The payment record's id (GET /api/v1/admin/orders/{order_no} lists them).
+        payment_record_id: i64,
+        /// The server's base URL (default: http://$BIND_ADDR).
+        #[arg(long)]
+        url: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum Trigger {
+    /// The buyer pays the order at the emulator, which notifies the server.
+    Paid {
+        order_no: String,
+        /// How long to wait for the server to apply the notification.
+        #[arg(long, default_value_t = 15)]
+        wait_secs: u64,
+    },
 }
 
 #[tokio::main]
@@ -62,8 +94,49 @@ async fn run() -> anyhow::Result<()> {
         return Ok(());
     }
     telemetry::init();
+    if let Command::Doctor { probe } = command {
+        let _ = dotenvy::dotenv();
+        let vars = std::env::vars().collect();
+        let report = fenpay::doctor::run(&vars, probe).await;
+        print!("{}", report.render());
+        if !report.problems.is_empty() {
+            anyhow::bail!("{} configuration problem(s)", report.problems.len());
+        }
+        return Ok(());
+    }
     let settings = Settings::from_env()?;
     match command {
+        Command::Doctor { .. } => Ok(()),
+        Command::Trigger(Trigger::Paid {
+            order_no,
+            wait_secs,
+        }) => {
+            let status = fenpay::devtools::trigger_paid(
+                &settings,
+                &order_no,
+                std::time::Duration::from_secs(wait_secs),
+            )
+            .await?;
+            println!("order {order_no}: {status}");
+            if status == "pending" {
+                anyhow::bail!("the server did not apply the notification within {wait_secs} s (is `fenpay serve` running with this configuration?)");
+            }
+            Ok(())
+        }
+        Command::Replay {
+            payment_record_id,
+            url,
+        } => {
+            let r = fenpay::devtools::replay(&settings, payment_record_id, url.as_deref()).await?;
+            println!("POST {} -> {}\n{}", r.url, r.status, r.body);
+            if r.status >= 300 {
+                anyhow::bail!(
+                    "the server refused the replayed notification ({})",
+                    r.status
+                );
+            }
+            Ok(())
+        }
         Command::Openapi => Ok(()),
         Command::Serve => serve(settings).await,
         Command::Emulator => {

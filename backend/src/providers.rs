@@ -197,10 +197,13 @@ impl Providers {
         method: PaymentMethod,
         req: &PrepayRequest,
     ) -> Result<PrepayResponse, ProviderError> {
-        match method {
+        let started = std::time::Instant::now();
+        let r = match method {
             PaymentMethod::Wechat => self.wechat()?.prepay(req).await,
             PaymentMethod::Alipay => self.alipay()?.prepay(req).await,
-        }
+        };
+        crate::metrics::provider_call(method, "prepay", r.is_ok(), started.elapsed());
+        r
     }
 
     pub async fn query(
@@ -208,10 +211,13 @@ impl Providers {
         method: PaymentMethod,
         out_trade_no: &str,
     ) -> Result<RemoteTrade, ProviderError> {
-        match method {
+        let started = std::time::Instant::now();
+        let r = match method {
             PaymentMethod::Wechat => self.wechat()?.query(out_trade_no).await,
             PaymentMethod::Alipay => self.alipay()?.query(out_trade_no).await,
-        }
+        };
+        crate::metrics::provider_call(method, "query", r.is_ok(), started.elapsed());
+        r
     }
 
     pub async fn close(
@@ -219,10 +225,13 @@ impl Providers {
         method: PaymentMethod,
         out_trade_no: &str,
     ) -> Result<(), ProviderError> {
-        match method {
+        let started = std::time::Instant::now();
+        let r = match method {
             PaymentMethod::Wechat => self.wechat()?.close(out_trade_no).await,
             PaymentMethod::Alipay => self.alipay()?.close(out_trade_no).await,
-        }
+        };
+        crate::metrics::provider_call(method, "close", r.is_ok(), started.elapsed());
+        r
     }
 
     /// Open (or repeat: same `out_refund_no`) a refund.
@@ -231,10 +240,13 @@ impl Providers {
         method: PaymentMethod,
         req: &RefundRequest,
     ) -> Result<RemoteRefund, ProviderError> {
-        match method {
+        let started = std::time::Instant::now();
+        let r = match method {
             PaymentMethod::Wechat => self.wechat()?.refund(req).await,
             PaymentMethod::Alipay => self.alipay()?.refund(req).await,
-        }
+        };
+        crate::metrics::provider_call(method, "refund", r.is_ok(), started.elapsed());
+        r
     }
 
     /// Ask the provider where a refund stands. `TradeNotExist` when it has no such refund.
@@ -244,14 +256,17 @@ impl Providers {
         out_trade_no: &str,
         out_refund_no: &str,
     ) -> Result<RemoteRefund, ProviderError> {
-        match method {
+        let started = std::time::Instant::now();
+        let r = match method {
             PaymentMethod::Wechat => self.wechat()?.query_refund(out_refund_no).await,
             PaymentMethod::Alipay => {
                 self.alipay()?
                     .query_refund(out_trade_no, out_refund_no)
                     .await
             }
-        }
+        };
+        crate::metrics::provider_call(method, "refund_query", r.is_ok(), started.elapsed());
+        r
     }
 
     /// Channels each provider offers.

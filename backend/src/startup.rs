@@ -37,6 +37,8 @@ pub struct AppState {
     pub records: crate::service::records::Recorder,
     /// Password hashing on its own bounded threads.
     pub hasher: crate::auth::password::Hasher,
+    /// Raised on SIGTERM/SIGINT; jobs and event streams wind down (see `shutdown`).
+    pub shutdown: crate::shutdown::Shutdown,
 }
 
 impl AppState {
@@ -53,6 +55,7 @@ impl AppState {
         )?;
         Ok(AppState {
             hasher,
+            shutdown: crate::shutdown::Shutdown::new(),
             providers,
             emulator_url,
             hub: crate::live::EventHub::new(db.backend()),
@@ -196,6 +199,18 @@ impl Application {
                     }
                 })
                 .wrap(TracingLogger::default())
+                // Metrics: time and status by route pattern (atomics only, see `metrics`).
+                .wrap_fn(|req, srv| {
+                    let started = std::time::Instant::now();
+                    let fut = actix_web::dev::Service::call(srv, req);
+                    async move {
+                        let res = fut.await?;
+                        let pattern = res.request().match_pattern();
+                        let status = res.status().as_u16();
+                        crate::metrics::http_request(pattern.as_deref(), status, started.elapsed());
+                        Ok(res)
+                    }
+                })
                 .app_data(app_state.clone())
                 .app_data(
                     web::JsonConfig::default()
@@ -212,12 +227,15 @@ impl Application {
                         .error_handler(|err, _| error::path_error(err).into()),
                 )
                 .configure(http::configure)
+                .route("/metrics", web::get().to(crate::metrics::guarded))
                 .service(actix_web::web::redirect("/docs", "/docs/"))
                 .configure(|cfg| spa(cfg, &settings))
         })
         .listen(listener)?
         .workers(settings.http_workers)
-        .shutdown_timeout(10)
+        // Signals are handled by `run_until_stopped` (graceful shutdown of everything).
+        .disable_signals()
+        .shutdown_timeout(settings.shutdown_timeout_secs)
         .run();
         Ok(Application {
             port,
@@ -231,9 +249,54 @@ impl Application {
         self.port
     }
 
-    /// Serve until stopped.
-    pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+    /// Serve until SIGTERM or SIGINT, then shut down gracefully within
+    /// `SHUTDOWN_TIMEOUT_SECS`: event streams get a final event, the server stops
+    /// accepting and drains the requests in flight, jobs finish or release their claims.
+    /// An error when the bound was reached first.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let state = self.state.clone();
+        let settings = state.settings.clone();
+        let metrics = match &settings.metrics_bind {
+            Some(bind) => {
+                let (server, addr) = crate::metrics::serve_separately(state.clone(), bind)?;
+                tracing::info!(%addr, "metrics listening");
+                let handle = server.handle();
+                tokio::spawn(server);
+                Some(handle)
+            }
+            None => None,
+        };
+        let handle = self.server.handle();
+        let mut server = tokio::spawn(self.server);
+        tokio::select! {
+            r = &mut server => return Ok(r??),
+            _ = crate::shutdown::signal() => {}
+        }
+        let bound = Duration::from_secs(settings.shutdown_timeout_secs);
+        let deadline = tokio::time::Instant::now() + bound;
+        state.shutdown.trigger();
+        let drained = tokio::time::timeout_at(deadline, async {
+            // Stop accepting; wait for the requests in flight (streams end on the flag).
+            handle.stop(true).await;
+            let _ = (&mut server).await;
+            state.shutdown.drained().await;
+            // Records of the last callbacks (duplicates, forgeries) queued for the writer.
+            state.records.flushed(bound).await;
+        })
+        .await;
+        if let Some(m) = metrics {
+            m.stop(false).await;
+        }
+        match drained {
+            Ok(()) => {
+                tracing::info!("shut down cleanly");
+                Ok(())
+            }
+            Err(_) => anyhow::bail!(
+                "shutdown took longer than SHUTDOWN_TIMEOUT_SECS={}: work still in flight was abandoned (job claims expire with their lease)",
+                settings.shutdown_timeout_secs
+            ),
+        }
     }
 
     /// Split into the server future and the shared state (tests spawn the server).

@@ -812,6 +812,18 @@ pub async fn records_for(db: &Db, order_no: &str) -> DbResult<Vec<PaymentRecordR
     })
 }
 
+/// One payment record by id (`fenpay replay`).
+pub async fn record_by_id(db: &Db, id: i64) -> DbResult<Option<PaymentRecordRow>> {
+    db_run!(db, |conn| {
+        Ok(payment_records::table
+            .filter(payment_records::id.eq(id))
+            .select(PaymentRecordRow::as_select())
+            .first(conn)
+            .await
+            .optional()?)
+    })
+}
+
 /// Filters for the operator's order list.
 #[derive(Clone, Debug, Default)]
 pub struct OrderFilter {

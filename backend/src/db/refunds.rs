@@ -487,3 +487,23 @@ pub async fn claim_processing(
     }
     Ok(out)
 }
+
+/// Give back a refund claimed by [`claim_processing`] and not worked on (shutdown): its
+/// lease ends now, if it is still running (an expired lease may be another replica's).
+pub async fn release_claim(db: &Db, out_refund_no: &str) -> DbResult<bool> {
+    type NTs = diesel::sql_types::Nullable<diesel::sql_types::Timestamp>;
+    db_write!(db, |conn| {
+        Ok::<_, DbError>(
+            diesel::update(
+                refunds::table
+                    .filter(refunds::out_refund_no.eq(out_refund_no))
+                    .filter(refunds::status.eq(RefundStatus::Processing))
+                    .filter(refunds::lease_until.gt(db.clock_expr::<NTs>(0))),
+            )
+            .set(refunds::lease_until.eq(None::<NaiveDateTime>))
+            .execute(conn)
+            .await?
+                == 1,
+        )
+    })
+}

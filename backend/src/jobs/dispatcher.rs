@@ -286,6 +286,13 @@ pub async fn run(state: web::Data<AppState>) {
     };
     let mut d = Dispatcher::new(state, client);
     loop {
+        if d.state.shutdown.is_triggered() {
+            // Claim nothing more; let the deliveries in flight finish and record.
+            while let Some(done) = d.running.join_next_with_id().await {
+                d.ended(done);
+            }
+            return;
+        }
         d.fill().await;
         let poll = tokio::time::Instant::now() + every;
         let wake = d
@@ -300,6 +307,7 @@ pub async fn run(state: web::Data<AppState>) {
                 }
             }
             _ = tokio::time::sleep_until(wake) => {}
+            _ = d.state.shutdown.triggered() => {}
             r = rx.recv() => {
                 if let Err(tokio::sync::broadcast::error::RecvError::Closed) = r {
                     return;
@@ -370,6 +378,11 @@ async fn deliver(
         }
     };
     let ok = matches!(outcome, AttemptResult::Delivered);
+    crate::metrics::webhook_attempt(match outcome {
+        AttemptResult::Delivered => "delivered",
+        AttemptResult::Retry(_) => "retry",
+        AttemptResult::GiveUp => "given_up",
+    });
     let log = NewAttempt {
         delivery_id: id,
         attempt,

@@ -32,7 +32,10 @@ pub async fn run(state: web::Data<AppState>) {
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "retention purge failed; trying again later"),
         }
-        tokio::time::sleep(every).await;
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = state.shutdown.triggered() => return,
+        }
     }
 }
 

@@ -80,6 +80,7 @@ async fn wechat_rejected(
     e: ProviderError,
 ) -> HttpResponse {
     tracing::warn!(error = %e, kind, "rejected WeChat notification");
+    crate::metrics::rejected_notification(PaymentMethod::Wechat, &e);
     let rejected: Result<String, _> = Err(&e);
     record_notification(
         state,
@@ -159,6 +160,7 @@ pub async fn wechat_callback(
         Some(&evidence),
     )
     .await;
+    crate::metrics::payment_notification(method, &outcome);
     // An applied payment's record was written in its own transaction.
     if !matches!(outcome, Ok(o) if o.recorded()) {
         let duplicate =
@@ -226,6 +228,13 @@ pub async fn wechat_refund_callback(
     let outcome = crate::service::refunds::apply_notice(&state, &remote)
         .await
         .map(String::from);
+    crate::metrics::notification(
+        method,
+        match outcome {
+            Ok(_) => crate::metrics::Notice::Accepted,
+            Err(_) => crate::metrics::Notice::Mismatch,
+        },
+    );
     record_notification(
         &state,
         kind,
@@ -283,6 +292,7 @@ pub async fn alipay_callback(
         Ok(v) => v,
         Err(e) => {
             tracing::warn!(error = %e, "rejected Alipay notification");
+            crate::metrics::rejected_notification(method, &e);
             let rejected: Result<String, _> = Err(&e);
             record_notification(
                 &state,
@@ -318,6 +328,7 @@ pub async fn alipay_callback(
                     .await
                     .map(|d| format!("refund {out_refund_no}: {d}"))
                     .map_err(ApplyError::Db);
+                crate::metrics::other_notification(method, &decision);
                 record_notification(
                     &state,
                     "refund_notification",
@@ -344,7 +355,10 @@ pub async fn alipay_callback(
                 headers: headers_text.clone(),
                 body: body_text.clone(),
             };
-            match orders::apply_payment(&state, method, &notice, None, Some(&evidence)).await {
+            let applied =
+                orders::apply_payment(&state, method, &notice, None, Some(&evidence)).await;
+            crate::metrics::payment_notification(method, &applied);
+            match applied {
                 // Its record was written in the transaction that applied it.
                 Ok(o) if o.recorded() => return alipay_reply(StatusCode::OK, "success"),
                 other => {
@@ -360,6 +374,9 @@ pub async fn alipay_callback(
             .map(|o| format!("{trade_status}: {o}")),
     };
     duplicate = duplicate || database_down(&outcome);
+    if !notice.paid {
+        crate::metrics::other_notification(method, &outcome);
+    }
     record_notification(
         &state,
         "notification",

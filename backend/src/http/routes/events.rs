@@ -117,6 +117,7 @@ pub async fn events(
             last: None,
             pending_first: Some(first),
             done: false,
+            _open: crate::metrics::StreamGuard::open(),
         },
         next_chunk,
     );
@@ -135,7 +136,14 @@ struct Stream {
     last: Option<(OrderStatus, chrono::NaiveDateTime)>,
     pending_first: Option<order_db::OrderRow>,
     done: bool,
+    /// Counted in `fenpay_sse_streams_open` while the stream lives.
+    _open: crate::metrics::StreamGuard,
 }
+
+/// The last frame of a stream the server closes because it is shutting down: clients
+/// reconnect (EventSource does by itself, after `retry` ms) to another replica or later.
+const SHUTDOWN_FRAME: &[u8] =
+    b"event: shutdown\nretry: 2000\ndata: {\"reason\":\"server shutting down\"}\n\n";
 
 fn frame(row: &order_db::OrderRow) -> web::Bytes {
     let json = serde_json::to_string(&orders::to_response(row)).unwrap_or_default();
@@ -152,7 +160,15 @@ async fn next_chunk(mut s: Stream) -> Option<(Result<web::Bytes, actix_web::Erro
         return Some((Ok(emit(&mut s, &row)), s));
     }
     loop {
-        let woke = tokio::time::timeout(KEEPALIVE, s.rx.recv()).await;
+        let woke = tokio::select! {
+            woke = tokio::time::timeout(KEEPALIVE, s.rx.recv()) => Some(woke),
+            _ = s.state.shutdown.triggered() => None,
+        };
+        let Some(woke) = woke else {
+            // The server is shutting down: say so and end the stream.
+            s.done = true;
+            return Some((Ok(web::Bytes::from_static(SHUTDOWN_FRAME)), s));
+        };
         let idle = woke.is_err();
         let reload = match woke {
             Ok(Ok(sig)) => sig.order_no.as_deref() == Some(s.order_no.as_str()),
