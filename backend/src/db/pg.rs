@@ -230,6 +230,11 @@ impl PgPool {
         self.timeouts
     }
 
+    /// Connections open and idle (the metrics' pool gauges).
+    pub fn state(&self) -> bb8::State {
+        self.pool.state()
+    }
+
     /// A connection, or [`DbError::Pool`] after `DATABASE_ACQUIRE_TIMEOUT_SECS`.
     pub async fn get(&self) -> DbResult<PgPooled<'_>> {
         self.pool.get().await.map_err(|e| match e {
