@@ -40,6 +40,8 @@ if [ "${BENCH_HTTP:-1}" != 0 ]; then
   start_server() {
     (cd "$work" && exec env -u DATABASE_URL MIMALLOC_ARENA_EAGER_COMMIT=0 MIMALLOC_PURGE_DELAY=0 APP_ENV=development DATA_DIR="$work" BIND_ADDR="127.0.0.1:$port" \
       EMULATOR_BIND="127.0.0.1:$emu" RUST_LOG=error LOGIN_MAX_FAILURES=1000000 \
+      LOGIN_ACCOUNT_MAX_FAILURES=1000000 CREATE_ORDER_MAX_PER_USER=1000000 \
+      STREAM_MAX_PER_USER=100000 STREAM_MAX_TOTAL=100000 \
       "$OLDPWD/target/release/fenpay" serve >>"$work/server.log" 2>&1) &
     server=$!
     local t0; t0=$(date +%s%N)

@@ -223,6 +223,61 @@ impl LifecycleSettings {
     }
 }
 
+/// Abuse limits (issue #12): per client address, account or user, per process.
+#[derive(Clone, Debug)]
+pub struct LimitSettings {
+    /// Failed logins per account in `LOGIN_WINDOW_SECS` (`LOGIN_MAX_FAILURES` is per address).
+    pub login_account_max_failures: u32,
+    /// Registrations per client address in `register_window_secs`.
+    pub register_max_per_ip: u32,
+    pub register_window_secs: u64,
+    /// create-order calls per user in `create_order_window_secs`.
+    pub create_order_max_per_user: u32,
+    pub create_order_window_secs: u64,
+    /// Unverified callback posts stored (digest and prefix) per source address per minute,
+    /// and in all per minute; more are counted, not stored.
+    pub unverified_records_per_ip_per_min: u32,
+    pub unverified_records_per_min: u32,
+    /// Live event streams open at once per user, and in all (per process).
+    pub stream_max_per_user: usize,
+    pub stream_max_total: usize,
+    /// A stream ends (with an `event: reconnect`) after this long; clients reconnect.
+    pub stream_max_lifetime_secs: u64,
+}
+
+impl LimitSettings {
+    fn from_env(env: &Env) -> Result<LimitSettings, ConfigError> {
+        Ok(LimitSettings {
+            login_account_max_failures: env.number(
+                "LOGIN_ACCOUNT_MAX_FAILURES",
+                10,
+                1..=10_000_000,
+            )?,
+            register_max_per_ip: env.number("REGISTER_MAX_PER_IP", 10, 1..=10_000_000)?,
+            register_window_secs: env.number("REGISTER_WINDOW_SECS", 3_600, 1..=86_400)?,
+            create_order_max_per_user: env.number(
+                "CREATE_ORDER_MAX_PER_USER",
+                30,
+                1..=10_000_000,
+            )?,
+            create_order_window_secs: env.number("CREATE_ORDER_WINDOW_SECS", 60, 1..=86_400)?,
+            unverified_records_per_ip_per_min: env.number(
+                "UNVERIFIED_RECORDS_PER_IP_PER_MIN",
+                20,
+                0..=1_000_000,
+            )?,
+            unverified_records_per_min: env.number(
+                "UNVERIFIED_RECORDS_PER_MIN",
+                200,
+                0..=10_000_000,
+            )?,
+            stream_max_per_user: env.number("STREAM_MAX_PER_USER", 8, 1..=100_000)?,
+            stream_max_total: env.number("STREAM_MAX_TOTAL", 10_000, 1..=1_000_000)?,
+            stream_max_lifetime_secs: env.number("STREAM_MAX_LIFETIME_SECS", 900, 1..=86_400)?,
+        })
+    }
+}
+
 /// Everything fenpay reads from its environment.
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -280,6 +335,7 @@ pub struct Settings {
     /// Bearer token that opens `/metrics` on the main listener (`METRICS_TOKEN`; unset:
     /// 404 there).
     pub metrics_token: Secret,
+    pub limits: LimitSettings,
 }
 
 fn secs(n: u64) -> std::time::Duration {
@@ -547,6 +603,7 @@ impl Settings {
             shutdown_timeout_secs: env.number("SHUTDOWN_TIMEOUT_SECS", 30, 1..=3_600)?,
             metrics_bind: env.get("METRICS_BIND").filter(|v| !v.trim().is_empty()),
             metrics_token: Secret::new(env.get("METRICS_TOKEN").unwrap_or_default()),
+            limits: LimitSettings::from_env(&env)?,
         };
         if !dev
             && !settings.metrics_token.is_empty()
@@ -991,6 +1048,16 @@ mod tests {
         ("BODY_LIMIT_BYTES", "1023", "1024", "16777216"),
         ("LOGIN_MAX_FAILURES", "0", "1", "10000000"),
         ("LOGIN_WINDOW_SECS", "0", "1", "86400"),
+        ("LOGIN_ACCOUNT_MAX_FAILURES", "0", "1", "10000000"),
+        ("REGISTER_MAX_PER_IP", "0", "1", "10000000"),
+        ("REGISTER_WINDOW_SECS", "0", "1", "86400"),
+        ("CREATE_ORDER_MAX_PER_USER", "0", "1", "10000000"),
+        ("CREATE_ORDER_WINDOW_SECS", "0", "1", "86400"),
+        ("UNVERIFIED_RECORDS_PER_IP_PER_MIN", "-1", "0", "1000000"),
+        ("UNVERIFIED_RECORDS_PER_MIN", "-1", "0", "10000000"),
+        ("STREAM_MAX_PER_USER", "0", "1", "100000"),
+        ("STREAM_MAX_TOTAL", "0", "1", "1000000"),
+        ("STREAM_MAX_LIFETIME_SECS", "0", "1", "86400"),
         ("PASSWORD_HASH_THREADS", "0", "1", "64"),
         ("PASSWORD_HASH_QUEUE", "0", "1", "100000"),
         ("PASSWORD_HASH_WAIT_SECS", "0", "1", "300"),

@@ -29,6 +29,13 @@ pub enum AppError {
     Unprocessable { code: &'static str, message: String },
     #[error("too many attempts, retry in {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
+    /// 429 with its own code (e.g. `too_many_streams`) and `Retry-After`.
+    #[error("{message}")]
+    TooMany {
+        code: &'static str,
+        message: String,
+        retry_after_secs: u64,
+    },
     #[error("payment provider unavailable: {0}")]
     ProviderUnavailable(String),
     #[error("service unavailable: {0}")]
@@ -72,6 +79,7 @@ impl AppError {
             AppError::UnsupportedMediaType(_) => "unsupported_media_type",
             AppError::Unprocessable { code, .. } => code,
             AppError::RateLimited { .. } => "rate_limited",
+            AppError::TooMany { code, .. } => code,
             AppError::ProviderUnavailable(_) => "provider_unavailable",
             AppError::Unavailable(_) => "service_unavailable",
             AppError::Busy { .. } => "server_busy",
@@ -114,7 +122,9 @@ impl ResponseError for AppError {
             AppError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             AppError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            AppError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            AppError::RateLimited { .. } | AppError::TooMany { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             AppError::ProviderUnavailable(_) => StatusCode::BAD_GATEWAY,
             AppError::Unavailable(_) | AppError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -128,8 +138,11 @@ impl ResponseError for AppError {
             tracing::error!(code = self.code(), error = ?self, "request failed");
         }
         let mut builder = HttpResponse::build(status);
-        if let AppError::RateLimited { retry_after_secs } | AppError::Busy { retry_after_secs } =
-            self
+        if let AppError::RateLimited { retry_after_secs }
+        | AppError::Busy { retry_after_secs }
+        | AppError::TooMany {
+            retry_after_secs, ..
+        } = self
         {
             builder.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
         }

@@ -61,6 +61,93 @@ impl EventHub {
     }
 }
 
+/// Open live event streams: at most `per_user` for one user and `total` in all (per
+/// process). A [`StreamSlot`] is held by the stream and gives its place back when the
+/// stream is dropped, whether it ended or the client went away.
+#[derive(Clone, Debug)]
+pub struct StreamSlots {
+    inner: std::sync::Arc<std::sync::Mutex<SlotCounts>>,
+    per_user: usize,
+    total: usize,
+}
+
+#[derive(Debug, Default)]
+struct SlotCounts {
+    total: usize,
+    per_user: std::collections::HashMap<String, usize>,
+}
+
+/// Why a stream cannot open now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SlotRefused {
+    /// This user holds `STREAM_MAX_PER_USER` streams.
+    User,
+    /// The process holds `STREAM_MAX_TOTAL` streams.
+    Total,
+}
+
+/// One open stream's place; released on drop.
+#[derive(Debug)]
+pub struct StreamSlot {
+    slots: StreamSlots,
+    user_id: String,
+}
+
+impl StreamSlots {
+    pub fn new(per_user: usize, total: usize) -> StreamSlots {
+        StreamSlots {
+            inner: Default::default(),
+            per_user,
+            total,
+        }
+    }
+
+    fn counts(&self) -> std::sync::MutexGuard<'_, SlotCounts> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Take a place for one of `user_id`'s streams.
+    pub fn open(&self, user_id: &str) -> Result<StreamSlot, SlotRefused> {
+        let mut counts = self.counts();
+        if counts.total >= self.total {
+            return Err(SlotRefused::Total);
+        }
+        let mine = counts.per_user.entry(user_id.to_string()).or_insert(0);
+        if *mine >= self.per_user {
+            return Err(SlotRefused::User);
+        }
+        *mine += 1;
+        counts.total += 1;
+        Ok(StreamSlot {
+            slots: self.clone(),
+            user_id: user_id.to_string(),
+        })
+    }
+
+    /// Streams open now (all users).
+    pub fn open_now(&self) -> usize {
+        self.counts().total
+    }
+
+    /// Streams `user_id` holds now.
+    pub fn open_for(&self, user_id: &str) -> usize {
+        self.counts().per_user.get(user_id).copied().unwrap_or(0)
+    }
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        let mut counts = self.slots.counts();
+        counts.total = counts.total.saturating_sub(1);
+        if let Some(mine) = counts.per_user.get_mut(&self.user_id) {
+            *mine -= 1;
+            if *mine == 0 {
+                counts.per_user.remove(&self.user_id);
+            }
+        }
+    }
+}
+
 /// Prove this replica's LISTEN connection (and every other's) alive: an empty notice.
 async fn heartbeat(db: &Db) -> crate::db::DbResult<()> {
     crate::db_run!(db, |conn| {
@@ -165,6 +252,22 @@ pub async fn listen(db: Db, url: String, hub: EventHub) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stream_slots_are_capped_and_given_back() {
+        let slots = StreamSlots::new(2, 3);
+        let a1 = slots.open("a").unwrap_or_else(|_| panic!());
+        let a2 = slots.open("a").unwrap_or_else(|_| panic!());
+        assert_eq!(slots.open("a").err(), Some(SlotRefused::User));
+        let b1 = slots.open("b").unwrap_or_else(|_| panic!());
+        assert_eq!(slots.open("c").err(), Some(SlotRefused::Total));
+        drop(a1);
+        assert_eq!(slots.open_for("a"), 1);
+        let c1 = slots.open("c").unwrap_or_else(|_| panic!());
+        drop((a2, b1, c1));
+        assert_eq!(slots.open_now(), 0);
+        assert_eq!(slots.open_for("a"), 0);
+    }
 
     #[test]
     fn notification_payloads_parse() {

@@ -10,7 +10,6 @@ use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::{web, App, HttpMessage, HttpRequest, HttpServer, ResponseError};
 use tracing_actix_web::{RequestId, TracingLogger};
 
-use crate::auth::limiter::LoginLimiter;
 use crate::auth::JwtKeys;
 use crate::config::Settings;
 use crate::db::{self, Db};
@@ -23,7 +22,10 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub db: Db,
     pub jwt: JwtKeys,
-    pub login_limiter: LoginLimiter,
+    /// Abuse limits: logins, registrations, create-order, unverified callbacks.
+    pub limits: crate::auth::limiter::Limits,
+    /// Open live event streams, capped per user and in all.
+    pub streams: crate::live::StreamSlots,
     pub providers: Providers,
     /// Base URL of the in-process provider emulator (development).
     pub emulator_url: Option<String>,
@@ -69,9 +71,10 @@ impl AppState {
                 settings.jwt_secret.expose().as_bytes(),
                 settings.jwt_ttl_minutes * 60,
             ),
-            login_limiter: LoginLimiter::new(
-                settings.login_max_failures,
-                Duration::from_secs(settings.login_window_secs),
+            limits: crate::auth::limiter::Limits::new(&settings),
+            streams: crate::live::StreamSlots::new(
+                settings.limits.stream_max_per_user,
+                settings.limits.stream_max_total,
             ),
             settings,
             db,
@@ -232,6 +235,10 @@ impl Application {
                 .configure(|cfg| spa(cfg, &settings))
         })
         .listen(listener)?
+        // A client that closes its side has gone (browsers never half-close): drop its
+        // request at once, so an event stream gives its slot back without waiting for a
+        // write to fail.
+        .h1_allow_half_closed(false)
         .workers(settings.http_workers)
         // Signals are handled by `run_until_stopped` (graceful shutdown of everything).
         .disable_signals()

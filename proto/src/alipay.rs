@@ -508,18 +508,15 @@ pub fn yuan_to_fen(text: &str) -> Option<i64> {
     if int_part.is_empty() || !all_digits(int_part) || !all_digits(frac_part) {
         return None;
     }
-    let yuan: i64 = int_part.parse().ok()?;
-    let frac: i64 = match frac_part.len() {
+    // In i128, so the most negative amount (whose magnitude is past i64::MAX) parses.
+    let yuan: i128 = int_part.parse().ok()?;
+    let frac: i128 = match frac_part.len() {
         0 => 0,
-        1 => frac_part.parse::<i64>().ok()? * 10,
+        1 => frac_part.parse::<i128>().ok()? * 10,
         _ => frac_part.parse().ok()?,
     };
     let fen = yuan.checked_mul(100)?.checked_add(frac)?;
-    if negative {
-        fen.checked_neg()
-    } else {
-        Some(fen)
-    }
+    i64::try_from(if negative { -fen } else { fen }).ok()
 }
 
 #[cfg(test)]

@@ -188,6 +188,10 @@ pub fn verify_authorization(
 ) -> Result<AuthorizationParams, ProtoError> {
     let params = parse_authorization(header)?;
     check_skew(params.timestamp, now)?;
+    // As in `verify_signed_message`: a newline in the nonce could shift the body.
+    if params.nonce_str.contains('\n') {
+        return Err(malformed("nonce_str contains a newline"));
+    }
     let message = request_message(
         method,
         canonical_url,
@@ -339,6 +343,11 @@ pub fn verify_signed_message(
         .parse()
         .map_err(|_| malformed("Wechatpay-Timestamp is not an integer"))?;
     check_skew(ts, now)?;
+    // The signed message is `ts\nnonce\nbody\n`: a nonce holding a newline could take
+    // the start of the body with it and leave the message, and the signature, unchanged.
+    if nonce.contains('\n') {
+        return Err(malformed("Wechatpay-Nonce contains a newline"));
+    }
     if key.verify_sha256_base64(&response_message(timestamp, nonce, body), signature_b64) {
         Ok(())
     } else {

@@ -98,7 +98,7 @@ start() {
     cd "$work/$name"
     exec env -u DATABASE_URL -u PUBLIC_BASE_URL -u JWT_SECRET \
       APP_ENV=development DATA_DIR="$work/$name" BIND_ADDR="127.0.0.1:$port" \
-      EMULATOR_BIND="127.0.0.1:$emu" EMULATOR_TIME_SCALE=100 \
+      EMULATOR_BIND="127.0.0.1:$emu" EMULATOR_TIME_SCALE=100 REGISTER_MAX_PER_IP=1000 \
       STATIC_DIR="$root/frontend/dist" DEV_KEYS_DIR="$keys" RUST_LOG="${RUST_LOG:-warn}" "$@" \
       "$work/fenpay" serve
   ) >"$work/$name.log" 2>&1 &

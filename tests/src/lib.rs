@@ -344,6 +344,11 @@ fn test_vars(
         ("DATABASE_POOL_SIZE", "5"),
         ("HTTP_WORKERS", "2"),
         ("EMULATOR_ENABLED", "false"),
+        // Suites register many buyers and create many orders from one address: the
+        // abuse limits (tests/tests/abuse.rs sets its own) stay out of their way.
+        ("REGISTER_MAX_PER_IP", "1000000"),
+        ("CREATE_ORDER_MAX_PER_USER", "1000000"),
+        ("STREAM_MAX_PER_USER", "10000"),
         (
             "JWT_SECRET",
             "test-secret-0123456789-abcdefghijklmnopqrstuvwxyz",

@@ -718,6 +718,10 @@ pub fn parse_form(text: &str) -> Result<BTreeMap<String, String>, String> {
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
+mod properties;
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -837,6 +837,10 @@ fn remote_trade(tx: &Transaction) -> RemoteTrade {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod properties;
+
+#[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;

@@ -7,7 +7,15 @@
 //! The queue is bounded (`RECORD_QUEUE` records, bodies are at most the request body
 //! limit); when it is full a record is dropped, counted and logged, never waited for. A
 //! crash loses at most what is queued.
+//!
+//! Anyone can post to a callback route, so a post that fails verification is kept small
+//! ([`unverified_record`]: its SHA-256, length, a short prefix and the provider's headers,
+//! truncated) and only within `UNVERIFIED_RECORDS_PER_IP_PER_MIN` per source address and
+//! `UNVERIFIED_RECORDS_PER_MIN` in all; beyond that it is counted
+//! ([`Recorder::unverified_skipped`]), not stored. Verified notifications keep their
+//! whole body.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -15,8 +23,62 @@ use std::time::Duration;
 use actix_web::web;
 use tokio::sync::mpsc;
 
+use api_types::payment::PaymentMethod;
+use sha2::{Digest, Sha256};
+
 use crate::db::orders::{self as order_db, NewPaymentRecord};
 use crate::startup::AppState;
+
+/// Bytes of an unverified body kept (besides its digest and length).
+pub const UNVERIFIED_PREFIX: usize = 256;
+/// Longest header value kept of an unverified post.
+const UNVERIFIED_HEADER: usize = 128;
+/// The headers kept of an unverified post: what verification looked at, and who sent it.
+fn kept_header(name: &str) -> bool {
+    name.starts_with("wechatpay-")
+        || matches!(
+            name,
+            "content-type" | "content-length" | "user-agent" | "x-forwarded-for"
+        )
+}
+
+/// The record of a callback post that failed verification: digest, length and prefix of
+/// the body (JSON `{"sha256", "len", "prefix"}` in `body`), selected headers truncated.
+pub fn unverified_record(
+    method: PaymentMethod,
+    kind: &str,
+    headers: &HashMap<String, String>,
+    body: &[u8],
+    reason: &str,
+) -> NewPaymentRecord {
+    let cut = |s: &str, n: usize| -> String {
+        let mut end = s.len().min(n);
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s[..end].to_string()
+    };
+    let kept: std::collections::BTreeMap<&str, String> = headers
+        .iter()
+        .filter(|(k, _)| kept_header(k))
+        .map(|(k, v)| (k.as_str(), cut(v, UNVERIFIED_HEADER)))
+        .collect();
+    let prefix = String::from_utf8_lossy(&body[..body.len().min(UNVERIFIED_PREFIX)]);
+    let summary = serde_json::json!({
+        "sha256": hex::encode(Sha256::digest(body)),
+        "len": body.len(),
+        "prefix": prefix,
+    });
+    crate::service::orders::new_record(
+        None,
+        method,
+        kind,
+        &serde_json::to_string(&kept).unwrap_or_default(),
+        &summary.to_string(),
+        false,
+        &cut(&format!("rejected: {reason}"), 512),
+    )
+}
 
 /// Records waiting to be written; more are dropped.
 const RECORD_QUEUE: usize = 2_048;
@@ -32,6 +94,7 @@ pub struct Recorder {
     failed: Arc<AtomicU64>,
     queued: Arc<AtomicU64>,
     written: Arc<AtomicU64>,
+    unverified_skipped: Arc<AtomicU64>,
 }
 
 impl Default for Recorder {
@@ -50,6 +113,7 @@ impl Recorder {
             failed: Arc::default(),
             queued: Arc::default(),
             written: Arc::default(),
+            unverified_skipped: Arc::default(),
         }
     }
 
@@ -66,6 +130,27 @@ impl Recorder {
                 }
             }
         }
+    }
+
+    /// Queue the record of a post that failed verification, if `allowed` (within the
+    /// unverified-record limits); otherwise only count it.
+    pub fn record_unverified(&self, rec: NewPaymentRecord, allowed: bool) {
+        if allowed {
+            self.record(rec);
+        } else {
+            let n = self.unverified_skipped.fetch_add(1, Ordering::Relaxed) + 1;
+            if n.is_power_of_two() {
+                tracing::warn!(
+                    skipped = n,
+                    "unverified callback posts over their limit: counted, not stored"
+                );
+            }
+        }
+    }
+
+    /// Unverified callback posts not stored because they were over the limits.
+    pub fn unverified_skipped(&self) -> u64 {
+        self.unverified_skipped.load(Ordering::Relaxed)
     }
 
     /// Records dropped because the queue was full.
@@ -120,5 +205,47 @@ pub async fn run(state: web::Data<AppState>) {
             .written
             .fetch_add(batch.len() as u64, Ordering::Relaxed);
         batch.clear();
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unverified_records_keep_a_digest_and_a_prefix() {
+        let body = vec![b'a'; 64 * 1024];
+        let headers: HashMap<String, String> = [
+            ("wechatpay-signature", "x".repeat(4096)),
+            ("cookie", "secret".into()),
+            ("content-type", "application/json".into()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        let rec = unverified_record(
+            PaymentMethod::Wechat,
+            "notification",
+            &headers,
+            &body,
+            "bad signature",
+        );
+        assert!(!rec.verified && rec.order_no.is_none());
+        assert!(rec.body.len() < 1024 && rec.headers.len() < 512, "{rec:?}");
+        let summary: serde_json::Value = serde_json::from_str(&rec.body).unwrap();
+        assert_eq!(summary["len"], 64 * 1024);
+        assert_eq!(summary["sha256"], hex::encode(Sha256::digest(&body)));
+        assert_eq!(summary["prefix"].as_str().unwrap().len(), UNVERIFIED_PREFIX);
+        assert!(!rec.headers.contains("cookie"));
+        // A prefix cut inside a character stays valid text.
+        let rec = unverified_record(
+            PaymentMethod::Alipay,
+            "notification",
+            &HashMap::new(),
+            "支".repeat(200).as_bytes(),
+            "x",
+        );
+        assert!(serde_json::from_str::<serde_json::Value>(&rec.body).is_ok());
     }
 }

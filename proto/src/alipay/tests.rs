@@ -502,4 +502,9 @@ fn yuan_fen_conversion() {
     for fen in [0, 1, 9, 10, 99, 100, 12345, -12345, i64::MAX, i64::MIN + 1] {
         assert_eq!(yuan_to_fen(&fen_to_yuan(fen)), Some(fen));
     }
+    // Found by the amounts_round_trip property: the most negative amount printed did
+    // not parse back (its magnitude is past i64::MAX).
+    assert_eq!(yuan_to_fen("-92233720368547758.08"), Some(i64::MIN));
+    assert_eq!(yuan_to_fen(&fen_to_yuan(i64::MIN)), Some(i64::MIN));
+    assert_eq!(yuan_to_fen("-92233720368547758.09"), None);
 }

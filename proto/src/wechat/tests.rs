@@ -252,6 +252,32 @@ fn v04_tampered_body_and_probe_are_rejected() {
     ));
 }
 
+/// Found by the signed-message property: a body holding a newline can have its start
+/// moved to the end of the nonce; the signed message `ts\nnonce\nbody\n`, and so the
+/// signature, stay the same while the body changes.
+#[test]
+fn a_nonce_cannot_take_part_of_the_body() {
+    let key = RsaPrivateKey::from_pem(str_at(&v01(), "/private_key_pkcs8_pem")).unwrap();
+    let (ts, now) = ("1700000000", 1_700_000_000);
+    let body = b"{\"forged\":0}\n{\"amount\":1}";
+    let sig = sign_response(&key, ts, "nonce", body).unwrap();
+    let (nonce, rest) = ("nonce\n{\"forged\":0}", &body[13..]);
+    assert_eq!(rest, b"{\"amount\":1}");
+    assert_eq!(
+        response_message(ts, nonce, rest),
+        response_message(ts, "nonce", body)
+    );
+    let public = key.public_key();
+    assert_eq!(
+        verify_signed_message(&public, ts, "nonce", body, &sig, now),
+        Ok(())
+    );
+    assert!(matches!(
+        verify_signed_message(&public, ts, nonce, rest, &sig, now),
+        Err(ProtoError::Malformed(_))
+    ));
+}
+
 #[test]
 fn v04_envelope_parses_and_decrypts() {
     let v = v04();

@@ -16,7 +16,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/auth/me", web::get().to(me));
 }
 
-/// Create an account (role `user`).
+/// Create an account (role `user`). Registrations per client address are limited
+/// (`REGISTER_MAX_PER_IP` per `REGISTER_WINDOW_SECS`): more are answered 429.
 #[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth",
     request_body = RegisterRequest,
     responses(
@@ -25,25 +26,34 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         (status = 409, description = "`username_taken`", body = ErrorResponse),
         (status = 413, description = "Body too large", body = ErrorResponse),
         (status = 415, description = "Not JSON", body = ErrorResponse),
+        (status = 429, description = "`rate_limited`: too many registrations from this client; retry after `Retry-After` seconds", body = ErrorResponse),
         (status = 503, description = "`server_busy`: every password-hashing thread is taken; retry after `Retry-After` seconds", body = ErrorResponse)))]
 pub async fn register(
     state: web::Data<AppState>,
+    http: HttpRequest,
     body: web::Json<RegisterRequest>,
 ) -> AppResult<HttpResponse> {
     let req = validated(body)?;
+    // Taken before the password is hashed: parallel requests cannot all pass.
+    state
+        .limits
+        .register(state.client_ip(&http))
+        .map_err(|retry_after_secs| AppError::RateLimited { retry_after_secs })?;
     let user = accounts::register(&state.db, &state.hasher, req, Role::User).await?;
     Ok(HttpResponse::Created().json(user))
 }
 
-/// Exchange username and password for a bearer token. Repeated failures from one client
-/// are answered with 429 and `Retry-After`.
+/// Exchange username and password for a bearer token. Failures are limited per client
+/// (`LOGIN_MAX_FAILURES`) and per account (`LOGIN_ACCOUNT_MAX_FAILURES`) in
+/// `LOGIN_WINDOW_SECS`; each attempt is counted before the password is checked, so
+/// parallel guesses cannot exceed the limit. Past it: 429 with `Retry-After`.
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth",
     request_body = LoginRequest,
     responses(
         (status = 200, description = "Signed in", body = TokenResponse),
         (status = 400, description = "Malformed request", body = ErrorResponse),
         (status = 401, description = "`invalid_credentials` (same answer whether or not the user exists)", body = ErrorResponse),
-        (status = 429, description = "`rate_limited`: too many failures from this client", body = ErrorResponse),
+        (status = 429, description = "`rate_limited`: too many failures from this client or for this account", body = ErrorResponse),
         (status = 503, description = "`server_busy`: every password-hashing thread is taken; retry after `Retry-After` seconds", body = ErrorResponse)))]
 pub async fn login(
     state: web::Data<AppState>,
@@ -52,9 +62,10 @@ pub async fn login(
 ) -> AppResult<HttpResponse> {
     let body = validated(body)?;
     let client = state.client_ip(&req);
-    state
-        .login_limiter
-        .check(client)
+    let attempt = state
+        .limits
+        .login
+        .begin(client, &body.username)
         .map_err(|retry_after_secs| AppError::RateLimited { retry_after_secs })?;
     match accounts::login(
         &state.db,
@@ -66,15 +77,18 @@ pub async fn login(
     .await
     {
         Ok(token) => {
-            state.login_limiter.record_success(client);
+            state.limits.login.succeeded(attempt);
             Ok(HttpResponse::Ok().json(token))
         }
+        // A failed guess keeps its attempt.
         Err(AppError::InvalidCredentials) => {
-            state.login_limiter.record_failure(client);
             tracing::info!(%client, "login failed");
             Err(AppError::InvalidCredentials)
         }
-        Err(e) => Err(e),
+        Err(e) => {
+            state.limits.login.abandoned(attempt);
+            Err(e)
+        }
     }
 }
 

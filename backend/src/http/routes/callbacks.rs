@@ -10,6 +10,7 @@ use utoipa::ToSchema;
 
 use crate::providers::ProviderError;
 use crate::service::orders::{self, ApplyError};
+use crate::service::records;
 use crate::startup::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -37,10 +38,10 @@ fn wechat_fail(status: StatusCode, message: impl Into<String>) -> HttpResponse {
     })
 }
 
-/// Store a notification with what was decided about it: `Ok(decision)` after it verified,
-/// `Err(reason)` (verified or not) when it was refused. `changed_nothing` (a forgery, a
-/// duplicate of an applied payment) lets it be written in the background; every other
-/// record is stored before the provider gets its answer.
+/// Store a verified notification with what was decided about it: `Ok(decision)`, or
+/// `Err(reason)` when it was refused. `changed_nothing` (a duplicate of an applied
+/// payment) lets it be written in the background; every other record is stored before
+/// the provider gets its answer. (Posts that fail verification: [`record_unverified`].)
 #[allow(clippy::too_many_arguments)]
 async fn record_notification<E: std::fmt::Display>(
     state: &AppState,
@@ -71,28 +72,36 @@ fn database_down<T>(outcome: &Result<T, ApplyError>) -> bool {
     matches!(outcome, Err(ApplyError::Db(e)) if e.is_unavailable())
 }
 
-/// A WeChat notification that failed verification: keep it, answer so WeChat resends.
-async fn wechat_rejected(
+/// Keep a callback post that failed verification: small (digest and prefix, see
+/// `service::records::unverified_record`) and only within the unverified-record limits
+/// for its source address and overall; beyond them it is only counted.
+fn record_unverified(
     state: &AppState,
+    req: &HttpRequest,
+    method: PaymentMethod,
     kind: &str,
-    headers_text: &str,
-    body_text: &str,
+    headers: &HashMap<String, String>,
+    body: &[u8],
+    reason: &dyn std::fmt::Display,
+) {
+    let allowed = state.limits.store_unverified(state.client_ip(req));
+    let rec = records::unverified_record(method, kind, headers, body, &reason.to_string());
+    state.records.record_unverified(rec, allowed);
+}
+
+/// A WeChat notification that failed verification: keep its digest, answer so WeChat
+/// resends.
+fn wechat_rejected(
+    state: &AppState,
+    req: &HttpRequest,
+    kind: &str,
+    headers: &HashMap<String, String>,
+    body: &[u8],
     e: ProviderError,
 ) -> HttpResponse {
     tracing::warn!(error = %e, kind, "rejected WeChat notification");
     crate::metrics::rejected_notification(PaymentMethod::Wechat, &e);
-    let rejected: Result<String, _> = Err(&e);
-    record_notification(
-        state,
-        kind,
-        PaymentMethod::Wechat,
-        None,
-        headers_text,
-        body_text,
-        &rejected,
-        true,
-    )
-    .await;
+    record_unverified(state, req, PaymentMethod::Wechat, kind, headers, body, &e);
     let status = match e {
         ProviderError::BadSignature(_) => StatusCode::UNAUTHORIZED,
         _ => StatusCode::BAD_REQUEST,
@@ -135,17 +144,15 @@ pub async fn wechat_callback(
     body: web::Bytes,
 ) -> HttpResponse {
     let (headers, headers_text) = headers_json(&req);
-    let body_text = String::from_utf8_lossy(&body).to_string();
     let Some(client) = state.providers.wechat.clone() else {
         return wechat_fail(StatusCode::NOT_FOUND, "WeChat Pay is not configured");
     };
     let method = PaymentMethod::Wechat;
     let (notice, _tx) = match client.verify_notification(&headers, &body).await {
         Ok(v) => v,
-        Err(e) => {
-            return wechat_rejected(&state, "notification", &headers_text, &body_text, e).await
-        }
+        Err(e) => return wechat_rejected(&state, &req, "notification", &headers, &body, e),
     };
+    let body_text = String::from_utf8_lossy(&body).to_string();
     let cfg = client.config();
     let evidence = orders::Evidence {
         kind: "notification",
@@ -215,7 +222,6 @@ pub async fn wechat_refund_callback(
     body: web::Bytes,
 ) -> HttpResponse {
     let (headers, headers_text) = headers_json(&req);
-    let body_text = String::from_utf8_lossy(&body).to_string();
     let Some(client) = state.providers.wechat.clone() else {
         return wechat_fail(StatusCode::NOT_FOUND, "WeChat Pay is not configured");
     };
@@ -223,8 +229,9 @@ pub async fn wechat_refund_callback(
     let kind = "refund_notification";
     let remote = match client.verify_refund_notification(&headers, &body).await {
         Ok(r) => r,
-        Err(e) => return wechat_rejected(&state, kind, &headers_text, &body_text, e).await,
+        Err(e) => return wechat_rejected(&state, &req, kind, &headers, &body, e),
     };
+    let body_text = String::from_utf8_lossy(&body).to_string();
     let outcome = crate::service::refunds::apply_notice(&state, &remote)
         .await
         .map(String::from);
@@ -282,8 +289,7 @@ pub async fn alipay_callback(
     req: HttpRequest,
     body: web::Bytes,
 ) -> HttpResponse {
-    let (_, headers_text) = headers_json(&req);
-    let body_text = String::from_utf8_lossy(&body).to_string();
+    let (headers, headers_text) = headers_json(&req);
     let method = PaymentMethod::Alipay;
     let Some(client) = state.providers.alipay.clone() else {
         return alipay_reply(StatusCode::NOT_FOUND, "fail");
@@ -293,21 +299,12 @@ pub async fn alipay_callback(
         Err(e) => {
             tracing::warn!(error = %e, "rejected Alipay notification");
             crate::metrics::rejected_notification(method, &e);
-            let rejected: Result<String, _> = Err(&e);
-            record_notification(
-                &state,
-                "notification",
-                method,
-                None,
-                &headers_text,
-                &body_text,
-                &rejected,
-                true,
-            )
-            .await;
+            record_unverified(&state, &req, method, "notification", &headers, &body, &e);
             return alipay_reply(StatusCode::BAD_REQUEST, "fail");
         }
     };
+    // Verified: the whole body is kept.
+    let body_text = String::from_utf8_lossy(&body).to_string();
     // Alipay also notifies after a refund (`out_biz_no` = our refund number): if the
     // refund call's answer was lost, this completes the refund.
     if let Some(out_refund_no) = params

@@ -15,6 +15,7 @@ use crate::auth::jwt::JwtError;
 use crate::auth::{extractor::authenticate, AuthUser};
 use crate::db::orders as order_db;
 use crate::error::{AppError, AppResult};
+use crate::live::{SlotRefused, StreamSlot};
 use crate::service::orders;
 use crate::startup::AppState;
 
@@ -23,6 +24,9 @@ pub const STREAM_TOKEN_TTL_SECS: i64 = 3600;
 /// A comment line this often keeps proxies from closing an idle stream; the order is
 /// re-read from the database at the same time (a safety net for missed signals).
 const KEEPALIVE: Duration = Duration::from_secs(10);
+/// The last frame of a stream that reached `STREAM_MAX_LIFETIME_SECS`: the browser's
+/// `EventSource` opens it again after `retry` milliseconds (a new slot, a fresh read).
+const RECONNECT: &[u8] = b"retry: 1000\nevent: reconnect\ndata: {\"reason\":\"max_lifetime\"}\n\n";
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route(
@@ -76,12 +80,18 @@ pub struct StreamQuery {
 /// every change, until it is paid, cancelled or refunded. Authenticate with
 /// `Authorization: Bearer <JWT>` or `?token=` from `stream-token`. Polling order-status
 /// remains supported.
+///
+/// Streams are capped per user (`STREAM_MAX_PER_USER`) and per server
+/// (`STREAM_MAX_TOTAL`): past either, 429 `too_many_streams`. A stream lasts at most
+/// `STREAM_MAX_LIFETIME_SECS`, then ends with `event: reconnect` (and `retry: 1000`):
+/// `EventSource` reconnects by itself.
 #[utoipa::path(get, path = "/api/v1/payment/orders/{order_no}/events", tag = "payment",
     params(("order_no" = String, Path, description = "Order number"), StreamQuery),
     responses(
         (status = 200, description = "`text/event-stream`: `event: status`, `data: <OrderResponse JSON>`", body = OrderResponse, content_type = "text/event-stream"),
         (status = 401, description = "Missing, invalid or expired token", body = ErrorResponse),
-        (status = 404, description = "No such order visible to the caller", body = ErrorResponse)))]
+        (status = 404, description = "No such order visible to the caller", body = ErrorResponse),
+        (status = 429, description = "`too_many_streams`: this user or this server holds the most streams allowed; retry after `Retry-After` seconds", body = ErrorResponse)))]
 pub async fn events(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -105,6 +115,19 @@ pub async fn events(
         }
         _ => authenticate(&req)?,
     };
+    // Held by the stream: dropped (the place given back) when it ends or the client goes.
+    let slot = state.streams.open(&user.user_id).map_err(|why| {
+        let message = match why {
+            SlotRefused::User => "too many live streams open for this account",
+            SlotRefused::Total => "too many live streams open on this server",
+        };
+        AppError::TooMany {
+            code: "too_many_streams",
+            message: message.into(),
+            retry_after_secs: 5,
+        }
+    })?;
+    let lifetime = Duration::from_secs(state.settings.limits.stream_max_lifetime_secs);
     // Subscribe before reading, so no change between the read and the stream is missed.
     let rx = state.hub.subscribe();
     let first = orders::visible_order(&state, &user, &order_no).await?;
@@ -118,6 +141,8 @@ pub async fn events(
             pending_first: Some(first),
             done: false,
             _open: crate::metrics::StreamGuard::open(),
+            ends_at: tokio::time::Instant::now() + lifetime,
+            _slot: slot,
         },
         next_chunk,
     );
@@ -138,6 +163,9 @@ struct Stream {
     done: bool,
     /// Counted in `fenpay_sse_streams_open` while the stream lives.
     _open: crate::metrics::StreamGuard,
+    /// `STREAM_MAX_LIFETIME_SECS` after it opened.
+    ends_at: tokio::time::Instant,
+    _slot: StreamSlot,
 }
 
 /// The last frame of a stream the server closes because it is shutting down: clients
@@ -160,8 +188,15 @@ async fn next_chunk(mut s: Stream) -> Option<(Result<web::Bytes, actix_web::Erro
         return Some((Ok(emit(&mut s, &row)), s));
     }
     loop {
+        let left = s
+            .ends_at
+            .saturating_duration_since(tokio::time::Instant::now());
+        if left.is_zero() {
+            s.done = true;
+            return Some((Ok(web::Bytes::from_static(RECONNECT)), s));
+        }
         let woke = tokio::select! {
-            woke = tokio::time::timeout(KEEPALIVE, s.rx.recv()) => Some(woke),
+            woke = tokio::time::timeout(KEEPALIVE.min(left), s.rx.recv()) => Some(woke),
             _ = s.state.shutdown.triggered() => None,
         };
         let Some(woke) = woke else {
@@ -171,6 +206,7 @@ async fn next_chunk(mut s: Stream) -> Option<(Result<web::Bytes, actix_web::Erro
         };
         let idle = woke.is_err();
         let reload = match woke {
+            Err(_) if tokio::time::Instant::now() >= s.ends_at => continue,
             Ok(Ok(sig)) => sig.order_no.as_deref() == Some(s.order_no.as_str()),
             // Missed some signals: re-read to be sure.
             Ok(Err(RecvError::Lagged(_))) => true,

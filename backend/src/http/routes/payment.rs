@@ -42,6 +42,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         (status = 404, description = "No such active product", body = ErrorResponse),
         (status = 409, description = "`out_of_stock`, `idempotency_key_in_progress`", body = ErrorResponse),
         (status = 422, description = "`idempotency_key_reused`: same key, different body", body = ErrorResponse),
+        (status = 429, description = "`rate_limited`: more than `CREATE_ORDER_MAX_PER_USER` calls in `CREATE_ORDER_WINDOW_SECS`; retry after `Retry-After` seconds", body = ErrorResponse),
         (status = 502, description = "`provider_unavailable`: nothing was created", body = ErrorResponse)))]
 pub async fn create_order(
     state: web::Data<AppState>,
@@ -50,6 +51,12 @@ pub async fn create_order(
     body: web::Json<CreateOrderRequest>,
 ) -> AppResult<HttpResponse> {
     let ip = state.client_ip(&req).to_string();
+    // Each call signs a provider request and writes an order: limited per user.
+    state
+        .limits
+        .create_order
+        .acquire(&user.user_id)
+        .map_err(|retry_after_secs| AppError::RateLimited { retry_after_secs })?;
     let body = body.into_inner();
     idempotency::run(&state, &req, &user.user_id, "create-order", &body, || {
         orders::create_order(&state, &user, body.clone(), ip)
