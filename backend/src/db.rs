@@ -167,7 +167,8 @@ pub enum DbError {
     #[error("database migration: {0}")]
     Migration(String),
     /// No answer within the deadline (`DATABASE_STATEMENT_TIMEOUT_SECS`, or the connect
-    /// timeout): the connection was dropped, and any transaction on it rolls back.
+    /// timeout): the connection was dropped. The outcome is unknown: a transaction that
+    /// had not sent its `COMMIT` rolls back, one that had may have committed.
     #[error("database timeout: {0}")]
     Timeout(String),
 }
@@ -496,8 +497,11 @@ macro_rules! db_on {
 }
 
 /// Check a connection out of a PostgreSQL pool and run `$body` on it within the
-/// statement deadline; a connection whose body did not finish in time is dropped (its
-/// transaction, if any, rolls back) and the call fails with [`DbError::Timeout`].
+/// statement deadline; a connection whose body did not finish in time is dropped (an
+/// uncommitted transaction on it rolls back) and the call fails with [`DbError::Timeout`]
+/// (outcome unknown). An unhurried call's connection is dropped unless its statement
+/// timeout was restored, so a caller that goes away mid-call cannot leak a session
+/// without one into the pool.
 #[doc(hidden)]
 #[macro_export]
 macro_rules! db_on_pg {
@@ -516,6 +520,8 @@ macro_rules! db_on_pg {
         match out {
             Ok(out) => {
                 if unhurried {
+                    // Clears the mark `lift_statement_timeout` set, once the session's
+                    // statement timeout is back.
                     $crate::db::PgPool::restore_statement_timeout(&mut pooled).await;
                 }
                 out

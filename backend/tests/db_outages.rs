@@ -795,7 +795,8 @@ async fn statement_timeout_rolls_back_and_spares_unhurried_work() {
         statement: Duration::from_secs(1),
         ..Timeouts::default()
     };
-    let db = Db::connect_with(&fresh.direct, 2, timeouts).await.unwrap();
+    // One connection: what the unhurried call leaves on its session, the next call sees.
+    let db = Db::connect_with(&fresh.direct, 1, timeouts).await.unwrap();
     let run = |db: Db, sql: &'static str| async move {
         fenpay::db_write!(&db, |conn| {
             conn.transaction::<(), DbError, _>(async |conn| {
@@ -848,6 +849,23 @@ async fn statement_timeout_rolls_back_and_spares_unhurried_work() {
     .await
     .unwrap();
     assert_eq!(fen(db.clone()).await, 150);
+    #[derive(diesel::QueryableByName)]
+    struct Setting {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        statement_timeout: String,
+    }
+    let setting: Setting = fenpay::db_run!(&db, |conn| {
+        Ok::<_, DbError>(
+            diesel::sql_query("SHOW statement_timeout")
+                .get_result(conn)
+                .await?,
+        )
+    })
+    .unwrap();
+    assert_eq!(
+        setting.statement_timeout, "1s",
+        "the server-side timeout is back"
+    );
     let err = run(db.clone(), "SELECT pg_sleep(1.5)").await.unwrap_err();
     assert!(err.is_unavailable(), "{err}");
     // The pool still answers.

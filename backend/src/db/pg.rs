@@ -271,39 +271,40 @@ impl PgPool {
         );
     }
 
-    /// [`super::Db::unhurried`]: no statement timeout for this call.
+    /// [`super::Db::unhurried`]: no statement timeout for this call. The connection is
+    /// marked broken until [`PgPool::restore_statement_timeout`] succeeds: if the caller
+    /// goes away in between, it is dropped instead of going back without a timeout.
     pub async fn lift_statement_timeout(pooled: &mut PgPooled<'_>) -> DbResult<()> {
+        pooled.broken = true;
         let set = pooled.conn.batch_execute("SET statement_timeout = 0");
         match tokio::time::timeout(CHECK_DEADLINE * 3, set).await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => {
-                pooled.broken = true;
-                Err(DbError::Query(e))
-            }
-            Err(_) => {
-                pooled.broken = true;
-                Err(DbError::Timeout("SET statement_timeout".into()))
-            }
+            Ok(Err(e)) => Err(DbError::Query(e)),
+            Err(_) => Err(DbError::Timeout("SET statement_timeout".into())),
         }
     }
 
     /// Back to the session's statement timeout; a connection that cannot is dropped.
     pub async fn restore_statement_timeout(pooled: &mut PgPooled<'_>) {
         let reset = pooled.conn.batch_execute("RESET statement_timeout");
-        if !matches!(
+        if matches!(
             tokio::time::timeout(CHECK_DEADLINE * 3, reset).await,
             Ok(Ok(()))
         ) {
-            pooled.broken = true;
+            pooled.broken = false;
         }
     }
 
-    /// `SELECT 1` within [`PING_DEADLINE`], checkout included.
+    /// `SELECT 1` within [`PING_DEADLINE`], checkout included. Only a connection that
+    /// was taken and then did not answer counts as a timeout (a pool that is merely busy
+    /// does not make every connection be checked again).
     pub async fn ping(&self) -> DbResult<()> {
+        let hung = std::sync::atomic::AtomicBool::new(false);
         let run = async {
             let mut pooled = self.get().await?;
             // Stays set if the deadline ends the ping first: that connection is dropped.
             pooled.broken = true;
+            hung.store(true, Ordering::Relaxed);
             diesel::sql_query("SELECT 1")
                 .execute(&mut pooled.conn)
                 .await
@@ -314,7 +315,9 @@ impl PgPool {
         match tokio::time::timeout(PING_DEADLINE, run).await {
             Ok(r) => r,
             Err(_) => {
-                self.epoch.fetch_add(1, Ordering::AcqRel);
+                if hung.load(Ordering::Relaxed) {
+                    self.epoch.fetch_add(1, Ordering::AcqRel);
+                }
                 Err(DbError::Timeout(format!(
                     "the database did not answer within {PING_DEADLINE:?}"
                 )))

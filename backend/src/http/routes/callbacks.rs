@@ -311,7 +311,16 @@ pub async fn alipay_callback(
         .get("out_biz_no")
         .filter(|_| params.contains_key("refund_fee"))
     {
-        if let Ok(Some(row)) = crate::db::refunds::find(&state.db, out_refund_no).await {
+        let found = match crate::db::refunds::find(&state.db, out_refund_no).await {
+            Ok(found) => found,
+            // Unknown whether it is our refund: never let it fall through to the payment
+            // path (a cached paid order would answer "success" and stop the resends).
+            Err(e) => {
+                tracing::error!(error = %e, "database failure reading a refund for an Alipay notification");
+                return alipay_reply(StatusCode::INTERNAL_SERVER_ERROR, "fail");
+            }
+        };
+        if let Some(row) = found {
             if row.order_no == notice.out_trade_no {
                 let remote = crate::providers::RemoteRefund {
                     out_trade_no: row.order_no.clone(),
