@@ -315,7 +315,7 @@ impl PgPool {
         match tokio::time::timeout(PING_DEADLINE, run).await {
             Ok(r) => r,
             Err(_) => {
-                if hung.load(Ordering::Relaxed) {
+                if std::sync::atomic::AtomicBool::load(&hung, Ordering::Relaxed) {
                     self.epoch.fetch_add(1, Ordering::AcqRel);
                 }
                 Err(DbError::Timeout(format!(
