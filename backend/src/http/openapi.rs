@@ -20,6 +20,7 @@ use super::routes;
         routes::auth::register,
         routes::auth::login,
         routes::auth::me,
+        routes::auth::logout_all,
         routes::products::list_products,
         routes::products::get_product,
         routes::payment::create_order,

@@ -51,6 +51,7 @@ pub async fn stream_token(
         .issue_stream(
             &user.user_id,
             user.role,
+            user.token_version,
             &order.order_no,
             STREAM_TOKEN_TTL_SECS,
         )
@@ -98,12 +99,18 @@ pub async fn events(
                     JwtError::Expired => AppError::Unauthorized("stream token expired".into()),
                     JwtError::Invalid => AppError::Unauthorized("invalid stream token".into()),
                 })?;
+            // A stream token dies with the account's other tokens.
+            let role = state
+                .sessions
+                .check(&state.db, &claims.sub, claims.ver)
+                .await?;
             AuthUser {
                 user_id: claims.sub,
-                role: claims.role,
+                role,
+                token_version: claims.ver,
             }
         }
-        _ => authenticate(&req)?,
+        _ => authenticate(&req).await?,
     };
     // Subscribe before reading, so no change between the read and the stream is missed.
     let rx = state.hub.subscribe();
