@@ -76,7 +76,7 @@ for who in user admin; do
     --max-examples "${SCHEMATHESIS_MAX_EXAMPLES:-25}" \
     --max-time "${SCHEMATHESIS_MAX_TIME:-60}" \
     ${SCHEMATHESIS_SEED:+--seed "$SCHEMATHESIS_SEED"} \
-    --workers 2 --no-color --suppress-health-check all \
+    --workers 1 --no-color --suppress-health-check all \
     --report junit --report-dir "$data/report-$who" || status=1
 done
 echo "-- schemathesis: logout-all"

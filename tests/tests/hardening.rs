@@ -478,3 +478,31 @@ async fn a_webhook_redirect_is_a_failed_attempt() {
         "the signed body followed the redirect"
     );
 }
+
+// ---- 12: what schemathesis found --------------------------------------------------------
+
+// A huge page number overflowed `(page - 1) * per_page`: the worker panicked (debug) and
+// the connection closed without an answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn huge_page_numbers_are_400() {
+    let app = app(&[]).await;
+    let admin = app.admin("pager").await;
+    for path in [
+        "/api/v1/payment/orders?page=2305843009213693952&per_page=100",
+        "/api/v1/admin/orders?page=2305843009213693952&status=pending",
+        "/api/v1/admin/webhooks/deliveries?page=9223372036854775807",
+    ] {
+        let (status, body) = app.get(path, Some(&admin)).await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (400, Some("invalid_query")),
+            "{path}: {body}"
+        );
+    }
+    assert_eq!(
+        app.get("/api/v1/payment/orders?page=1000000", Some(&admin))
+            .await
+            .0,
+        200
+    );
+}

@@ -6,7 +6,7 @@ use std::time::Duration;
 use actix_web::{web, HttpRequest, HttpResponse};
 use api_types::admin::StreamTokenResponse;
 use api_types::error::ErrorResponse;
-use api_types::payment::{OrderResponse, OrderStatus};
+use api_types::payment::OrderStatus;
 use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
 use utoipa::IntoParams;
@@ -80,7 +80,7 @@ pub struct StreamQuery {
 #[utoipa::path(get, path = "/api/v1/payment/orders/{order_no}/events", tag = "payment",
     params(("order_no" = String, Path, description = "Order number"), StreamQuery),
     responses(
-        (status = 200, description = "`text/event-stream`: `event: status`, `data: <OrderResponse JSON>`", body = OrderResponse, content_type = "text/event-stream"),
+        (status = 200, description = "`text/event-stream`: `event: status`, `data: <OrderResponse JSON>`", body = crate::http::openapi::OrderStatusEvent, content_type = "text/event-stream"),
         (status = 401, description = "Missing, invalid or expired token", body = ErrorResponse),
         (status = 404, description = "No such order visible to the caller", body = ErrorResponse)))]
 pub async fn events(
