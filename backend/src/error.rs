@@ -219,42 +219,40 @@ pub const ALIPAY_CALLBACK_PATH: &str = "/api/v1/payment/alipay/callback";
 /// Turn any error response that is not JSON yet (actix's own: 405 from a resource, 413
 /// from a body extractor, 400 from a path that does not decode) into the JSON error body
 /// with a stable code, keeping its status and headers. The Alipay callback's own `fail`
-/// replies stay plain text.
+/// replies stay plain text. Other responses pass through untouched (no boxing).
 pub fn ensure_json<B>(
     res: actix_web::dev::ServiceResponse<B>,
-) -> actix_web::dev::ServiceResponse<actix_web::body::BoxBody>
+) -> actix_web::dev::ServiceResponse<actix_web::body::EitherBody<B>>
 where
     B: actix_web::body::MessageBody + 'static,
 {
     let own_reply =
         res.request().path() == ALIPAY_CALLBACK_PATH && res.response().error().is_none();
-    let res = res.map_into_boxed_body();
-    if own_reply {
-        return res;
+    if own_reply || !needs_json(res.response()) {
+        return res.map_into_left_body();
     }
-    let (req, response) = res.into_parts();
-    let message = response
+    let message = res
+        .response()
         .error()
-        .filter(|_| response.status().is_client_error())
+        .filter(|_| res.status().is_client_error())
         .map(|e| e.to_string());
-    actix_web::dev::ServiceResponse::new(req, json_response(response, message))
+    let (req, old) = res.into_parts();
+    actix_web::dev::ServiceResponse::new(req, json_like(&old, message)).map_into_right_body()
 }
 
-/// `res` itself unless it is an error that is not JSON; then the JSON error body with
-/// the same status and headers (`message`, or the status's reason).
-fn json_response(
-    res: HttpResponse<actix_web::body::BoxBody>,
-    message: Option<String>,
-) -> HttpResponse<actix_web::body::BoxBody> {
-    let status = res.status();
+/// An error status whose body is not JSON.
+fn needs_json<B>(res: &HttpResponse<B>) -> bool {
     let is_json = res
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/json"));
-    if status.as_u16() < 400 || is_json {
-        return res;
-    }
+    res.status().as_u16() >= 400 && !is_json
+}
+
+/// The JSON error body with `res`'s status and headers (`message`, or the status's reason).
+fn json_like<B>(res: &HttpResponse<B>, message: Option<String>) -> HttpResponse {
+    let status = res.status();
     let mut new = HttpResponse::build(status).json(ErrorResponse {
         code: code_for_status(status).to_string(),
         message: message
@@ -286,11 +284,15 @@ impl ResponseError for JsonRefusal {
     }
 
     fn error_response(&self) -> HttpResponse {
+        let res = self.0.error_response();
+        if !needs_json(&res) {
+            return res;
+        }
         let message = self
             .status_code()
             .is_client_error()
             .then(|| self.0.to_string());
-        json_response(self.0.error_response(), message)
+        json_like(&res, message)
     }
 }
 
