@@ -44,6 +44,16 @@ async fn app(overrides: &[(&str, &str)]) -> TestApp {
     TestApp::sqlite(&o).await
 }
 
+/// The app on SQLite, and on PostgreSQL too when `TEST_DATABASE_URL` is set.
+async fn apps(overrides: &[(&str, &str)]) -> Vec<TestApp> {
+    captured_logs();
+    let mut o = TestApp::emulator_overrides();
+    o.extend_from_slice(overrides);
+    let mut apps = vec![TestApp::sqlite(&o).await];
+    apps.extend(TestApp::postgres(&o).await);
+    apps
+}
+
 async fn create_order(app: &TestApp, token: &str) -> (u16, Value) {
     app.post(
         "/api/v1/payment/create-order",
@@ -78,19 +88,20 @@ fn json_error(what: &str, (status, ct, body): &(u16, String, String), want: u16)
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_of_a_deleted_account_is_401_everywhere() {
-    let app = app(&[]).await;
-    let token = app.signup("ghost").await;
-    app.sql("DELETE FROM users WHERE username = 'ghost'").await;
-    let (status, body) = create_order(&app, &token).await;
-    assert_eq!(
-        (status, body["code"].as_str()),
-        (401, Some("unauthorized")),
-        "{body}"
-    );
-    let (status, _) = app.get("/api/v1/auth/me", Some(&token)).await;
-    assert_eq!(status, 401);
-    let (status, _) = app.get("/api/v1/payment/orders", Some(&token)).await;
-    assert_eq!(status, 401);
+    for app in apps(&[]).await {
+        let token = app.signup("ghost").await;
+        app.sql("DELETE FROM users WHERE username = 'ghost'").await;
+        let (status, body) = create_order(&app, &token).await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (401, Some("unauthorized")),
+            "{body}"
+        );
+        let (status, _) = app.get("/api/v1/auth/me", Some(&token)).await;
+        assert_eq!(status, 401);
+        let (status, _) = app.get("/api/v1/payment/orders", Some(&token)).await;
+        assert_eq!(status, 401);
+    }
 }
 
 // ---- 10: token versions -----------------------------------------------------------------
@@ -99,52 +110,53 @@ async fn a_token_of_a_deleted_account_is_401_everywhere() {
 // (the default cache TTL: this process updates its own copy).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logout_all_revokes_every_token_and_stream_token() {
-    let app = app(&[]).await;
-    let first = app.signup("leaver").await;
-    let second = app.login("leaver", "password-leaver").await;
-    let (status, order) = create_order(&app, &first).await;
-    assert_eq!(status, 200, "{order}");
-    let no = order["order_no"].as_str().unwrap();
-    let (status, stream) = app
-        .post(
-            &format!("/api/v1/payment/orders/{no}/stream-token"),
-            &json!({}),
-            Some(&second),
-        )
-        .await;
-    assert_eq!(status, 200, "{stream}");
-    let url = app.url(stream["url"].as_str().unwrap());
-    // Both tokens work (and are cached) before.
-    assert_eq!(app.get("/api/v1/auth/me", Some(&first)).await.0, 200);
-    assert_eq!(app.get("/api/v1/auth/me", Some(&second)).await.0, 200);
-
-    let resp = app
-        .client
-        .post(app.url("/api/v1/auth/logout-all"))
-        .bearer_auth(&second)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 204);
-
-    for token in [&first, &second] {
-        let (status, body) = app.get("/api/v1/auth/me", Some(token)).await;
-        assert_eq!((status, body["code"].as_str()), (401, Some("unauthorized")));
-        let (status, _) = app
-            .get(
-                &format!("/api/v1/payment/order-status?order_no={no}"),
-                Some(token),
+    for app in apps(&[]).await {
+        let first = app.signup("leaver").await;
+        let second = app.login("leaver", "password-leaver").await;
+        let (status, order) = create_order(&app, &first).await;
+        assert_eq!(status, 200, "{order}");
+        let no = order["order_no"].as_str().unwrap();
+        let (status, stream) = app
+            .post(
+                &format!("/api/v1/payment/orders/{no}/stream-token"),
+                &json!({}),
+                Some(&second),
             )
             .await;
-        assert_eq!(status, 401);
+        assert_eq!(status, 200, "{stream}");
+        let url = app.url(stream["url"].as_str().unwrap());
+        // Both tokens work (and are cached) before.
+        assert_eq!(app.get("/api/v1/auth/me", Some(&first)).await.0, 200);
+        assert_eq!(app.get("/api/v1/auth/me", Some(&second)).await.0, 200);
+
+        let resp = app
+            .client
+            .post(app.url("/api/v1/auth/logout-all"))
+            .bearer_auth(&second)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 204);
+
+        for token in [&first, &second] {
+            let (status, body) = app.get("/api/v1/auth/me", Some(token)).await;
+            assert_eq!((status, body["code"].as_str()), (401, Some("unauthorized")));
+            let (status, _) = app
+                .get(
+                    &format!("/api/v1/payment/order-status?order_no={no}"),
+                    Some(token),
+                )
+                .await;
+            assert_eq!(status, 401);
+        }
+        let resp = app.client.get(&url).send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), 401, "the stream token died too");
+        // Signing in again works.
+        let fresh = app.login("leaver", "password-leaver").await;
+        assert_eq!(app.get("/api/v1/auth/me", Some(&fresh)).await.0, 200);
+        let resp = app.client.get(&url).send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), 401, "old stream tokens stay dead");
     }
-    let resp = app.client.get(&url).send().await.unwrap();
-    assert_eq!(resp.status().as_u16(), 401, "the stream token died too");
-    // Signing in again works.
-    let fresh = app.login("leaver", "password-leaver").await;
-    assert_eq!(app.get("/api/v1/auth/me", Some(&fresh)).await.0, 200);
-    let resp = app.client.get(&url).send().await.unwrap();
-    assert_eq!(resp.status().as_u16(), 401, "old stream tokens stay dead");
 }
 
 // A demoted admin loses admin access on the next request, whatever role the token names;
@@ -152,41 +164,42 @@ async fn logout_all_revokes_every_token_and_stream_token() {
 // the role changes come from outside this process, as `fenpay create-admin` does.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn role_changes_take_effect_at_once() {
-    let app = app(&[("AUTH_CACHE_TTL_SECS", "0")]).await;
-    let boss = app.admin("boss").await;
-    assert_eq!(app.get("/api/v1/admin/orders", Some(&boss)).await.0, 200);
-    // Demoted by SQL (no version bump): the role is the account's, not the token's.
-    app.sql("UPDATE users SET role = 'user' WHERE username = 'boss'")
-        .await;
-    let (status, body) = app.get("/api/v1/admin/orders", Some(&boss)).await;
-    assert_eq!((status, body["code"].as_str()), (403, Some("forbidden")));
-    // Promoted again, then demoted through the role setter: the token is revoked.
-    app.sql("UPDATE users SET role = 'admin' WHERE username = 'boss'")
-        .await;
-    assert_eq!(app.get("/api/v1/admin/orders", Some(&boss)).await.0, 200);
-    assert!(fenpay::db::users::set_role(&app.state.db, "boss", "user")
-        .await
-        .unwrap());
-    let (status, body) = app.get("/api/v1/admin/orders", Some(&boss)).await;
-    assert_eq!((status, body["code"].as_str()), (401, Some("unauthorized")));
+    for app in apps(&[("AUTH_CACHE_TTL_SECS", "0")]).await {
+        let boss = app.admin("boss").await;
+        assert_eq!(app.get("/api/v1/admin/orders", Some(&boss)).await.0, 200);
+        // Demoted by SQL (no version bump): the role is the account's, not the token's.
+        app.sql("UPDATE users SET role = 'user' WHERE username = 'boss'")
+            .await;
+        let (status, body) = app.get("/api/v1/admin/orders", Some(&boss)).await;
+        assert_eq!((status, body["code"].as_str()), (403, Some("forbidden")));
+        // Promoted again, then demoted through the role setter: the token is revoked.
+        app.sql("UPDATE users SET role = 'admin' WHERE username = 'boss'")
+            .await;
+        assert_eq!(app.get("/api/v1/admin/orders", Some(&boss)).await.0, 200);
+        assert!(fenpay::db::users::set_role(&app.state.db, "boss", "user")
+            .await
+            .unwrap());
+        let (status, body) = app.get("/api/v1/admin/orders", Some(&boss)).await;
+        assert_eq!((status, body["code"].as_str()), (401, Some("unauthorized")));
 
-    // create-admin promoting an existing account revokes its earlier tokens.
-    let pat = app.signup("pat").await;
-    assert_eq!(app.get("/api/v1/auth/me", Some(&pat)).await.0, 200);
-    fenpay::service::accounts::create_admin(
-        &app.state.db,
-        &app.state.hasher,
-        api_types::auth::RegisterRequest {
-            username: "pat".into(),
-            password: "password-pat".into(),
-            email: "pat@example.com".into(),
-        },
-    )
-    .await
-    .unwrap();
-    assert_eq!(app.get("/api/v1/auth/me", Some(&pat)).await.0, 401);
-    let pat = app.login("pat", "password-pat").await;
-    assert_eq!(app.get("/api/v1/admin/orders", Some(&pat)).await.0, 200);
+        // create-admin promoting an existing account revokes its earlier tokens.
+        let pat = app.signup("pat").await;
+        assert_eq!(app.get("/api/v1/auth/me", Some(&pat)).await.0, 200);
+        fenpay::service::accounts::create_admin(
+            &app.state.db,
+            &app.state.hasher,
+            api_types::auth::RegisterRequest {
+                username: "pat".into(),
+                password: "password-pat".into(),
+                email: "pat@example.com".into(),
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(app.get("/api/v1/auth/me", Some(&pat)).await.0, 401);
+        let pat = app.login("pat", "password-pat").await;
+        assert_eq!(app.get("/api/v1/admin/orders", Some(&pat)).await.0, 200);
+    }
 }
 
 // ---- 4: every error is JSON -------------------------------------------------------------
