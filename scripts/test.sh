@@ -2,8 +2,9 @@
 # The README test command: every test.
 #   1. Rust unit + integration tests (SQLite always; PostgreSQL too when TEST_DATABASE_URL is set)
 #   2. Interop: third-party WeChat Pay / Alipay SDKs (PyPI) against our emulator
-#   3. Browser end-to-end tests (Playwright + Chromium) when Chromium is installed
-# Set SKIP_INTEROP=1 or SKIP_E2E=1 to skip a stage locally.
+#   3. API fuzzing: schemathesis (PyPI) against openapi/openapi.json on a running server
+#   4. Browser end-to-end tests (Playwright + Chromium) when Chromium is installed
+# Set SKIP_INTEROP=1, SKIP_SCHEMATHESIS=1 or SKIP_E2E=1 to skip a stage locally.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -16,6 +17,11 @@ cargo test -p frontend --lib
 if [ "${SKIP_INTEROP:-0}" != 1 ] && [ -d tests/interop ]; then
   echo "== interop: third-party SDKs against the emulator"
   bash tests/interop/run.sh
+fi
+
+if [ "${SKIP_SCHEMATHESIS:-0}" != 1 ] && [ -d tests/schemathesis ]; then
+  echo "== schemathesis: the API against its OpenAPI document"
+  bash tests/schemathesis/run.sh
 fi
 
 if [ "${SKIP_E2E:-0}" != 1 ] && [ -f tests/e2e/package.json ]; then

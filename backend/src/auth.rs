@@ -5,6 +5,7 @@ pub mod extractor;
 pub mod jwt;
 pub mod limiter;
 pub mod password;
+pub mod sessions;
 
 pub use extractor::AuthUser;
 pub use jwt::{Claims, JwtKeys};

@@ -311,6 +311,12 @@ pub struct Settings {
     pub password_hash_wait_secs: u64,
     /// Take the client address from `X-Forwarded-For` (only behind a trusted proxy).
     pub trust_proxy: bool,
+    /// The proxies whose `X-Forwarded-For` entries are believed (`TRUSTED_PROXIES`, IPs or
+    /// CIDRs; with `TRUST_PROXY` and none given: loopback and private ranges).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// How long an account's token version is cached per process (`AUTH_CACHE_TTL_SECS`):
+    /// a revocation made by another replica takes effect here within it.
+    pub auth_cache_ttl_secs: u64,
     /// Order rows kept in memory for order-status (`ORDER_CACHE_SIZE`, 0 = off).
     pub order_cache_size: usize,
     /// Longest a cached order row is served (`ORDER_CACHE_TTL_SECS`), a backstop:
@@ -344,6 +350,10 @@ fn secs(n: u64) -> std::time::Duration {
 
 /// Most HTTP worker threads (`HTTP_WORKERS`); also caps the default (one per CPU).
 pub const MAX_HTTP_WORKERS: usize = 512;
+
+/// Proxies trusted by default with `TRUST_PROXY=true`: loopback, RFC 1918, unique local.
+pub const DEFAULT_TRUSTED_PROXIES: &str =
+    "127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7";
 
 /// Minimum length of a production JWT secret.
 pub const MIN_SECRET_LEN: usize = 32;
@@ -523,6 +533,8 @@ impl Settings {
             password_hash_queue: env.number("PASSWORD_HASH_QUEUE", 64, 1..=100_000)?,
             password_hash_wait_secs: env.number("PASSWORD_HASH_WAIT_SECS", 10, 1..=300)?,
             trust_proxy: env.bool_or("TRUST_PROXY", false)?,
+            trusted_proxies: env.proxies("TRUSTED_PROXIES")?,
+            auth_cache_ttl_secs: env.number("AUTH_CACHE_TTL_SECS", 5, 0..=300)?,
             order_cache_size: env.number("ORDER_CACHE_SIZE", 20_000, 0..=10_000_000)?,
             order_cache_ttl_secs: env.number("ORDER_CACHE_TTL_SECS", 30, 1..=86_400)?,
             order_expire_minutes: env.number("ORDER_EXPIRE_MINUTES", 30, 1..=10_080)?,
@@ -901,6 +913,26 @@ impl Env<'_> {
             },
         };
         Ok(value)
+    }
+
+    /// A comma-separated list of IP addresses and CIDR blocks; unset: loopback and the
+    /// private ranges (used only when `TRUST_PROXY` is on).
+    fn proxies(&self, var: &'static str) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+        let raw = self
+            .get(var)
+            .unwrap_or_else(|| DEFAULT_TRUSTED_PROXIES.to_string());
+        raw.split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                s.parse::<ipnet::IpNet>()
+                    .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| ConfigError::Invalid {
+                        var,
+                        reason: format!("expected IP addresses or CIDR blocks, got {s:?}"),
+                    })
+            })
+            .collect()
     }
 
     fn bool_or(&self, var: &'static str, default: bool) -> Result<bool, ConfigError> {

@@ -198,6 +198,17 @@ impl DbError {
         }
     }
 
+    /// True when a row names one that does not exist (e.g. an order of a deleted account).
+    pub fn is_foreign_key_violation(&self) -> bool {
+        matches!(
+            self,
+            DbError::Query(diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::ForeignKeyViolation,
+                _
+            ))
+        )
+    }
+
     /// True when the failure is a unique-constraint violation (same on both backends).
     pub fn is_unique_violation(&self) -> bool {
         matches!(

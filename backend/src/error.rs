@@ -225,3 +225,110 @@ pub fn path_error(err: actix_web::error::PathError) -> AppError {
 }
 
 pub type AppResult<T> = Result<T, AppError>;
+
+/// The Alipay callback answers its own plain `success` / `fail` (Alipay's protocol).
+pub const ALIPAY_CALLBACK_PATH: &str = "/api/v1/payment/alipay/callback";
+
+/// Turn any error response that is not JSON yet (actix's own: 405 from a resource, 413
+/// from a body extractor, 400 from a path that does not decode) into the JSON error body
+/// with a stable code, keeping its status and headers. The Alipay callback's own `fail`
+/// replies stay plain text. Other responses pass through untouched (no boxing).
+pub fn ensure_json<B>(
+    res: actix_web::dev::ServiceResponse<B>,
+) -> actix_web::dev::ServiceResponse<actix_web::body::EitherBody<B>>
+where
+    B: actix_web::body::MessageBody + 'static,
+{
+    let own_reply =
+        res.request().path() == ALIPAY_CALLBACK_PATH && res.response().error().is_none();
+    if own_reply || !needs_json(res.response()) {
+        return res.map_into_left_body();
+    }
+    let message = res
+        .response()
+        .error()
+        .filter(|_| res.status().is_client_error())
+        .map(|e| e.to_string());
+    let (req, old) = res.into_parts();
+    actix_web::dev::ServiceResponse::new(req, json_like(&old, message)).map_into_right_body()
+}
+
+/// An error status whose body is not JSON.
+fn needs_json<B>(res: &HttpResponse<B>) -> bool {
+    let is_json = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    res.status().as_u16() >= 400 && !is_json
+}
+
+/// The JSON error body with `res`'s status and headers (`message`, or the status's reason).
+fn json_like<B>(res: &HttpResponse<B>, message: Option<String>) -> HttpResponse {
+    let status = res.status();
+    let mut new = HttpResponse::build(status).json(ErrorResponse {
+        code: code_for_status(status).to_string(),
+        message: message
+            .unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_string()),
+        details: Vec::new(),
+    });
+    for (name, value) in res.headers() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            new.headers_mut().append(name.clone(), value.clone());
+        }
+    }
+    new
+}
+
+/// A middleware's refusal (an `Err` that never became a response inside the app, e.g. a
+/// CORS preflight from a foreign origin), answered as the JSON error body.
+#[derive(Debug)]
+pub struct JsonRefusal(pub actix_web::Error);
+
+impl std::fmt::Display for JsonRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl ResponseError for JsonRefusal {
+    fn status_code(&self) -> StatusCode {
+        self.0.as_response_error().status_code()
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let res = self.0.error_response();
+        if !needs_json(&res) {
+            return res;
+        }
+        let message = self
+            .status_code()
+            .is_client_error()
+            .then(|| self.0.to_string());
+        json_like(&res, message)
+    }
+}
+
+/// The stable code of an error that only has a status.
+pub fn code_for_status(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        400 => "bad_request",
+        401 => "unauthorized",
+        403 => "forbidden",
+        404 => "not_found",
+        405 => "method_not_allowed",
+        406 => "not_acceptable",
+        408 => "request_timeout",
+        411 => "length_required",
+        413 => "payload_too_large",
+        414 => "uri_too_long",
+        415 => "unsupported_media_type",
+        429 => "rate_limited",
+        431 => "header_fields_too_large",
+        500 => "internal_error",
+        502 => "provider_unavailable",
+        503 => "service_unavailable",
+        s if s < 500 => "bad_request",
+        _ => "internal_error",
+    }
+}

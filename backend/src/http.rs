@@ -19,8 +19,9 @@ pub fn validated<T: Validate>(body: web::Json<T>) -> AppResult<T> {
 
 /// Mount every API route, the OpenAPI document, Swagger UI and health checks.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(routes::health::healthz)
-        .service(routes::health::readyz)
+    // Resources, not method-guarded services: another method is 405, not the SPA.
+    cfg.service(web::resource("/healthz").get(routes::health::healthz))
+        .service(web::resource("/readyz").get(routes::health::readyz))
         .service(openapi::openapi_json)
         .service(openapi::swagger_ui())
         .service(

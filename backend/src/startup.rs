@@ -41,6 +41,8 @@ pub struct AppState {
     pub hasher: crate::auth::password::Hasher,
     /// Raised on SIGTERM/SIGINT; jobs and event streams wind down (see `shutdown`).
     pub shutdown: crate::shutdown::Shutdown,
+    /// Token versions of recently seen accounts (revocation checks).
+    pub sessions: crate::auth::sessions::Sessions,
 }
 
 impl AppState {
@@ -56,6 +58,9 @@ impl AppState {
             Duration::from_secs(settings.password_hash_wait_secs),
         )?;
         Ok(AppState {
+            sessions: crate::auth::sessions::Sessions::new(Duration::from_secs(
+                settings.auth_cache_ttl_secs,
+            )),
             hasher,
             shutdown: crate::shutdown::Shutdown::new(),
             providers,
@@ -81,23 +86,49 @@ impl AppState {
         })
     }
 
-    /// The client address used for rate limiting: the TCP peer, or the first
-    /// `X-Forwarded-For` hop when `TRUST_PROXY` is enabled.
+    /// The client address used for rate limiting: the TCP peer, or with `TRUST_PROXY`
+    /// the address the trusted proxies saw (see [`forwarded_client`]).
     pub fn client_ip(&self, req: &HttpRequest) -> IpAddr {
         let peer = req
             .peer_addr()
-            .map(|a| a.ip())
+            .map(|a| a.ip().to_canonical())
             .unwrap_or(IpAddr::from([0, 0, 0, 0]));
         if !self.settings.trust_proxy {
             return peer;
         }
-        req.headers()
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(peer)
+        let hops: Vec<&str> = req
+            .headers()
+            .get_all("x-forwarded-for")
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .collect();
+        forwarded_client(peer, &hops, &self.settings.trusted_proxies)
     }
+}
+
+/// The client behind a chain of proxies: walking `X-Forwarded-For` from the right (each
+/// proxy appends the address it saw), the first address that is not a trusted proxy. The
+/// left part of the header is whatever the client sent, so it is never believed; a peer
+/// that is not a trusted proxy is the client itself, whatever it claims.
+pub fn forwarded_client(peer: IpAddr, hops: &[&str], trusted: &[ipnet::IpNet]) -> IpAddr {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let mut client = peer;
+    for hop in hops.iter().rev() {
+        match hop.trim().parse::<IpAddr>() {
+            Ok(ip) => {
+                client = ip.to_canonical();
+                if !is_trusted(&client) {
+                    return client;
+                }
+            }
+            // Garbage (or a port) where an address should be: stop at the last good hop.
+            Err(_) => return client,
+        }
+    }
+    client
 }
 
 /// Shared state as handlers receive it.
@@ -187,6 +218,17 @@ impl Application {
             let settings = app_state.settings.clone();
             App::new()
                 .wrap(cors(&settings))
+                // Every error leaves as JSON, actix's own (405, 413, ...) and a
+                // middleware's refusal included.
+                .wrap_fn(|req, srv| {
+                    let fut = actix_web::dev::Service::call(srv, req);
+                    async move {
+                        match fut.await {
+                            Ok(res) => Ok(error::ensure_json(res)),
+                            Err(e) => Err(error::JsonRefusal(e).into()),
+                        }
+                    }
+                })
                 .wrap_fn(|req, srv| {
                     let request_id = req.extensions().get::<RequestId>().copied();
                     let fut = actix_web::dev::Service::call(srv, req);
@@ -201,7 +243,7 @@ impl Application {
                         Ok(res)
                     }
                 })
-                .wrap(TracingLogger::default())
+                .wrap(TracingLogger::<crate::telemetry::RedactedSpan>::new())
                 // Metrics: time and status by route pattern (atomics only, see `metrics`).
                 .wrap_fn(|req, srv| {
                     let started = std::time::Instant::now();

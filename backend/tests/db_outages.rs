@@ -854,14 +854,16 @@ async fn statement_timeout_rolls_back_and_spares_unhurried_work() {
         #[diesel(sql_type = diesel::sql_types::Text)]
         statement_timeout: String,
     }
-    let setting: Setting = fenpay::db_run!(&db, |conn| {
-        Ok::<_, DbError>(
-            diesel::sql_query("SHOW statement_timeout")
-                .get_result(conn)
-                .await?,
-        )
-    })
-    .unwrap();
+    let show = async {
+        fenpay::db_run!(&db, |conn| {
+            Ok::<Setting, DbError>(
+                diesel::sql_query("SHOW statement_timeout")
+                    .get_result(conn)
+                    .await?,
+            )
+        })
+    };
+    let setting = show.await.unwrap();
     assert_eq!(
         setting.statement_timeout, "1s",
         "the server-side timeout is back"

@@ -1,9 +1,8 @@
 //! `AuthUser`: a handler argument that requires a valid `Authorization: Bearer` JWT.
 
-use std::future::{ready, Ready};
-
 use actix_web::{dev::Payload, http::header, web, FromRequest, HttpRequest};
 use api_types::auth::Role;
+use futures_util::future::LocalBoxFuture;
 
 use super::jwt::JwtError;
 use crate::error::AppError;
@@ -14,6 +13,8 @@ use crate::startup::AppState;
 pub struct AuthUser {
     pub user_id: String,
     pub role: Role,
+    /// The token's version (stream tokens issued for this caller carry it).
+    pub token_version: i64,
 }
 
 impl AuthUser {
@@ -33,14 +34,17 @@ impl AuthUser {
 
 impl FromRequest for AuthUser {
     type Error = AppError;
-    type Future = Ready<Result<Self, Self::Error>>;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(authenticate(req))
+        let req = req.clone();
+        Box::pin(async move { authenticate(&req).await })
     }
 }
 
-pub fn authenticate(req: &HttpRequest) -> Result<AuthUser, AppError> {
+/// The caller of a request with `Authorization: Bearer <JWT>`: a valid signature, not
+/// expired, an account that still exists and a token version that was not revoked.
+pub async fn authenticate(req: &HttpRequest) -> Result<AuthUser, AppError> {
     let state = req
         .app_data::<web::Data<AppState>>()
         .ok_or_else(|| AppError::internal(anyhow::anyhow!("AppState missing")))?;
@@ -62,8 +66,14 @@ pub fn authenticate(req: &HttpRequest) -> Result<AuthUser, AppError> {
         JwtError::Expired => AppError::Unauthorized("token expired".into()),
         JwtError::Invalid => AppError::Unauthorized("invalid token".into()),
     })?;
+    // The role is the account's now, not the one the token was issued with.
+    let role = state
+        .sessions
+        .check(&state.db, &claims.sub, claims.ver)
+        .await?;
     Ok(AuthUser {
         user_id: claims.sub,
-        role: claims.role,
+        role,
+        token_version: claims.ver,
     })
 }

@@ -1,4 +1,4 @@
-//! HS256 tokens with `sub`, `role`, `iat`, `exp`.
+//! HS256 tokens with `sub`, `role`, `ver`, `iat`, `exp`.
 
 use api_types::auth::Role;
 use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -10,6 +10,10 @@ pub struct Claims {
     /// User id.
     pub sub: String,
     pub role: Role,
+    /// The account's token version at issue; a later bump revokes the token. Tokens
+    /// issued before versions existed carry none and count as version 0.
+    #[serde(default)]
+    pub ver: i64,
     pub iat: i64,
     pub exp: i64,
 }
@@ -49,13 +53,24 @@ impl JwtKeys {
         self.ttl_secs
     }
 
-    /// Issue a token for `user_id` valid for the configured lifetime.
-    pub fn issue(&self, user_id: &str, role: Role) -> Result<String, jsonwebtoken::errors::Error> {
+    /// Issue a token for `user_id` at token version `ver`, valid for the configured lifetime.
+    pub fn issue(
+        &self,
+        user_id: &str,
+        role: Role,
+        ver: i64,
+    ) -> Result<String, jsonwebtoken::errors::Error> {
         let now = chrono::Utc::now().timestamp();
-        self.issue_at(user_id, role, now, now + self.ttl_secs)
+        self.encode(&Claims {
+            sub: user_id.to_string(),
+            role,
+            ver,
+            iat: now,
+            exp: now + self.ttl_secs,
+        })
     }
 
-    /// Issue with explicit times (tests craft expired tokens with this).
+    /// Issue at version 0 with explicit times (tests craft expired tokens with this).
     pub fn issue_at(
         &self,
         user_id: &str,
@@ -63,13 +78,18 @@ impl JwtKeys {
         iat: i64,
         exp: i64,
     ) -> Result<String, jsonwebtoken::errors::Error> {
-        let claims = Claims {
+        self.encode(&Claims {
             sub: user_id.to_string(),
             role,
+            ver: 0,
             iat,
             exp,
-        };
-        encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+        })
+    }
+
+    /// Sign any claims (tests craft tokens with this).
+    pub fn encode(&self, claims: &Claims) -> Result<String, jsonwebtoken::errors::Error> {
+        encode(&Header::new(Algorithm::HS256), claims, &self.encoding)
     }
 
     /// Verify signature, algorithm and expiry (no leeway).
@@ -96,6 +116,9 @@ pub struct StreamClaims {
     pub role: Role,
     /// The one order this token opens.
     pub ord: String,
+    /// The account's token version, as in [`Claims::ver`].
+    #[serde(default)]
+    pub ver: i64,
     pub aud: String,
     pub iat: i64,
     pub exp: i64,
@@ -107,6 +130,7 @@ impl JwtKeys {
         &self,
         user_id: &str,
         role: Role,
+        ver: i64,
         order_no: &str,
         ttl_secs: i64,
     ) -> Result<(String, i64), jsonwebtoken::errors::Error> {
@@ -115,6 +139,7 @@ impl JwtKeys {
             sub: user_id.to_string(),
             role,
             ord: order_no.to_string(),
+            ver,
             aud: STREAM_AUDIENCE.to_string(),
             iat: now,
             exp: now + ttl_secs,
@@ -150,24 +175,26 @@ mod tests {
     #[test]
     fn stream_tokens_open_one_order_and_nothing_else() {
         let keys = JwtKeys::new(b"0123456789abcdef0123456789abcdef", 60);
-        let (token, exp) = keys.issue_stream("u1", Role::User, "FP1", 600).unwrap();
+        let (token, exp) = keys.issue_stream("u1", Role::User, 3, "FP1", 600).unwrap();
         assert!(exp > chrono::Utc::now().timestamp());
-        assert_eq!(keys.verify_stream(&token, "FP1").unwrap().sub, "u1");
+        let claims = keys.verify_stream(&token, "FP1").unwrap();
+        assert_eq!((claims.sub.as_str(), claims.ver), ("u1", 3));
         assert_eq!(keys.verify_stream(&token, "FP2"), Err(JwtError::Invalid));
         // Not usable as an API bearer token...
         assert!(keys.verify(&token).is_err());
         // ...and an API token does not open streams.
-        let api = keys.issue("u1", Role::User).unwrap();
+        let api = keys.issue("u1", Role::User, 0).unwrap();
         assert_eq!(keys.verify_stream(&api, "FP1"), Err(JwtError::Invalid));
     }
 
     #[test]
     fn round_trip_and_rejections() {
         let keys = JwtKeys::new(b"0123456789abcdef0123456789abcdef", 60);
-        let token = keys.issue("u1", Role::Admin).unwrap();
+        let token = keys.issue("u1", Role::Admin, 7).unwrap();
         let claims = keys.verify(&token).unwrap();
         assert_eq!(claims.sub, "u1");
         assert_eq!(claims.role, Role::Admin);
+        assert_eq!(claims.ver, 7);
 
         let other = JwtKeys::new(b"another-secret-another-secret-xx", 60);
         assert_eq!(other.verify(&token), Err(JwtError::Invalid));

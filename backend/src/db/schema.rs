@@ -15,6 +15,7 @@ diesel::table! {
         membership_rank -> Nullable<Integer>,
         membership_price_fen -> Nullable<BigInt>,
         membership_period_days -> Nullable<Integer>,
+        token_version -> BigInt,
     }
 }
 

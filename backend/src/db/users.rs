@@ -21,6 +21,8 @@ pub struct UserRow {
     pub membership_expires_at: Option<NaiveDateTime>,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    /// Tokens issued before the last bump of this number are refused.
+    pub token_version: i64,
 }
 
 /// Insert a user; a taken username surfaces as a unique violation.
@@ -56,14 +58,47 @@ pub async fn find_by_id(db: &Db, id: &str) -> DbResult<Option<UserRow>> {
     })
 }
 
-/// Promote an existing user to admin; returns whether a row changed.
+/// Set a user's role; returns whether a row changed. The token version moves with it,
+/// so tokens carrying the old role stop working.
 pub async fn set_role(db: &Db, username: &str, role: &str) -> DbResult<bool> {
     let now = super::now();
     db_write!(db, |conn| {
         let n = diesel::update(users::table.filter(users::username.eq(username)))
-            .set((users::role.eq(role), users::updated_at.eq(now)))
+            .set((
+                users::role.eq(role),
+                users::token_version.eq(users::token_version + 1),
+                users::updated_at.eq(now),
+            ))
             .execute(conn)
             .await?;
         Ok(n == 1)
+    })
+}
+
+/// The token version and role of an account (`None` when it does not exist).
+pub async fn token_state(db: &Db, id: &str) -> DbResult<Option<(i64, String)>> {
+    db_run!(db, |conn| {
+        Ok(users::table
+            .find(id)
+            .select((users::token_version, users::role))
+            .first(conn)
+            .await
+            .optional()?)
+    })
+}
+
+/// Revoke every token of an account issued so far; returns the new version.
+pub async fn bump_token_version(db: &Db, id: &str) -> DbResult<Option<i64>> {
+    let now = super::now();
+    db_write!(db, |conn| {
+        Ok(diesel::update(users::table.find(id))
+            .set((
+                users::token_version.eq(users::token_version + 1),
+                users::updated_at.eq(now),
+            ))
+            .returning(users::token_version)
+            .get_result(conn)
+            .await
+            .optional()?)
     })
 }

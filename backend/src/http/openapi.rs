@@ -20,6 +20,7 @@ use super::routes;
         routes::auth::register,
         routes::auth::login,
         routes::auth::me,
+        routes::auth::logout_all,
         routes::products::list_products,
         routes::products::get_product,
         routes::payment::create_order,
@@ -45,8 +46,9 @@ use super::routes;
     components(schemas(
         api_types::error::ErrorResponse,
         api_types::error::FieldError,
+        OrderStatusEvent,
     )),
-    modifiers(&BearerScheme),
+    modifiers(&BearerScheme, &CommonErrors),
     tags(
         (name = "auth", description = "Accounts and tokens"),
         (name = "products", description = "Product catalog"),
@@ -67,6 +69,74 @@ impl Modify for BearerScheme {
         let mut http = Http::new(HttpAuthScheme::Bearer);
         http.bearer_format = Some("JWT".to_string());
         components.add_security_scheme("bearer", SecurityScheme::Http(http));
+    }
+}
+
+/// One server-sent event of an order's live stream.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct OrderStatusEvent {
+    /// Always `status`.
+    pub event: String,
+    /// The order now: an `OrderResponse`, as JSON text.
+    #[schema(content_media_type = "application/json")]
+    pub data: String,
+}
+
+/// Answers that actix or the token check give before a handler runs, added to every
+/// operation that can get them and does not document them yet: 400 (a query, path or body
+/// that does not parse), 401 (no valid token), 413 (body too large), 415 (not JSON).
+struct CommonErrors;
+
+impl Modify for CommonErrors {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{Content, Ref, RefOr, ResponseBuilder};
+        let error = |description: &str| {
+            RefOr::T(
+                ResponseBuilder::new()
+                    .description(description)
+                    .content(
+                        "application/json",
+                        Content::new(Some(Ref::from_schema_name("ErrorResponse"))),
+                    )
+                    .build(),
+            )
+        };
+        for item in openapi.paths.paths.values_mut() {
+            let ops = [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.delete,
+            ];
+            for op in ops.into_iter().flatten() {
+                let body = op.request_body.as_ref();
+                let json_body = body.is_some_and(|b| b.content.contains_key("application/json"));
+                let params = op.parameters.as_ref().is_some_and(|p| !p.is_empty());
+                let secured = op.security.as_ref().is_some_and(|s| !s.is_empty());
+                let responses = &mut op.responses.responses;
+                if params || body.is_some() {
+                    responses.entry("400".into()).or_insert_with(|| {
+                        error("`invalid_query`, `invalid_path`, `malformed_json`, `invalid_body` or `validation_failed`: the request does not parse")
+                    });
+                }
+                if secured {
+                    responses.entry("401".into()).or_insert_with(|| {
+                        error("`unauthorized`: missing, invalid, expired or revoked token")
+                    });
+                }
+                if body.is_some() {
+                    responses
+                        .entry("413".into())
+                        .or_insert_with(|| error("`payload_too_large`"));
+                }
+                if json_body {
+                    responses.entry("415".into()).or_insert_with(|| {
+                        error("`unsupported_media_type`: the body is not `application/json`")
+                    });
+                }
+            }
+        }
     }
 }
 

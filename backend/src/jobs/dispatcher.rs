@@ -276,6 +276,9 @@ pub async fn run(state: web::Data<AppState>) {
             state.settings.lifecycle.webhook_timeout_secs,
         ))
         .user_agent(concat!("fenpay-webhooks/", env!("CARGO_PKG_VERSION")))
+        // A redirect would carry the signed body to wherever the receiver points: a 3xx
+        // is a failed attempt (recorded with its status), never followed.
+        .redirect(reqwest::redirect::Policy::none())
         .build()
     {
         Ok(c) => c,

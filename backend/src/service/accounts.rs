@@ -3,6 +3,7 @@
 use api_types::auth::{RegisterRequest, Role, TokenResponse, UserResponse};
 
 use crate::auth::password::{self, Hasher};
+use crate::auth::sessions::Sessions;
 use crate::auth::JwtKeys;
 use crate::db::users::{self, UserRow};
 use crate::db::{self, Db};
@@ -65,6 +66,7 @@ pub async fn register(
         membership_expires_at: None,
         created_at: now,
         updated_at: now,
+        token_version: 0,
     };
     match users::insert(db, &row).await {
         Ok(()) => Ok(to_response(&row)),
@@ -98,7 +100,7 @@ pub async fn login(
         _ => return Err(AppError::InvalidCredentials),
     };
     let access_token = jwt
-        .issue(&user.id, role_of(&user))
+        .issue(&user.id, role_of(&user), user.token_version)
         .map_err(AppError::internal)?;
     Ok(TokenResponse {
         access_token,
@@ -106,6 +108,17 @@ pub async fn login(
         expires_in: jwt.ttl_secs(),
         user: to_response(&user),
     })
+}
+
+/// Revoke every token of `user_id` issued so far (the new version is known here at once;
+/// other replicas see it within `AUTH_CACHE_TTL_SECS`).
+pub async fn logout_all(db: &Db, sessions: &Sessions, user_id: &str) -> AppResult<()> {
+    let bumped = users::bump_token_version(db, user_id).await;
+    sessions.forget(user_id);
+    match bumped? {
+        Some(_) => Ok(()),
+        None => Err(AppError::Unauthorized("account no longer exists".into())),
+    }
 }
 
 /// The account behind a token; 401 if it no longer exists.

@@ -39,13 +39,17 @@ pub fn admin_order(row: &OrderRow, username: String) -> AdminOrder {
     }
 }
 
+/// The highest page number: `(page - 1) * per_page` must not overflow (schemathesis sent
+/// page 2^61, which panicked the worker in debug builds and wrapped in release).
+pub const MAX_PAGE: i64 = 1_000_000;
+
 pub fn paging(page: Option<i64>, per_page: Option<i64>) -> AppResult<(i64, i64)> {
     let page = page.unwrap_or(1);
     let per_page = per_page.unwrap_or(20);
-    if page < 1 || !(1..=100).contains(&per_page) {
+    if !(1..=MAX_PAGE).contains(&page) || !(1..=100).contains(&per_page) {
         return Err(AppError::bad_request(
             "invalid_query",
-            "page must be >= 1 and per_page between 1 and 100",
+            "page must be between 1 and 1000000 and per_page between 1 and 100",
         ));
     }
     Ok((page, per_page))

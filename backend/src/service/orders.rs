@@ -222,7 +222,15 @@ pub async fn create_order(
     if let Some(old_no) = req.replaces_order_no.as_deref() {
         row.renewal_root = Some(retire_replaced(state, user, old_no, &row).await?);
     }
-    if !order_db::insert(&state.db, &row).await? {
+    let inserted = order_db::insert(&state.db, &row).await.map_err(|e| {
+        // The account went away after its token was checked (within the auth cache's TTL).
+        if e.is_foreign_key_violation() {
+            AppError::Unauthorized("account no longer exists".into())
+        } else {
+            e.into()
+        }
+    })?;
+    if !inserted {
         return Err(AppError::conflict(
             "out_of_stock",
             format!("product {} has fewer than {quantity} left", product.id),

@@ -13,7 +13,8 @@ use crate::startup::AppState;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/auth/register", web::post().to(register))
         .route("/auth/login", web::post().to(login))
-        .route("/auth/me", web::get().to(me));
+        .route("/auth/me", web::get().to(me))
+        .route("/auth/logout-all", web::post().to(logout_all));
 }
 
 /// Create an account (role `user`). Registrations per client address are limited
@@ -100,4 +101,16 @@ pub async fn login(
         (status = 401, description = "Missing, invalid or expired token", body = ErrorResponse)))]
 pub async fn me(state: web::Data<AppState>, user: AuthUser) -> AppResult<HttpResponse> {
     Ok(HttpResponse::Ok().json(accounts::me(&state.db, &user.user_id).await?))
+}
+
+/// Log out everywhere: every token of this account issued so far (this one included, and
+/// every stream token) stops working. Sign in again for a new token.
+#[utoipa::path(post, path = "/api/v1/auth/logout-all", tag = "auth",
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Every token issued so far is revoked"),
+        (status = 401, description = "Missing, invalid, expired or revoked token", body = ErrorResponse)))]
+pub async fn logout_all(state: web::Data<AppState>, user: AuthUser) -> AppResult<HttpResponse> {
+    accounts::logout_all(&state.db, &state.sessions, &user.user_id).await?;
+    Ok(HttpResponse::NoContent().finish())
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use actix_web::{web, HttpRequest, HttpResponse};
 use api_types::admin::StreamTokenResponse;
 use api_types::error::ErrorResponse;
-use api_types::payment::{OrderResponse, OrderStatus};
+use api_types::payment::OrderStatus;
 use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
 use utoipa::IntoParams;
@@ -55,6 +55,7 @@ pub async fn stream_token(
         .issue_stream(
             &user.user_id,
             user.role,
+            user.token_version,
             &order.order_no,
             STREAM_TOKEN_TTL_SECS,
         )
@@ -88,7 +89,7 @@ pub struct StreamQuery {
 #[utoipa::path(get, path = "/api/v1/payment/orders/{order_no}/events", tag = "payment",
     params(("order_no" = String, Path, description = "Order number"), StreamQuery),
     responses(
-        (status = 200, description = "`text/event-stream`: `event: status`, `data: <OrderResponse JSON>`", body = OrderResponse, content_type = "text/event-stream"),
+        (status = 200, description = "`text/event-stream`: `event: status`, `data: <OrderResponse JSON>`", body = crate::http::openapi::OrderStatusEvent, content_type = "text/event-stream"),
         (status = 401, description = "Missing, invalid or expired token", body = ErrorResponse),
         (status = 404, description = "No such order visible to the caller", body = ErrorResponse),
         (status = 429, description = "`too_many_streams`: this user or this server holds the most streams allowed; retry after `Retry-After` seconds", body = ErrorResponse)))]
@@ -108,12 +109,18 @@ pub async fn events(
                     JwtError::Expired => AppError::Unauthorized("stream token expired".into()),
                     JwtError::Invalid => AppError::Unauthorized("invalid stream token".into()),
                 })?;
+            // A stream token dies with the account's other tokens.
+            let role = state
+                .sessions
+                .check(&state.db, &claims.sub, claims.ver)
+                .await?;
             AuthUser {
                 user_id: claims.sub,
-                role: claims.role,
+                role,
+                token_version: claims.ver,
             }
         }
-        _ => authenticate(&req)?,
+        _ => authenticate(&req).await?,
     };
     // Held by the stream: dropped (the place given back) when it ends or the client goes.
     let slot = state.streams.open(&user.user_id).map_err(|why| {

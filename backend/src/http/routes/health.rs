@@ -1,6 +1,6 @@
 //! Liveness and readiness.
 
-use actix_web::{get, web, HttpResponse};
+use actix_web::{web, HttpResponse};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -20,7 +20,6 @@ pub struct HealthResponse {
 /// Liveness: the process answers.
 #[utoipa::path(get, path = "/healthz", tag = "health",
     responses((status = 200, description = "Process is alive", body = HealthResponse)))]
-#[get("/healthz")]
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(HealthResponse {
         status: "ok",
@@ -33,7 +32,6 @@ pub async fn healthz() -> HttpResponse {
     responses(
         (status = 200, description = "Ready to serve", body = HealthResponse),
         (status = 503, description = "Database unreachable", body = api_types::error::ErrorResponse)))]
-#[get("/readyz")]
 pub async fn readyz(state: web::Data<AppState>) -> AppResult<HttpResponse> {
     state
         .db

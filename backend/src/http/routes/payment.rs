@@ -135,14 +135,7 @@ pub async fn list_orders(
     user: AuthUser,
     query: web::Query<PageQuery>,
 ) -> AppResult<HttpResponse> {
-    let page = query.page.unwrap_or(1);
-    let per_page = query.per_page.unwrap_or(20);
-    if page < 1 || !(1..=100).contains(&per_page) {
-        return Err(AppError::bad_request(
-            "invalid_query",
-            "page must be >= 1 and per_page between 1 and 100",
-        ));
-    }
+    let (page, per_page) = crate::service::admin::paging(query.page, query.per_page)?;
     let (items, total) = orders::list_orders(&state, &user, page, per_page).await?;
     Ok(HttpResponse::Ok().json(OrderListResponse {
         items,

@@ -1,0 +1,131 @@
+//! Token revocation. Every account has a token version (`users.token_version`), carried
+//! in each token it is issued (`ver`); a role change or "log out everywhere" bumps it and
+//! every older token, stream tokens included, is refused from then on. Each request
+//! checks its token's version against the account's, from a small in-process cache so the
+//! hot paths (order-status, event streams) do not read the database every time.
+//!
+//! The cache holds an account's version and role for `AUTH_CACHE_TTL_SECS` (default 5 s).
+//! A bump made by this process updates its copy at once; a bump made by another replica
+//! (or by `fenpay create-admin`) is seen here within the TTL. A token newer than the
+//! cached version always reads the database (this copy is the stale one).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use api_types::auth::Role;
+
+use crate::db::{users, Db};
+use crate::error::{AppError, AppResult};
+
+/// Most accounts cached at once; past it, expired entries go (then all of them).
+const CAPACITY: usize = 100_000;
+
+/// What the cache knows of an account: `None` when it does not exist.
+type Known = Option<(i64, Role)>;
+
+#[derive(Debug)]
+pub struct Sessions {
+    ttl: Duration,
+    entries: Mutex<HashMap<String, (Known, Instant)>>,
+}
+
+fn role_of(stored: &str) -> Role {
+    if stored == "admin" {
+        Role::Admin
+    } else {
+        Role::User
+    }
+}
+
+fn decide(known: Known, ver: i64) -> AppResult<Role> {
+    match known {
+        None => Err(AppError::Unauthorized("account no longer exists".into())),
+        Some((current, role)) if current == ver => Ok(role),
+        Some(_) => Err(AppError::Unauthorized("token revoked".into())),
+    }
+}
+
+impl Sessions {
+    /// `ttl` zero reads the database on every request.
+    pub fn new(ttl: Duration) -> Self {
+        Sessions {
+            ttl,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The account's current role when `sub` exists and `ver` is its token version;
+    /// 401 `unauthorized` otherwise.
+    pub async fn check(&self, db: &Db, sub: &str, ver: i64) -> AppResult<Role> {
+        match self.cached(sub) {
+            // Gone accounts never come back; versions only grow, so an older token is
+            // revoked whatever the database says now.
+            Some(None) => return decide(None, ver),
+            Some(Some((current, role))) if current >= ver => {
+                return decide(Some((current, role)), ver)
+            }
+            _ => {}
+        }
+        let known = users::token_state(db, sub)
+            .await?
+            .map(|(v, role)| (v, role_of(&role)));
+        self.store(sub, known);
+        decide(known, ver)
+    }
+
+    /// Record what this process just wrote (a bump), so its next check needs no read.
+    pub fn store(&self, sub: &str, known: Known) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        let now = Instant::now();
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if entries.len() >= CAPACITY && !entries.contains_key(sub) {
+            let ttl = self.ttl;
+            entries.retain(|_, (_, at)| now.duration_since(*at) < ttl);
+            if entries.len() >= CAPACITY {
+                entries.clear();
+            }
+        }
+        entries.insert(sub.to_string(), (known, now));
+    }
+
+    /// Forget an account (its next check reads the database).
+    pub fn forget(&self, sub: &str) {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        entries.remove(sub);
+    }
+
+    fn cached(&self, sub: &str) -> Option<Known> {
+        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        entries
+            .get(sub)
+            .filter(|(_, at)| at.elapsed() < self.ttl)
+            .map(|(known, _)| *known)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_decide() {
+        assert!(matches!(decide(Some((2, Role::Admin)), 2), Ok(Role::Admin)));
+        assert!(decide(Some((3, Role::Admin)), 2).is_err());
+        assert!(decide(None, 0).is_err());
+    }
+
+    #[test]
+    fn entries_expire_and_a_zero_ttl_stores_nothing() {
+        let s = Sessions::new(Duration::from_secs(60));
+        s.store("u", Some((1, Role::User)));
+        assert_eq!(s.cached("u"), Some(Some((1, Role::User))));
+        s.forget("u");
+        assert_eq!(s.cached("u"), None);
+        let off = Sessions::new(Duration::ZERO);
+        off.store("u", Some((1, Role::User)));
+        assert_eq!(off.cached("u"), None);
+    }
+}
