@@ -29,7 +29,8 @@ port=$(free_port)
 base="http://127.0.0.1:$port"
 export APP_ENV=development DATA_DIR="$data" DATABASE_URL="sqlite://$data/fenpay.db" \
   BIND_ADDR="127.0.0.1:$port" EMULATOR_BIND="127.0.0.1:$(free_port)" STATIC_DIR="$data/no-spa" \
-  LOGIN_MAX_FAILURES=1000000 RUST_LOG="${RUST_LOG:-warn}"
+  LOGIN_MAX_FAILURES=1000000 LOGIN_ACCOUNT_MAX_FAILURES=1000000 REGISTER_MAX_PER_IP=1000000 \
+  CREATE_ORDER_MAX_PER_USER=1000000 STREAM_MAX_PER_USER=100000 RUST_LOG="${RUST_LOG:-warn}"
 "$target_dir/debug/fenpay" serve >"$data/server.log" 2>&1 &
 pid=$!
 for _ in $(seq 1 150); do
