@@ -91,6 +91,21 @@ pub struct Replayed {
     pub body: String,
 }
 
+/// Whether `base` names this host (a loopback address or `localhost`).
+fn is_loopback_url(base: &str) -> bool {
+    let Ok(url) = reqwest::Url::parse(base) else {
+        return false;
+    };
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || bare
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 /// Headers a replay leaves out: the transport's own.
 const HOP_HEADERS: [&str; 6] = [
     "host",
@@ -120,6 +135,12 @@ pub async fn replay(settings: &Settings, id: i64, base: Option<&str>) -> anyhow:
         || server_url(settings),
         |b| b.trim_end_matches('/').to_string(),
     );
+    if !settings.is_development() && !is_loopback_url(&base) {
+        bail!(
+            "APP_ENV=production: replay sends a provider-signed notification, so only to this \
+             host's own server (a loopback --url), not to {base}"
+        );
+    }
     let url = format!("{base}{route}");
     let mut req = reqwest::Client::new().post(&url).body(rec.body.clone());
     for (k, v) in &headers {
@@ -136,4 +157,17 @@ pub async fn replay(settings: &Settings, id: i64, base: Option<&str>) -> anyhow:
         status: res.status().as_u16(),
         body: res.text().await.unwrap_or_default(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn production_replays_go_to_this_host_only() {
+        assert!(super::is_loopback_url("http://127.0.0.1:8080"));
+        assert!(super::is_loopback_url("http://localhost:8080/"));
+        assert!(super::is_loopback_url("http://[::1]:8080"));
+        assert!(!super::is_loopback_url("https://pay.example.com"));
+        assert!(!super::is_loopback_url("http://10.0.0.5:8080"));
+        assert!(!super::is_loopback_url("not a url"));
+    }
 }

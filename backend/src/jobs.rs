@@ -325,7 +325,7 @@ pub async fn reconcile_once(state: &AppState) -> ReconcileReport {
             for row in rows {
                 if state.shutdown.is_triggered() {
                     // Shutting down: give the rest back for the next pass (or replica).
-                    if let Err(e) = refund_db::release_claim(&state.db, &row.out_refund_no).await {
+                    if let Err(e) = refund_db::release_claim(&state.db, &row).await {
                         tracing::warn!(out_refund_no = %row.out_refund_no, error = %e, "could not release a refund claim");
                     }
                     continue;

@@ -117,18 +117,37 @@ pub fn forwarded_client(peer: IpAddr, hops: &[&str], trusted: &[ipnet::IpNet]) -
     }
     let mut client = peer;
     for hop in hops.iter().rev() {
-        match hop.trim().parse::<IpAddr>() {
-            Ok(ip) => {
+        let hop = hop.trim();
+        if hop.is_empty() {
+            // `a, , b` or a trailing comma: no hop there.
+            continue;
+        }
+        match hop_address(hop) {
+            Some(ip) => {
                 client = ip.to_canonical();
                 if !is_trusted(&client) {
                     return client;
                 }
             }
-            // Garbage (or a port) where an address should be: stop at the last good hop.
-            Err(_) => return client,
+            // Garbage where an address should be: stop at the last good hop.
+            None => return client,
         }
     }
     client
+}
+
+/// One `X-Forwarded-For` entry: an address, or an address with a port as some proxies
+/// write it (`1.2.3.4:5678`, `[2001:db8::1]:443`, `[2001:db8::1]`).
+fn hop_address(hop: &str) -> Option<IpAddr> {
+    if let Ok(ip) = hop.parse::<IpAddr>() {
+        return Some(ip);
+    }
+    if let Ok(addr) = hop.parse::<std::net::SocketAddr>() {
+        return Some(addr.ip());
+    }
+    hop.strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .and_then(|h| h.parse::<IpAddr>().ok())
 }
 
 /// Shared state as handlers receive it.

@@ -128,6 +128,9 @@ async fn logout_all_revokes_every_token_and_stream_token() {
         // Both tokens work (and are cached) before.
         assert_eq!(app.get("/api/v1/auth/me", Some(&first)).await.0, 200);
         assert_eq!(app.get("/api/v1/auth/me", Some(&second)).await.0, 200);
+        // A stream opened before the revocation ends with it.
+        let mut open = app.client.get(&url).send().await.unwrap();
+        assert_eq!(open.status().as_u16(), 200);
 
         let resp = app
             .client
@@ -151,6 +154,15 @@ async fn logout_all_revokes_every_token_and_stream_token() {
         }
         let resp = app.client.get(&url).send().await.unwrap();
         assert_eq!(resp.status().as_u16(), 401, "the stream token died too");
+        let mut seen = String::new();
+        let ended = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+            while let Ok(Some(chunk)) = open.chunk().await {
+                seen.push_str(&String::from_utf8_lossy(&chunk));
+            }
+        })
+        .await;
+        assert!(ended.is_ok(), "the open stream was not ended: {seen}");
+        assert!(seen.contains("event: revoked"), "{seen}");
         // Signing in again works.
         let fresh = app.login("leaver", "password-leaver").await;
         assert_eq!(app.get("/api/v1/auth/me", Some(&fresh)).await.0, 200);
@@ -363,6 +375,20 @@ fn the_client_is_the_rightmost_untrusted_hop() {
         ip("10.0.0.9")
     );
     assert_eq!(forwarded_client(proxy, &[], &trusted), proxy);
+    // Ports and brackets as some proxies write them, and empty entries, still name the
+    // client (otherwise every client would share the proxy's address and its limits).
+    assert_eq!(
+        forwarded_client(proxy, &["6.6.6.6", "1.2.3.4:5678", ""], &trusted),
+        ip("1.2.3.4")
+    );
+    assert_eq!(
+        forwarded_client(proxy, &["[2001:db8::1]:443", "10.0.0.7"], &trusted),
+        ip("2001:db8::1")
+    );
+    assert_eq!(
+        forwarded_client(proxy, &["[2001:db8::2]"], &trusted),
+        ip("2001:db8::2")
+    );
 }
 
 async fn failed_login(app: &TestApp, xff: &str) -> u16 {

@@ -202,11 +202,27 @@ both_backends!(
             .await
             .unwrap();
         assert_eq!(claimed.len(), 1, "{claimed:?}");
+        // Its lease ran out and another replica claimed it: the stale claim releases
+        // nothing of the new one.
+        app.sql("UPDATE refunds SET lease_until = '2099-01-01 00:00:00' WHERE out_refund_no = 'RF-drain'")
+            .await;
         assert!(
-            fenpay::db::refunds::release_claim(&app.state.db, "RF-drain")
+            !fenpay::db::refunds::release_claim(&app.state.db, &claimed[0])
                 .await
                 .unwrap()
         );
+        let theirs = fenpay::db::refunds::find(&app.state.db, "RF-drain")
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            theirs.lease_until.is_some(),
+            "another replica's lease was cleared"
+        );
+        // Our own claim is given back.
+        assert!(fenpay::db::refunds::release_claim(&app.state.db, &theirs)
+            .await
+            .unwrap());
         let row = fenpay::db::refunds::find(&app.state.db, "RF-drain")
             .await
             .unwrap()

@@ -48,8 +48,9 @@ impl<K: Hash + Eq + Clone> WindowLimiter<K> {
         self.window.saturating_sub(elapsed).as_secs().max(1)
     }
 
-    /// Take one attempt for `key`; `Err(retry_after_secs)` when its window is used up.
-    pub fn acquire(&self, key: &K) -> Result<(), u64> {
+    /// Take one attempt for `key`; `Ok(window)` names the window it was taken in (for
+    /// [`WindowLimiter::release`]), `Err(retry_after_secs)` when that window is used up.
+    pub fn acquire(&self, key: &K) -> Result<Instant, u64> {
         let now = Instant::now();
         let mut guard = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let state = &mut *guard;
@@ -76,7 +77,7 @@ impl<K: Hash + Eq + Clone> WindowLimiter<K> {
             return Err(self.retry_after(now.duration_since(entry.1)));
         }
         entry.0 += 1;
-        Ok(())
+        Ok(entry.1)
     }
 
     /// `Err(retry_after_secs)` when `key` has no attempt left, without taking one.
@@ -95,11 +96,15 @@ impl<K: Hash + Eq + Clone> WindowLimiter<K> {
         }
     }
 
-    /// Give back an attempt taken by [`WindowLimiter::acquire`] that should not count.
-    pub fn release(&self, key: &K) {
+    /// Give back an attempt taken by [`WindowLimiter::acquire`] in `window` that should
+    /// not count. Once that window has ended it is nothing to give back: the new window's
+    /// count is left alone.
+    pub fn release(&self, key: &K, window: Instant) {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(entry) = state.map.get_mut(key) {
-            entry.0 = entry.0.saturating_sub(1);
+            if entry.1 == window {
+                entry.0 = entry.0.saturating_sub(1);
+            }
         }
     }
 
@@ -139,7 +144,9 @@ pub struct LoginLimiter {
 #[derive(Debug)]
 pub struct LoginAttempt {
     ip: IpAddr,
+    ip_window: Instant,
     account: String,
+    account_window: Instant,
 }
 
 impl LoginLimiter {
@@ -155,25 +162,34 @@ impl LoginLimiter {
     pub fn begin(&self, client: IpAddr, username: &str) -> Result<LoginAttempt, u64> {
         let ip = client_key(client);
         let account = username.trim().to_lowercase();
-        self.per_ip.acquire(&ip)?;
-        if let Err(retry) = self.per_account.acquire(&account) {
-            self.per_ip.release(&ip);
-            return Err(retry);
-        }
-        Ok(LoginAttempt { ip, account })
+        let ip_window = self.per_ip.acquire(&ip)?;
+        let account_window = match self.per_account.acquire(&account) {
+            Ok(window) => window,
+            Err(retry) => {
+                self.per_ip.release(&ip, ip_window);
+                return Err(retry);
+            }
+        };
+        Ok(LoginAttempt {
+            ip,
+            ip_window,
+            account,
+            account_window,
+        })
     }
 
     /// The password was right: the attempt does not count, and the account's earlier
     /// failures are forgotten.
     pub fn succeeded(&self, attempt: LoginAttempt) {
-        self.per_ip.release(&attempt.ip);
+        self.per_ip.release(&attempt.ip, attempt.ip_window);
         self.per_account.reset(&attempt.account);
     }
 
     /// Nothing was decided (server busy, database down): the attempt does not count.
     pub fn abandoned(&self, attempt: LoginAttempt) {
-        self.per_ip.release(&attempt.ip);
-        self.per_account.release(&attempt.account);
+        self.per_ip.release(&attempt.ip, attempt.ip_window);
+        self.per_account
+            .release(&attempt.account, attempt.account_window);
     }
 }
 
@@ -216,18 +232,18 @@ impl Limits {
 
     /// Take a registration attempt for `client`.
     pub fn register(&self, client: IpAddr) -> Result<(), u64> {
-        self.register.acquire(&client_key(client))
+        self.register.acquire(&client_key(client)).map(|_| ())
     }
 
     /// May an unverified callback post from `client` be stored now? Takes from both the
     /// address's and the overall budget.
     pub fn store_unverified(&self, client: IpAddr) -> bool {
         let ip = client_key(client);
-        if self.unverified_per_ip.acquire(&ip).is_err() {
+        let Ok(window) = self.unverified_per_ip.acquire(&ip) else {
             return false;
-        }
+        };
         if self.unverified_total.acquire(&()).is_err() {
-            self.unverified_per_ip.release(&ip);
+            self.unverified_per_ip.release(&ip, window);
             return false;
         }
         true
@@ -244,16 +260,31 @@ mod tests {
         let limiter = WindowLimiter::new(2, Duration::from_secs(60));
         let ip: IpAddr = [10, 0, 0, 1].into();
         let other: IpAddr = [10, 0, 0, 2].into();
-        assert!(limiter.acquire(&ip).is_ok());
+        let window = limiter.acquire(&ip).unwrap();
         assert!(limiter.acquire(&ip).is_ok());
         assert!(matches!(limiter.acquire(&ip), Err(s) if (1..=60).contains(&s)));
         assert!(limiter.check(&ip).is_err());
         assert!(limiter.acquire(&other).is_ok(), "other clients unaffected");
-        limiter.release(&ip);
+        limiter.release(&ip, window);
         assert!(limiter.check(&ip).is_ok());
         assert!(limiter.acquire(&ip).is_ok());
         limiter.reset(&ip);
         assert!(limiter.acquire(&ip).is_ok());
+    }
+
+    #[test]
+    fn an_attempt_of_an_ended_window_is_not_given_back_to_the_next() {
+        let limiter = WindowLimiter::new(1, Duration::from_millis(30));
+        let ip: IpAddr = [10, 0, 0, 4].into();
+        let old = limiter.acquire(&ip).unwrap();
+        std::thread::sleep(Duration::from_millis(40));
+        // The new window's attempt is taken; giving back the old one frees nothing.
+        assert!(limiter.acquire(&ip).is_ok());
+        limiter.release(&ip, old);
+        assert!(
+            limiter.acquire(&ip).is_err(),
+            "the new window's count was lowered"
+        );
     }
 
     #[test]

@@ -81,6 +81,18 @@ impl Sessions {
         }
         let now = Instant::now();
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        // Versions only grow and a gone account never comes back: a read that started
+        // before a bump (and finishes after it) must not put the older version back.
+        if let Some((held, _)) = entries.get(sub) {
+            let older = match (held, &known) {
+                (None, _) => true,
+                (Some((v_held, _)), Some((v_new, _))) => v_new < v_held,
+                (Some(_), None) => false,
+            };
+            if older {
+                return;
+            }
+        }
         if entries.len() >= CAPACITY && !entries.contains_key(sub) {
             let ttl = self.ttl;
             entries.retain(|_, (_, at)| now.duration_since(*at) < ttl);
@@ -89,6 +101,15 @@ impl Sessions {
             }
         }
         entries.insert(sub.to_string(), (known, now));
+    }
+
+    /// Read the account's version and role now and hold them.
+    pub async fn refresh(&self, db: &Db, sub: &str) -> AppResult<()> {
+        let known = users::token_state(db, sub)
+            .await?
+            .map(|(v, role)| (v, role_of(&role)));
+        self.store(sub, known);
+        Ok(())
     }
 
     /// Forget an account (its next check reads the database).
@@ -124,6 +145,13 @@ mod tests {
         assert_eq!(s.cached("u"), Some(Some((1, Role::User))));
         s.forget("u");
         assert_eq!(s.cached("u"), None);
+        // A read that started before a bump finishes after it: the older version stays out.
+        s.store("u", Some((2, Role::User)));
+        s.store("u", Some((1, Role::Admin)));
+        assert_eq!(s.cached("u"), Some(Some((2, Role::User))));
+        s.store("u", None);
+        s.store("u", Some((3, Role::User)));
+        assert_eq!(s.cached("u"), Some(None), "a gone account never comes back");
         let off = Sessions::new(Duration::ZERO);
         off.store("u", Some((1, Role::User)));
         assert_eq!(off.cached("u"), None);

@@ -489,16 +489,22 @@ pub async fn claim_processing(
 }
 
 /// Give back a refund claimed by [`claim_processing`] and not worked on (shutdown): its
-/// lease ends now, if it is still running (an expired lease may be another replica's).
-pub async fn release_claim(db: &Db, out_refund_no: &str) -> DbResult<bool> {
-    type NTs = diesel::sql_types::Nullable<diesel::sql_types::Timestamp>;
+/// lease ends now, if it is still the one this claim set. Refund claims carry no token, so
+/// the lease's end is the fence: another replica that claimed the refund after this
+/// lease ran out set a later one (at least a lease later), which this leaves alone.
+pub async fn release_claim(db: &Db, claimed: &RefundRow) -> DbResult<bool> {
+    let Some(ours) = claimed.lease_until else {
+        return Ok(false);
+    };
+    let slack = chrono::TimeDelta::seconds(1);
     db_write!(db, |conn| {
         Ok::<_, DbError>(
             diesel::update(
                 refunds::table
-                    .filter(refunds::out_refund_no.eq(out_refund_no))
+                    .filter(refunds::out_refund_no.eq(&claimed.out_refund_no))
                     .filter(refunds::status.eq(RefundStatus::Processing))
-                    .filter(refunds::lease_until.gt(db.clock_expr::<NTs>(0))),
+                    .filter(refunds::lease_until.ge(ours - slack))
+                    .filter(refunds::lease_until.le(ours + slack)),
             )
             .set(refunds::lease_until.eq(None::<NaiveDateTime>))
             .execute(conn)

@@ -115,10 +115,13 @@ pub async fn login(
 pub async fn logout_all(db: &Db, sessions: &Sessions, user_id: &str) -> AppResult<()> {
     let bumped = users::bump_token_version(db, user_id).await;
     sessions.forget(user_id);
-    match bumped? {
-        Some(_) => Ok(()),
-        None => Err(AppError::Unauthorized("account no longer exists".into())),
+    if bumped?.is_none() {
+        return Err(AppError::Unauthorized("account no longer exists".into()));
     }
+    // Hold the new version here, so a check that read the old one just before the bump
+    // cannot cache it again (`Sessions::store` never lowers a version).
+    sessions.refresh(db, user_id).await?;
+    Ok(())
 }
 
 /// The account behind a token; 401 if it no longer exists.

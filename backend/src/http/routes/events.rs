@@ -27,6 +27,9 @@ const KEEPALIVE: Duration = Duration::from_secs(10);
 /// The last frame of a stream that reached `STREAM_MAX_LIFETIME_SECS`: the browser's
 /// `EventSource` opens it again after `retry` milliseconds (a new slot, a fresh read).
 const RECONNECT: &[u8] = b"retry: 1000\nevent: reconnect\ndata: {\"reason\":\"max_lifetime\"}\n\n";
+/// The last frame of a stream whose token was revoked (log out everywhere, a role change,
+/// a deleted account): checked at every wake-up, so within `KEEPALIVE` of the revocation.
+const REVOKED: &[u8] = b"event: revoked\ndata: {\"reason\":\"token revoked\"}\n\n";
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route(
@@ -147,6 +150,8 @@ pub async fn events(
             last: None,
             pending_first: Some(first),
             done: false,
+            user_id: user.user_id.clone(),
+            token_version: user.token_version,
             _open: crate::metrics::StreamGuard::open(),
             ends_at: tokio::time::Instant::now() + lifetime,
             _slot: slot,
@@ -168,6 +173,9 @@ struct Stream {
     last: Option<(OrderStatus, chrono::NaiveDateTime)>,
     pending_first: Option<order_db::OrderRow>,
     done: bool,
+    /// Whose token opened it, and its version: the stream ends when it is revoked.
+    user_id: String,
+    token_version: i64,
     /// Counted in `fenpay_sse_streams_open` while the stream lives.
     _open: crate::metrics::StreamGuard,
     /// `STREAM_MAX_LIFETIME_SECS` after it opened.
@@ -222,6 +230,18 @@ async fn next_chunk(mut s: Stream) -> Option<(Result<web::Bytes, actix_web::Erro
         };
         if !reload {
             continue;
+        }
+        // Still the account's token? (From the token cache: no read per stream.)
+        if let Err(e) = s
+            .state
+            .sessions
+            .check(&s.state.db, &s.user_id, s.token_version)
+            .await
+        {
+            if matches!(e, crate::error::AppError::Unauthorized(_)) {
+                s.done = true;
+                return Some((Ok(web::Bytes::from_static(REVOKED)), s));
+            }
         }
         // From the order cache when it can (kept honest by every writer): ten thousand idle
         // streams re-read their orders every keepalive.
