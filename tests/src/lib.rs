@@ -551,6 +551,23 @@ pub async fn pay_at_emulator(app: &TestApp, provider: &str, order_no: &str) {
     assert!(status < 300, "emulator pay: {status} {body}");
 }
 
+/// A 100-point WeChat order bought and paid by `token`'s user; its number once it reads
+/// paid in the database.
+pub async fn paid_points_order(app: &TestApp, token: &str) -> String {
+    let (status, order) = app
+        .post(
+            "/api/v1/payment/create-order",
+            &json!({"product_type": "points", "product_id": 1, "payment_method": "wechat"}),
+            Some(token),
+        )
+        .await;
+    assert_eq!(status, 200, "{order}");
+    let no = order["order_no"].as_str().expect("order_no").to_string();
+    pay_at_emulator(app, "wechat", &no).await;
+    app.wait_in_db(&no, "paid").await;
+    no
+}
+
 /// `GET /api/v1/auth/me` for `token`.
 pub async fn me(app: &TestApp, token: &str) -> Value {
     app.get("/api/v1/auth/me", Some(token)).await.1

@@ -249,17 +249,7 @@ both_backends!(
         );
         // A verified notification still keeps its whole body.
         let buyer = app.signup("buyer").await;
-        let (status, order) = app
-            .post(
-                "/api/v1/payment/create-order",
-                &json!({"product_type": "points", "product_id": 1, "payment_method": "wechat"}),
-                Some(&buyer),
-            )
-            .await;
-        assert_eq!(status, 200, "{order}");
-        let no = order["order_no"].as_str().unwrap().to_string();
-        pay_at_emulator(&app, "wechat", &no).await;
-        app.wait_in_db(&no, "paid").await;
+        let no = fenpay_tests::paid_points_order(&app, &buyer).await;
         let records = app.records(&no).await;
         let notice = records
             .iter()

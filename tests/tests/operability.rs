@@ -56,17 +56,7 @@ async fn paid_and_duplicate(app: TestApp) {
     let create = r#"fenpay_http_request_duration_seconds_count{route="/api/v1/payment/create-order",status="200"}"#;
 
     let buyer = app.signup("metrics-buyer").await;
-    let (status, order) = app
-        .post(
-            "/api/v1/payment/create-order",
-            &json!({"product_type": "points", "product_id": 1, "payment_method": "wechat"}),
-            Some(&buyer),
-        )
-        .await;
-    assert_eq!(status, 200, "{order}");
-    let no = order["order_no"].as_str().unwrap().to_string();
-    pay_at_emulator(&app, "wechat", &no).await;
-    app.wait_in_db(&no, "paid").await;
+    let no = fenpay_tests::paid_points_order(&app, &buyer).await;
     // The emulator sends the notification once more: a duplicate.
     let (status, body) = app
         .emulator_post(&format!("/__emulator/wechat/notify/{no}"), &json!({}))
