@@ -11,34 +11,7 @@ use std::path::{Path, PathBuf};
 use rand::distributions::Alphanumeric;
 use rand::Rng;
 
-/// A secret value: usable by the code, never shown by `Debug` or `Display`.
-#[derive(Clone, PartialEq, Eq, Default)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
-    }
-
-    /// The secret itself; call only where it is consumed (signing, hashing).
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.0.is_empty() {
-            f.write_str("Secret(<empty>)")
-        } else {
-            f.write_str("Secret(<redacted>)")
-        }
-    }
-}
+pub use fenpay_proto::Secret;
 
 /// `APP_ENV`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,44 +20,7 @@ pub enum AppEnv {
     Production,
 }
 
-/// How a WeChat Pay merchant checks WeChat's signatures: the emulator's merchant
-/// (`EMULATOR_WECHAT_MODE`, else the development key set's `wechat_key_mode` file), and
-/// our own client when it runs on the development keys.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum WechatKeyMode {
-    /// Only the WeChat Pay public key (`PUB_KEY_ID_...`), as every merchant registered
-    /// since late 2024: every answer and notification is signed with it, and there are
-    /// no platform certificates (`/v3/certificates` is 404 `RESOURCE_NOT_EXISTS`).
-    #[default]
-    PublicKey,
-    /// Platform certificates (older merchants): answers follow the request's
-    /// `Wechatpay-Serial` (none or the certificate serial: the certificate; the public key
-    /// id, during the switch to public keys: the public key).
-    Certificate,
-}
-
-impl WechatKeyMode {
-    /// The setting's spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            WechatKeyMode::PublicKey => "public_key",
-            WechatKeyMode::Certificate => "certificate",
-        }
-    }
-}
-
-impl std::str::FromStr for WechatKeyMode {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim() {
-            "public_key" => Ok(WechatKeyMode::PublicKey),
-            "certificate" => Ok(WechatKeyMode::Certificate),
-            other => Err(format!("expected public_key or certificate, got {other:?}")),
-        }
-    }
-}
+pub use fenpay_proto::wechat::WechatKeyMode;
 
 /// Why the configuration cannot be used; the message always names the variable.
 #[derive(Debug, thiserror::Error)]

@@ -1,167 +1,23 @@
-//! A faithful local WeChat Pay v3 + Alipay gateway on its own listener: real signatures,
-//! AES-GCM notifications, provider resend schedules, fault injection. WeChat v3 has no
-//! sandbox; this makes the whole flow runnable and testable on a laptop.
-//!
-//! Paths at its root mirror the providers (`/v3/...`, `/gateway.do`); the control API
-//! lives under `/__emulator/`.
+//! The provider emulator (crate `fenpay-emulator`) as fenpay runs it in development:
+//! inside `fenpay serve`, or alone as `fenpay emulator`, on the settings' ids and the
+//! development TEST key set.
 
-pub mod alipay;
-pub mod faults;
-pub mod wechat;
+pub use fenpay_emulator::*;
 
-use std::net::TcpListener;
-use std::sync::Arc;
+use crate::config::Settings;
 
-use actix_web::dev::Server;
-use actix_web::{web, App, HttpResponse, HttpServer};
-use fenpay_proto::{Certificate, RsaPrivateKey, RsaPublicKey};
-
-use crate::config::{Secret, Settings, WechatKeyMode};
-use crate::devkeys::DevKeys;
-pub use faults::Faults;
-
-/// The merchant the WeChat side serves, and the keys it signs with.
-#[derive(Clone, Debug)]
-pub struct WechatEmulatorConfig {
-    pub mch_id: String,
-    pub app_id: String,
-    /// Verifies the merchant's `Authorization` signatures.
-    pub merchant_public_key: RsaPublicKey,
-    /// Expected `serial_no` in `Authorization`.
-    pub merchant_serial: String,
-    pub api_v3_key: Secret,
-    /// Public-key mode: the id (`PUB_KEY_ID_...`) and the key that signs.
-    pub public_key_id: String,
-    pub platform_key: RsaPrivateKey,
-    /// Certificate mode: the platform certificate (over `platform_key`).
-    pub platform_cert: Certificate,
-    /// Public key only (every answer and notification under `public_key_id`, no
-    /// certificates), or platform certificates.
-    pub mode: WechatKeyMode,
-}
-
-/// The app the Alipay side serves, and Alipay's own signing key.
-#[derive(Clone, Debug)]
-pub struct AlipayEmulatorConfig {
-    pub app_id: String,
-    /// Verifies the merchant's request signatures.
-    pub app_public_key: RsaPublicKey,
-    /// Signs responses and notifications (its public half is the "Alipay public key").
-    pub alipay_private_key: RsaPrivateKey,
-    /// Seller (partner) id reported as `seller_id`.
-    pub seller_id: String,
-}
-
-/// Everything the emulator needs.
-#[derive(Clone, Debug)]
-pub struct EmulatorConfig {
-    /// `host:port`; port 0 picks a free port.
-    pub bind: String,
-    /// Divides resend delays: 60.0 turns WeChat's 15 s first retry into 0.25 s.
-    pub time_scale: f64,
-    pub wechat: WechatEmulatorConfig,
-    pub alipay: AlipayEmulatorConfig,
-}
-
-impl EmulatorConfig {
-    /// The development configuration: ids from settings, keys from the shared dev key set.
-    pub fn from_dev_keys(settings: &Settings, keys: &DevKeys) -> EmulatorConfig {
-        EmulatorConfig {
+/// The emulator's configuration for these settings and TEST keys.
+pub fn config_for(settings: &Settings, keys: &DevKeys) -> EmulatorConfig {
+    EmulatorConfig::from_dev_keys(
+        &Merchant {
             bind: settings.emulator.bind.clone(),
             time_scale: settings.emulator.time_scale,
-            wechat: WechatEmulatorConfig {
-                mch_id: settings.wechat.mch_id.clone(),
-                app_id: settings.wechat.app_id.clone(),
-                merchant_public_key: keys.wechat_merchant_key.public_key(),
-                merchant_serial: keys.wechat_merchant_serial.clone(),
-                api_v3_key: keys.wechat_api_v3_key.clone(),
-                public_key_id: keys.wechat_public_key_id.clone(),
-                platform_key: keys.wechat_platform_key.clone(),
-                platform_cert: keys.wechat_platform_cert.clone(),
-                mode: keys.wechat_mode(settings),
-            },
-            alipay: AlipayEmulatorConfig {
-                app_id: settings.alipay.app_id.clone(),
-                app_public_key: keys.alipay_app_key.public_key(),
-                alipay_private_key: keys.alipay_platform_key.clone(),
-                seller_id: if settings.alipay.seller_id.is_empty() {
-                    "2088000000000001".to_string()
-                } else {
-                    settings.alipay.seller_id.clone()
-                },
-            },
-        }
-    }
-}
-
-/// Shared emulator state handed to every handler.
-pub struct EmulatorState {
-    pub config: EmulatorConfig,
-    pub faults: Faults,
-    pub wechat: wechat::WechatState,
-    pub alipay: alipay::AlipayState,
-    /// Posts notifications to merchants.
-    pub http: reqwest::Client,
-    /// This emulator's own base URL (`http://127.0.0.1:PORT`).
-    pub base_url: String,
-}
-
-/// A bound emulator: its URL and the server future to spawn or await.
-pub struct Emulator {
-    pub base_url: String,
-    pub port: u16,
-    pub state: web::Data<EmulatorState>,
-    pub server: Server,
-}
-
-/// Bind and build the emulator server (not yet running: spawn or await `server`).
-pub fn start(config: EmulatorConfig) -> anyhow::Result<Emulator> {
-    let listener = TcpListener::bind(&config.bind)
-        .map_err(|e| anyhow::anyhow!("cannot bind EMULATOR_BIND={}: {e}", config.bind))?;
-    let port = listener.local_addr()?.port();
-    let base_url = format!("http://127.0.0.1:{port}");
-    let http = reqwest::Client::builder()
-        // WeChat and Alipay give the merchant 5 s to answer a notification.
-        .timeout(std::time::Duration::from_secs(5))
-        .build()?;
-    let state = web::Data::new(EmulatorState {
-        wechat: wechat::WechatState::default(),
-        alipay: alipay::AlipayState::default(),
-        faults: Faults::default(),
-        config,
-        http,
-        base_url: base_url.clone(),
-    });
-    let app_state = state.clone();
-    let server = HttpServer::new(move || {
-        App::new()
-            .app_data(app_state.clone())
-            .app_data(web::PayloadConfig::default().limit(1024 * 1024))
-            .configure(faults::configure)
-            .configure(wechat::configure)
-            .configure(alipay::configure)
-            .default_service(web::to(|| async {
-                HttpResponse::NotFound().json(serde_json::json!({
-                    "code": "NOT_FOUND", "message": "no such path on the fenpay emulator"
-                }))
-            }))
-    })
-    .workers(2)
-    .listen(listener)?
-    .shutdown_timeout(2)
-    .run();
-    Ok(Emulator {
-        base_url,
-        port,
-        state,
-        server,
-    })
-}
-
-/// Shared handle type for handlers.
-pub type State = web::Data<EmulatorState>;
-
-/// Convenience for tests: an `Arc`-free clone of the config.
-pub fn config_of(state: &State) -> Arc<EmulatorConfig> {
-    Arc::new(state.config.clone())
+            wechat_mch_id: settings.wechat.mch_id.clone(),
+            wechat_app_id: settings.wechat.app_id.clone(),
+            wechat_mode: settings.emulator.wechat_mode,
+            alipay_app_id: settings.alipay.app_id.clone(),
+            alipay_seller_id: settings.alipay.seller_id.clone(),
+        },
+        keys,
+    )
 }

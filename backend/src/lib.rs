@@ -10,7 +10,7 @@ pub use mimalloc::MiMalloc;
 pub mod auth;
 pub mod config;
 pub mod db;
-pub mod devkeys;
+pub use fenpay_emulator::devkeys;
 pub mod devtools;
 pub mod doctor;
 pub mod domain;

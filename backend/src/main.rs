@@ -144,9 +144,7 @@ async fn run() -> anyhow::Result<()> {
                 anyhow::bail!("APP_ENV=production: the provider emulator runs in development only");
             }
             let keys = fenpay::devkeys::DevKeys::load_or_generate(&settings.dev_keys_dir)?;
-            let emu = fenpay::emulator::start(fenpay::emulator::EmulatorConfig::from_dev_keys(
-                &settings, &keys,
-            ))?;
+            let emu = fenpay::emulator::start(fenpay::emulator::config_for(&settings, &keys))?;
             tracing::info!(url = %emu.base_url, keys = %settings.dev_keys_dir.display(), "provider emulator listening");
             println!("emulator listening on {}", emu.base_url);
             emu.server.await?;

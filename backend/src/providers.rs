@@ -343,7 +343,7 @@ pub fn build(
             api_v3_key: keys.wechat_api_v3_key.clone(),
             // The merchant the emulator plays: public key only, or platform certificates
             // (downloaded and cached like a production merchant's).
-            trust: match keys.wechat_mode(settings) {
+            trust: match keys.wechat_mode(settings.emulator.wechat_mode) {
                 crate::config::WechatKeyMode::PublicKey => wechat::PlatformTrust::PublicKey {
                     id: keys.wechat_public_key_id.clone(),
                     key: keys.wechat_platform_key.public_key(),

@@ -198,9 +198,7 @@ impl Application {
                 Some((url, None))
             }
             (Some(keys), None) => {
-                let emu = crate::emulator::start(crate::emulator::EmulatorConfig::from_dev_keys(
-                    &settings, keys,
-                ))?;
+                let emu = crate::emulator::start(crate::emulator::config_for(&settings, keys))?;
                 tracing::info!(url = %emu.base_url, "provider emulator listening");
                 tokio::spawn(emu.server);
                 Some((emu.base_url, Some(emu.state)))

@@ -10,12 +10,14 @@
 pub mod alipay;
 pub mod keys;
 mod pem;
+mod secret;
 pub mod wechat;
 
 #[cfg(test)]
 mod test_support;
 
 pub use keys::{Certificate, RsaPrivateKey, RsaPublicKey};
+pub use secret::Secret;
 
 /// Every failure this crate reports.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -642,6 +642,45 @@ pub struct ApiErrorBody {
     pub detail: Option<serde_json::Value>,
 }
 
+/// How a WeChat Pay merchant checks WeChat's signatures: the emulator's merchant
+/// (`EMULATOR_WECHAT_MODE`, else the development key set's `wechat_key_mode` file), and
+/// our own client when it runs on the development keys.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WechatKeyMode {
+    /// Only the WeChat Pay public key (`PUB_KEY_ID_...`), as every merchant registered
+    /// since late 2024: every answer and notification is signed with it, and there are
+    /// no platform certificates (`/v3/certificates` is 404 `RESOURCE_NOT_EXISTS`).
+    #[default]
+    PublicKey,
+    /// Platform certificates (older merchants): answers follow the request's
+    /// `Wechatpay-Serial` (none or the certificate serial: the certificate; the public key
+    /// id, during the switch to public keys: the public key).
+    Certificate,
+}
+
+impl WechatKeyMode {
+    /// The setting's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WechatKeyMode::PublicKey => "public_key",
+            WechatKeyMode::Certificate => "certificate",
+        }
+    }
+}
+
+impl std::str::FromStr for WechatKeyMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "public_key" => Ok(WechatKeyMode::PublicKey),
+            "certificate" => Ok(WechatKeyMode::Certificate),
+            other => Err(format!("expected public_key or certificate, got {other:?}")),
+        }
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests;

@@ -9,7 +9,8 @@ use fenpay_proto::{Certificate, RsaPrivateKey};
 use rand::distributions::Alphanumeric;
 use rand::Rng;
 
-use crate::config::{Secret, Settings, WechatKeyMode};
+use fenpay_proto::wechat::WechatKeyMode;
+use fenpay_proto::Secret;
 
 /// Every key and id the emulator and our clients share in development.
 #[derive(Clone, Debug)]
@@ -89,13 +90,11 @@ impl DevKeys {
 }
 
 impl DevKeys {
-    /// The WeChat Pay key mode in force: `EMULATOR_WECHAT_MODE` when set, else the key
-    /// set's. The emulator and our client (on these keys) always agree on it.
-    pub fn wechat_mode(&self, settings: &Settings) -> WechatKeyMode {
-        settings
-            .emulator
-            .wechat_mode
-            .unwrap_or(self.wechat_key_mode)
+    /// The WeChat Pay key mode in force: `overridden` (the `EMULATOR_WECHAT_MODE`
+    /// setting) when given, else the key set's. The emulator and fenpay's client (on these
+    /// keys) always agree on it.
+    pub fn wechat_mode(&self, overridden: Option<WechatKeyMode>) -> WechatKeyMode {
+        overridden.unwrap_or(self.wechat_key_mode)
     }
 }
 

@@ -39,7 +39,7 @@ use serde_json::{json, Map, Value};
 
 use super::faults::RequestFault;
 use super::{State, WechatEmulatorConfig};
-use crate::config::WechatKeyMode;
+use fenpay_proto::wechat::WechatKeyMode;
 
 /// Delays before resends 1..=15 (skills `回调通知处理.md` §重试机制), in seconds,
 /// each divided by the configured time scale.
