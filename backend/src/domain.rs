@@ -1,5 +1,6 @@
 //! Pure business rules: no actix, diesel or reqwest here.
 
+pub mod bills;
 pub mod fulfilment;
 pub mod order;
 pub mod retention;
