@@ -8,6 +8,7 @@
 pub mod alipay;
 pub mod devkeys;
 pub mod faults;
+pub mod info;
 pub mod wechat;
 
 use std::net::TcpListener;
@@ -156,6 +157,7 @@ pub fn start(config: EmulatorConfig) -> anyhow::Result<Emulator> {
             .app_data(app_state.clone())
             .app_data(web::PayloadConfig::default().limit(1024 * 1024))
             .configure(faults::configure)
+            .configure(info::configure)
             .configure(wechat::configure)
             .configure(alipay::configure)
             .default_service(web::to(|| async {
