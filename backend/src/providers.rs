@@ -4,6 +4,7 @@
 //! notification verifier; services pick the client by [`PaymentMethod`].
 
 pub mod alipay;
+pub mod bills;
 pub mod wechat;
 
 use api_types::payment::{PaymentChannel, PaymentMethod, SdkParams};
