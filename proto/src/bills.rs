@@ -45,6 +45,7 @@ pub fn fen_to_yuan(fen: i64) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 
@@ -62,7 +63,16 @@ mod tests {
         assert_eq!(yuan_to_fen_rounded("0.00600"), Some(1));
         assert_eq!(yuan_to_fen_rounded("0.00400"), Some(0));
         assert_eq!(yuan_to_fen_rounded("-0.00500"), Some(-1));
-        for bad in ["", "-", "1.", ".5", "1,00", "1e3", "abc", "99999999999999999999"] {
+        for bad in [
+            "",
+            "-",
+            "1.",
+            ".5",
+            "1,00",
+            "1e3",
+            "abc",
+            "99999999999999999999",
+        ] {
             assert_eq!(yuan_to_fen_rounded(bad), None, "{bad}");
         }
         assert_eq!(fen_to_yuan(-1), "-0.01");

@@ -132,7 +132,10 @@ impl Columns {
 
 fn header_key(name: &str) -> String {
     let c = clean(name).trim_start_matches('\u{feff}');
-    c.replace("（元）", "").replace("(元)", "").trim().to_string()
+    c.replace("（元）", "")
+        .replace("(元)", "")
+        .trim()
+        .to_string()
 }
 
 /// One data record with its line-ish number, read by column.
@@ -143,16 +146,23 @@ struct Record<'a> {
 
 impl Record<'_> {
     fn text(&self, col: usize) -> Result<&str, BillError> {
-        self.fields
-            .get(col)
-            .map(|f| clean(f))
-            .ok_or_else(|| err(format!("record {} is short (no column {})", self.n, col + 1)))
+        self.fields.get(col).map(|f| clean(f)).ok_or_else(|| {
+            err(format!(
+                "record {} is short (no column {})",
+                self.n,
+                col + 1
+            ))
+        })
     }
 
     fn fen(&self, col: usize, what: &str) -> Result<i64, BillError> {
         let text = self.text(col)?;
-        yuan_to_fen_rounded(text)
-            .ok_or_else(|| err(format!("record {}: {what} {text:?} is not an amount", self.n)))
+        yuan_to_fen_rounded(text).ok_or_else(|| {
+            err(format!(
+                "record {}: {what} {text:?} is not an amount",
+                self.n
+            ))
+        })
     }
 
     fn count(&self, col: usize, what: &str) -> Result<i64, BillError> {
@@ -220,7 +230,10 @@ pub mod wechat {
         let out_trade_no = cols.index("商户订单号")?;
         let state = cols.index("交易状态")?;
         let settle_amount = cols.index("应结订单金额")?;
-        let order_amount = cols.has("订单金额").then(|| cols.index("订单金额")).transpose()?;
+        let order_amount = cols
+            .has("订单金额")
+            .then(|| cols.index("订单金额"))
+            .transpose()?;
         let refund_id = cols.index("微信退款单号")?;
         let out_refund_no = cols.index("商户退款单号")?;
         let refund_amount = cols.index("退款金额")?;
@@ -232,12 +245,7 @@ pub mod wechat {
             let kind = match r.text(state)? {
                 "SUCCESS" => BillKind::Payment,
                 "REFUND" => BillKind::Refund,
-                other => {
-                    return Err(err(format!(
-                        "record {}: unknown 交易状态 {other:?}",
-                        r.n
-                    )))
-                }
+                other => return Err(err(format!("record {}: unknown 交易状态 {other:?}", r.n))),
             };
             let (amount_fen, status) = match kind {
                 BillKind::Payment => (
@@ -323,7 +331,9 @@ pub mod wechat {
         ),
         BillError,
     > {
-        let (header, rest) = records.split_first().ok_or_else(|| err("the file is empty"))?;
+        let (header, rest) = records
+            .split_first()
+            .ok_or_else(|| err("the file is empty"))?;
         let at = rest
             .iter()
             .position(|r| r.first().is_some_and(|f| clean(f) == summary_first));
@@ -417,7 +427,8 @@ pub mod wechat {
                 voucher_no: r.text(voucher)?.to_string(),
             });
         }
-        let (names, values) = summary.ok_or_else(|| err("the summary (资金流水总笔数) is missing"))?;
+        let (names, values) =
+            summary.ok_or_else(|| err("the summary (资金流水总笔数) is missing"))?;
         let cols = Columns::new(names);
         let r = Record {
             fields: values,
@@ -584,7 +595,11 @@ pub mod alipay {
     }
 
     /// `#交易合计：3笔，商家实收共0.03元，...` -> (3, 3).
-    fn footer(comments: &[String], prefix: &str, amount_label: &str) -> Result<(i64, i64), BillError> {
+    fn footer(
+        comments: &[String],
+        prefix: &str,
+        amount_label: &str,
+    ) -> Result<(i64, i64), BillError> {
         let line = comments
             .iter()
             .find_map(|c| c.strip_prefix(prefix))
@@ -622,4 +637,5 @@ pub mod alipay {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests;

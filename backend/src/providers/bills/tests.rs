@@ -83,10 +83,19 @@ fn wechat_malformed_bills_are_errors() {
     let cases: Vec<(String, &str)> = vec![
         (String::new(), "empty"),
         ("garbage".into(), "column"),
-        (good.replace("`0.60%,`12.34,", "`0.60%,`12.3x,"), "not an amount"),
-        (good.replace("`SUCCESS,`OTHERS,`CNY,`1.00", "`PAYING,`OTHERS,`CNY,`1.00"), "交易状态"),
+        (
+            good.replace("`0.60%,`12.34,", "`0.60%,`12.3x,"),
+            "not an amount",
+        ),
+        (
+            good.replace("`SUCCESS,`OTHERS,`CNY,`1.00", "`PAYING,`OTHERS,`CNY,`1.00"),
+            "交易状态",
+        ),
         (good.replace("`3,`13.34", "`x,`13.34"), "count"),
-        (good.replace("`\"积分, 100 点\"", "`\"积分, 100 点"), "unterminated"),
+        (
+            good.replace("`\"积分, 100 点\"", "`\"积分, 100 点"),
+            "unterminated",
+        ),
         (
             good.lines().take(4).collect::<Vec<_>>().join("\n"),
             "summary",
@@ -236,7 +245,10 @@ fn alipay_empty_and_malformed_bills() {
     let good = alipay_detail();
     for (text, expect) in [
         (good.replace(",交易\t,", ",付款\t,"), "业务类型"),
-        (good.replace(",12.34\t,12.34\t,", ",12.3.4\t,12.34\t,"), "amount"),
+        (
+            good.replace(",12.34\t,12.34\t,", ",12.3.4\t,12.34\t,"),
+            "amount",
+        ),
         (good.replace("#交易合计", "#合计"), "footer"),
         (good.replace(",RF101\t,", ",\t,"), "请求号"),
         (good.replace("商户订单号,", "订单号,"), "商户订单号"),
