@@ -261,14 +261,16 @@ pub fn wechat_trade_bill(appid: &str, mchid: &str, day: &DayActivity) -> String 
     out
 }
 
+/// One fund-flow record: (time, business no, name, income, amount, voucher).
+type FlowEntry = (DateTime<Utc>, String, &'static str, bool, i64, String);
+
 /// WeChat Pay's fund-flow bill (account BASIC): the money in and out of the
 /// merchant's balance, starting the day at 0.00.
 pub fn wechat_fundflow_bill(mchid: &str, day_date: NaiveDate, day: &DayActivity) -> String {
     let mut out = String::from(
         "记账时间,微信支付业务单号,资金流水单号,业务名称,业务类型,收支类型,收支金额（元）,账户结余（元）,资金变更提交申请人,备注,业务凭证号\r\n",
     );
-    // (time, business no, name, income, amount, voucher)
-    let mut entries: Vec<(DateTime<Utc>, String, &str, bool, i64, String)> = Vec::new();
+    let mut entries: Vec<FlowEntry> = Vec::new();
     for p in &day.payments {
         entries.push((
             p.at,

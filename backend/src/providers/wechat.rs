@@ -1008,6 +1008,35 @@ mod properties;
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_bill_file_must_match_the_verified_hash() {
+        use std::io::Write;
+        let file = "交易时间,商户订单号\r\n".as_bytes();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(file).unwrap();
+        let gz = gz.finish().unwrap();
+        let hash = fenpay_proto::bills::sha1_hex(file);
+        assert_eq!(verify_bill_file(&gz, "SHA1", &hash).unwrap(), file);
+        assert_eq!(
+            verify_bill_file(&gz, "sha1", &hash.to_uppercase()).unwrap(),
+            file
+        );
+        // A tampered file (or a hash for another file) is refused.
+        let mut tampered =
+            flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        tampered
+            .write_all("交易时间,商户订单号\r\nFPX\r\n".as_bytes())
+            .unwrap();
+        let tampered = tampered.finish().unwrap();
+        let e = verify_bill_file(&tampered, "SHA1", &hash).unwrap_err();
+        assert!(
+            matches!(e, ProviderError::InvalidResponse(ref m) if m.contains("does not match")),
+            "{e}"
+        );
+        assert!(verify_bill_file(&gz, "MD5", &hash).is_err());
+        assert!(verify_bill_file(file, "SHA1", &hash).is_err(), "not gzip");
+    }
+
     const V: Authenticity = Authenticity::Verified;
 
     #[test]
