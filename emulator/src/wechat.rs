@@ -351,7 +351,7 @@ impl WechatState {
     }
 
     /// The payments and refunds of one China day, as bill rows need them: payments by
-    /// success time, refunds (all but closed ones) by success time, else creation time.
+    /// success time, refunds (all but closed ones) by the time WeChat accepted them.
     pub fn day_activity(&self, day: chrono::NaiveDate) -> crate::bills::DayActivity {
         use crate::bills::{china_day, BillPayment, BillRefund, DayActivity};
         let parse = |t: &str| {
@@ -386,12 +386,9 @@ impl WechatState {
                 .iter()
                 .filter(|r| r.status != RefundStatus::Closed)
             {
-                let Some(at) = r
-                    .success_time
-                    .as_deref()
-                    .and_then(parse)
-                    .or_else(|| parse(&r.create_time))
-                else {
+                // WeChat bills a refund on the day it accepted it (商户退款受理成功时间),
+                // with the status it had when the bill was made.
+                let Some(at) = parse(&r.create_time) else {
                     continue;
                 };
                 if china_day(at) != day {
