@@ -190,6 +190,30 @@ both_backends!(
             }
         );
 
+        // WeChat's fund-flow bill: the payments in, their fees and the refund out.
+        let wechat = providers.wechat.clone().unwrap();
+        match wechat.fundflow_bill(day).await.unwrap() {
+            fenpay::providers::wechat::FundFlowFetch::Ready { rows, totals, .. } => {
+                let income: i64 = rows.iter().filter(|r| r.income).map(|r| r.amount_fen).sum();
+                let expense: i64 = rows
+                    .iter()
+                    .filter(|r| !r.income)
+                    .map(|r| r.amount_fen)
+                    .sum();
+                assert_eq!(totals.income_fen, income);
+                assert_eq!(totals.expense_fen, expense);
+                assert_eq!(totals.rows, rows.len() as i64);
+                assert_eq!(
+                    income - expense,
+                    w1.1 + w2.1 - 300 - fee_fen(w1.1) - fee_fen(w2.1) + fee_back_fen(w1.1, 300)
+                );
+                assert!(rows
+                    .iter()
+                    .any(|r| r.business_name == "退款" && r.amount_fen == 300));
+            }
+            other => panic!("fund-flow bill not ready: {other:?}"),
+        }
+
         // A future day has no bill yet.
         let tomorrow = day.succ_opt().unwrap();
         for method in [PaymentMethod::Wechat, PaymentMethod::Alipay] {
