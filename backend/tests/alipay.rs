@@ -75,6 +75,10 @@ impl Emu {
                 app_public_key: k.app.public_key(),
                 alipay_private_key: k.alipay.clone(),
                 seller_id: SELLER_ID.into(),
+                mode: fenpay::emulator::AlipayKeyMode::PublicKey,
+                alipay_cert_sn: String::new(),
+                app_cert_sn: String::new(),
+                root_cert_sn: String::new(),
             },
         };
         let emulator = emulator::start(config).unwrap();
@@ -97,6 +101,7 @@ impl Emu {
             app_id: APP_ID.into(),
             app_private_key: keys().app.clone(),
             alipay_public_key: keys().alipay.public_key(),
+            cert_mode: None,
             seller_id: Some(SELLER_ID.into()),
             gateway: format!("{}/gateway.do", self.url),
             notify_url: String::new(),

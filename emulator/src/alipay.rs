@@ -19,6 +19,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, FixedOffset, NaiveDateTime, TimeZone, Utc};
 use fenpay_proto::alipay as proto;
+use fenpay_proto::alipay::AlipayKeyMode;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -445,6 +446,24 @@ fn check_common(state: &State, params: &BTreeMap<String, String>) -> Result<(), 
     if get("sign").is_none() {
         return Err(GwError::missing("isv.missing-signature", "缺少签名参数"));
     }
+    if cfg.mode == AlipayKeyMode::Certificate {
+        // Certificate mode: the gateway finds the app's certificate (whose key checks the
+        // signature) by `app_cert_sn`, and the root by `alipay_root_cert_sn`. Sub-codes as
+        // Alipay answers them (`isv.app-cert-not-exist` 应用公钥证书不存在,
+        // `isv.invalid-alipay-root-cert-sn` 无效支付宝根证书序列号).
+        if get("app_cert_sn") != Some(cfg.app_cert_sn.as_str()) {
+            return Err(GwError::invalid(
+                "isv.app-cert-not-exist",
+                "应用公钥证书不存在: app_cert_sn is missing or not this app's certificate",
+            ));
+        }
+        if get("alipay_root_cert_sn") != Some(cfg.root_cert_sn.as_str()) {
+            return Err(GwError::invalid(
+                "isv.invalid-alipay-root-cert-sn",
+                "无效支付宝根证书序列号: alipay_root_cert_sn is missing or wrong",
+            ));
+        }
+    }
     if !proto::verify_request_params(params, &cfg.app_public_key) {
         // Like Alipay, show the string the gateway verified.
         let content = proto::sign_content(
@@ -484,13 +503,11 @@ fn signed(state: &State, node: &str, members: Vec<(&str, Value)>) -> HttpRespons
     } else {
         content.clone()
     };
-    let built = proto::build_signed_response(
-        node,
-        &signed_content,
-        None,
-        &state.config.alipay.alipay_private_key,
-    )
-    .map(|body| body.replacen(&signed_content, &content, 1));
+    let cfg = &state.config.alipay;
+    let cert_sn = (cfg.mode == AlipayKeyMode::Certificate).then_some(cfg.alipay_cert_sn.as_str());
+    let built =
+        proto::build_signed_response(node, &signed_content, cert_sn, &cfg.alipay_private_key)
+            .map(|body| body.replacen(&signed_content, &content, 1));
     match built {
         Ok(body) => HttpResponse::Ok().content_type(JSON_UTF8).body(body),
         Err(e) => HttpResponse::InternalServerError().body(format!("emulator signing failed: {e}")),

@@ -104,6 +104,18 @@ pub fn response_sign(body: &str) -> Result<String, ProtoError> {
     sign_member(&members)
 }
 
+/// Reads the top-level `alipay_cert_sn` of a sync response (certificate mode);
+/// `None` when absent.
+pub fn response_cert_sn(body: &str) -> Result<Option<String>, ProtoError> {
+    let members = json_scan::top_level_members(body)?;
+    find_member(&members, "alipay_cert_sn")?
+        .map(|raw| {
+            serde_json::from_str::<String>(raw)
+                .map_err(|_| malformed("alipay_cert_sn is not a JSON string"))
+        })
+        .transpose()
+}
+
 /// Verifies a sync response: extracts the method's node (or `error_response`
 /// when the method node is absent), reads the top-level `sign` and checks the
 /// RSA2 signature over the raw node text. Returns that text.
@@ -615,3 +627,38 @@ pub fn yuan_to_fen(text: &str) -> Option<i64> {
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests;
+
+/// How an Alipay app verifies Alipay and is identified: with the Alipay public key
+/// ("公钥模式") or with certificates ("公钥证书模式": `app_cert_sn` and
+/// `alipay_root_cert_sn` on every request, `alipay_cert_sn` on every answer).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlipayKeyMode {
+    /// The Alipay public key verifies answers; requests carry no certificate SNs.
+    #[default]
+    PublicKey,
+    /// Certificate mode: the Alipay certificate's key verifies answers.
+    Certificate,
+}
+
+impl AlipayKeyMode {
+    /// The setting's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlipayKeyMode::PublicKey => "public_key",
+            AlipayKeyMode::Certificate => "certificate",
+        }
+    }
+}
+
+impl std::str::FromStr for AlipayKeyMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "public_key" => Ok(AlipayKeyMode::PublicKey),
+            "certificate" => Ok(AlipayKeyMode::Certificate),
+            other => Err(format!("expected public_key or certificate, got {other:?}")),
+        }
+    }
+}
