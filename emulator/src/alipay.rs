@@ -494,7 +494,11 @@ fn biz_content(
     }
 }
 
-/// `{"<node>":{members},"sign":".."}` with the members in the given order.
+/// The `alipay_cert_sn` answered under the `alipay_cert_rotated_next` fault.
+const ROTATED_CERT_SN: &str = "0f0e0d0c0b0a09080706050403020100";
+
+/// `{"<node>":{members},"sign":".."}` with the members in the given order (plus
+/// `alipay_cert_sn` before `sign` in certificate mode).
 fn signed(state: &State, node: &str, members: Vec<(&str, Value)>) -> HttpResponse {
     let content = compact_object(&members);
     // `bad_signature_next`: sign other content, so the sign does not verify.
@@ -504,7 +508,13 @@ fn signed(state: &State, node: &str, members: Vec<(&str, Value)>) -> HttpRespons
         content.clone()
     };
     let cfg = &state.config.alipay;
-    let cert_sn = (cfg.mode == AlipayKeyMode::Certificate).then_some(cfg.alipay_cert_sn.as_str());
+    // `alipay_cert_rotated_next`: the SN of a certificate the merchant does not have.
+    let rotated = cfg.mode == AlipayKeyMode::Certificate && state.faults.take_alipay_cert_rotated();
+    let cert_sn = match cfg.mode {
+        AlipayKeyMode::Certificate if rotated => Some(ROTATED_CERT_SN),
+        AlipayKeyMode::Certificate => Some(cfg.alipay_cert_sn.as_str()),
+        AlipayKeyMode::PublicKey => None,
+    };
     let built =
         proto::build_signed_response(node, &signed_content, cert_sn, &cfg.alipay_private_key)
             .map(|body| body.replacen(&signed_content, &content, 1));

@@ -45,6 +45,10 @@ pub struct FaultSettings {
     /// The next N 2xx API answers (WeChat and Alipay) carry a signature that does not
     /// verify; the request itself is carried out.
     pub bad_signature_next: u32,
+    /// Certificate mode: the next N Alipay API answers name another `alipay_cert_sn`, as
+    /// after Alipay rotated its certificate (the merchant's copy is outdated); the request
+    /// itself is carried out.
+    pub alipay_cert_rotated_next: u32,
 }
 
 /// Thread-safe holder of [`FaultSettings`].
@@ -104,6 +108,11 @@ impl Faults {
     /// Consume one "sign this answer wrongly", if armed.
     pub fn take_bad_signature(&self) -> bool {
         self.take(|f| &mut f.bad_signature_next)
+    }
+
+    /// Consume one "answer under a rotated Alipay certificate", if armed.
+    pub fn take_alipay_cert_rotated(&self) -> bool {
+        self.take(|f| &mut f.alipay_cert_rotated_next)
     }
 
     fn take(&self, counter: impl FnOnce(&mut FaultSettings) -> &mut u32) -> bool {
