@@ -1472,4 +1472,131 @@ mod tests {
         .to_string();
         assert!(err.contains("CLOCK_OFFSET_SECS"), "{err}");
     }
+
+    /// One fixed key (the Java SDK test vector's) plays the app, Alipay and the TEST
+    /// root: these checks are about the files, and key generation is slow.
+    fn vector_key_pem() -> String {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../proto/testdata/vectors/alipay/01_java_sdk_rsacheck_sign_kat.json"
+        );
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        v["app_private_key_pkcs8_pem"].as_str().unwrap().to_string()
+    }
+
+    fn real_cert(index: usize) -> String {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../proto/testdata/vectors/alipay/06_cert_sn.json"
+        );
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        v["cases"][index]["cert_pem"].as_str().unwrap().to_string()
+    }
+
+    #[test]
+    fn alipay_certificate_mode_files_are_checked_and_named() {
+        use fenpay_proto::{Certificate, RsaPrivateKey};
+        let dir = tempfile::tempdir().unwrap();
+        let key_pem = vector_key_pem();
+        let key = RsaPrivateKey::from_pem(&key_pem).unwrap();
+        let root = Certificate::generate(&key, "01", "TEST root", 30).unwrap();
+        let issued = |serial: &str, cn: &str| {
+            Certificate::issue(&key, "TEST root", &key.public_key(), serial, cn, 30).unwrap()
+        };
+        let write = |name: &str, text: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            path.display().to_string()
+        };
+        let app = write("appCertPublicKey.crt", &issued("02", "TEST app").pem);
+        let alipay = write(
+            "alipayCertPublicKey_RSA2.crt",
+            &issued("03", "TEST alipay").pem,
+        );
+        let roots = write("alipayRootCert.crt", &root.pem);
+        let data = dir.path().display().to_string();
+        let run = |pairs: &[(&str, &str)]| {
+            let mut vars = vec![
+                ("DATA_DIR", data.as_str()),
+                ("ALIPAY_PRIVATE_KEY", key_pem.as_str()),
+            ];
+            vars.extend_from_slice(pairs);
+            Settings::from_map(&map(&vars))
+        };
+        let ok = run(&[
+            ("ALIPAY_APP_CERT_PATH", &app),
+            ("ALIPAY_CERT_PATH", &alipay),
+            ("ALIPAY_ROOT_CERT_PATH", &roots),
+        ])
+        .unwrap();
+        let files = ok.alipay.certs.clone().unwrap();
+        let m = files.load(Some(&key), chrono::Utc::now()).unwrap();
+        assert_eq!(
+            m.root_cert_sn,
+            fenpay_proto::alipay::cert_sn(&root.pem).unwrap()
+        );
+        assert_ne!(m.app_cert_sn, m.alipay_cert_sn);
+        // None of the three: public-key mode.
+        assert!(run(&[]).unwrap().alipay.certs.is_none());
+
+        let err = |pairs: &[(&str, &str)]| run(pairs).unwrap_err().to_string();
+        let e = err(&[
+            ("ALIPAY_APP_CERT_PATH", &app),
+            ("ALIPAY_CERT_PATH", &alipay),
+        ]);
+        assert!(
+            e.starts_with("ALIPAY_ROOT_CERT_PATH: ") && e.contains("all three"),
+            "{e}"
+        );
+        let missing = dir.path().join("nope.crt").display().to_string();
+        let e = err(&[
+            ("ALIPAY_APP_CERT_PATH", &missing),
+            ("ALIPAY_CERT_PATH", &alipay),
+            ("ALIPAY_ROOT_CERT_PATH", &roots),
+        ]);
+        assert!(e.starts_with("ALIPAY_APP_CERT_PATH: cannot read"), "{e}");
+        let junk = write("junk.crt", "not a certificate");
+        let e = err(&[
+            ("ALIPAY_APP_CERT_PATH", &app),
+            ("ALIPAY_CERT_PATH", &junk),
+            ("ALIPAY_ROOT_CERT_PATH", &roots),
+        ]);
+        assert!(
+            e.starts_with("ALIPAY_CERT_PATH: ") && e.contains("not a usable certificate"),
+            "{e}"
+        );
+        // A real app certificate over another key than ALIPAY_PRIVATE_KEY.
+        let foreign_app = write("foreign_app.crt", &real_cert(4));
+        let e = err(&[
+            ("ALIPAY_APP_CERT_PATH", &foreign_app),
+            ("ALIPAY_CERT_PATH", &alipay),
+            ("ALIPAY_ROOT_CERT_PATH", &roots),
+        ]);
+        assert!(
+            e.starts_with("ALIPAY_APP_CERT_PATH: ") && e.contains("ALIPAY_PRIVATE_KEY"),
+            "{e}"
+        );
+        // Alipay's real certificate is not issued by our TEST root.
+        let real_alipay = write("real_alipay.crt", &real_cert(1));
+        let e = err(&[
+            ("ALIPAY_APP_CERT_PATH", &app),
+            ("ALIPAY_CERT_PATH", &real_alipay),
+            ("ALIPAY_ROOT_CERT_PATH", &roots),
+        ]);
+        assert!(
+            e.starts_with("ALIPAY_CERT_PATH: ") && e.contains("does not chain"),
+            "{e}"
+        );
+        let e = err(&[
+            ("ALIPAY_PRIVATE_KEY", "MIIB..."),
+            ("ALIPAY_APP_CERT_PATH", &app),
+            ("ALIPAY_CERT_PATH", &alipay),
+            ("ALIPAY_ROOT_CERT_PATH", &roots),
+        ]);
+        assert!(e.starts_with("ALIPAY_PRIVATE_KEY: "), "{e}");
+        let e = err(&[("EMULATOR_ALIPAY_MODE", "certs")]);
+        assert!(e.starts_with("EMULATOR_ALIPAY_MODE: "), "{e}");
+    }
 }
