@@ -1503,17 +1503,17 @@ mod tests {
         let key = RsaPrivateKey::from_pem(&key_pem).unwrap();
         let root = Certificate::generate(&key, "01", "TEST root", 30).unwrap();
         let issued = |serial: &str, cn: &str| {
-            Certificate::issue(&key, "TEST root", &key.public_key(), serial, cn, 30).unwrap()
+            Certificate::issue(&key, "CN=TEST root", &key.public_key(), serial, cn, 30).unwrap()
         };
         let write = |name: &str, text: &str| {
             let path = dir.path().join(name);
             std::fs::write(&path, text).unwrap();
             path.display().to_string()
         };
-        let app = write("appCertPublicKey.crt", &issued("02", "TEST app").pem);
+        let app = write("appCertPublicKey.crt", &issued("02", "CN=TEST app").pem);
         let alipay = write(
             "alipayCertPublicKey_RSA2.crt",
-            &issued("03", "TEST alipay").pem,
+            &issued("03", "CN=TEST alipay").pem,
         );
         let roots = write("alipayRootCert.crt", &root.pem);
         let data = dir.path().display().to_string();

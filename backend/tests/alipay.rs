@@ -73,7 +73,7 @@ fn chain() -> &'static Chain {
         let issue = |key: &RsaPrivateKey, serial: &str, cn: &str| {
             Certificate::issue(
                 &root_key,
-                "TEST Alipay root",
+                "CN=TEST Alipay root",
                 &key.public_key(),
                 serial,
                 cn,
@@ -82,8 +82,8 @@ fn chain() -> &'static Chain {
             .unwrap()
         };
         Chain {
-            alipay: issue(&keys().alipay, "0202", "TEST Alipay cert"),
-            app: issue(&keys().app, "0303", "TEST app cert"),
+            alipay: issue(&keys().alipay, "0202", "CN=TEST Alipay cert"),
+            app: issue(&keys().app, "0303", "CN=TEST app cert"),
             root,
         }
     })

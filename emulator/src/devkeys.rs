@@ -146,24 +146,34 @@ fn alipay_chain(
             return Ok((root, alipay, app));
         }
     }
-    const ROOT_CN: &str = "fenpay emulator TEST Alipay Root CA (not Ant Financial)";
+    // Full DNs (CN, OU, O, C) as on Alipay's certificates: some SDKs build the SN's
+    // issuer string from exactly these four (python-alipay-sdk).
+    const ROOT_DN: &str =
+        "CN=fenpay emulator TEST Alipay Root CA,OU=TEST Certification Authority,O=fenpay emulator TEST,C=CN";
     let root_key = RsaPrivateKey::generate(2048)?;
     let serial = || format!("{}{}", rand::thread_rng().gen_range(1..8u8), random_hex(31));
-    let root = Certificate::generate(&root_key, &serial(), ROOT_CN, 7300)?;
+    let root = Certificate::issue(
+        &root_key,
+        ROOT_DN,
+        &root_key.public_key(),
+        &serial(),
+        ROOT_DN,
+        7300,
+    )?;
     let alipay = Certificate::issue(
         &root_key,
-        ROOT_CN,
+        ROOT_DN,
         &alipay_key.public_key(),
         &serial(),
-        "fenpay emulator TEST Alipay certificate",
+        "CN=fenpay emulator TEST Alipay certificate,OU=Alipay,O=fenpay emulator TEST,C=CN",
         3650,
     )?;
     let app = Certificate::issue(
         &root_key,
-        ROOT_CN,
+        ROOT_DN,
         &app_key.public_key(),
         &serial(),
-        "fenpay emulator TEST app certificate",
+        "CN=fenpay emulator TEST app certificate,OU=Alipay,O=fenpay emulator TEST,C=CN",
         3650,
     )?;
     std::fs::write(dir.join(ALIPAY_ROOT_CERT_FILE), &root.pem)?;

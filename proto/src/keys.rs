@@ -303,26 +303,44 @@ impl Certificate {
         common_name: &str,
         days: i64,
     ) -> Result<Self, ProtoError> {
-        Self::issue(
-            key,
-            common_name,
-            &key.public_key(),
+        let name = common_name_dn(common_name)?;
+        Self::build(key, name.clone(), &key.public_key(), serial_hex, name, days)
+    }
+
+    /// Builds a v3 certificate over `subject_key` for the subject DN, issued and
+    /// signed (SHA256withRSA) by `issuer_key` under the issuer DN, valid from now for
+    /// `days` days. DNs are RFC 4514 strings, most specific first (e.g.
+    /// `CN=..,OU=..,O=..,C=CN`, as Alipay's certificates have). With the issuer's
+    /// own key and DN this is a self-signed (root) certificate. Used for the
+    /// emulator's TEST chains.
+    pub fn issue(
+        issuer_key: &RsaPrivateKey,
+        issuer_dn: &str,
+        subject_key: &RsaPublicKey,
+        serial_hex: &str,
+        subject_dn: &str,
+        days: i64,
+    ) -> Result<Self, ProtoError> {
+        let parse = |dn: &str| {
+            dn.parse::<RdnSequence>()
+                .map_err(|e| cert_err(format!("distinguished name {dn:?}: {e}")))
+        };
+        Self::build(
+            issuer_key,
+            parse(issuer_dn)?,
+            subject_key,
             serial_hex,
-            common_name,
+            parse(subject_dn)?,
             days,
         )
     }
 
-    /// Builds a v3 certificate over `subject_key` for `CN=<subject_cn>`, issued
-    /// and signed (SHA256withRSA) by `issuer_key` as `CN=<issuer_cn>`, valid from
-    /// now for `days` days. With the issuer's own key and name this is a
-    /// self-signed (root) certificate. Used for the emulator's TEST chains.
-    pub fn issue(
+    fn build(
         issuer_key: &RsaPrivateKey,
-        issuer_cn: &str,
+        issuer: RdnSequence,
         subject_key: &RsaPublicKey,
         serial_hex: &str,
-        subject_cn: &str,
+        subject: RdnSequence,
         days: i64,
     ) -> Result<Self, ProtoError> {
         if days <= 0 {
@@ -338,9 +356,9 @@ impl Certificate {
             version: Version::V3,
             serial_number: parse_serial(serial_hex)?,
             signature: algorithm.clone(),
-            issuer: common_name_dn(issuer_cn)?,
+            issuer,
             validity: validity_from_now(days)?,
-            subject: common_name_dn(subject_cn)?,
+            subject,
             subject_public_key_info: spki,
             issuer_unique_id: None,
             subject_unique_id: None,

@@ -543,10 +543,10 @@ fn issued_test_chain_verifies_and_a_foreign_root_does_not() {
     let leaf_key = RsaPrivateKey::generate(2048).unwrap();
     let leaf = crate::Certificate::issue(
         root_key,
-        "TEST Root",
+        "CN=TEST Root",
         &leaf_key.public_key(),
         "0A",
-        "TEST Leaf",
+        "CN=TEST Leaf,OU=Alipay,O=fenpay TEST,C=CN",
         10,
     )
     .unwrap();
