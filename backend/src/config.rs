@@ -72,17 +72,111 @@ pub struct WechatSettings {
     pub timeout_secs: u64,
 }
 
-/// Alipay OpenAPI (RSA2, public-key mode) configuration.
+/// Alipay OpenAPI (RSA2) configuration: public-key mode, or certificate mode when
+/// `certs` is set.
 #[derive(Clone, Debug)]
 pub struct AlipaySettings {
     pub app_id: String,
     pub private_key: Secret,
+    /// Public-key mode: the Alipay public key (unused in certificate mode).
     pub public_key: String,
+    /// Certificate mode ("公钥证书模式"): `ALIPAY_APP_CERT_PATH`, `ALIPAY_CERT_PATH`,
+    /// `ALIPAY_ROOT_CERT_PATH` (checked at start).
+    pub certs: Option<AlipayCertFiles>,
     pub seller_id: String,
     pub notify_url: String,
     pub return_url: String,
     pub gateway: String,
     pub timeout_secs: u64,
+}
+
+/// The three certificate files of Alipay's certificate mode.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AlipayCertFiles {
+    /// `ALIPAY_APP_CERT_PATH`: `appCertPublicKey_<appid>.crt`, our app's certificate.
+    pub app_cert_path: PathBuf,
+    /// `ALIPAY_CERT_PATH`: `alipayCertPublicKey_RSA2.crt`, Alipay's certificate (its key
+    /// verifies answers and notifications), possibly followed by its intermediate.
+    pub cert_path: PathBuf,
+    /// `ALIPAY_ROOT_CERT_PATH`: `alipayRootCert.crt`, the root bundle.
+    pub root_cert_path: PathBuf,
+}
+
+/// What the certificate files say, once checked.
+#[derive(Clone, Debug)]
+pub struct AlipayCertMaterial {
+    pub app_cert: fenpay_proto::Certificate,
+    pub alipay_cert: fenpay_proto::Certificate,
+    pub app_cert_sn: String,
+    pub alipay_cert_sn: String,
+    pub root_cert_sn: String,
+    /// How the Alipay certificate chains to the bundle.
+    pub chain: fenpay_proto::alipay::ChainInfo,
+}
+
+impl AlipayCertFiles {
+    /// Reads and checks the three files: each readable and a certificate, the app
+    /// certificate over `private_key`'s public half (when given), the Alipay certificate
+    /// valid now and issued (through its intermediates) by a root of the bundle.
+    pub fn load(
+        &self,
+        private_key: Option<&fenpay_proto::RsaPrivateKey>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<AlipayCertMaterial, ConfigError> {
+        use fenpay_proto::alipay as ap;
+        let read = |var: &'static str, path: &Path| {
+            std::fs::read_to_string(path).map_err(|e| ConfigError::Invalid {
+                var,
+                reason: format!("cannot read {}: {e}", path.display()),
+            })
+        };
+        let not_cert =
+            |var: &'static str, path: &Path, e: fenpay_proto::ProtoError| ConfigError::Invalid {
+                var,
+                reason: format!("{} is not a usable certificate: {e}", path.display()),
+            };
+        let app_pem = read("ALIPAY_APP_CERT_PATH", &self.app_cert_path)?;
+        let cert_pem = read("ALIPAY_CERT_PATH", &self.cert_path)?;
+        let root_pem = read("ALIPAY_ROOT_CERT_PATH", &self.root_cert_path)?;
+        let app_cert = fenpay_proto::Certificate::from_pem(&app_pem)
+            .map_err(|e| not_cert("ALIPAY_APP_CERT_PATH", &self.app_cert_path, e))?;
+        let app_cert_sn = ap::cert_sn(&app_pem)
+            .map_err(|e| not_cert("ALIPAY_APP_CERT_PATH", &self.app_cert_path, e))?;
+        let alipay_cert = fenpay_proto::Certificate::from_pem(&cert_pem)
+            .map_err(|e| not_cert("ALIPAY_CERT_PATH", &self.cert_path, e))?;
+        let alipay_cert_sn =
+            ap::cert_sn(&cert_pem).map_err(|e| not_cert("ALIPAY_CERT_PATH", &self.cert_path, e))?;
+        let root_cert_sn = ap::root_cert_sn(&root_pem)
+            .map_err(|e| not_cert("ALIPAY_ROOT_CERT_PATH", &self.root_cert_path, e))?;
+        if let Some(key) = private_key {
+            if key.public_key() != app_cert.public_key {
+                return Err(ConfigError::Invalid {
+                    var: "ALIPAY_APP_CERT_PATH",
+                    reason: format!(
+                        "{} certifies another key than ALIPAY_PRIVATE_KEY: use the appCertPublicKey certificate issued for this app's key pair",
+                        self.app_cert_path.display()
+                    ),
+                });
+            }
+        }
+        let chain =
+            ap::verify_chain(&cert_pem, &root_pem, now).map_err(|e| ConfigError::Invalid {
+                var: "ALIPAY_CERT_PATH",
+                reason: format!(
+                    "{} does not chain to ALIPAY_ROOT_CERT_PATH {}: {e}",
+                    self.cert_path.display(),
+                    self.root_cert_path.display()
+                ),
+            })?;
+        Ok(AlipayCertMaterial {
+            app_cert,
+            alipay_cert,
+            app_cert_sn,
+            alipay_cert_sn,
+            root_cert_sn,
+            chain,
+        })
+    }
 }
 
 /// The local provider emulator.
@@ -99,6 +193,9 @@ pub struct EmulatorSettings {
     /// `EMULATOR_WECHAT_MODE`: the emulated merchant's WeChat Pay key mode; unset, the
     /// development key set decides (new key sets: public key only).
     pub wechat_mode: Option<WechatKeyMode>,
+    /// `EMULATOR_ALIPAY_MODE`: the emulated app's Alipay key mode (`public_key` |
+    /// `certificate`); unset, the development key set decides (new key sets: public key).
+    pub alipay_mode: Option<fenpay_proto::alipay::AlipayKeyMode>,
 }
 
 /// Background jobs and outbound events (the lifecycle engine).
@@ -412,6 +509,7 @@ impl Settings {
             app_id: env.str_or("ALIPAY_APP_ID", if dev { "2021000000000001" } else { "" }),
             private_key: Secret::new(env.get("ALIPAY_PRIVATE_KEY").unwrap_or_default()),
             public_key: env.str_or("ALIPAY_PUBLIC_KEY", ""),
+            certs: alipay_cert_files(&env)?,
             seller_id: env.str_or("ALIPAY_SELLER_ID", ""),
             notify_url: env.str_or(
                 "ALIPAY_NOTIFY_URL",
@@ -493,6 +591,14 @@ impl Settings {
                     .transpose()
                     .map_err(|reason| ConfigError::Invalid {
                         var: "EMULATOR_WECHAT_MODE",
+                        reason,
+                    })?,
+                alipay_mode: env
+                    .get("EMULATOR_ALIPAY_MODE")
+                    .map(|v| v.parse())
+                    .transpose()
+                    .map_err(|reason| ConfigError::Invalid {
+                        var: "EMULATOR_ALIPAY_MODE",
                         reason,
                     })?,
             },
@@ -650,6 +756,56 @@ impl Settings {
     pub fn is_development(&self) -> bool {
         self.app_env == AppEnv::Development
     }
+}
+
+/// `ALIPAY_APP_CERT_PATH`, `ALIPAY_CERT_PATH`, `ALIPAY_ROOT_CERT_PATH`: all three
+/// (certificate mode, checked now) or none (public-key mode).
+fn alipay_cert_files(env: &Env) -> Result<Option<AlipayCertFiles>, ConfigError> {
+    const VARS: [&str; 3] = [
+        "ALIPAY_APP_CERT_PATH",
+        "ALIPAY_CERT_PATH",
+        "ALIPAY_ROOT_CERT_PATH",
+    ];
+    let values: Vec<Option<String>> = VARS
+        .iter()
+        .map(|v| env.get(v).filter(|p| !p.trim().is_empty()))
+        .collect();
+    if values.iter().all(Option::is_none) {
+        return Ok(None);
+    }
+    let mut paths = Vec::with_capacity(3);
+    for (var, value) in VARS.into_iter().zip(values) {
+        match value {
+            Some(p) => paths.push(PathBuf::from(p.trim())),
+            None => {
+                return Err(ConfigError::Invalid {
+                    var,
+                    reason: "Alipay certificate mode needs all three of ALIPAY_APP_CERT_PATH, ALIPAY_CERT_PATH and ALIPAY_ROOT_CERT_PATH (or none of them for public-key mode)".into(),
+                })
+            }
+        }
+    }
+    let files = AlipayCertFiles {
+        app_cert_path: paths[0].clone(),
+        cert_path: paths[1].clone(),
+        root_cert_path: paths[2].clone(),
+    };
+    let key = match env
+        .get("ALIPAY_PRIVATE_KEY")
+        .filter(|k| !k.trim().is_empty())
+    {
+        Some(text) => Some(fenpay_proto::RsaPrivateKey::from_pem(&text).map_err(|e| {
+            ConfigError::Invalid {
+                var: "ALIPAY_PRIVATE_KEY",
+                reason: format!(
+                    "not an RSA private key (needed to check ALIPAY_APP_CERT_PATH): {e}"
+                ),
+            }
+        })?),
+        None => None,
+    };
+    files.load(key.as_ref(), chrono::Utc::now())?;
+    Ok(Some(files))
 }
 
 /// The URLs the providers call back (notifications) or send buyers to (return URL).
@@ -1315,5 +1471,132 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("CLOCK_OFFSET_SECS"), "{err}");
+    }
+
+    /// One fixed key (the Java SDK test vector's) plays the app, Alipay and the TEST
+    /// root: these checks are about the files, and key generation is slow.
+    fn vector_key_pem() -> String {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../proto/testdata/vectors/alipay/01_java_sdk_rsacheck_sign_kat.json"
+        );
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        v["app_private_key_pkcs8_pem"].as_str().unwrap().to_string()
+    }
+
+    fn real_cert(index: usize) -> String {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../proto/testdata/vectors/alipay/06_cert_sn.json"
+        );
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        v["cases"][index]["cert_pem"].as_str().unwrap().to_string()
+    }
+
+    #[test]
+    fn alipay_certificate_mode_files_are_checked_and_named() {
+        use fenpay_proto::{Certificate, RsaPrivateKey};
+        let dir = tempfile::tempdir().unwrap();
+        let key_pem = vector_key_pem();
+        let key = RsaPrivateKey::from_pem(&key_pem).unwrap();
+        let root = Certificate::generate(&key, "01", "TEST root", 30).unwrap();
+        let issued = |serial: &str, cn: &str| {
+            Certificate::issue(&key, "CN=TEST root", &key.public_key(), serial, cn, 30).unwrap()
+        };
+        let write = |name: &str, text: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            path.display().to_string()
+        };
+        let app = write("appCertPublicKey.crt", &issued("02", "CN=TEST app").pem);
+        let alipay = write(
+            "alipayCertPublicKey_RSA2.crt",
+            &issued("03", "CN=TEST alipay").pem,
+        );
+        let roots = write("alipayRootCert.crt", &root.pem);
+        let data = dir.path().display().to_string();
+        let run = |pairs: &[(&str, &str)]| {
+            let mut vars = vec![
+                ("DATA_DIR", data.as_str()),
+                ("ALIPAY_PRIVATE_KEY", key_pem.as_str()),
+            ];
+            vars.extend_from_slice(pairs);
+            Settings::from_map(&map(&vars))
+        };
+        let ok = run(&[
+            ("ALIPAY_APP_CERT_PATH", &app),
+            ("ALIPAY_CERT_PATH", &alipay),
+            ("ALIPAY_ROOT_CERT_PATH", &roots),
+        ])
+        .unwrap();
+        let files = ok.alipay.certs.clone().unwrap();
+        let m = files.load(Some(&key), chrono::Utc::now()).unwrap();
+        assert_eq!(
+            m.root_cert_sn,
+            fenpay_proto::alipay::cert_sn(&root.pem).unwrap()
+        );
+        assert_ne!(m.app_cert_sn, m.alipay_cert_sn);
+        // None of the three: public-key mode.
+        assert!(run(&[]).unwrap().alipay.certs.is_none());
+
+        let err = |pairs: &[(&str, &str)]| run(pairs).unwrap_err().to_string();
+        let e = err(&[
+            ("ALIPAY_APP_CERT_PATH", &app),
+            ("ALIPAY_CERT_PATH", &alipay),
+        ]);
+        assert!(
+            e.starts_with("ALIPAY_ROOT_CERT_PATH: ") && e.contains("all three"),
+            "{e}"
+        );
+        let missing = dir.path().join("nope.crt").display().to_string();
+        let e = err(&[
+            ("ALIPAY_APP_CERT_PATH", &missing),
+            ("ALIPAY_CERT_PATH", &alipay),
+            ("ALIPAY_ROOT_CERT_PATH", &roots),
+        ]);
+        assert!(e.starts_with("ALIPAY_APP_CERT_PATH: cannot read"), "{e}");
+        let junk = write("junk.crt", "not a certificate");
+        let e = err(&[
+            ("ALIPAY_APP_CERT_PATH", &app),
+            ("ALIPAY_CERT_PATH", &junk),
+            ("ALIPAY_ROOT_CERT_PATH", &roots),
+        ]);
+        assert!(
+            e.starts_with("ALIPAY_CERT_PATH: ") && e.contains("not a usable certificate"),
+            "{e}"
+        );
+        // A real app certificate over another key than ALIPAY_PRIVATE_KEY.
+        let foreign_app = write("foreign_app.crt", &real_cert(4));
+        let e = err(&[
+            ("ALIPAY_APP_CERT_PATH", &foreign_app),
+            ("ALIPAY_CERT_PATH", &alipay),
+            ("ALIPAY_ROOT_CERT_PATH", &roots),
+        ]);
+        assert!(
+            e.starts_with("ALIPAY_APP_CERT_PATH: ") && e.contains("ALIPAY_PRIVATE_KEY"),
+            "{e}"
+        );
+        // Alipay's real certificate is not issued by our TEST root.
+        let real_alipay = write("real_alipay.crt", &real_cert(1));
+        let e = err(&[
+            ("ALIPAY_APP_CERT_PATH", &app),
+            ("ALIPAY_CERT_PATH", &real_alipay),
+            ("ALIPAY_ROOT_CERT_PATH", &roots),
+        ]);
+        assert!(
+            e.starts_with("ALIPAY_CERT_PATH: ") && e.contains("does not chain"),
+            "{e}"
+        );
+        let e = err(&[
+            ("ALIPAY_PRIVATE_KEY", "MIIB..."),
+            ("ALIPAY_APP_CERT_PATH", &app),
+            ("ALIPAY_CERT_PATH", &alipay),
+            ("ALIPAY_ROOT_CERT_PATH", &roots),
+        ]);
+        assert!(e.starts_with("ALIPAY_PRIVATE_KEY: "), "{e}");
+        let e = err(&[("EMULATOR_ALIPAY_MODE", "certs")]);
+        assert!(e.starts_with("EMULATOR_ALIPAY_MODE: "), "{e}");
     }
 }

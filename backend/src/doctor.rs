@@ -309,6 +309,10 @@ fn check_alipay(r: &mut Report, v: &Vars) -> Option<RsaPrivateKey> {
         }
     }
     let key = private_key(r, v, None, "ALIPAY_PRIVATE_KEY").map(|(k, _)| k);
+    if CERT_VARS.iter().any(|var| v.get(var).is_some()) {
+        check_alipay_certs(r, v, key.as_ref());
+        return key;
+    }
     match v.get("ALIPAY_PUBLIC_KEY") {
         None => r.problem("ALIPAY_PUBLIC_KEY", "required with ALIPAY_PRIVATE_KEY: Alipay's public key (支付宝公钥) from the open platform"),
         Some(text) => match RsaPublicKey::from_pem(&text) {
@@ -323,6 +327,108 @@ fn check_alipay(r: &mut Report, v: &Vars) -> Option<RsaPrivateKey> {
     key
 }
 
+/// The certificate-mode variables (all three, or none for public-key mode).
+const CERT_VARS: [&str; 3] = [
+    "ALIPAY_APP_CERT_PATH",
+    "ALIPAY_CERT_PATH",
+    "ALIPAY_ROOT_CERT_PATH",
+];
+
+/// Days from now until `t` (negative once past).
+fn days_left(t: chrono::DateTime<chrono::Utc>) -> i64 {
+    (t - chrono::Utc::now()).num_days()
+}
+
+/// Alipay certificate mode: the three files parse, the app certificate is over
+/// ALIPAY_PRIVATE_KEY's key pair, the Alipay certificate chains to a root of the bundle
+/// and is valid (days left); prints the SNs fenpay sends and expects.
+fn check_alipay_certs(r: &mut Report, v: &Vars, key: Option<&RsaPrivateKey>) {
+    use fenpay_proto::alipay as ap;
+    let mut texts = Vec::with_capacity(3);
+    for var in CERT_VARS {
+        match v.get(var) {
+            None => r.problem(var, "certificate mode needs all three of ALIPAY_APP_CERT_PATH, ALIPAY_CERT_PATH and ALIPAY_ROOT_CERT_PATH (or none for public-key mode)"),
+            Some(path) => texts.push(read_file(r, var, &path).map(|t| (var, path, t))),
+        }
+    }
+    let [Some((_, app_path, app_pem)), Some((_, cert_path, cert_pem)), Some((_, root_path, root_pem))] =
+        <[_; 3]>::try_from(texts).unwrap_or([None, None, None])
+    else {
+        return;
+    };
+    let cert = |r: &mut Report, var: &str, path: &str, pem: &str| match (
+        Certificate::from_pem(pem),
+        ap::cert_sn(pem),
+    ) {
+        (Ok(c), Ok(sn)) => Some((c, sn)),
+        (Err(e), _) | (_, Err(e)) => {
+            r.problem(var, format!("{path} is not a usable certificate: {e}"));
+            None
+        }
+    };
+    let app = cert(r, "ALIPAY_APP_CERT_PATH", &app_path, &app_pem);
+    let alipay = cert(r, "ALIPAY_CERT_PATH", &cert_path, &cert_pem);
+    let root_sn = match ap::root_cert_sn(&root_pem) {
+        Ok(sn) => Some(sn),
+        Err(e) => {
+            r.problem(
+                "ALIPAY_ROOT_CERT_PATH",
+                format!("{root_path} is not a root certificate bundle: {e}"),
+            );
+            None
+        }
+    };
+    if let Some((app_cert, sn)) = &app {
+        if key.is_some_and(|k| k.public_key() != app_cert.public_key) {
+            r.problem("ALIPAY_APP_CERT_PATH", format!("{app_path} certifies another key than ALIPAY_PRIVATE_KEY: use the appCertPublicKey certificate issued for this app's key pair"));
+        } else if key.is_some() {
+            r.note(format!(
+                "Alipay app certificate {app_path}: matches ALIPAY_PRIVATE_KEY, app_cert_sn {sn}"
+            ));
+        }
+        let left = days_left(app_cert.not_after);
+        if left < 0 {
+            r.problem(
+                "ALIPAY_APP_CERT_PATH",
+                format!("{app_path} expired on {}", app_cert.not_after),
+            );
+        } else {
+            r.note(format!(
+                "Alipay app certificate valid until {} ({left} days left)",
+                app_cert.not_after
+            ));
+        }
+    }
+    if let Some(sn) = &root_sn {
+        r.note(format!(
+            "Alipay root bundle {root_path}: alipay_root_cert_sn {sn}"
+        ));
+    }
+    if let (Some((alipay_cert, sn)), Some(_)) = (&alipay, &root_sn) {
+        match ap::verify_chain(&cert_pem, &root_pem, chrono::Utc::now()) {
+            Ok(chain) => {
+                r.note(format!(
+                    "Alipay certificate {cert_path}: alipay_cert_sn {sn}, issued by root {} ({} intermediate(s)), valid until {} ({} days left)",
+                    chain.root,
+                    chain.intermediates,
+                    alipay_cert.not_after,
+                    days_left(chain.leaf_not_after)
+                ));
+                if days_left(chain.leaf_not_after) < 30 {
+                    r.note("WARNING: the Alipay certificate expires within 30 days: download the new one from the Alipay open platform");
+                }
+            }
+            Err(e) => r.problem(
+                "ALIPAY_CERT_PATH",
+                format!("{cert_path} does not chain to ALIPAY_ROOT_CERT_PATH {root_path}: {e}"),
+            ),
+        }
+        if key.is_some_and(|k| k.public_key() == alipay_cert.public_key) {
+            r.problem("ALIPAY_CERT_PATH", format!("{cert_path} is over your app's own key (ALIPAY_PRIVATE_KEY), not Alipay's: use alipayCertPublicKey_RSA2.crt"));
+        }
+    }
+}
+
 /// Check everything in `vars` (the process environment and `.env`); `probe` also calls
 /// the providers.
 pub async fn run(vars: &HashMap<String, String>, probe: bool) -> Report {
@@ -331,7 +437,12 @@ pub async fn run(vars: &HashMap<String, String>, probe: bool) -> Report {
     let settings = match Settings::from_map(vars) {
         Ok(s) => Some(s),
         Err(e) => {
-            r.problem(&config_var(&e), e.to_string());
+            // The certificate-mode checks below name each of these themselves.
+            let var = config_var(&e);
+            let cert_mode = CERT_VARS.iter().any(|c| v.get(c).is_some());
+            if !(cert_mode && (CERT_VARS.contains(&var.as_str()) || var == "ALIPAY_PRIVATE_KEY")) {
+                r.problem(&var, e.to_string());
+            }
             None
         }
     };
@@ -477,6 +588,13 @@ fn sample_signatures(
             ),
         ] {
             params.insert(k.to_string(), v);
+        }
+        // Certificate mode: both SNs are signed too.
+        if let Some(files) = &s.alipay.certs {
+            if let Ok(m) = files.load(None, now) {
+                params.insert("app_cert_sn".to_string(), m.app_cert_sn);
+                params.insert("alipay_root_cert_sn".to_string(), m.root_cert_sn);
+            }
         }
         let content = fenpay_proto::alipay::sign_content(
             params.iter().map(|(k, v)| (k.as_str(), v.as_str())),

@@ -16,6 +16,7 @@ pub fn config_for(settings: &Settings, keys: &DevKeys) -> EmulatorConfig {
             wechat_app_id: settings.wechat.app_id.clone(),
             wechat_mode: settings.emulator.wechat_mode,
             alipay_app_id: settings.alipay.app_id.clone(),
+            alipay_mode: settings.emulator.alipay_mode,
             alipay_seller_id: settings.alipay.seller_id.clone(),
         },
         keys,

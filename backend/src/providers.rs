@@ -402,16 +402,42 @@ fn build_alipay(
         (false, _) => {
             let private = fenpay_proto::RsaPrivateKey::from_pem(a.private_key.expose())
                 .map_err(|e| anyhow::anyhow!("ALIPAY_PRIVATE_KEY: {e}"))?;
-            let public = fenpay_proto::RsaPublicKey::from_pem(&a.public_key)
-                .map_err(|e| anyhow::anyhow!("ALIPAY_PUBLIC_KEY: {e}"))?;
-            (private, public)
+            match &a.certs {
+                // Certificate mode: the Alipay certificate's key verifies answers.
+                Some(files) => {
+                    let m = files.load(Some(&private), chrono::Utc::now())?;
+                    let sns = alipay::AlipayCertSns {
+                        app_cert_sn: m.app_cert_sn,
+                        alipay_root_cert_sn: m.root_cert_sn,
+                        alipay_cert_sn: m.alipay_cert_sn,
+                    };
+                    (private, m.alipay_cert.public_key, Some(sns))
+                }
+                None => {
+                    let public = fenpay_proto::RsaPublicKey::from_pem(&a.public_key)
+                        .map_err(|e| anyhow::anyhow!("ALIPAY_PUBLIC_KEY: {e}"))?;
+                    (private, public, None)
+                }
+            }
         }
-        (true, Some(keys)) => (
-            keys.alipay_app_key.clone(),
-            keys.alipay_platform_key.public_key(),
-        ),
+        // The app the emulator plays, in the emulator's mode.
+        (true, Some(keys)) => {
+            let sns = (keys.alipay_mode(settings.emulator.alipay_mode)
+                == fenpay_proto::alipay::AlipayKeyMode::Certificate)
+                .then(|| alipay::AlipayCertSns {
+                    app_cert_sn: keys.alipay_app_cert_sn.clone(),
+                    alipay_root_cert_sn: keys.alipay_root_cert_sn.clone(),
+                    alipay_cert_sn: keys.alipay_cert_sn.clone(),
+                });
+            let verifier = if sns.is_some() {
+                keys.alipay_cert.public_key.clone()
+            } else {
+                keys.alipay_platform_key.public_key()
+            };
+            (keys.alipay_app_key.clone(), verifier, sns)
+        }
         (true, None) => {
-            tracing::warn!("Alipay is not configured (set ALIPAY_APP_ID, ALIPAY_PRIVATE_KEY, ALIPAY_PUBLIC_KEY)");
+            tracing::warn!("Alipay is not configured (set ALIPAY_APP_ID, ALIPAY_PRIVATE_KEY, and ALIPAY_PUBLIC_KEY or the three ALIPAY_*CERT_PATH files)");
             return Ok(None);
         }
     };
@@ -419,6 +445,7 @@ fn build_alipay(
         app_id: a.app_id.clone(),
         app_private_key: keys.0,
         alipay_public_key: keys.1,
+        cert_mode: keys.2,
         seller_id: Some(a.seller_id.clone()).filter(|s| !s.is_empty()),
         gateway,
         notify_url: a.notify_url.clone(),

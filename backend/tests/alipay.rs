@@ -14,8 +14,12 @@ use api_types::payment::{PaymentChannel, SdkParams};
 use chrono::Utc;
 use fenpay::config::Secret;
 use fenpay::config::WechatKeyMode;
-use fenpay::emulator::{self, AlipayEmulatorConfig, EmulatorConfig, WechatEmulatorConfig};
-use fenpay::providers::alipay::{encode_form, parse_form, AlipayClient, AlipayClientConfig};
+use fenpay::emulator::{
+    self, AlipayEmulatorConfig, AlipayKeyMode, EmulatorConfig, WechatEmulatorConfig,
+};
+use fenpay::providers::alipay::{
+    encode_form, parse_form, AlipayCertSns, AlipayClient, AlipayClientConfig,
+};
 use fenpay::providers::{
     PrepayRequest, ProviderError, RefundRequest, RemoteRefundState, RemoteTradeState,
 };
@@ -53,9 +57,60 @@ struct Emu {
     http: reqwest::Client,
 }
 
+/// A TEST certificate chain over the keys (certificate mode): a root, Alipay's
+/// certificate and the app's certificate, both issued by the root.
+struct Chain {
+    root: Certificate,
+    alipay: Certificate,
+    app: Certificate,
+}
+
+fn chain() -> &'static Chain {
+    static CHAIN: OnceLock<Chain> = OnceLock::new();
+    CHAIN.get_or_init(|| {
+        let root_key = RsaPrivateKey::generate(2048).unwrap();
+        let root = Certificate::generate(&root_key, "0101", "TEST Alipay root", 30).unwrap();
+        let issue = |key: &RsaPrivateKey, serial: &str, cn: &str| {
+            Certificate::issue(
+                &root_key,
+                "CN=TEST Alipay root",
+                &key.public_key(),
+                serial,
+                cn,
+                30,
+            )
+            .unwrap()
+        };
+        Chain {
+            alipay: issue(&keys().alipay, "0202", "CN=TEST Alipay cert"),
+            app: issue(&keys().app, "0303", "CN=TEST app cert"),
+            root,
+        }
+    })
+}
+
+fn sns() -> AlipayCertSns {
+    AlipayCertSns {
+        app_cert_sn: proto::cert_sn(&chain().app.pem).unwrap(),
+        alipay_root_cert_sn: proto::root_cert_sn(&chain().root.pem).unwrap(),
+        alipay_cert_sn: proto::cert_sn(&chain().alipay.pem).unwrap(),
+    }
+}
+
 impl Emu {
     async fn start() -> Emu {
+        Self::start_in(AlipayKeyMode::PublicKey).await
+    }
+
+    async fn start_in(mode: AlipayKeyMode) -> Emu {
         let k = keys();
+        let (alipay_cert_sn, app_cert_sn, root_cert_sn) = match mode {
+            AlipayKeyMode::PublicKey => (String::new(), String::new(), String::new()),
+            AlipayKeyMode::Certificate => {
+                let s = sns();
+                (s.alipay_cert_sn, s.app_cert_sn, s.alipay_root_cert_sn)
+            }
+        };
         let config = EmulatorConfig {
             bind: "127.0.0.1:0".into(),
             time_scale: TIME_SCALE,
@@ -75,6 +130,10 @@ impl Emu {
                 app_public_key: k.app.public_key(),
                 alipay_private_key: k.alipay.clone(),
                 seller_id: SELLER_ID.into(),
+                mode,
+                alipay_cert_sn,
+                app_cert_sn,
+                root_cert_sn,
             },
         };
         let emulator = emulator::start(config).unwrap();
@@ -97,6 +156,7 @@ impl Emu {
             app_id: APP_ID.into(),
             app_private_key: keys().app.clone(),
             alipay_public_key: keys().alipay.public_key(),
+            cert_mode: None,
             seller_id: Some(SELLER_ID.into()),
             gateway: format!("{}/gateway.do", self.url),
             notify_url: String::new(),
@@ -730,6 +790,131 @@ async fn signature_failures_on_either_side() {
         Err(ProviderError::Rejected { code, .. }) => assert_eq!(code, "isv.invalid-app-id"),
         other => panic!("wrong app_id accepted: {other:?}"),
     }
+}
+
+#[tokio::test]
+async fn certificate_mode_needs_the_sns_and_answers_name_the_alipay_cert() {
+    let emu = Emu::start_in(AlipayKeyMode::Certificate).await;
+    let client = emu.client_with(|c| {
+        c.cert_mode = Some(sns());
+        c.alipay_public_key = chain().alipay.public_key.clone();
+    });
+    let no = unique("FPCERT");
+    let prepay = client
+        .prepay(&order(&no, 250, PaymentChannel::Native))
+        .await
+        .unwrap();
+    assert!(prepay.qr_code_url.is_some());
+    emu.scan(&no).await;
+    emu.pay(&no).await;
+    let paid = client.query(&no).await.unwrap();
+    assert_eq!(
+        (paid.state, paid.amount_fen),
+        (RemoteTradeState::Paid, Some(250))
+    );
+
+    // Page pay: the signed URL carries both SNs and opens the cashier.
+    let page_no = unique("FPCERTPAGE");
+    let pay_url = client
+        .prepay(&order(&page_no, 1, PaymentChannel::Page))
+        .await
+        .unwrap()
+        .pay_url
+        .unwrap();
+    let query: BTreeMap<String, String> = parse_form(pay_url.split_once('?').unwrap().1).unwrap();
+    assert_eq!(query["app_cert_sn"], sns().app_cert_sn);
+    assert_eq!(query["alipay_root_cert_sn"], sns().alipay_root_cert_sn);
+    assert_eq!(emu.http.get(&pay_url).send().await.unwrap().status(), 200);
+
+    // A public-key-mode client (no SNs) is refused as Alipay does.
+    let no_sns = emu.client();
+    match no_sns.query(&no).await {
+        Err(ProviderError::Rejected { code, .. }) => assert_eq!(code, "isv.app-cert-not-exist"),
+        other => panic!("request without app_cert_sn accepted: {other:?}"),
+    }
+    let wrong_root = emu.client_with(|c| {
+        c.cert_mode = Some(AlipayCertSns {
+            alipay_root_cert_sn: "687b59193f3f462dd5336e5abf83c5d8".into(),
+            ..sns()
+        });
+        c.alipay_public_key = chain().alipay.public_key.clone();
+    });
+    match wrong_root.query(&no).await {
+        Err(ProviderError::Rejected { code, .. }) => {
+            assert_eq!(code, "isv.invalid-alipay-root-cert-sn")
+        }
+        other => panic!("wrong alipay_root_cert_sn accepted: {other:?}"),
+    }
+    // We hold another Alipay certificate than the one answering: not believed.
+    let outdated = emu.client_with(|c| {
+        c.cert_mode = Some(AlipayCertSns {
+            alipay_cert_sn: "7513daaaa48aa3ba2e4018d84402479c".into(),
+            ..sns()
+        });
+        c.alipay_public_key = chain().alipay.public_key.clone();
+    });
+    match outdated.query(&no).await {
+        Err(ProviderError::InvalidResponse(msg)) => {
+            assert!(msg.contains("alipay_cert_sn"), "{msg}")
+        }
+        other => panic!("answer under another certificate believed: {other:?}"),
+    }
+
+    // The raw answer: node, alipay_cert_sn, sign, in that order.
+    let mut params = BTreeMap::new();
+    params.insert("method".to_string(), "alipay.trade.query".to_string());
+    params.insert(
+        "biz_content".to_string(),
+        json!({ "out_trade_no": no }).to_string(),
+    );
+    params.insert("app_cert_sn".to_string(), sns().app_cert_sn);
+    params.insert("alipay_root_cert_sn".to_string(), sns().alipay_root_cert_sn);
+    let body = raw_call(&emu, params).await;
+    let node = "alipay_trade_query_response";
+    let content = proto::extract_response_content(&body, node).unwrap();
+    let sign = proto::response_sign(&body).unwrap();
+    assert_eq!(
+        body,
+        format!(
+            r#"{{"{node}":{content},"alipay_cert_sn":"{}","sign":"{sign}"}}"#,
+            sns().alipay_cert_sn
+        )
+    );
+    assert_eq!(
+        proto::response_cert_sn(&body).unwrap(),
+        Some(sns().alipay_cert_sn)
+    );
+}
+
+#[tokio::test]
+async fn public_key_mode_requests_carry_no_certificate_sns() {
+    let emu = Emu::start().await;
+    let no = unique("FPPK");
+    let pay_url = emu
+        .client()
+        .prepay(&order(&no, 1, PaymentChannel::Page))
+        .await
+        .unwrap()
+        .pay_url
+        .unwrap();
+    let query = parse_form(pay_url.split_once('?').unwrap().1).unwrap();
+    let mut keys: Vec<&str> = query.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "app_id",
+            "biz_content",
+            "charset",
+            "format",
+            "method",
+            "return_url",
+            "sign",
+            "sign_type",
+            "timestamp",
+            "version"
+        ]
+    );
 }
 
 /// Sends hand-built signed parameters the way a minimal SDK would (all in the query

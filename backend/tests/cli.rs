@@ -394,6 +394,98 @@ fn doctor_names_every_broken_variable_and_exits_non_zero() {
     assert!(!out.contains("BEGIN PRIVATE KEY"), "{out}");
 }
 
+/// Certificate mode on the dev key set's TEST chain (`alipayRootCert.crt`, ...).
+fn alipay_cert_vars(app: &str, cert: &str, root: &str) -> Vec<(&'static str, String)> {
+    let keys =
+        fenpay::devkeys::DevKeys::load_or_generate(std::path::Path::new(dev_keys_dir())).unwrap();
+    let path = |name: &str| format!("{}/{name}", dev_keys_dir());
+    vec![
+        ("ALIPAY_APP_ID", "2021000000000001".into()),
+        ("ALIPAY_PRIVATE_KEY", keys.alipay_app_key.to_pkcs8_pem()),
+        ("ALIPAY_APP_CERT_PATH", path(app)),
+        ("ALIPAY_CERT_PATH", path(cert)),
+        ("ALIPAY_ROOT_CERT_PATH", path(root)),
+    ]
+}
+
+#[test]
+fn doctor_checks_the_alipay_certificate_chain_and_prints_the_sns() {
+    let keys =
+        fenpay::devkeys::DevKeys::load_or_generate(std::path::Path::new(dev_keys_dir())).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let vars = alipay_cert_vars(
+        "appCertPublicKey.crt",
+        "alipayCertPublicKey_RSA2.crt",
+        "alipayRootCert.crt",
+    );
+    let mut cmd = fenpay(dir.path(), &vars);
+    cmd.arg("doctor");
+    let (code, out) = run(cmd);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains(&format!(
+            "matches ALIPAY_PRIVATE_KEY, app_cert_sn {}",
+            keys.alipay_app_cert_sn
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("alipay_root_cert_sn {}", keys.alipay_root_cert_sn)),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "alipay_cert_sn {}, issued by root CN=fenpay emulator TEST Alipay Root CA",
+            keys.alipay_cert_sn
+        )),
+        "{out}"
+    );
+    assert!(out.contains("days left"), "{out}");
+    // The sample sign string carries both SNs.
+    assert!(
+        out.contains(&format!(
+            "alipay_root_cert_sn={}&app_cert_sn={}&app_id=",
+            keys.alipay_root_cert_sn, keys.alipay_app_cert_sn
+        )),
+        "{out}"
+    );
+
+    // Swapped certificates and a root bundle that did not issue them: each named.
+    let vars = alipay_cert_vars(
+        "alipayCertPublicKey_RSA2.crt",
+        "appCertPublicKey.crt",
+        "wechat_platform_cert.pem",
+    );
+    let mut cmd = fenpay(dir.path(), &vars);
+    cmd.arg("doctor");
+    let (code, out) = run(cmd);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("PROBLEM ALIPAY_APP_CERT_PATH: ")
+            && out.contains("certifies another key than ALIPAY_PRIVATE_KEY"),
+        "{out}"
+    );
+    assert!(
+        out.contains("PROBLEM ALIPAY_CERT_PATH: ")
+            && out.contains("does not chain to ALIPAY_ROOT_CERT_PATH"),
+        "{out}"
+    );
+    assert!(out.contains("is over your app's own key"), "{out}");
+    assert!(!out.contains("BEGIN PRIVATE KEY"), "{out}");
+
+    // Two of three.
+    let mut vars = alipay_cert_vars("appCertPublicKey.crt", "alipayCertPublicKey_RSA2.crt", "x");
+    vars.pop();
+    let mut cmd = fenpay(dir.path(), &vars);
+    cmd.arg("doctor");
+    let (code, out) = run(cmd);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("PROBLEM ALIPAY_ROOT_CERT_PATH: certificate mode needs all three"),
+        "{out}"
+    );
+}
+
 #[test]
 fn doctor_passes_the_development_configuration_and_prints_what_it_signs() {
     let dir = tempfile::tempdir().unwrap();

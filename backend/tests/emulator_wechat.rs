@@ -90,6 +90,10 @@ async fn start_in(mode: WechatKeyMode, time_scale: f64) -> Harness {
             app_public_key: k.merchant.public_key(),
             alipay_private_key: k.platform.clone(),
             seller_id: "2088000000000001".into(),
+            mode: fenpay::emulator::AlipayKeyMode::PublicKey,
+            alipay_cert_sn: String::new(),
+            app_cert_sn: String::new(),
+            root_cert_sn: String::new(),
         },
     };
     let emu = emulator::start(config).unwrap();

@@ -19,6 +19,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, FixedOffset, NaiveDateTime, TimeZone, Utc};
 use fenpay_proto::alipay as proto;
+use fenpay_proto::alipay::AlipayKeyMode;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -496,6 +497,24 @@ fn check_common(state: &State, params: &BTreeMap<String, String>) -> Result<(), 
     if get("sign").is_none() {
         return Err(GwError::missing("isv.missing-signature", "缺少签名参数"));
     }
+    if cfg.mode == AlipayKeyMode::Certificate {
+        // Certificate mode: the gateway finds the app's certificate (whose key checks the
+        // signature) by `app_cert_sn`, and the root by `alipay_root_cert_sn`. Sub-codes as
+        // Alipay answers them (`isv.app-cert-not-exist` 应用公钥证书不存在,
+        // `isv.invalid-alipay-root-cert-sn` 无效支付宝根证书序列号).
+        if get("app_cert_sn") != Some(cfg.app_cert_sn.as_str()) {
+            return Err(GwError::invalid(
+                "isv.app-cert-not-exist",
+                "应用公钥证书不存在: app_cert_sn is missing or not this app's certificate",
+            ));
+        }
+        if get("alipay_root_cert_sn") != Some(cfg.root_cert_sn.as_str()) {
+            return Err(GwError::invalid(
+                "isv.invalid-alipay-root-cert-sn",
+                "无效支付宝根证书序列号: alipay_root_cert_sn is missing or wrong",
+            ));
+        }
+    }
     if !proto::verify_request_params(params, &cfg.app_public_key) {
         // Like Alipay, show the string the gateway verified.
         let content = proto::sign_content(
@@ -526,7 +545,11 @@ fn biz_content(
     }
 }
 
-/// `{"<node>":{members},"sign":".."}` with the members in the given order.
+/// The `alipay_cert_sn` answered under the `alipay_cert_rotated_next` fault.
+const ROTATED_CERT_SN: &str = "0f0e0d0c0b0a09080706050403020100";
+
+/// `{"<node>":{members},"sign":".."}` with the members in the given order (plus
+/// `alipay_cert_sn` before `sign` in certificate mode).
 fn signed(state: &State, node: &str, members: Vec<(&str, Value)>) -> HttpResponse {
     let content = compact_object(&members);
     // `bad_signature_next`: sign other content, so the sign does not verify.
@@ -535,13 +558,17 @@ fn signed(state: &State, node: &str, members: Vec<(&str, Value)>) -> HttpRespons
     } else {
         content.clone()
     };
-    let built = proto::build_signed_response(
-        node,
-        &signed_content,
-        None,
-        &state.config.alipay.alipay_private_key,
-    )
-    .map(|body| body.replacen(&signed_content, &content, 1));
+    let cfg = &state.config.alipay;
+    // `alipay_cert_rotated_next`: the SN of a certificate the merchant does not have.
+    let rotated = cfg.mode == AlipayKeyMode::Certificate && state.faults.take_alipay_cert_rotated();
+    let cert_sn = match cfg.mode {
+        AlipayKeyMode::Certificate if rotated => Some(ROTATED_CERT_SN),
+        AlipayKeyMode::Certificate => Some(cfg.alipay_cert_sn.as_str()),
+        AlipayKeyMode::PublicKey => None,
+    };
+    let built =
+        proto::build_signed_response(node, &signed_content, cert_sn, &cfg.alipay_private_key)
+            .map(|body| body.replacen(&signed_content, &content, 1));
     match built {
         Ok(body) => HttpResponse::Ok().content_type(JSON_UTF8).body(body),
         Err(e) => HttpResponse::InternalServerError().body(format!("emulator signing failed: {e}")),

@@ -9,6 +9,7 @@ use fenpay_proto::{Certificate, RsaPrivateKey};
 use rand::distributions::Alphanumeric;
 use rand::Rng;
 
+use fenpay_proto::alipay::{self as alipay_proto, AlipayKeyMode};
 use fenpay_proto::wechat::WechatKeyMode;
 use fenpay_proto::Secret;
 
@@ -33,7 +34,28 @@ pub struct DevKeys {
     pub alipay_app_key: RsaPrivateKey,
     /// Alipay's own key (signs responses and notifications).
     pub alipay_platform_key: RsaPrivateKey,
+    /// Certificate mode, a TEST chain named like Alipay's downloads: the root bundle
+    /// (`alipayRootCert.crt`, one self-signed TEST root), Alipay's certificate over
+    /// `alipay_platform_key` (`alipayCertPublicKey_RSA2.crt`) and the app's certificate
+    /// over `alipay_app_key` (`appCertPublicKey.crt`), both issued by that root. The
+    /// root's key is not kept: delete the three files to issue a new chain.
+    pub alipay_root_cert: Certificate,
+    pub alipay_cert: Certificate,
+    pub alipay_app_cert: Certificate,
+    /// Their SNs: `alipay_cert_sn` (answers), `app_cert_sn` and `alipay_root_cert_sn`
+    /// (requests).
+    pub alipay_cert_sn: String,
+    pub alipay_app_cert_sn: String,
+    pub alipay_root_cert_sn: String,
+    /// The emulated app's Alipay key mode (file `alipay_key_mode`: `public_key`,
+    /// written for new key sets, or `certificate`).
+    pub alipay_key_mode: AlipayKeyMode,
 }
+
+/// File names of the TEST Alipay certificate chain inside the key set directory.
+pub const ALIPAY_ROOT_CERT_FILE: &str = "alipayRootCert.crt";
+pub const ALIPAY_CERT_FILE: &str = "alipayCertPublicKey_RSA2.crt";
+pub const ALIPAY_APP_CERT_FILE: &str = "appCertPublicKey.crt";
 
 impl DevKeys {
     /// Load the key set from `dir`, generating whatever is missing.
@@ -71,6 +93,13 @@ impl DevKeys {
                 cert
             }
         };
+        let (alipay_root_cert, alipay_cert, alipay_app_cert) =
+            alipay_chain(dir, &alipay_platform_key, &alipay_app_key)?;
+        let alipay_key_mode = text(dir, "alipay_key_mode", || {
+            AlipayKeyMode::default().as_str().to_string()
+        })?
+        .parse()
+        .map_err(|e| anyhow::anyhow!("{}: {e}", dir.join("alipay_key_mode").display()))?;
         if generated {
             tracing::warn!(dir = %dir.display(), "generated development TEST keys for the provider emulator");
         }
@@ -85,8 +114,72 @@ impl DevKeys {
             wechat_key_mode,
             alipay_app_key,
             alipay_platform_key,
+            alipay_cert_sn: alipay_proto::cert_sn(&alipay_cert.pem)?,
+            alipay_app_cert_sn: alipay_proto::cert_sn(&alipay_app_cert.pem)?,
+            alipay_root_cert_sn: alipay_proto::root_cert_sn(&alipay_root_cert.pem)?,
+            alipay_root_cert,
+            alipay_cert,
+            alipay_app_cert,
+            alipay_key_mode,
         })
     }
+}
+
+/// Loads the TEST Alipay chain, issuing a new one (fresh root key) when a file is
+/// missing or no longer matches the keys.
+fn alipay_chain(
+    dir: &Path,
+    alipay_key: &RsaPrivateKey,
+    app_key: &RsaPrivateKey,
+) -> anyhow::Result<(Certificate, Certificate, Certificate)> {
+    let read = |name: &str| {
+        std::fs::read_to_string(dir.join(name))
+            .ok()
+            .and_then(|pem| Certificate::from_pem(&pem).ok())
+    };
+    if let (Some(root), Some(alipay), Some(app)) = (
+        read(ALIPAY_ROOT_CERT_FILE),
+        read(ALIPAY_CERT_FILE),
+        read(ALIPAY_APP_CERT_FILE),
+    ) {
+        if alipay.public_key == alipay_key.public_key() && app.public_key == app_key.public_key() {
+            return Ok((root, alipay, app));
+        }
+    }
+    // Full DNs (CN, OU, O, C) as on Alipay's certificates: some SDKs build the SN's
+    // issuer string from exactly these four (python-alipay-sdk).
+    const ROOT_DN: &str =
+        "CN=fenpay emulator TEST Alipay Root CA,OU=TEST Certification Authority,O=fenpay emulator TEST,C=CN";
+    let root_key = RsaPrivateKey::generate(2048)?;
+    let serial = || format!("{}{}", rand::thread_rng().gen_range(1..8u8), random_hex(31));
+    let root = Certificate::issue(
+        &root_key,
+        ROOT_DN,
+        &root_key.public_key(),
+        &serial(),
+        ROOT_DN,
+        7300,
+    )?;
+    let alipay = Certificate::issue(
+        &root_key,
+        ROOT_DN,
+        &alipay_key.public_key(),
+        &serial(),
+        "CN=fenpay emulator TEST Alipay certificate,OU=Alipay,O=fenpay emulator TEST,C=CN",
+        3650,
+    )?;
+    let app = Certificate::issue(
+        &root_key,
+        ROOT_DN,
+        &app_key.public_key(),
+        &serial(),
+        "CN=fenpay emulator TEST app certificate,OU=Alipay,O=fenpay emulator TEST,C=CN",
+        3650,
+    )?;
+    std::fs::write(dir.join(ALIPAY_ROOT_CERT_FILE), &root.pem)?;
+    std::fs::write(dir.join(ALIPAY_CERT_FILE), &alipay.pem)?;
+    std::fs::write(dir.join(ALIPAY_APP_CERT_FILE), &app.pem)?;
+    Ok((root, alipay, app))
 }
 
 impl DevKeys {
@@ -95,6 +188,12 @@ impl DevKeys {
     /// keys) always agree on it.
     pub fn wechat_mode(&self, overridden: Option<WechatKeyMode>) -> WechatKeyMode {
         overridden.unwrap_or(self.wechat_key_mode)
+    }
+
+    /// The Alipay key mode in force: `overridden` (`EMULATOR_ALIPAY_MODE`) when given,
+    /// else the key set's. The emulator and fenpay's client (on these keys) agree on it.
+    pub fn alipay_mode(&self, overridden: Option<AlipayKeyMode>) -> AlipayKeyMode {
+        overridden.unwrap_or(self.alipay_key_mode)
     }
 }
 

@@ -52,6 +52,10 @@ pub struct FaultSettings {
     /// The next N bills built (WeChat trade bill or Alipay trade bill) also hold a
     /// successful payment of an `out_trade_no` the merchant never created.
     pub bill_extra_payment: u32,
+    /// Certificate mode: the next N Alipay API answers name another `alipay_cert_sn`, as
+    /// after Alipay rotated its certificate (the merchant's copy is outdated); the request
+    /// itself is carried out.
+    pub alipay_cert_rotated_next: u32,
 }
 
 /// Thread-safe holder of [`FaultSettings`].
@@ -116,6 +120,11 @@ impl Faults {
     /// Consume one "add a payment nobody made to this bill", if armed.
     pub fn take_bill_extra_payment(&self) -> bool {
         self.take(|f| &mut f.bill_extra_payment)
+    }
+
+    /// Consume one "answer under a rotated Alipay certificate", if armed.
+    pub fn take_alipay_cert_rotated(&self) -> bool {
+        self.take(|f| &mut f.alipay_cert_rotated_next)
     }
 
     fn take(&self, counter: impl FnOnce(&mut FaultSettings) -> &mut u32) -> bool {

@@ -21,6 +21,7 @@ use fenpay_proto::{Certificate, RsaPrivateKey, RsaPublicKey};
 
 pub use devkeys::DevKeys;
 pub use faults::Faults;
+pub use fenpay_proto::alipay::AlipayKeyMode;
 pub use fenpay_proto::wechat::WechatKeyMode;
 pub use fenpay_proto::Secret;
 
@@ -54,6 +55,12 @@ pub struct AlipayEmulatorConfig {
     pub alipay_private_key: RsaPrivateKey,
     /// Seller (partner) id reported as `seller_id`.
     pub seller_id: String,
+    /// Public-key mode, or certificate mode: requests must carry `app_cert_sn` and
+    /// `alipay_root_cert_sn` equal to these, and answers carry `alipay_cert_sn`.
+    pub mode: AlipayKeyMode,
+    pub alipay_cert_sn: String,
+    pub app_cert_sn: String,
+    pub root_cert_sn: String,
 }
 
 /// Everything the emulator needs.
@@ -79,6 +86,8 @@ pub struct Merchant {
     /// Overrides the key set's WeChat Pay key mode.
     pub wechat_mode: Option<WechatKeyMode>,
     pub alipay_app_id: String,
+    /// Overrides the key set's Alipay key mode.
+    pub alipay_mode: Option<AlipayKeyMode>,
     /// Empty: `2088000000000001`.
     pub alipay_seller_id: String,
 }
@@ -109,6 +118,10 @@ impl EmulatorConfig {
                 } else {
                     merchant.alipay_seller_id.clone()
                 },
+                mode: keys.alipay_mode(merchant.alipay_mode),
+                alipay_cert_sn: keys.alipay_cert_sn.clone(),
+                app_cert_sn: keys.alipay_app_cert_sn.clone(),
+                root_cert_sn: keys.alipay_root_cert_sn.clone(),
             },
         }
     }

@@ -3,7 +3,8 @@
 //! Configuration (environment): `EMULATOR_BIND` (default `127.0.0.1:8090`),
 //! `EMULATOR_KEYS_DIR` (default `./emulator-keys`: the TEST key set, generated on first
 //! start), `EMULATOR_TIME_SCALE` (default 1: the providers' real resend schedule),
-//! `EMULATOR_WECHAT_MODE` (`public_key` | `certificate`; default: the key set's),
+//! `EMULATOR_WECHAT_MODE` and `EMULATOR_ALIPAY_MODE` (`public_key` | `certificate`;
+//! default: the key set's),
 //! `WECHAT_PAY_MCH_ID`, `WECHAT_PAY_APP_ID`, `ALIPAY_APP_ID`, `ALIPAY_SELLER_ID` (the names and
 //! development defaults fenpay uses).
 
@@ -32,6 +33,13 @@ fn merchant() -> anyhow::Result<Merchant> {
         ),
         _ => None,
     };
+    let alipay_mode = match std::env::var("EMULATOR_ALIPAY_MODE") {
+        Ok(v) if !v.trim().is_empty() => Some(
+            v.parse()
+                .map_err(|e| anyhow::anyhow!("EMULATOR_ALIPAY_MODE: {e}"))?,
+        ),
+        _ => None,
+    };
     Ok(Merchant {
         bind: var("EMULATOR_BIND", "127.0.0.1:8090"),
         time_scale,
@@ -39,6 +47,7 @@ fn merchant() -> anyhow::Result<Merchant> {
         wechat_app_id: var("WECHAT_PAY_APP_ID", "wxd0000000000emu01"),
         wechat_mode,
         alipay_app_id: var("ALIPAY_APP_ID", "2021000000000001"),
+        alipay_mode,
         alipay_seller_id: var("ALIPAY_SELLER_ID", ""),
     })
 }

@@ -104,6 +104,18 @@ pub fn response_sign(body: &str) -> Result<String, ProtoError> {
     sign_member(&members)
 }
 
+/// Reads the top-level `alipay_cert_sn` of a sync response (certificate mode);
+/// `None` when absent.
+pub fn response_cert_sn(body: &str) -> Result<Option<String>, ProtoError> {
+    let members = json_scan::top_level_members(body)?;
+    find_member(&members, "alipay_cert_sn")?
+        .map(|raw| {
+            serde_json::from_str::<String>(raw)
+                .map_err(|_| malformed("alipay_cert_sn is not a JSON string"))
+        })
+        .transpose()
+}
+
 /// Verifies a sync response: extracts the method's node (or `error_response`
 /// when the method node is absent), reads the top-level `sign` and checks the
 /// RSA2 signature over the raw node text. Returns that text.
@@ -355,6 +367,99 @@ pub fn root_cert_sn(bundle_pem: &str) -> Result<String, ProtoError> {
     Ok(sns.join("_"))
 }
 
+/// What a successful [`verify_chain`] found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChainInfo {
+    /// Subject DN of the bundle's root that anchors the chain.
+    pub root: String,
+    /// Number of certificates between the leaf and the root (0: issued by the root).
+    pub intermediates: usize,
+    /// End of the leaf certificate's validity.
+    pub leaf_not_after: chrono::DateTime<chrono::Utc>,
+}
+
+/// Checks that the first certificate in `cert_pem` chains to a certificate of
+/// the root bundle `bundle_pem`: each link's issuer name matches and its RSA
+/// signature (SHA-1/256/384/512) verifies, through the other certificates in
+/// `cert_pem` as intermediates (Alipay ships `alipayCertPublicKey_RSA2.crt`
+/// with its intermediate), and the leaf is valid at `now`.
+pub fn verify_chain(
+    cert_pem: &str,
+    bundle_pem: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<ChainInfo, ProtoError> {
+    let mut chain = parse_certs(cert_pem)?.into_iter();
+    let leaf = chain.next().ok_or_else(|| cert_err("no certificate"))?;
+    let intermediates: Vec<_> = chain.collect();
+    let roots = parse_certs(bundle_pem)?;
+    if roots.is_empty() {
+        return Err(cert_err("no certificate in the root bundle"));
+    }
+    let leaf_not_after = cert_time(leaf.tbs_certificate.validity.not_after)?;
+    let leaf_not_before = cert_time(leaf.tbs_certificate.validity.not_before)?;
+    if now > leaf_not_after {
+        return Err(cert_err(format!("certificate expired at {leaf_not_after}")));
+    }
+    if now < leaf_not_before {
+        return Err(cert_err(format!(
+            "certificate not valid before {leaf_not_before}"
+        )));
+    }
+    let mut current = leaf;
+    for depth in 0..=intermediates.len() {
+        if let Some(root) = roots.iter().find(|r| signed_by(&current, r)) {
+            return Ok(ChainInfo {
+                root: issuer_dn(&root.tbs_certificate.subject)?,
+                intermediates: depth,
+                leaf_not_after,
+            });
+        }
+        match intermediates.iter().find(|c| signed_by(&current, c)) {
+            Some(next) => current = next.clone(),
+            None => break,
+        }
+    }
+    Err(cert_err(format!(
+        "not issued by any certificate of the root bundle (issuer {})",
+        issuer_dn(&current.tbs_certificate.issuer)?
+    )))
+}
+
+fn cert_time(time: x509_cert::time::Time) -> Result<chrono::DateTime<chrono::Utc>, ProtoError> {
+    let secs =
+        i64::try_from(time.to_unix_duration().as_secs()).map_err(|e| cert_err(e.to_string()))?;
+    chrono::DateTime::from_timestamp(secs, 0).ok_or_else(|| cert_err("time out of range"))
+}
+
+/// True when `issuer`'s subject is `cert`'s issuer and `issuer`'s RSA key
+/// verifies `cert`'s signature.
+fn signed_by(cert: &x509_cert::Certificate, issuer: &x509_cert::Certificate) -> bool {
+    use ring::signature as sig;
+    if cert.tbs_certificate.issuer != issuer.tbs_certificate.subject {
+        return false;
+    }
+    let alg: &'static sig::RsaParameters = match cert.signature_algorithm.oid.to_string().as_str() {
+        "1.2.840.113549.1.1.5" => &sig::RSA_PKCS1_2048_8192_SHA1_FOR_LEGACY_USE_ONLY,
+        "1.2.840.113549.1.1.11" => &sig::RSA_PKCS1_2048_8192_SHA256,
+        "1.2.840.113549.1.1.12" => &sig::RSA_PKCS1_2048_8192_SHA384,
+        "1.2.840.113549.1.1.13" => &sig::RSA_PKCS1_2048_8192_SHA512,
+        _ => return false,
+    };
+    let (Ok(spki), Ok(tbs)) = (
+        issuer.tbs_certificate.subject_public_key_info.to_der(),
+        cert.tbs_certificate.to_der(),
+    ) else {
+        return false;
+    };
+    let Ok(key) = RsaPublicKey::from_spki_der(&spki) else {
+        return false;
+    };
+    match cert.signature.as_bytes() {
+        Some(signature) => key.verify_with(alg, &tbs, signature),
+        None => false,
+    }
+}
+
 fn cert_err(msg: impl Into<String>) -> ProtoError {
     ProtoError::InvalidCertificate(msg.into())
 }
@@ -522,3 +627,38 @@ pub fn yuan_to_fen(text: &str) -> Option<i64> {
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests;
+
+/// How an Alipay app verifies Alipay and is identified: with the Alipay public key
+/// ("公钥模式") or with certificates ("公钥证书模式": `app_cert_sn` and
+/// `alipay_root_cert_sn` on every request, `alipay_cert_sn` on every answer).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlipayKeyMode {
+    /// The Alipay public key verifies answers; requests carry no certificate SNs.
+    #[default]
+    PublicKey,
+    /// Certificate mode: the Alipay certificate's key verifies answers.
+    Certificate,
+}
+
+impl AlipayKeyMode {
+    /// The setting's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlipayKeyMode::PublicKey => "public_key",
+            AlipayKeyMode::Certificate => "certificate",
+        }
+    }
+}
+
+impl std::str::FromStr for AlipayKeyMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "public_key" => Ok(AlipayKeyMode::PublicKey),
+            "certificate" => Ok(AlipayKeyMode::Certificate),
+            other => Err(format!("expected public_key or certificate, got {other:?}")),
+        }
+    }
+}

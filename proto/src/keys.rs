@@ -222,6 +222,19 @@ impl RsaPublicKey {
             .is_ok()
     }
 
+    /// Verifies a PKCS#1 v1.5 signature with the given digest (certificate chains:
+    /// roots may be SHA1withRSA).
+    pub(crate) fn verify_with(
+        &self,
+        alg: &'static ring_sig::RsaParameters,
+        msg: &[u8],
+        sig: &[u8],
+    ) -> bool {
+        ring_sig::UnparsedPublicKey::new(alg, &self.inner.pkcs1)
+            .verify(msg, sig)
+            .is_ok()
+    }
+
     /// [`Self::verify_sha256`] over a standard-base64 signature; false when the
     /// signature is not valid base64 (e.g. `WECHATPAY/SIGNTEST/...` probes).
     pub fn verify_sha256_base64(&self, msg: &[u8], sig_b64: &str) -> bool {
@@ -290,29 +303,68 @@ impl Certificate {
         common_name: &str,
         days: i64,
     ) -> Result<Self, ProtoError> {
+        let name = common_name_dn(common_name)?;
+        Self::build(key, name.clone(), &key.public_key(), serial_hex, name, days)
+    }
+
+    /// Builds a v3 certificate over `subject_key` for the subject DN, issued and
+    /// signed (SHA256withRSA) by `issuer_key` under the issuer DN, valid from now for
+    /// `days` days. DNs are RFC 4514 strings, most specific first (e.g.
+    /// `CN=..,OU=..,O=..,C=CN`, as Alipay's certificates have). With the issuer's
+    /// own key and DN this is a self-signed (root) certificate. Used for the
+    /// emulator's TEST chains.
+    pub fn issue(
+        issuer_key: &RsaPrivateKey,
+        issuer_dn: &str,
+        subject_key: &RsaPublicKey,
+        serial_hex: &str,
+        subject_dn: &str,
+        days: i64,
+    ) -> Result<Self, ProtoError> {
+        let parse = |dn: &str| {
+            dn.parse::<RdnSequence>()
+                .map_err(|e| cert_err(format!("distinguished name {dn:?}: {e}")))
+        };
+        Self::build(
+            issuer_key,
+            parse(issuer_dn)?,
+            subject_key,
+            serial_hex,
+            parse(subject_dn)?,
+            days,
+        )
+    }
+
+    fn build(
+        issuer_key: &RsaPrivateKey,
+        issuer: RdnSequence,
+        subject_key: &RsaPublicKey,
+        serial_hex: &str,
+        subject: RdnSequence,
+        days: i64,
+    ) -> Result<Self, ProtoError> {
         if days <= 0 {
             return Err(cert_err("validity must be at least one day"));
         }
-        let name = common_name_dn(common_name)?;
         let algorithm = AlgorithmIdentifierOwned {
             oid: SHA256_WITH_RSA,
             parameters: Some(Any::null()),
         };
-        let spki = SubjectPublicKeyInfoOwned::from_der(&key.public_key().to_spki_der())
-            .map_err(cert_err)?;
+        let spki =
+            SubjectPublicKeyInfoOwned::from_der(&subject_key.to_spki_der()).map_err(cert_err)?;
         let tbs = TbsCertificate {
             version: Version::V3,
             serial_number: parse_serial(serial_hex)?,
             signature: algorithm.clone(),
-            issuer: name.clone(),
+            issuer,
             validity: validity_from_now(days)?,
-            subject: name,
+            subject,
             subject_public_key_info: spki,
             issuer_unique_id: None,
             subject_unique_id: None,
             extensions: None,
         };
-        let signature = key.sign_sha256(&tbs.to_der().map_err(cert_err)?)?;
+        let signature = issuer_key.sign_sha256(&tbs.to_der().map_err(cert_err)?)?;
         let cert = x509_cert::Certificate {
             tbs_certificate: tbs,
             signature_algorithm: algorithm,

@@ -13,6 +13,11 @@ Environment:
                         key; its public half is "the Alipay public key")
   FENPAY_EMULATOR_URL   e.g. http://127.0.0.1:8090 (default)
   FENPAY_ALIPAY_APP_ID  default 2021000000000001
+  FENPAY_ALIPAY_MODE    public_key (default) or certificate: the emulator's
+                        EMULATOR_ALIPAY_MODE; certificate drives it with the SDK's
+                        certificate client (DCAliPay) over the key set's TEST chain
+                        (appCertPublicKey.crt, alipayCertPublicKey_RSA2.crt,
+                        alipayRootCert.crt), which computes the SNs itself
 
 Exit status 0 when every check passed, 1 otherwise.
 """
@@ -28,7 +33,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from alipay import AliPay
+from alipay import AliPay, DCAliPay
 from cryptography.hazmat.primitives import serialization
 
 CHECKS = []
@@ -127,15 +132,38 @@ def main():
         .decode()
     )
 
+    cert_mode = os.environ.get("FENPAY_ALIPAY_MODE", "public_key") == "certificate"
+
+    def client(private_pem, notify_url=None):
+        if cert_mode:
+            return DCAliPay(
+                appid=app_id,
+                app_notify_url=notify_url,
+                app_private_key_string=private_pem,
+                app_public_key_cert_string=(keys_dir / "appCertPublicKey.crt").read_text(),
+                alipay_public_key_cert_string=(
+                    keys_dir / "alipayCertPublicKey_RSA2.crt"
+                ).read_text(),
+                alipay_root_cert_string=(keys_dir / "alipayRootCert.crt").read_text(),
+                sign_type="RSA2",
+                debug=False,
+            )
+        return AliPay(
+            appid=app_id,
+            app_notify_url=notify_url,
+            app_private_key_string=private_pem,
+            alipay_public_key_string=alipay_public_pem,
+            sign_type="RSA2",
+            debug=False,
+        )
+
     receiver = Receiver()
-    sdk = AliPay(
-        appid=app_id,
-        app_notify_url=receiver.url,
-        app_private_key_string=app_private_pem,
-        alipay_public_key_string=alipay_public_pem,
-        sign_type="RSA2",
-        debug=False,
-    )
+    sdk = client(app_private_pem, receiver.url)
+    if cert_mode:
+        check(
+            sdk.alipay_public_key.n == platform_key.public_key().public_numbers().n,
+            "DCAliPay reads Alipay's key from alipayCertPublicKey_RSA2.crt",
+        )
     # python-alipay-sdk has no gateway option: __init__ picks production or sandbox
     # from `debug` and stores it in `_gateway`, which every call (server_api,
     # verified_sync_response) reads. Pointing that attribute at the emulator is the
@@ -263,21 +291,18 @@ def main():
     check(params.get("method") == "alipay.trade.page.pay.return", "return method")
 
     # a merchant signing with the wrong key is told so, in a response the SDK verifies
-    impostor = AliPay(
-        appid=app_id,
-        app_private_key_string=platform_key.private_bytes(
+    impostor = client(
+        platform_key.private_bytes(
             serialization.Encoding.PEM,
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
-        ).decode(),
-        alipay_public_key_string=alipay_public_pem,
-        sign_type="RSA2",
+        ).decode()
     )
     impostor._gateway = sdk._gateway
     resp = impostor.api_alipay_trade_query(out_trade_no=paid_no)
     check(resp.get("sub_code") == "isv.invalid-signature", f"wrong app key rejected ({resp})")
 
-    print(f"alipay interop: {len(CHECKS)} checks passed")
+    print(f"alipay interop ({'certificate' if cert_mode else 'public_key'} mode): {len(CHECKS)} checks passed")
     return 0
 
 

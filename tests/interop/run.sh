@@ -4,7 +4,8 @@
 #       public_key   a merchant with the WeChat Pay public key only (the emulator's default)
 #       certificate  a merchant with platform certificates (the SDK in both its
 #                    public-key and its certificate mode)
-#   - PyPI python-alipay-sdk (Alipay RSA2)
+#   - PyPI python-alipay-sdk (Alipay RSA2), once per app mode, set explicitly the same way:
+#       public_key (AliPay) and certificate (DCAliPay over the key set's TEST chain)
 # Starts `fenpay emulator` on a free port with fresh TEST keys in a temp DATA_DIR.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -32,13 +33,13 @@ start_emulator() {
   fi
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   APP_ENV=development DATA_DIR="$data" EMULATOR_BIND="127.0.0.1:$port" EMULATOR_TIME_SCALE=100 \
-    EMULATOR_WECHAT_MODE="$1" RUST_LOG=warn "$target_dir/debug/fenpay" emulator >"$data/emulator-$1.log" 2>&1 &
+    EMULATOR_WECHAT_MODE="$1" EMULATOR_ALIPAY_MODE="$1" RUST_LOG=warn "$target_dir/debug/fenpay" emulator >"$data/emulator-$1.log" 2>&1 &
   emu_pid=$!
   for _ in $(seq 1 100); do
     curl -fs "http://127.0.0.1:$port/__emulator/faults" >/dev/null 2>&1 && break
     sleep 0.2
   done
-  export FENPAY_EMULATOR_URL="http://127.0.0.1:$port" FENPAY_WECHAT_MODE="$1"
+  export FENPAY_EMULATOR_URL="http://127.0.0.1:$port" FENPAY_WECHAT_MODE="$1" FENPAY_ALIPAY_MODE="$1"
 }
 
 export FENPAY_DEV_KEYS="$data/dev-keys"
@@ -48,9 +49,7 @@ for mode in public_key certificate; do
   start_emulator "$mode"
   for t in "$here"/wechat_sdk_test.py "$here"/alipay_sdk_test.py; do
     [ -f "$t" ] || continue
-    # Alipay has no such modes: once is enough.
-    if [ "$mode" != public_key ] && [ "$(basename "$t")" = alipay_sdk_test.py ]; then continue; fi
-    echo "-- $(basename "$t") (EMULATOR_WECHAT_MODE=$mode)"
+    echo "-- $(basename "$t") (EMULATOR_WECHAT_MODE=$mode EMULATOR_ALIPAY_MODE=$mode)"
     "$venv/bin/python" "$t" || { status=1; echo "FAILED: $(basename "$t") ($mode)"; tail -n 30 "$data/emulator-$mode.log"; }
   done
 done

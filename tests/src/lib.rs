@@ -50,6 +50,14 @@ impl TestApp {
         ]
     }
 
+    /// [`Self::emulator_overrides`] with the emulated Alipay app in `mode`
+    /// (`public_key` or `certificate`); fenpay's client on the dev keys follows it.
+    pub fn emulator_overrides_alipay(mode: &'static str) -> Vec<(&'static str, &'static str)> {
+        let mut vars = Self::emulator_overrides();
+        vars.push(("EMULATOR_ALIPAY_MODE", mode));
+        vars
+    }
+
     /// The emulator's base URL (panics when it is not enabled).
     pub fn emulator(&self) -> String {
         self.state.emulator_url.clone().expect("emulator enabled")
@@ -412,6 +420,30 @@ macro_rules! both_backends {
                     None => eprintln!("TEST_DATABASE_URL not set: PostgreSQL variant skipped"),
                 }
             }
+        }
+    };
+}
+
+/// Run one async test body in both Alipay key modes against the emulator, each on both
+/// backends: `both_alipay_modes!(name, |app| async move { ... });` defines
+/// `name::public_key::{sqlite,postgres}` and `name::certificate::{sqlite,postgres}`.
+#[macro_export]
+macro_rules! both_alipay_modes {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            $crate::both_backends!(
+                public_key,
+                &$crate::TestApp::emulator_overrides_alipay("public_key"),
+                $body
+            );
+            $crate::both_backends!(
+                certificate,
+                &$crate::TestApp::emulator_overrides_alipay("certificate"),
+                $body
+            );
         }
     };
 }

@@ -97,8 +97,32 @@ pub fn alipay_notification(
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
     edit(&mut p);
-    let sign =
-        fenpay_proto::alipay::sign_notification(&p, &dev_keys().alipay_platform_key).expect("sign");
+    signed_form(p, &dev_keys().alipay_platform_key)
+}
+
+/// [`alipay_notification`] signed by `key` instead of Alipay's (dev) key.
+pub fn alipay_notification_signed_by(
+    order_no: &str,
+    total: &str,
+    key: &fenpay_proto::RsaPrivateKey,
+) -> String {
+    let form = alipay_notification(order_no, total, |_| {});
+    let mut p: BTreeMap<String, String> = form
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(k, v)| {
+            (
+                urlencoding::decode(k).expect("utf-8").into_owned(),
+                urlencoding::decode(v).expect("utf-8").into_owned(),
+            )
+        })
+        .collect();
+    p.remove("sign");
+    signed_form(p, key)
+}
+
+fn signed_form(mut p: BTreeMap<String, String>, key: &fenpay_proto::RsaPrivateKey) -> String {
+    let sign = fenpay_proto::alipay::sign_notification(&p, key).expect("sign");
     p.insert("sign".into(), sign);
     p.iter()
         .map(|(k, v)| format!("{}={}", urlencoding::encode(k), urlencoding::encode(v)))

@@ -1,10 +1,12 @@
 //! Orders paid through Alipay against the emulator, on both backends: QR (precreate) and
-//! page pay end to end, notification checks, races and lost notifications.
+//! page pay end to end, notification checks, races and lost notifications. The flows run
+//! in both Alipay key modes (public key, and certificate mode with the dev key set's TEST
+//! chain).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use fenpay_tests::notices::alipay_notification as notification;
-use fenpay_tests::{both_backends, into_json, TestApp};
+use fenpay_tests::{both_alipay_modes, both_backends, into_json, TestApp};
 use serde_json::{json, Value};
 
 fn emu() -> Vec<(&'static str, &'static str)> {
@@ -44,105 +46,96 @@ async fn notify(app: &TestApp, form: String) -> (u16, String) {
     (resp.status().as_u16(), resp.text().await.unwrap())
 }
 
-both_backends!(
-    qr_flow_paid_by_notification,
-    &emu(),
-    |app: TestApp| async move {
-        let token = app.signup("ali").await;
-        let order = create(&app, &token, 1, "native").await;
-        let order_no = order["order_no"].as_str().unwrap();
-        assert!(
-            order["qr_code_url"]
-                .as_str()
-                .unwrap()
-                .starts_with("https://qr.alipay.com/"),
-            "{order}"
-        );
-        let (status, body) = app
-            .emulator_post(&format!("/__emulator/alipay/pay/{order_no}"), &json!({}))
-            .await;
-        assert_eq!(status, 200, "{body}");
-        app.wait_in_db(order_no, "paid").await;
-        let paid = app.wait_for_status(&token, order_no, "paid").await;
-        assert!(paid["provider_transaction_id"].is_string());
-        assert_eq!(me(&app, &token).await["points_balance"], 100);
-        let records = app.records(order_no).await;
-        assert!(
-            records
-                .iter()
-                .any(|r| r.provider == "alipay" && r.verified && r.decision == "Applied"),
-            "{records:?}"
-        );
-    }
-);
-
-both_backends!(
-    page_pay_in_a_browser_like_flow,
-    &emu(),
-    |app: TestApp| async move {
-        let token = app.signup("desk").await;
-        let order = create(&app, &token, 4, "page").await;
-        let order_no = order["order_no"].as_str().unwrap();
-        let pay_url = order["pay_url"].as_str().unwrap().to_string();
-        // Not opened yet: the provider does not know the trade, the order stays pending.
-        let (_, status_body) = app
-            .get(
-                &format!("/api/v1/payment/order-status?order_no={order_no}"),
-                Some(&token),
-            )
-            .await;
-        assert_eq!(status_body["status"], "pending");
-        // The buyer opens the cashier...
-        let page = app.client.get(&pay_url).send().await.unwrap();
-        assert_eq!(page.status().as_u16(), 200);
-        let html = page.text().await.unwrap();
-        assert!(html.contains("emulator-pay"), "{html}");
-        // ...clicks Pay and is sent back to our return URL with signed parameters.
-        let resp = app
-            .client
-            .post(format!(
-                "{}/__emulator/alipay/cashier/{order_no}/pay",
-                app.emulator()
-            ))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status().as_u16(), 303);
-        let back = resp.headers()["location"].to_str().unwrap().to_string();
-        assert!(
-            back.starts_with(&app.url("/api/v1/payment/alipay/return")),
-            "{back}"
-        );
-        let ret = app.client.get(&back).send().await.unwrap();
-        assert_eq!(ret.status().as_u16(), 302);
-        assert!(ret.headers()["location"]
-            .to_str()
+both_alipay_modes!(qr_flow_paid_by_notification, |app: TestApp| async move {
+    let token = app.signup("ali").await;
+    let order = create(&app, &token, 1, "native").await;
+    let order_no = order["order_no"].as_str().unwrap();
+    assert!(
+        order["qr_code_url"]
+            .as_str()
             .unwrap()
-            .contains(order_no));
-        // A tampered return is refused.
-        let (status, body) = into_json(
-            app.client
-                .get(back.replace("total_amount=", "total_amount=1"))
-                .send()
-                .await
-                .unwrap(),
+            .starts_with("https://qr.alipay.com/"),
+        "{order}"
+    );
+    let (status, body) = app
+        .emulator_post(&format!("/__emulator/alipay/pay/{order_no}"), &json!({}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    app.wait_in_db(order_no, "paid").await;
+    let paid = app.wait_for_status(&token, order_no, "paid").await;
+    assert!(paid["provider_transaction_id"].is_string());
+    assert_eq!(me(&app, &token).await["points_balance"], 100);
+    let records = app.records(order_no).await;
+    assert!(
+        records
+            .iter()
+            .any(|r| r.provider == "alipay" && r.verified && r.decision == "Applied"),
+        "{records:?}"
+    );
+});
+
+both_alipay_modes!(page_pay_in_a_browser_like_flow, |app: TestApp| async move {
+    let token = app.signup("desk").await;
+    let order = create(&app, &token, 4, "page").await;
+    let order_no = order["order_no"].as_str().unwrap();
+    let pay_url = order["pay_url"].as_str().unwrap().to_string();
+    // Not opened yet: the provider does not know the trade, the order stays pending.
+    let (_, status_body) = app
+        .get(
+            &format!("/api/v1/payment/order-status?order_no={order_no}"),
+            Some(&token),
         )
         .await;
-        assert_eq!(
-            (status, body["code"].as_str()),
-            (400, Some("invalid_signature"))
-        );
+    assert_eq!(status_body["status"], "pending");
+    // The buyer opens the cashier...
+    let page = app.client.get(&pay_url).send().await.unwrap();
+    assert_eq!(page.status().as_u16(), 200);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("emulator-pay"), "{html}");
+    // ...clicks Pay and is sent back to our return URL with signed parameters.
+    let resp = app
+        .client
+        .post(format!(
+            "{}/__emulator/alipay/cashier/{order_no}/pay",
+            app.emulator()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 303);
+    let back = resp.headers()["location"].to_str().unwrap().to_string();
+    assert!(
+        back.starts_with(&app.url("/api/v1/payment/alipay/return")),
+        "{back}"
+    );
+    let ret = app.client.get(&back).send().await.unwrap();
+    assert_eq!(ret.status().as_u16(), 302);
+    assert!(ret.headers()["location"]
+        .to_str()
+        .unwrap()
+        .contains(order_no));
+    // A tampered return is refused.
+    let (status, body) = into_json(
+        app.client
+            .get(back.replace("total_amount=", "total_amount=1"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("invalid_signature"))
+    );
 
-        app.wait_for_status(&token, order_no, "paid").await;
-        let account = me(&app, &token).await;
-        assert_eq!(account["membership_tier"], "basic");
-        assert!(account["membership_expires_at"].is_string());
-    }
-);
+    app.wait_for_status(&token, order_no, "paid").await;
+    let account = me(&app, &token).await;
+    assert_eq!(account["membership_tier"], "basic");
+    assert!(account["membership_expires_at"].is_string());
+});
 
-both_backends!(
+both_alipay_modes!(
     notifications_are_checked_and_idempotent,
-    &emu(),
     |app: TestApp| async move {
         let token = app.signup("checker").await;
         let order = create(&app, &token, 1, "native").await;
@@ -200,9 +193,8 @@ both_backends!(
     }
 );
 
-both_backends!(
+both_alipay_modes!(
     cancel_racing_payment_and_lost_notification,
-    &emu(),
     |app: TestApp| async move {
         let token = app.signup("late").await;
         app.emulator_post(
@@ -405,5 +397,84 @@ both_backends!(
             (row.status.as_str(), row.cancel_reason.as_deref()),
             ("cancelled", Some("expired"))
         );
+    }
+);
+
+fn cert_mode_jobs_by_hand() -> Vec<(&'static str, &'static str)> {
+    let mut vars = TestApp::emulator_overrides_alipay("certificate");
+    vars.push(("JOBS_ENABLED", "false"));
+    vars.push(("RECONCILE_MIN_AGE_SECS", "0"));
+    vars
+}
+
+// Certificate mode: an answer naming another `alipay_cert_sn` (Alipay rotated its
+// certificate, ALIPAY_CERT_PATH is outdated) cannot be verified. The reconciler's query
+// of a trade paid at Alipay (notification lost) changes nothing and counts an error;
+// once the answers name the configured certificate again, the payment lands.
+both_backends!(
+    cert_mode_answer_under_another_alipay_cert_changes_nothing,
+    &cert_mode_jobs_by_hand(),
+    |app: TestApp| async move {
+        let token = app.signup("rotated").await;
+        let order = create(&app, &token, 1, "native").await;
+        let order_no = order["order_no"].as_str().unwrap();
+        let (status, body) = app
+            .emulator_post(
+                "/__emulator/faults",
+                &json!({"drop_notifications_next": 1000}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let (status, body) = app
+            .emulator_post(&format!("/__emulator/alipay/pay/{order_no}"), &json!({}))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        app.emulator_post(
+            "/__emulator/faults",
+            &json!({"drop_notifications_next": 1000, "alipay_cert_rotated_next": 1000}),
+        )
+        .await;
+        let report = fenpay::jobs::reconcile_once(&app.state).await;
+        assert_eq!((report.paid, report.errors), (0, 1), "{report:?}");
+        app.wait_in_db(order_no, "pending").await;
+        assert_eq!(me(&app, &token).await["points_balance"], 0);
+
+        app.emulator_post(
+            "/__emulator/faults",
+            &json!({"drop_notifications_next": 1000}),
+        )
+        .await;
+        app.sql(&format!(
+            "UPDATE orders SET last_query_at = NULL WHERE order_no = '{order_no}'"
+        ))
+        .await;
+        let report = fenpay::jobs::reconcile_once(&app.state).await;
+        assert_eq!((report.paid, report.errors), (1, 0), "{report:?}");
+        app.wait_in_db(order_no, "paid").await;
+        assert_eq!(me(&app, &token).await["points_balance"], 100);
+    }
+);
+
+// A notification signed by a key other than the Alipay certificate's is refused, in
+// both modes; the genuine one is then accepted.
+both_alipay_modes!(
+    notification_signed_by_another_key_is_refused,
+    |app: TestApp| async move {
+        let token = app.signup("forger").await;
+        let order = create(&app, &token, 1, "native").await;
+        let order_no = order["order_no"].as_str().unwrap().to_string();
+        let keys = fenpay_tests::dev_keys();
+        // The app's own key: a well-formed RSA2 signature by the wrong party.
+        let forged = fenpay_tests::notices::alipay_notification_signed_by(
+            &order_no,
+            "10.00",
+            &keys.alipay_app_key,
+        );
+        assert_eq!(notify(&app, forged).await.1, "fail");
+        app.wait_in_db(&order_no, "pending").await;
+        assert_eq!(me(&app, &token).await["points_balance"], 0);
+        let genuine = notification(&order_no, "10.00", |_| {});
+        assert_eq!(notify(&app, genuine).await.1, "success");
+        assert_eq!(me(&app, &token).await["points_balance"], 100);
     }
 );

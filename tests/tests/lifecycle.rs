@@ -6,8 +6,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use fenpay_tests::{
-    both_backends, eventually, faults, me, order, pay_at_emulator, refund, sse_statuses, Backend,
-    TestApp, WebhookReceiver, TEST_WEBHOOK_SECRET,
+    both_alipay_modes, both_backends, eventually, faults, me, order, pay_at_emulator, refund,
+    sse_statuses, Backend, TestApp, WebhookReceiver, TEST_WEBHOOK_SECRET,
 };
 use serde_json::{json, Value};
 
@@ -323,9 +323,9 @@ async fn paid_order(app: &TestApp, token: &str, provider: &str, product_id: i64)
     no
 }
 
-both_backends!(
+// Alipay refunds (refund, fastpay.refund.query) in both Alipay key modes.
+both_alipay_modes!(
     alipay_partial_then_full_refund_with_clawback,
-    &emu(),
     |app: TestApp| async move {
         let token = app.signup("ali-refund").await;
         let admin = app.admin("ali-admin").await;

@@ -37,8 +37,11 @@ pub struct AlipayClientConfig {
     pub app_id: String,
     /// Our application private key (signs requests). Its `Debug` is redacted.
     pub app_private_key: RsaPrivateKey,
-    /// The Alipay public key (verifies responses, notifications and returns).
+    /// The Alipay public key (verifies responses, notifications and returns); in
+    /// certificate mode, the key of the configured Alipay certificate.
     pub alipay_public_key: RsaPublicKey,
+    /// Certificate mode ("公钥证书模式"); `None`: public-key mode.
+    pub cert_mode: Option<AlipayCertSns>,
     /// When set, notifications must carry this `seller_id`.
     pub seller_id: Option<String>,
     /// Full gateway URL, e.g. `https://openapi.alipay.com/gateway.do`.
@@ -49,6 +52,18 @@ pub struct AlipayClientConfig {
     pub return_url: String,
     /// Whole-request timeout for gateway calls.
     pub timeout: Duration,
+}
+
+/// Certificate mode: the SNs every request carries and every answer must name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AlipayCertSns {
+    /// `app_cert_sn`: SN of our app certificate (`appCertPublicKey_<appid>.crt`).
+    pub app_cert_sn: String,
+    /// `alipay_root_cert_sn`: SNs of the RSA roots in `alipayRootCert.crt`, joined by `_`.
+    pub alipay_root_cert_sn: String,
+    /// SN of the configured Alipay certificate (`alipayCertPublicKey_RSA2.crt`): answers
+    /// must carry it as `alipay_cert_sn`.
+    pub alipay_cert_sn: String,
 }
 
 /// The Alipay client. Cheap to clone (the HTTP client and keys are shared).
@@ -483,6 +498,10 @@ impl AlipayClient {
         put("timestamp", &china_time(Utc::now()));
         put("version", "1.0");
         put("notify_url", &self.cfg.notify_url);
+        if let Some(sns) = &self.cfg.cert_mode {
+            put("app_cert_sn", &sns.app_cert_sn);
+            put("alipay_root_cert_sn", &sns.alipay_root_cert_sn);
+        }
         if with_return_url {
             put("return_url", &self.cfg.return_url);
         }
@@ -581,6 +600,27 @@ impl AlipayClient {
                     str_field(&content, "sub_code").unwrap_or("")
                 )),
             });
+        }
+        if let Some(sns) = &self.cfg.cert_mode {
+            // The answer names the certificate whose key signed it. Another one means
+            // Alipay rotated its certificate: the SDKs download it
+            // (alipay.open.app.alipaycert.download); we cannot verify the answer, so it
+            // changes nothing and the caller retries later.
+            let answered = proto::response_cert_sn(body)
+                .map_err(|e| invalid(format!("{method}: {e}")))?
+                .unwrap_or_default();
+            if answered != sns.alipay_cert_sn {
+                tracing::error!(
+                    method,
+                    answered_alipay_cert_sn = %answered,
+                    configured_alipay_cert_sn = %sns.alipay_cert_sn,
+                    "Alipay answered with a certificate other than ALIPAY_CERT_PATH: download the current alipayCertPublicKey_RSA2.crt from the Alipay open platform, set ALIPAY_CERT_PATH to it and restart (run `fenpay doctor` to check the chain)"
+                );
+                return Err(invalid(format!(
+                    "{method}: answer signed under alipay_cert_sn {answered:?}, configured {}; update ALIPAY_CERT_PATH",
+                    sns.alipay_cert_sn
+                )));
+            }
         }
         let node = proto::verify_response(body, method, &self.cfg.alipay_public_key)
             .map_err(|e| invalid(format!("{method}: response signature: {e}")))?;

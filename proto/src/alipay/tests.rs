@@ -508,3 +508,54 @@ fn yuan_fen_conversion() {
     assert_eq!(yuan_to_fen(&fen_to_yuan(i64::MIN)), Some(i64::MIN));
     assert_eq!(yuan_to_fen("-92233720368547758.09"), None);
 }
+
+#[test]
+fn real_alipay_cert_chains_through_its_intermediate_to_the_real_root_bundle() {
+    let v = vector("alipay/06_cert_sn.json");
+    // gopay's alipayCertPublicKey_RSA2.crt: the leaf plus "Class 2 R1"; the node
+    // SDK's alipayRootCert.crt holds "Ant Financial ... R1" (and SM2/ECDSA roots).
+    let leaf = str_at(&v, "/cases/3/cert_pem");
+    let bundle = str_at(&v, "/cases/2/root_cert_bundle_pem");
+    let during = chrono::DateTime::parse_from_rfc3339("2020-06-01T00:00:00Z")
+        .unwrap()
+        .to_utc();
+    let info = verify_chain(leaf, bundle, during).unwrap();
+    assert_eq!(info.intermediates, 1);
+    assert!(
+        info.root
+            .contains("Ant Financial Certification Authority R1"),
+        "{}",
+        info.root
+    );
+    // Expired since 2021-08-29.
+    let err = verify_chain(leaf, bundle, chrono::Utc::now()).unwrap_err();
+    assert!(err.to_string().contains("expired"), "{err}");
+    // The leaf alone (no intermediate) does not reach the roots.
+    let only_leaf = crate::pem::blocks(leaf).unwrap().remove(0);
+    let only_leaf = crate::pem::encode("CERTIFICATE", &only_leaf.der);
+    assert!(verify_chain(&only_leaf, bundle, during).is_err());
+}
+
+#[test]
+fn issued_test_chain_verifies_and_a_foreign_root_does_not() {
+    let root_key = crate::test_support::generated_key();
+    let root = crate::Certificate::generate(root_key, "01", "TEST Root", 30).unwrap();
+    let leaf_key = RsaPrivateKey::generate(2048).unwrap();
+    let leaf = crate::Certificate::issue(
+        root_key,
+        "CN=TEST Root",
+        &leaf_key.public_key(),
+        "0A",
+        "CN=TEST Leaf,OU=Alipay,O=fenpay TEST,C=CN",
+        10,
+    )
+    .unwrap();
+    assert_eq!(leaf.public_key, leaf_key.public_key());
+    let info = verify_chain(&leaf.pem, &root.pem, chrono::Utc::now()).unwrap();
+    assert_eq!(info.root, "CN=TEST Root");
+    assert_eq!(info.intermediates, 0);
+    assert!(cert_sn(&leaf.pem).unwrap() != cert_sn(&root.pem).unwrap());
+    // Same name, different key: the signature decides.
+    let other = crate::Certificate::generate(&leaf_key, "01", "TEST Root", 30).unwrap();
+    assert!(verify_chain(&leaf.pem, &other.pem, chrono::Utc::now()).is_err());
+}

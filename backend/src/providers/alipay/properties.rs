@@ -44,6 +44,7 @@ fn client() -> AlipayClient {
         app_id: APP_ID.into(),
         app_private_key: key().clone(),
         alipay_public_key: key().public_key(),
+        cert_mode: None,
         seller_id: Some(SELLER.into()),
         gateway: "http://127.0.0.1:9/gateway.do".into(),
         notify_url: "http://127.0.0.1:9/notify".into(),
