@@ -4,6 +4,7 @@
 //! stay in the TEST key set's files.
 
 use actix_web::{web, HttpResponse};
+use fenpay_proto::alipay::AlipayKeyMode;
 use fenpay_proto::wechat::WechatKeyMode;
 use serde_json::json;
 
@@ -15,6 +16,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 /// The public half of the configuration, as JSON.
 pub fn public_info(c: &EmulatorConfig, base_url: &str) -> serde_json::Value {
+    let certificate = c.alipay.mode == AlipayKeyMode::Certificate;
     json!({
         "base_url": base_url,
         "wechat": {
@@ -38,6 +40,10 @@ pub fn public_info(c: &EmulatorConfig, base_url: &str) -> serde_json::Value {
             "seller_id": c.alipay.seller_id,
             "gateway": format!("{base_url}/gateway.do"),
             "alipay_public_key_pem": c.alipay.alipay_private_key.public_key().to_spki_pem(),
+            "key_mode": c.alipay.mode.as_str(),
+            "alipay_cert_sn": certificate.then(|| c.alipay.alipay_cert_sn.clone()),
+            "app_cert_sn": certificate.then(|| c.alipay.app_cert_sn.clone()),
+            "alipay_root_cert_sn": certificate.then(|| c.alipay.root_cert_sn.clone()),
         },
     })
 }
