@@ -363,3 +363,173 @@ async fn wechat_refund_answers_are_signed_public_key_mode() {
 async fn wechat_refund_answers_are_signed_certificate_mode() {
     refund_answers_are_signed(WechatKeyMode::Certificate).await;
 }
+
+// ---------------------------------------------------------------------------
+// Alipay OpenAPI v3
+
+async fn alipay_v3(
+    emu: &Emu,
+    path: &str,
+    body: Value,
+    key: &fenpay_proto::RsaPrivateKey,
+) -> reqwest::Response {
+    let body = body.to_string();
+    let auth = format!(
+        "app_id=2021000000000001,nonce={},timestamp={}",
+        uuid_like(),
+        chrono_now() * 1000
+    );
+    let sign = key
+        .sign_sha256_base64(format!("{auth}\nPOST\n{path}\n{body}\n").as_bytes())
+        .unwrap();
+    emu.http
+        .post(format!("{}{path}", emu.url))
+        .header(
+            "authorization",
+            format!("ALIPAY-SHA256withRSA {auth},sign={sign}"),
+        )
+        .header("alipay-request-id", "req-fidelity-1")
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+fn uuid_like() -> String {
+    wx::nonce_str(32)
+}
+
+/// Status, headers checked and signature verified (`ts\nnonce\nbody\n`), JSON body.
+async fn v3_verified(emu: &Emu, resp: reqwest::Response) -> (u16, Value) {
+    let status = resp.status().as_u16();
+    let get = |name: &str| {
+        resp.headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_string())
+    };
+    let (ts, nonce, sig) = (
+        get("alipay-timestamp").expect("alipay-timestamp"),
+        get("alipay-nonce").expect("alipay-nonce"),
+        get("alipay-signature").expect("alipay-signature"),
+    );
+    assert_eq!(get("alipay-request-id").as_deref(), Some("req-fidelity-1"));
+    let body = resp.text().await.unwrap();
+    assert!(
+        emu.keys
+            .alipay_platform_key
+            .public_key()
+            .verify_sha256_base64(format!("{ts}\n{nonce}\n{body}\n").as_bytes(), &sig),
+        "answer {status} does not verify"
+    );
+    (status, serde_json::from_str(&body).unwrap())
+}
+
+#[tokio::test]
+async fn alipay_v3_trade_api_shares_the_gateway_trades() {
+    let emu = emulator().await;
+    let key = emu.keys.alipay_app_key.clone();
+    let resp = alipay_v3(
+        &emu,
+        "/v3/alipay/trade/precreate",
+        serde_json::json!({"out_trade_no": "V3T1", "total_amount": "1.00", "subject": "v3"}),
+        &key,
+    )
+    .await;
+    let (status, body) = v3_verified(&emu, resp).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["out_trade_no"], "V3T1");
+    assert!(body["qr_code"]
+        .as_str()
+        .unwrap()
+        .starts_with("https://qr.alipay.com/"));
+    assert!(
+        body.get("code").is_none(),
+        "v3 answers carry no code/msg: {body}"
+    );
+
+    // Not scanned yet: the trade does not exist (400, signed).
+    let resp = alipay_v3(
+        &emu,
+        "/v3/alipay/trade/query",
+        serde_json::json!({"out_trade_no": "V3T1"}),
+        &key,
+    )
+    .await;
+    let (status, body) = v3_verified(&emu, resp).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("ACQ.TRADE_NOT_EXIST")),
+        "{body}"
+    );
+
+    // Paid through the control API; the gateway.do trade is the v3 trade.
+    let paid = emu
+        .http
+        .post(format!("{}/__emulator/alipay/pay/V3T1", emu.url))
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert!(paid.status().is_success());
+    let resp = alipay_v3(
+        &emu,
+        "/v3/alipay/trade/query",
+        serde_json::json!({"out_trade_no": "V3T1"}),
+        &key,
+    )
+    .await;
+    let (status, body) = v3_verified(&emu, resp).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["trade_status"], "TRADE_SUCCESS");
+    assert_eq!(body["total_amount"], "1.00");
+
+    let resp = alipay_v3(
+        &emu,
+        "/v3/alipay/trade/refund",
+        serde_json::json!({"out_trade_no": "V3T1", "refund_amount": "0.25", "out_request_no": "V3R1"}),
+        &key,
+    )
+    .await;
+    let (status, body) = v3_verified(&emu, resp).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["refund_fee"], "0.25");
+    let resp = alipay_v3(
+        &emu,
+        "/v3/alipay/trade/fastpay/refund/query",
+        serde_json::json!({"out_trade_no": "V3T1", "out_request_no": "V3R1"}),
+        &key,
+    )
+    .await;
+    let (status, body) = v3_verified(&emu, resp).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["refund_amount"], "0.25");
+
+    // A request signed with another key: 401 invalid-signature, nothing runs.
+    let stranger = emu.keys.wechat_merchant_key.clone();
+    let resp = alipay_v3(
+        &emu,
+        "/v3/alipay/trade/close",
+        serde_json::json!({"out_trade_no": "V3T1"}),
+        &stranger,
+    )
+    .await;
+    let (status, body) = v3_verified(&emu, resp).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (401, Some("invalid-signature")),
+        "{body}"
+    );
+
+    // No Authorization at all.
+    let resp = emu
+        .http
+        .post(format!("{}/v3/alipay/trade/query", emu.url))
+        .header("alipay-request-id", "req-fidelity-1")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = v3_verified(&emu, resp).await;
+    assert_eq!(status, 401, "{body}");
+}

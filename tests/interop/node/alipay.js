@@ -161,7 +161,7 @@ async function main() {
   });
   try {
     await gatewayDo(sdk, notify);
-    if (process.env.FENPAY_ALIPAY_V3 === '1') {
+    if (process.env.FENPAY_ALIPAY_V3 !== '0') {
       await openApiV3(sdk);
     }
   } finally {
