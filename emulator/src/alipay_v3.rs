@@ -12,8 +12,9 @@
 //!   `alipay-signature` header, next to `alipay-timestamp`, `alipay-nonce`,
 //!   `alipay-request-id` (the request's, echoed) and `alipay-trace-id`.
 //! - Success is HTTP 200 with the business fields (no `code` / `msg`); failures are
-//!   4xx/5xx with `{"code","message"}`: 401 for authentication, 400 for parameters
-//!   and business failures (`ACQ.*`), 500 for system errors.
+//!   4xx/5xx with `{"code","message"}`: 401 for a missing, malformed or wrong
+//!   signature, 400 for parameters (an unknown `app_id` included) and business failures
+//!   (`ACQ.*`), 500 for system errors.
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -193,7 +194,11 @@ fn authenticate(state: &State, req: &HttpRequest, body: &str) -> Result<(), V3Er
         return Err(V3Error::auth("invalid-auth", "Authorization 参数格式错误"));
     }
     if app_id != cfg.app_id {
-        return Err(V3Error::auth("invalid-app-id", "无效的AppID参数"));
+        return Err(V3Error::new(
+            StatusCode::BAD_REQUEST,
+            "invalid-app-id",
+            "无效的AppID参数",
+        ));
     }
     let path = req
         .uri()

@@ -46,6 +46,7 @@ fn client() -> AlipayClient {
         alipay_public_key: key().public_key(),
         seller_id: Some(SELLER.into()),
         gateway: "http://127.0.0.1:9/gateway.do".into(),
+        v3_endpoint: None,
         notify_url: "http://127.0.0.1:9/notify".into(),
         return_url: "http://127.0.0.1:9/return".into(),
         timeout: Duration::from_secs(1),
