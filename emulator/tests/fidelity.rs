@@ -20,13 +20,13 @@ async fn emulator() -> Emu {
 }
 
 async fn emulator_in(wechat_mode: Option<WechatKeyMode>) -> Emu {
-    // One key set per test binary run (RSA generation is slow in debug builds).
+    // The TEST key set the workspace's other tests share (RSA generation is slow in
+    // debug builds).
     static KEYS: std::sync::OnceLock<DevKeys> = std::sync::OnceLock::new();
     let keys = KEYS
         .get_or_init(|| {
-            let dir =
-                std::env::temp_dir().join(format!("fenpay-emu-fidelity-{}", std::process::id()));
-            DevKeys::load_or_generate(&dir).unwrap()
+            let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/test-dev-keys");
+            DevKeys::load_or_generate(std::path::Path::new(dir)).unwrap()
         })
         .clone();
     let merchant = Merchant {
