@@ -87,6 +87,11 @@ pub struct AlipaySettings {
     pub notify_url: String,
     pub return_url: String,
     pub gateway: String,
+    /// `ALIPAY_API`: which OpenAPI the server-side trade calls (precreate, query, close,
+    /// refund, refund query) use. Page / wap / app pay always go through `gateway.do`.
+    pub api: AlipayApi,
+    /// `ALIPAY_ENDPOINT`: the OpenAPI v3 base URL; default: the gateway's origin.
+    pub endpoint: String,
     pub timeout_secs: u64,
 }
 
@@ -176,6 +181,38 @@ impl AlipayCertFiles {
             root_cert_sn,
             chain,
         })
+    }
+}
+
+/// `ALIPAY_API`: `v2` (`gateway.do`, the default) or `v3` (`/v3/alipay/...`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AlipayApi {
+    #[default]
+    V2,
+    V3,
+}
+
+impl std::str::FromStr for AlipayApi {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "v2" | "gateway" => Ok(AlipayApi::V2),
+            "v3" => Ok(AlipayApi::V3),
+            other => Err(format!("expected v2 or v3, got {other:?}")),
+        }
+    }
+}
+
+/// The origin (`scheme://host[:port]`) of a URL, for the default v3 endpoint.
+fn url_origin(url: &str) -> String {
+    match url.find("://") {
+        Some(i) => {
+            let rest = &url[i + 3..];
+            let end = rest.find(['/', '?', '#']).map_or(url.len(), |j| i + 3 + j);
+            url[..end].to_string()
+        }
+        None => url.trim_end_matches('/').to_string(),
     }
 }
 
@@ -505,6 +542,14 @@ impl Settings {
                 .to_string(),
             timeout_secs: env.number("WECHAT_PAY_TIMEOUT_SECS", 10, 1..=120)?,
         };
+        let alipay_gateway = env.str_or(
+            "ALIPAY_GATEWAY",
+            &if emulator_enabled {
+                format!("{emulator_base}/gateway.do")
+            } else {
+                "https://openapi.alipay.com/gateway.do".to_string()
+            },
+        );
         let alipay = AlipaySettings {
             app_id: env.str_or("ALIPAY_APP_ID", if dev { "2021000000000001" } else { "" }),
             private_key: Secret::new(env.get("ALIPAY_PRIVATE_KEY").unwrap_or_default()),
@@ -519,14 +564,20 @@ impl Settings {
                 "ALIPAY_RETURN_URL",
                 &format!("{public_base_url}/api/v1/payment/alipay/return"),
             ),
-            gateway: env.str_or(
-                "ALIPAY_GATEWAY",
-                &if emulator_enabled {
-                    format!("{emulator_base}/gateway.do")
-                } else {
-                    "https://openapi.alipay.com/gateway.do".to_string()
-                },
-            ),
+            api: env
+                .get("ALIPAY_API")
+                .map(|v| v.parse())
+                .transpose()
+                .map_err(|reason| ConfigError::Invalid {
+                    var: "ALIPAY_API",
+                    reason,
+                })?
+                .unwrap_or_default(),
+            endpoint: env
+                .str_or("ALIPAY_ENDPOINT", &url_origin(&alipay_gateway))
+                .trim_end_matches('/')
+                .to_string(),
+            gateway: alipay_gateway,
             timeout_secs: env.number("ALIPAY_TIMEOUT_SECS", 10, 1..=120)?,
         };
         let settings = Settings {
@@ -1073,6 +1124,42 @@ mod tests {
         assert_eq!(s.jwt_secret, again.jwt_secret);
         assert!(s.jwt_secret.expose().len() >= MIN_SECRET_LEN);
         assert_eq!(s.wechat.base_url, "http://127.0.0.1:8090");
+    }
+
+    #[test]
+    fn alipay_api_and_v3_endpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().to_str().unwrap();
+        let s = Settings::from_map(&map(&[("DATA_DIR", data)])).unwrap();
+        assert_eq!(s.alipay.api, AlipayApi::V2);
+        let s = Settings::from_map(&map(&[
+            ("DATA_DIR", data),
+            ("ALIPAY_API", "v3"),
+            (
+                "ALIPAY_GATEWAY",
+                "https://openapi-sandbox.dl.alipaydev.com/gateway.do",
+            ),
+        ]))
+        .unwrap();
+        assert_eq!(s.alipay.api, AlipayApi::V3);
+        assert_eq!(
+            s.alipay.endpoint,
+            "https://openapi-sandbox.dl.alipaydev.com"
+        );
+        let s = Settings::from_map(&map(&[
+            ("DATA_DIR", data),
+            ("ALIPAY_ENDPOINT", "https://openapi.example.com/"),
+        ]))
+        .unwrap();
+        assert_eq!(s.alipay.endpoint, "https://openapi.example.com");
+        let err = Settings::from_map(&map(&[("DATA_DIR", data), ("ALIPAY_API", "v4")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("ALIPAY_API: "), "{err}");
+        assert_eq!(
+            url_origin("http://127.0.0.1:8090/gateway.do?x=1"),
+            "http://127.0.0.1:8090"
+        );
     }
 
     #[test]

@@ -448,6 +448,8 @@ fn build_alipay(
         cert_mode: keys.2,
         seller_id: Some(a.seller_id.clone()).filter(|s| !s.is_empty()),
         gateway,
+        v3_endpoint: (a.api == crate::config::AlipayApi::V3)
+            .then(|| emulator_url.map_or_else(|| a.endpoint.clone(), str::to_string)),
         notify_url: a.notify_url.clone(),
         return_url: a.return_url.clone(),
         timeout: std::time::Duration::from_secs(a.timeout_secs),

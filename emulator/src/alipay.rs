@@ -413,6 +413,51 @@ async fn gateway(state: State, req: HttpRequest, body: web::Bytes) -> HttpRespon
     }
 }
 
+/// A trade method that failed, for the OpenAPI v3 face (`alipay_v3`): Alipay's
+/// `sub_code` / `sub_msg`, and whether the service itself was unavailable.
+pub(crate) struct MethodFailure {
+    pub sub_code: String,
+    pub sub_msg: String,
+    pub unavailable: bool,
+}
+
+/// Runs a server-side trade method (precreate, query, close, refund, refund query)
+/// on the same trades as `gateway.do`; `method` is the gateway name
+/// (`alipay.trade.query`), `biz` what gateway.do carries as `biz_content` (v3: the
+/// JSON body). Returns the answer's members in Alipay's order (no `code` / `msg`).
+pub(crate) fn run_method(
+    state: &State,
+    method: &str,
+    biz: &serde_json::Map<String, Value>,
+) -> Result<Vec<(&'static str, Value)>, MethodFailure> {
+    let now = Utc::now();
+    let mut params = BTreeMap::new();
+    if let Some(url) = biz_str(biz, "notify_url") {
+        params.insert("notify_url".to_string(), url);
+    }
+    let result = match method {
+        "alipay.trade.precreate" => precreate(state, &params, biz, now),
+        "alipay.trade.query" => query(state, biz, now),
+        "alipay.trade.close" => close(state, biz, now),
+        "alipay.trade.refund" => refund(state, biz, now),
+        "alipay.trade.fastpay.refund.query" => refund_query(state, biz, now),
+        _ => Err((
+            GwError::invalid("isv.invalid-method", format!("不存在的方法名: {method}")),
+            vec![],
+        )),
+    };
+    result.map_err(|(e, _)| MethodFailure {
+        unavailable: e.code == "20000",
+        sub_code: e.sub_code,
+        sub_msg: e.sub_msg,
+    })
+}
+
+/// `{"k":v,...}` in the given member order (how Alipay serialises answers).
+pub(crate) fn answer_json(members: &[(&str, Value)]) -> String {
+    compact_object(members)
+}
+
 fn gateway_params(req: &HttpRequest, body: &[u8]) -> Result<BTreeMap<String, String>, String> {
     let mut params = BTreeMap::new();
     params.extend(parse_pairs(req.query_string())?);

@@ -2,11 +2,13 @@
 //! AES-GCM notifications, provider resend schedules, fault injection. WeChat v3 has no
 //! sandbox; this makes the whole flow runnable and testable on a laptop.
 //!
-//! Paths at its root mirror the providers (`/v3/...`, `/gateway.do`); the control API
+//! Paths at its root mirror the providers (`/v3/...`, `/gateway.do`, Alipay's OpenAPI v3
+//! `/v3/alipay/...`); the control API
 //! lives under `/__emulator/`.
 
 pub mod alipay;
 pub mod bills;
+pub mod alipay_v3;
 pub mod devkeys;
 pub mod faults;
 pub mod info;
@@ -177,6 +179,7 @@ pub fn start(config: EmulatorConfig) -> anyhow::Result<Emulator> {
             .configure(info::configure)
             .configure(wechat::configure)
             .configure(alipay::configure)
+            .configure(alipay_v3::configure)
             .default_service(web::to(|| async {
                 HttpResponse::NotFound().json(serde_json::json!({
                     "code": "NOT_FOUND", "message": "no such path on the fenpay emulator"

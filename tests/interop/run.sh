@@ -6,6 +6,12 @@
 #                    public-key and its certificate mode)
 #   - PyPI python-alipay-sdk (Alipay RSA2), once per app mode, set explicitly the same way:
 #       public_key (AliPay) and certificate (DCAliPay over the key set's TEST chain)
+#   - PyPI alipay-sdk-python (the official Alipay SDK; its own venv, .venv-alipay-official,
+#     because its `alipay` package clashes with python-alipay-sdk's)
+#   - npm wechatpay-axios-plugin (WeChat Pay v3, both merchant modes; verifies every
+#     answer, errors included) and npm alipay-sdk v4 (gateway.do with validateSign,
+#     pageExecute, notification checkNotifySignV2): tests/interop/node, pinned by its
+#     package-lock.json and installed with `npm ci`
 # Starts `fenpay emulator` on a free port with fresh TEST keys in a temp DATA_DIR.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -17,6 +23,20 @@ if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"
 fi
 "$venv/bin/pip" install -q --disable-pip-version-check -r "$here/requirements.txt"
+
+official_venv="$here/.venv-alipay-official"
+if [ ! -x "$official_venv/bin/python" ]; then
+  python3 -m venv "$official_venv"
+fi
+"$official_venv/bin/pip" install -q --disable-pip-version-check -r "$here/requirements-alipay-official.txt"
+
+node_dir="$here/node"
+if command -v npm >/dev/null 2>&1; then
+  (cd "$node_dir" && npm ci --no-audit --no-fund --silent)
+else
+  echo "npm not found: the npm SDK interop runs are skipped" >&2
+  node_dir=
+fi
 
 cargo build -q -p fenpay
 # Where cargo put it (CARGO_TARGET_DIR, a config's target-dir or a cargo wrapper decide).
@@ -52,5 +72,16 @@ for mode in public_key certificate; do
     echo "-- $(basename "$t") (EMULATOR_WECHAT_MODE=$mode EMULATOR_ALIPAY_MODE=$mode)"
     "$venv/bin/python" "$t" || { status=1; echo "FAILED: $(basename "$t") ($mode)"; tail -n 30 "$data/emulator-$mode.log"; }
   done
+  if [ "$mode" = public_key ]; then
+    echo "-- alipay_official_sdk_test.py"
+    "$official_venv/bin/python" "$here/alipay_official_sdk_test.py" || { status=1; echo "FAILED: alipay_official_sdk_test.py"; tail -n 30 "$data/emulator-$mode.log"; }
+  fi
+  if [ -n "$node_dir" ]; then
+    for t in wechat.js alipay.js; do
+      if [ "$mode" != public_key ] && [ "$t" = alipay.js ]; then continue; fi
+      echo "-- node/$t (EMULATOR_WECHAT_MODE=$mode)"
+      node "$node_dir/$t" || { status=1; echo "FAILED: node/$t ($mode)"; tail -n 30 "$data/emulator-$mode.log"; }
+    done
+  fi
 done
 exit $status

@@ -38,16 +38,21 @@ impl TestApp {
     }
 
     /// Overrides that start the in-process emulator on a free port, with shared dev keys
-    /// and provider resend delays compressed 1000x.
+    /// and provider resend delays compressed 1000x. `TEST_ALIPAY_API=v3` in the test's
+    /// environment runs fenpay's Alipay server calls over OpenAPI v3 (`ALIPAY_API=v3`).
     pub fn emulator_overrides() -> Vec<(&'static str, &'static str)> {
-        vec![
+        let mut overrides = vec![
             ("EMULATOR_ENABLED", "true"),
             ("EMULATOR_BIND", "127.0.0.1:0"),
             ("EMULATOR_TIME_SCALE", "1000"),
             ("DEV_KEYS_DIR", shared_dev_keys_dir()),
             ("WECHAT_PAY_TIMEOUT_SECS", "2"),
             ("ALIPAY_TIMEOUT_SECS", "2"),
-        ]
+        ];
+        if std::env::var("TEST_ALIPAY_API").is_ok_and(|v| v.eq_ignore_ascii_case("v3")) {
+            overrides.push(("ALIPAY_API", "v3"));
+        }
+        overrides
     }
 
     /// [`Self::emulator_overrides`] with the emulated Alipay app in `mode`

@@ -478,3 +478,120 @@ both_alipay_modes!(
         assert_eq!(me(&app, &token).await["points_balance"], 100);
     }
 );
+
+/// fenpay's own client with `ALIPAY_API=v3`: the server-side calls go to
+/// `/v3/alipay/trade/...` (its gateway.do here is a dead address, so nothing can fall
+/// back to it), page pay still builds a gateway.do URL, and an answer whose
+/// `alipay-signature` does not verify is unverifiable: nothing is read from it.
+#[tokio::test]
+async fn v3_client_runs_the_server_calls_over_openapi_v3() {
+    use api_types::payment::PaymentChannel;
+    use fenpay::providers::alipay::{AlipayClient, AlipayClientConfig};
+    use fenpay::providers::{
+        PrepayRequest, ProviderError, RefundRequest, RemoteRefundState, RemoteTradeState,
+    };
+
+    let app = TestApp::sqlite(&emu()).await;
+    let keys = fenpay::devkeys::DevKeys::load_or_generate(std::path::Path::new(
+        fenpay_tests::shared_dev_keys_dir(),
+    ))
+    .unwrap();
+    let dead_gateway = "http://127.0.0.1:9/gateway.do";
+    let client = AlipayClient::new(AlipayClientConfig {
+        app_id: "2021000000000001".into(),
+        app_private_key: keys.alipay_app_key.clone(),
+        alipay_public_key: keys.alipay_platform_key.public_key(),
+        seller_id: None,
+        gateway: dead_gateway.into(),
+        v3_endpoint: Some(app.emulator()),
+        notify_url: "http://127.0.0.1:9/notify".into(),
+        return_url: "http://127.0.0.1:9/return".into(),
+        timeout: std::time::Duration::from_secs(5),
+    })
+    .unwrap();
+    let prepay = |no: &str, channel: PaymentChannel| PrepayRequest {
+        out_trade_no: no.into(),
+        description: "v3 client".into(),
+        amount_fen: 1234,
+        channel,
+        expire_at: chrono::Utc::now() + chrono::Duration::minutes(30),
+        openid: None,
+        client_ip: "127.0.0.1".into(),
+    };
+    let no = format!("V3C{}", uuid::Uuid::new_v4().simple());
+
+    let qr = client
+        .prepay(&prepay(&no, PaymentChannel::Native))
+        .await
+        .unwrap();
+    assert!(qr
+        .qr_code_url
+        .unwrap()
+        .starts_with("https://qr.alipay.com/"));
+    assert_eq!(
+        client.query(&no).await.unwrap().state,
+        RemoteTradeState::NotExist
+    );
+    app.emulator_post(&format!("/__emulator/alipay/scan/{no}"), &json!({}))
+        .await;
+    assert_eq!(
+        client.query(&no).await.unwrap().state,
+        RemoteTradeState::Pending
+    );
+    let (status, _) = app
+        .emulator_post(&format!("/__emulator/alipay/pay/{no}"), &json!({}))
+        .await;
+    assert_eq!(status, 200);
+    let trade = client.query(&no).await.unwrap();
+    assert_eq!(trade.state, RemoteTradeState::Paid);
+    assert_eq!(trade.amount_fen, Some(1234));
+
+    let refund = RefundRequest {
+        out_trade_no: no.clone(),
+        out_refund_no: format!("{no}R1"),
+        amount_fen: 234,
+        total_fen: 1234,
+        reason: Some("v3".into()),
+    };
+    let done = client.refund(&refund).await.unwrap();
+    assert_eq!(done.state, RemoteRefundState::Succeeded);
+    let queried = client.query_refund(&no, &format!("{no}R1")).await.unwrap();
+    assert_eq!(
+        (queried.state, queried.amount_fen),
+        (RemoteRefundState::Succeeded, 234)
+    );
+    // A paid trade cannot be closed: the verified v3 error is read like gateway.do's.
+    assert!(matches!(
+        client.close(&no).await,
+        Err(ProviderError::AlreadyPaid)
+    ));
+
+    // Close an unpaid, scanned trade.
+    let open = format!("V3D{}", uuid::Uuid::new_v4().simple());
+    client
+        .prepay(&prepay(&open, PaymentChannel::Native))
+        .await
+        .unwrap();
+    app.emulator_post(&format!("/__emulator/alipay/scan/{open}"), &json!({}))
+        .await;
+    client.close(&open).await.unwrap();
+    assert_eq!(
+        client.query(&open).await.unwrap().state,
+        RemoteTradeState::Closed
+    );
+
+    // A spoiled alipay-signature: unverifiable, not "pending" or "paid".
+    app.emulator_post("/__emulator/faults", &json!({"bad_signature_next": 1}))
+        .await;
+    assert!(matches!(
+        client.query(&no).await,
+        Err(ProviderError::InvalidResponse(_))
+    ));
+
+    // Page pay stays a signed gateway.do URL.
+    let page = client
+        .prepay(&prepay(&format!("{open}P"), PaymentChannel::Page))
+        .await
+        .unwrap();
+    assert!(page.pay_url.unwrap().starts_with(dead_gateway));
+}

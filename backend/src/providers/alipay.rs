@@ -1,10 +1,17 @@
-//! Alipay OpenAPI v2 client (RSA2, public-key mode): precreate / page / wap / app
+//! Alipay OpenAPI client (RSA2, public-key mode): precreate / page / wap / app
 //! prepay, query, close, cancel, refund and refund query, and verification of
 //! async notifications and return_url redirects.
 //!
-//! Every request is signed over all parameters except `sign` (so `sign_type` is
-//! signed). Every sync response is verified over the raw text of its
+//! v2 (`gateway.do`): every request is signed over all parameters except `sign` (so
+//! `sign_type` is signed). Every sync response is verified over the raw text of its
 //! `*_response` node with the Alipay public key before anything in it is trusted.
+//!
+//! v3 (`ALIPAY_API=v3`, server-side calls only: precreate, query, close, refund,
+//! refund query; page / wap / app pay and cancel stay on `gateway.do`): `POST
+//! /v3/alipay/trade/...` with a JSON body and `Authorization: ALIPAY-SHA256withRSA
+//! app_id=..,nonce=..,timestamp=..,sign=..` over `auth\nMETHOD\npath\nbody\n`. An answer
+//! is believed only when `alipay-signature` verifies over
+//! `alipay-timestamp\nalipay-nonce\nbody\n`; a missing or bad one is unverifiable.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -46,6 +53,9 @@ pub struct AlipayClientConfig {
     pub seller_id: Option<String>,
     /// Full gateway URL, e.g. `https://openapi.alipay.com/gateway.do`.
     pub gateway: String,
+    /// OpenAPI v3 base URL (`https://openapi.alipay.com`): when set, the server-side
+    /// trade calls go through v3 instead of `gateway.do`.
+    pub v3_endpoint: Option<String>,
     /// Where Alipay posts async notifications.
     pub notify_url: String,
     /// Where the page/wap cashier sends the buyer back (also the wap `quit_url`).
@@ -99,6 +109,11 @@ impl AlipayClient {
         reqwest::Url::parse(&cfg.gateway).map_err(|e| {
             ProviderError::NotConfigured(format!("ALIPAY_GATEWAY {:?}: {e}", cfg.gateway))
         })?;
+        if let Some(endpoint) = &cfg.v3_endpoint {
+            reqwest::Url::parse(endpoint).map_err(|e| {
+                ProviderError::NotConfigured(format!("ALIPAY_ENDPOINT {endpoint:?}: {e}"))
+            })?;
+        }
         let http = reqwest::Client::builder()
             .timeout(cfg.timeout)
             .connect_timeout(cfg.timeout.min(Duration::from_secs(5)))
@@ -530,6 +545,23 @@ impl AlipayClient {
         biz: &Value,
         out_trade_no: &str,
     ) -> Result<Value, ProviderError> {
+        let content = match (&self.cfg.v3_endpoint, v3_path(method)) {
+            (Some(endpoint), Some(path)) => self.call_v3(endpoint, method, &path, biz).await?,
+            _ => self.call_gateway(method, biz).await?,
+        };
+        check_code(&content)?;
+        if let Some(echoed) = str_field(&content, "out_trade_no") {
+            if echoed != out_trade_no {
+                return Err(invalid(format!(
+                    "{method}: response is for out_trade_no {echoed}, asked about {out_trade_no}"
+                )));
+            }
+        }
+        Ok(content)
+    }
+
+    /// `gateway.do`: the verified response node (its `code` not yet checked).
+    async fn call_gateway(&self, method: &str, biz: &Value) -> Result<Value, ProviderError> {
         let params = self.signed_params(method, biz, false)?;
         let sep = if self.cfg.gateway.contains('?') {
             '&'
@@ -569,16 +601,83 @@ impl AlipayClient {
         }
         let body = std::str::from_utf8(&bytes)
             .map_err(|_| invalid(format!("{method}: response is not UTF-8")))?;
-        let content = self.verified_content(body, method)?;
-        check_code(&content)?;
-        if let Some(echoed) = str_field(&content, "out_trade_no") {
-            if echoed != out_trade_no {
-                return Err(invalid(format!(
-                    "{method}: response is for out_trade_no {echoed}, asked about {out_trade_no}"
-                )));
-            }
+        self.verified_content(body, method)
+    }
+
+    /// OpenAPI v3: signs and posts `biz` as the JSON body; returns the verified answer
+    /// in gateway.do's shape (`code` `10000` plus the fields, or `40004` with
+    /// `sub_code` / `sub_msg` for a verified error) so both APIs share one reading.
+    async fn call_v3(
+        &self,
+        endpoint: &str,
+        method: &str,
+        path: &str,
+        biz: &Value,
+    ) -> Result<Value, ProviderError> {
+        let mut body_value = biz.clone();
+        if method == "alipay.trade.precreate" && !self.cfg.notify_url.is_empty() {
+            body_value["notify_url"] = json!(self.cfg.notify_url);
         }
-        Ok(content)
+        let body = body_value.to_string();
+        let auth = format!(
+            "app_id={},nonce={},timestamp={}",
+            self.cfg.app_id,
+            uuid::Uuid::new_v4(),
+            Utc::now().timestamp_millis()
+        );
+        let sign = self
+            .cfg
+            .app_private_key
+            .sign_sha256_base64(format!("{auth}\nPOST\n{path}\n{body}\n").as_bytes())
+            .map_err(|e| ProviderError::NotConfigured(format!("signing failed: {e}")))?;
+        let resp = self
+            .http
+            .post(format!("{}{path}", endpoint.trim_end_matches('/')))
+            .header(
+                reqwest::header::AUTHORIZATION,
+                format!("ALIPAY-SHA256withRSA {auth},sign={sign}"),
+            )
+            .header(
+                "alipay-request-id",
+                uuid::Uuid::new_v4().simple().to_string(),
+            )
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(reqwest::header::ACCEPT, "application/json")
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| {
+                if e.is_timeout() {
+                    ProviderError::Unavailable(format!("{method} (v3) timed out"))
+                } else {
+                    ProviderError::Unavailable(format!("{method} (v3): {e}"))
+                }
+            })?;
+        let status = resp.status().as_u16();
+        let header = |name: &str| {
+            resp.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let signature = (
+            header("alipay-timestamp"),
+            header("alipay-nonce"),
+            header("alipay-signature"),
+        );
+        let bytes = resp.bytes().await.map_err(|e| {
+            ProviderError::Unavailable(format!("{method} (v3): reading response: {e}"))
+        })?;
+        let body = std::str::from_utf8(&bytes)
+            .map_err(|_| invalid(format!("{method} (v3): response is not UTF-8")))?;
+        let verified = match signature {
+            (Some(ts), Some(nonce), Some(sig)) if !nonce.contains('\n') => self
+                .cfg
+                .alipay_public_key
+                .verify_sha256_base64(format!("{ts}\n{nonce}\n{body}\n").as_bytes(), &sig),
+            _ => false,
+        };
+        v3_content(method, status, body, verified)
     }
 
     /// Verifies the response signature and parses the signed node. An unsigned
@@ -630,6 +729,85 @@ impl AlipayClient {
 
 fn invalid(msg: impl Into<String>) -> ProviderError {
     ProviderError::InvalidResponse(msg.into())
+}
+
+/// The v3 path of a server-side trade method (`alipay.trade.fastpay.refund.query` ->
+/// `/v3/alipay/trade/fastpay/refund/query`); `None` for methods kept on `gateway.do`.
+fn v3_path(method: &str) -> Option<String> {
+    const V3_METHODS: [&str; 5] = [
+        "alipay.trade.precreate",
+        "alipay.trade.query",
+        "alipay.trade.close",
+        "alipay.trade.refund",
+        "alipay.trade.fastpay.refund.query",
+    ];
+    V3_METHODS
+        .contains(&method)
+        .then(|| format!("/v3/{}", method.replace('.', "/")))
+}
+
+/// Reads a v3 answer into gateway.do's shape. Only a verified answer is read; an
+/// unverified one is believed only where believing it cannot change money state
+/// (5xx: unavailable; 401: our signature was refused), like an unsigned v2 answer.
+fn v3_content(
+    method: &str,
+    status: u16,
+    body: &str,
+    verified: bool,
+) -> Result<Value, ProviderError> {
+    let parsed: Option<Value> = serde_json::from_str(body).ok();
+    let field = |name: &str| {
+        parsed
+            .as_ref()
+            .and_then(|v| str_field(v, name))
+            .unwrap_or("")
+            .to_string()
+    };
+    if status >= 500 {
+        return Err(ProviderError::Unavailable(format!(
+            "{method} (v3): HTTP {status} {}",
+            field("code")
+        )));
+    }
+    if status == 401 {
+        return Err(ProviderError::SignatureRejected(format!(
+            "{} {}",
+            field("code"),
+            field("message")
+        )));
+    }
+    if !verified {
+        return Err(invalid(format!(
+            "{method} (v3): HTTP {status} answer without a valid alipay-signature"
+        )));
+    }
+    let Some(Value::Object(map)) = parsed else {
+        return Err(invalid(format!(
+            "{method} (v3): response is not a JSON object"
+        )));
+    };
+    if status == 200 {
+        let mut content = serde_json::Map::new();
+        content.insert("code".into(), json!("10000"));
+        content.insert("msg".into(), json!("Success"));
+        content.extend(map);
+        return Ok(Value::Object(content));
+    }
+    if (400..500).contains(&status) {
+        let code = map.get("code").and_then(Value::as_str).unwrap_or("");
+        if code.is_empty() {
+            return Err(invalid(format!(
+                "{method} (v3): HTTP {status} without code"
+            )));
+        }
+        return Ok(json!({
+            "code": "40004",
+            "msg": "Business Failed",
+            "sub_code": code,
+            "sub_msg": map.get("message").and_then(Value::as_str).unwrap_or(""),
+        }));
+    }
+    Err(invalid(format!("{method} (v3): HTTP {status}")))
 }
 
 fn str_field<'a>(content: &'a Value, name: &str) -> Option<&'a str> {
@@ -949,6 +1127,67 @@ mod tests {
         );
         map.insert("timestamp".to_string(), "2026-01-02 03:04:05".to_string());
         assert_eq!(parse_form(&encode_form(&map)).unwrap(), map);
+    }
+
+    #[test]
+    fn v3_paths_cover_the_server_calls_only() {
+        assert_eq!(
+            v3_path("alipay.trade.fastpay.refund.query").as_deref(),
+            Some("/v3/alipay/trade/fastpay/refund/query")
+        );
+        assert_eq!(
+            v3_path("alipay.trade.precreate").as_deref(),
+            Some("/v3/alipay/trade/precreate")
+        );
+        assert_eq!(v3_path("alipay.trade.page.pay"), None);
+        assert_eq!(v3_path("alipay.trade.cancel"), None);
+    }
+
+    #[test]
+    fn v3_answers_are_read_only_when_verified() {
+        let paid = r#"{"out_trade_no":"A1","trade_status":"TRADE_SUCCESS","total_amount":"1.00"}"#;
+        let content = v3_content("alipay.trade.query", 200, paid, true).unwrap();
+        assert!(check_code(&content).is_ok());
+        assert_eq!(content["trade_status"], "TRADE_SUCCESS");
+        assert_eq!(
+            remote_trade("A1", &content).unwrap().state,
+            RemoteTradeState::Paid
+        );
+        // The same answer without a valid alipay-signature changes nothing.
+        assert!(matches!(
+            v3_content("alipay.trade.query", 200, paid, false),
+            Err(ProviderError::InvalidResponse(_))
+        ));
+        // A verified business error reads like gateway.do's; an unverified one is
+        // unverifiable (never "the trade does not exist").
+        let missing = r#"{"code":"ACQ.TRADE_NOT_EXIST","message":"交易不存在"}"#;
+        let content = v3_content("alipay.trade.query", 400, missing, true).unwrap();
+        assert!(matches!(
+            check_code(&content),
+            Err(ProviderError::TradeNotExist)
+        ));
+        assert!(matches!(
+            v3_content("alipay.trade.query", 400, missing, false),
+            Err(ProviderError::InvalidResponse(_))
+        ));
+        // Answers that cannot move money are believed unsigned.
+        assert!(matches!(
+            v3_content("alipay.trade.query", 503, "", false),
+            Err(ProviderError::Unavailable(_))
+        ));
+        assert!(matches!(
+            v3_content(
+                "alipay.trade.query",
+                401,
+                r#"{"code":"invalid-signature","message":"x"}"#,
+                false
+            ),
+            Err(ProviderError::SignatureRejected(_))
+        ));
+        assert!(matches!(
+            v3_content("alipay.trade.query", 200, "not json", true),
+            Err(ProviderError::InvalidResponse(_))
+        ));
     }
 
     #[test]

@@ -47,6 +47,7 @@ fn client() -> AlipayClient {
         cert_mode: None,
         seller_id: Some(SELLER.into()),
         gateway: "http://127.0.0.1:9/gateway.do".into(),
+        v3_endpoint: None,
         notify_url: "http://127.0.0.1:9/notify".into(),
         return_url: "http://127.0.0.1:9/return".into(),
         timeout: Duration::from_secs(1),
