@@ -580,6 +580,12 @@ impl Settings {
             gateway: alipay_gateway,
             timeout_secs: env.number("ALIPAY_TIMEOUT_SECS", 10, 1..=120)?,
         };
+        if alipay.api == AlipayApi::V3 && alipay.certs.is_some() {
+            return Err(ConfigError::Invalid {
+                var: "ALIPAY_API",
+                reason: "v3 cannot be combined with Alipay certificate mode (ALIPAY_*CERT_PATH) yet: use v2, the default".into(),
+            });
+        }
         let settings = Settings {
             app_env,
             bind,
@@ -1627,6 +1633,16 @@ mod tests {
         assert_ne!(m.app_cert_sn, m.alipay_cert_sn);
         // None of the three: public-key mode.
         assert!(run(&[]).unwrap().alipay.certs.is_none());
+        // OpenAPI v3 does not carry the certificate SNs here: refused, named.
+        let e = run(&[
+            ("ALIPAY_APP_CERT_PATH", &app),
+            ("ALIPAY_CERT_PATH", &alipay),
+            ("ALIPAY_ROOT_CERT_PATH", &roots),
+            ("ALIPAY_API", "v3"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(e.starts_with("ALIPAY_API: v3 cannot be combined"), "{e}");
 
         let err = |pairs: &[(&str, &str)]| run(pairs).unwrap_err().to_string();
         let e = err(&[

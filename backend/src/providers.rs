@@ -441,6 +441,9 @@ fn build_alipay(
             return Ok(None);
         }
     };
+    if a.api == crate::config::AlipayApi::V3 && keys.2.is_some() {
+        anyhow::bail!("ALIPAY_API=v3 cannot be combined with Alipay certificate mode yet (the v3 requests would lack the certificate SNs): use ALIPAY_API=v2, the default, in certificate mode");
+    }
     let client = alipay::AlipayClient::new(alipay::AlipayClientConfig {
         app_id: a.app_id.clone(),
         app_private_key: keys.0,

@@ -36,6 +36,7 @@ async fn emulator_in(wechat_mode: Option<WechatKeyMode>) -> Emu {
         wechat_app_id: "wxd0000000000emu01".into(),
         wechat_mode,
         alipay_app_id: "2021000000000001".into(),
+        alipay_mode: None,
         alipay_seller_id: String::new(),
     };
     let emu = fenpay_emulator::start(EmulatorConfig::from_dev_keys(&merchant, &keys)).unwrap();

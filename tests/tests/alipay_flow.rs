@@ -505,6 +505,7 @@ async fn v3_client_runs_the_server_calls_over_openapi_v3() {
         gateway: dead_gateway.into(),
         v3_endpoint: Some(app.emulator()),
         notify_url: "http://127.0.0.1:9/notify".into(),
+        cert_mode: None,
         return_url: "http://127.0.0.1:9/return".into(),
         timeout: std::time::Duration::from_secs(5),
     })
