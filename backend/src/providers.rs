@@ -269,6 +269,22 @@ impl Providers {
         r
     }
 
+    // TEMPORARY: replaced by the bills branch
+    /// Download the daily bill of `method` for the China-time `day`.
+    pub async fn fetch_bill(
+        &self,
+        method: PaymentMethod,
+        day: chrono::NaiveDate,
+    ) -> Result<crate::domain::bills::BillFetch, ProviderError> {
+        match method {
+            PaymentMethod::Wechat => self.wechat().map(|_| ())?,
+            PaymentMethod::Alipay => self.alipay().map(|_| ())?,
+        }
+        Ok(crate::domain::bills::BillFetch::NotReady {
+            reason: format!("bill download is not implemented yet ({day})"),
+        })
+    }
+
     /// Channels each provider offers.
     pub fn supports(method: PaymentMethod, channel: PaymentChannel) -> bool {
         use PaymentChannel::*;
