@@ -19,6 +19,7 @@ use crate::db::{self, ClaimToken};
 use crate::domain::bills::BillFetch;
 use crate::domain::reconciliation::{self as rules, Item, OrderSnap, RefundSnap, Window};
 use crate::error::{AppError, AppResult};
+use crate::providers::ProviderError;
 use crate::service::orders::{self as order_service, ApplyOutcome};
 use crate::startup::AppState;
 
@@ -58,6 +59,19 @@ pub async fn run_day(
     day: NaiveDate,
     trigger: Trigger,
 ) -> AppResult<Option<ReconciliationDetail>> {
+    run_day_with(state, method, day, trigger, None).await
+}
+
+/// [`run_day`] with the bill already in hand (`None`: download it). Tests feed
+/// hand-built bills through here; everything else about the run is the same.
+#[doc(hidden)]
+pub async fn run_day_with(
+    state: &AppState,
+    method: PaymentMethod,
+    day: NaiveDate,
+    trigger: Trigger,
+    bill: Option<Result<BillFetch, ProviderError>>,
+) -> AppResult<Option<ReconciliationDetail>> {
     if !state.providers.is_configured(method) {
         return Err(AppError::bad_request(
             "payment_method_unavailable",
@@ -77,7 +91,7 @@ pub async fn run_day(
             )),
         };
     };
-    let result = attempt(state, &row, method, day, &token).await;
+    let result = attempt(state, &row, method, day, &token, bill).await;
     if let Err(e) = &result {
         // Our own failure (database): give the day back for a later attempt.
         let _ = recon_db::postpone(
@@ -100,8 +114,12 @@ async fn attempt(
     method: PaymentMethod,
     day: NaiveDate,
     token: &ClaimToken,
+    bill: Option<Result<BillFetch, ProviderError>>,
 ) -> anyhow::Result<()> {
-    let fetched = state.providers.fetch_bill(method, day).await;
+    let fetched = match bill {
+        Some(b) => b,
+        None => state.providers.fetch_bill(method, day).await,
+    };
     let (rows, stated) = match fetched {
         Ok(BillFetch::Ready { rows, totals, .. }) => (rows, totals),
         Ok(BillFetch::NotReady { reason }) => {
