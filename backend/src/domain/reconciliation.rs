@@ -439,6 +439,7 @@ fn match_refund(row: &BillRow, ours: Option<&RefundSnap>, order_known: bool) -> 
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use chrono::TimeZone;
