@@ -75,7 +75,7 @@ const STATUSES: [u16; 22] = [
 ];
 const PROVIDERS: [&str; 2] = ["wechat", "alipay"];
 /// Provider operations (`Providers` methods).
-pub const OPS: [&str; 5] = ["prepay", "query", "close", "refund", "refund_query"];
+pub const OPS: [&str; 6] = ["prepay", "query", "close", "refund", "refund_query", "bill"];
 /// What became of a provider notification: (result, reason).
 const NOTICE_OUTCOMES: [(&str, &str); 10] = [
     ("applied", ""),

@@ -4,6 +4,7 @@
 //! notification verifier; services pick the client by [`PaymentMethod`].
 
 pub mod alipay;
+pub mod bills;
 pub mod wechat;
 
 use api_types::payment::{PaymentChannel, PaymentMethod, SdkParams};
@@ -269,20 +270,21 @@ impl Providers {
         r
     }
 
-    // TEMPORARY: replaced by the bills branch
-    /// Download the daily bill of `method` for the China-time `day`.
+    /// The provider's daily bill for `day` (a China day): every payment and refund it
+    /// records, with the totals the bill states; `NotReady` while the provider has
+    /// none. WeChat: the `tradebill` (ALL), SHA-1 checked; Alipay: the `trade` bill.
     pub async fn fetch_bill(
         &self,
         method: PaymentMethod,
         day: chrono::NaiveDate,
     ) -> Result<crate::domain::bills::BillFetch, ProviderError> {
-        match method {
-            PaymentMethod::Wechat => self.wechat().map(|_| ())?,
-            PaymentMethod::Alipay => self.alipay().map(|_| ())?,
-        }
-        Ok(crate::domain::bills::BillFetch::NotReady {
-            reason: format!("bill download is not implemented yet ({day})"),
-        })
+        let started = std::time::Instant::now();
+        let r = match method {
+            PaymentMethod::Wechat => self.wechat()?.trade_bill(day).await,
+            PaymentMethod::Alipay => self.alipay()?.trade_bill(day).await,
+        };
+        crate::metrics::provider_call(method, "bill", r.is_ok(), started.elapsed());
+        r
     }
 
     /// Channels each provider offers.

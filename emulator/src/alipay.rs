@@ -176,6 +176,51 @@ impl AlipayState {
         self.lock().trades.get(out_trade_no).cloned()
     }
 
+    /// The payments and refunds of one China day, as bill rows need them.
+    pub fn day_activity(&self, day: chrono::NaiveDate) -> crate::bills::DayActivity {
+        use crate::bills::{china_day, BillPayment, BillRefund, DayActivity};
+        let mut out = DayActivity::default();
+        for t in self.lock().trades.values() {
+            let Some(paid_at) = t.gmt_payment else {
+                continue;
+            };
+            let payer = t.buyer_logon_id.clone().unwrap_or_default();
+            if china_day(paid_at) == day {
+                out.payments.push(BillPayment {
+                    out_trade_no: t.out_trade_no.clone(),
+                    trade_no: t.trade_no.clone(),
+                    amount_fen: t.total_fen,
+                    at: paid_at,
+                    created_at: t.gmt_create,
+                    subject: t.subject.clone(),
+                    trade_type: t.product_code.clone(),
+                    payer: payer.clone(),
+                });
+            }
+            for r in t
+                .refunds
+                .iter()
+                .filter(|r| china_day(r.gmt_refund_pay) == day)
+            {
+                out.refunds.push(BillRefund {
+                    out_trade_no: t.out_trade_no.clone(),
+                    trade_no: t.trade_no.clone(),
+                    out_refund_no: r.out_request_no.clone(),
+                    refund_id: String::new(),
+                    amount_fen: r.refund_fen,
+                    total_fen: t.total_fen,
+                    at: r.gmt_refund_pay,
+                    created_at: t.gmt_create,
+                    subject: t.subject.clone(),
+                    status: "SUCCESS".to_string(),
+                    trade_type: t.product_code.clone(),
+                    payer: payer.clone(),
+                });
+            }
+        }
+        out
+    }
+
     /// Notification attempts, oldest first, optionally for one trade.
     pub fn notifications(&self, out_trade_no: Option<&str>) -> Vec<NotificationAttempt> {
         self.lock()
@@ -212,6 +257,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::post().to(control_scan),
         )
         .route("/__emulator/alipay/trades", web::get().to(control_trades))
+        .route("/downloadBillFile.resource", web::get().to(bill_file))
+        .route("/__emulator/alipay/bill", web::get().to(control_bill))
         .route(
             "/__emulator/alipay/trades/{out_trade_no}",
             web::get().to(control_trade),
@@ -286,7 +333,10 @@ const CASHIER_METHODS: [&str; 3] = [
 /// The QR-code method: its trade exists at Alipay only once the buyer scans it.
 const PRECREATE: &str = "alipay.trade.precreate";
 
-const API_METHODS: [&str; 6] = [
+const BILL_METHOD: &str = "alipay.data.dataservice.bill.downloadurl.query";
+
+const API_METHODS: [&str; 7] = [
+    BILL_METHOD,
     "alipay.trade.precreate",
     "alipay.trade.query",
     "alipay.trade.close",
@@ -345,6 +395,7 @@ async fn gateway(state: State, req: HttpRequest, body: web::Bytes) -> HttpRespon
         "alipay.trade.cancel" => cancel(&state, &biz, now),
         "alipay.trade.refund" => refund(&state, &biz, now),
         "alipay.trade.fastpay.refund.query" => refund_query(&state, &biz, now),
+        BILL_METHOD => bill_download_url(&state, &biz, now),
         _ => return cashier(&state, &method, &params, &biz, now),
     };
     match result {
@@ -907,6 +958,148 @@ fn refund(state: &State, biz: &serde_json::Map<String, Value>, now: DateTime<Utc
 /// `alipay.trade.fastpay.refund.query`: a refund that went through is
 /// `REFUND_SUCCESS`; an unknown `out_request_no` answers success without any
 /// refund member, Alipay's way of saying "no such refund".
+/// `alipay.data.dataservice.bill.downloadurl.query`: a URL on the emulator serving
+/// the day's `trade` bill zip. `signcustomer` bills, monthly dates, days without
+/// activity, future days and the `bill_missing` fault: `isp.bill_not_exist` (today's
+/// bill is served, unlike Alipay's, which appears the next morning).
+fn bill_download_url(
+    state: &State,
+    biz: &serde_json::Map<String, Value>,
+    now: DateTime<Utc>,
+) -> MethodResult {
+    let not_exist = || {
+        (
+            GwError::business("isp.bill_not_exist", "账单不存在"),
+            vec![],
+        )
+    };
+    let bill_type = biz_str(biz, "bill_type").ok_or_else(|| {
+        (
+            GwError::missing("isv.missing-bill-type", "缺少必选参数bill_type"),
+            vec![],
+        )
+    })?;
+    let date = biz_str(biz, "bill_date").ok_or_else(|| {
+        (
+            GwError::missing("isv.missing-bill-date", "缺少必选参数bill_date"),
+            vec![],
+        )
+    })?;
+    if !matches!(bill_type.as_str(), "trade" | "signcustomer") {
+        return Err((
+            GwError::invalid("isv.invalid-parameter", "bill_type 参数不合法"),
+            vec![],
+        ));
+    }
+    let day = match chrono::NaiveDate::parse_from_str(&date, "%Y-%m-%d") {
+        Ok(day) => day,
+        Err(_) if chrono::NaiveDate::parse_from_str(&format!("{date}-01"), "%Y-%m-%d").is_ok() => {
+            return Err(not_exist())
+        }
+        Err(_) => {
+            return Err((
+                GwError::invalid("isv.invalid-parameter", "bill_date 格式不正确"),
+                vec![],
+            ))
+        }
+    };
+    if bill_type != "trade" || state.faults.get().bill_missing || day > crate::bills::china_day(now)
+    {
+        return Err(not_exist());
+    }
+    let mut activity = state.alipay.day_activity(day);
+    if state.faults.take_bill_extra_payment() {
+        activity
+            .payments
+            .push(crate::bills::extra_payment(day, false));
+    }
+    if activity.is_empty() {
+        return Err(not_exist());
+    }
+    let pid = &state.config.alipay.seller_id;
+    let (detail, summary) = crate::bills::alipay_trade_bill(pid, day, &activity);
+    let zip = crate::bills::alipay_zip(pid, day, &detail, &summary)
+        .map_err(|_| (GwError::unavailable(), vec![]))?;
+    let stamp = day.format("%Y%m%d");
+    let file_name = format!("{pid}_{stamp}.csv.zip");
+    let token = state.bills.put(crate::bills::StoredBill {
+        bytes: zip,
+        gzip: false,
+        file_name: file_name.clone(),
+    });
+    Ok(vec![(
+        "bill_download_url",
+        json!(format!(
+            "{}/downloadBillFile.resource?bizType=trade&userId={pid}&fileType=csv.zip&bizDates={stamp}&downloadFileName={file_name}&fileId={token}",
+            state.base_url
+        )),
+    )])
+}
+
+#[derive(Deserialize)]
+struct BillFileQuery {
+    #[serde(rename = "fileId")]
+    file_id: Option<String>,
+}
+
+/// `GET /downloadBillFile.resource?...&fileId=..`: the bill zip (no signature; the URL
+/// came in a signed answer).
+async fn bill_file(state: State, query: web::Query<BillFileQuery>) -> HttpResponse {
+    match query.file_id.as_deref().and_then(|id| state.bills.get(id)) {
+        Some(bill) => HttpResponse::Ok()
+            .content_type("application/zip")
+            .insert_header((
+                header::CONTENT_DISPOSITION,
+                format!(
+                    "attachment; filename={}",
+                    urlencoding::encode(&bill.file_name)
+                ),
+            ))
+            .body(bill.bytes),
+        None => HttpResponse::NotFound()
+            .content_type(HTML_UTF8)
+            .body("<html><body>文件不存在或已过期</body></html>"),
+    }
+}
+
+#[derive(Deserialize)]
+struct ControlBillQuery {
+    date: Option<String>,
+    /// `detail` (default) or `summary`.
+    part: Option<String>,
+}
+
+/// `GET /__emulator/alipay/bill?date=YYYY-MM-DD[&part=summary]`: the day's trade bill
+/// CSV as UTF-8 text, for people (no faults applied or consumed).
+async fn control_bill(state: State, query: web::Query<ControlBillQuery>) -> HttpResponse {
+    let day = match query
+        .date
+        .as_deref()
+        .map(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d"))
+    {
+        Some(Ok(day)) => day,
+        None => crate::bills::china_day(Utc::now()),
+        Some(Err(_)) => {
+            return control_error(
+                StatusCode::BAD_REQUEST,
+                "INVALID_PARAMETER",
+                "date must be YYYY-MM-DD",
+            )
+        }
+    };
+    let activity = state.alipay.day_activity(day);
+    let (detail, summary) =
+        crate::bills::alipay_trade_bill(&state.config.alipay.seller_id, day, &activity);
+    let text = if query.part.as_deref() == Some("summary") {
+        summary
+    } else {
+        detail
+    };
+    HttpResponse::Ok()
+        .content_type("text/csv;charset=utf-8")
+        .body(text)
+}
+
 fn refund_query(
     state: &State,
     biz: &serde_json::Map<String, Value>,

@@ -10,7 +10,8 @@
 //! refunds `PROCESSING` until `POST /__emulator/wechat/refunds/{out_refund_no}/settle`.
 //! `{"bad_signature_next": 1}` makes the next 2xx API answer (either provider) carry a
 //! signature that does not verify (clock skew, a rotated key): what it says happened,
-//! but the client cannot prove it.
+//! but the client cannot prove it. `{"bill_missing": true}` makes every bill answer
+//! not-ready; `{"bill_extra_payment": 1}` adds a payment fenpay never made to the next bill.
 
 use std::sync::Mutex;
 
@@ -45,6 +46,12 @@ pub struct FaultSettings {
     /// The next N 2xx API answers (WeChat and Alipay) carry a signature that does not
     /// verify; the request itself is carried out.
     pub bad_signature_next: u32,
+    /// Bills are not ready: WeChat `tradebill`/`fundflowbill` answer 400
+    /// `NO_STATEMENT_EXIST`, Alipay's bill query `isp.bill_not_exist`.
+    pub bill_missing: bool,
+    /// The next N bills built (WeChat trade bill or Alipay trade bill) also hold a
+    /// successful payment of an `out_trade_no` the merchant never created.
+    pub bill_extra_payment: u32,
 }
 
 /// Thread-safe holder of [`FaultSettings`].
@@ -106,6 +113,11 @@ impl Faults {
         self.take(|f| &mut f.bad_signature_next)
     }
 
+    /// Consume one "add a payment nobody made to this bill", if armed.
+    pub fn take_bill_extra_payment(&self) -> bool {
+        self.take(|f| &mut f.bill_extra_payment)
+    }
+
     fn take(&self, counter: impl FnOnce(&mut FaultSettings) -> &mut u32) -> bool {
         let mut f = self.0.lock().unwrap_or_else(|p| p.into_inner());
         let n = counter(&mut f);
@@ -138,5 +150,6 @@ async fn reset(state: super::State) -> HttpResponse {
     state.faults.set(FaultSettings::default());
     state.wechat.reset();
     state.alipay.reset();
+    state.bills.reset();
     HttpResponse::NoContent().finish()
 }

@@ -6,8 +6,10 @@
 //! lives under `/__emulator/`.
 
 pub mod alipay;
+pub mod bills;
 pub mod devkeys;
 pub mod faults;
+pub mod info;
 pub mod wechat;
 
 use std::net::TcpListener;
@@ -118,6 +120,8 @@ pub struct EmulatorState {
     pub faults: Faults,
     pub wechat: wechat::WechatState,
     pub alipay: alipay::AlipayState,
+    /// Bill files handed out under download tokens.
+    pub bills: bills::BillStore,
     /// Posts notifications to merchants.
     pub http: reqwest::Client,
     /// This emulator's own base URL (`http://127.0.0.1:PORT`).
@@ -145,6 +149,7 @@ pub fn start(config: EmulatorConfig) -> anyhow::Result<Emulator> {
     let state = web::Data::new(EmulatorState {
         wechat: wechat::WechatState::default(),
         alipay: alipay::AlipayState::default(),
+        bills: bills::BillStore::default(),
         faults: Faults::default(),
         config,
         http,
@@ -156,6 +161,7 @@ pub fn start(config: EmulatorConfig) -> anyhow::Result<Emulator> {
             .app_data(app_state.clone())
             .app_data(web::PayloadConfig::default().limit(1024 * 1024))
             .configure(faults::configure)
+            .configure(info::configure)
             .configure(wechat::configure)
             .configure(alipay::configure)
             .default_service(web::to(|| async {

@@ -50,6 +50,7 @@ async fn main() -> anyhow::Result<()> {
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
+        .with_writer(std::io::stderr)
         .init();
     if std::env::args()
         .nth(1)
@@ -61,7 +62,17 @@ async fn main() -> anyhow::Result<()> {
     let merchant = merchant()?;
     let dir = PathBuf::from(var("EMULATOR_KEYS_DIR", "./emulator-keys"));
     let keys = DevKeys::load_or_generate(&dir)?;
-    let emu = fenpay_emulator::start(EmulatorConfig::from_dev_keys(&merchant, &keys))?;
+    let config = EmulatorConfig::from_dev_keys(&merchant, &keys);
+    // The public halves an SDK is configured with, next to the TEST keys.
+    std::fs::write(
+        dir.join("wechat_pay_public_key.pem"),
+        config.wechat.platform_key.public_key().to_spki_pem(),
+    )?;
+    std::fs::write(
+        dir.join("alipay_public_key.pem"),
+        config.alipay.alipay_private_key.public_key().to_spki_pem(),
+    )?;
+    let emu = fenpay_emulator::start(config)?;
     println!(
         "emulator listening on {} (TEST keys in {})",
         emu.base_url,

@@ -350,6 +350,69 @@ impl WechatState {
             .collect()
     }
 
+    /// The payments and refunds of one China day, as bill rows need them: payments by
+    /// success time, refunds (all but closed ones) by the time WeChat accepted them.
+    pub fn day_activity(&self, day: chrono::NaiveDate) -> crate::bills::DayActivity {
+        use crate::bills::{china_day, BillPayment, BillRefund, DayActivity};
+        let parse = |t: &str| {
+            DateTime::parse_from_rfc3339(t)
+                .ok()
+                .map(|t| t.with_timezone(&Utc))
+        };
+        let mut out = DayActivity::default();
+        for t in lock(&self.trades).values() {
+            let (Some(transaction_id), Some(paid_at)) = (
+                t.transaction_id.clone(),
+                t.success_time.as_deref().and_then(parse),
+            ) else {
+                continue;
+            };
+            let created = parse(&t.created_at).unwrap_or(paid_at);
+            let payer = t.payer_openid.clone().unwrap_or_default();
+            if china_day(paid_at) == day {
+                out.payments.push(BillPayment {
+                    out_trade_no: t.out_trade_no.clone(),
+                    trade_no: transaction_id.clone(),
+                    amount_fen: t.amount_total,
+                    at: paid_at,
+                    created_at: created,
+                    subject: t.description.clone(),
+                    trade_type: t.trade_type.as_str().to_string(),
+                    payer: payer.clone(),
+                });
+            }
+            for r in t
+                .refunds
+                .iter()
+                .filter(|r| r.status != RefundStatus::Closed)
+            {
+                // WeChat bills a refund on the day it accepted it (商户退款受理成功时间),
+                // with the status it had when the bill was made.
+                let Some(at) = parse(&r.create_time) else {
+                    continue;
+                };
+                if china_day(at) != day {
+                    continue;
+                }
+                out.refunds.push(BillRefund {
+                    out_trade_no: t.out_trade_no.clone(),
+                    trade_no: transaction_id.clone(),
+                    out_refund_no: r.out_refund_no.clone(),
+                    refund_id: r.refund_id.clone(),
+                    amount_fen: r.refund,
+                    total_fen: r.total,
+                    at,
+                    created_at: parse(&r.create_time).unwrap_or(at),
+                    subject: t.description.clone(),
+                    status: r.status.as_str().to_string(),
+                    trade_type: t.trade_type.as_str().to_string(),
+                    payer: payer.clone(),
+                });
+            }
+        }
+        out
+    }
+
     fn generation(&self) -> u64 {
         self.generation.load(Ordering::SeqCst)
     }
@@ -381,6 +444,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::post().to(close),
         )
         .route("/v3/certificates", web::get().to(certificates))
+        .route("/v3/bill/tradebill", web::get().to(trade_bill))
+        .route("/v3/bill/fundflowbill", web::get().to(fundflow_bill))
+        .route("/v3/billdownload/file", web::get().to(bill_download))
+        .route("/__emulator/wechat/bill", web::get().to(control_bill))
         .route("/v3/refund/domestic/refunds", web::post().to(create_refund))
         .route(
             "/v3/refund/domestic/refunds/{out_refund_no}",
@@ -2390,4 +2457,210 @@ mod tests {
             .starts_with("https://wx.tenpay.com/cgi-bin/mmpayweb-bin/checkmweb?prepay_id=wx"));
         assert_eq!(random_openid().len(), 28);
     }
+}
+
+// ---------------------------------------------------------------------------
+// Bills
+
+#[derive(Deserialize)]
+struct BillQuery {
+    bill_date: Option<String>,
+    bill_type: Option<String>,
+    account_type: Option<String>,
+    tar_type: Option<String>,
+}
+
+/// Which bill a request asks for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum BillKind {
+    Trade,
+    FundFlow,
+}
+
+fn no_statement() -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "NO_STATEMENT_EXIST",
+        "要下载的账单不存在",
+    )
+}
+
+fn bill_param(message: &str) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "PARAM_ERROR", message.to_string())
+}
+
+/// `GET /v3/bill/tradebill?bill_date=YYYY-MM-DD[&bill_type=ALL|SUCCESS|REFUND][&tar_type=GZIP]`.
+async fn trade_bill(state: State, req: HttpRequest) -> HttpResponse {
+    let result = bill_answer(&state, &req, BillKind::Trade).await;
+    respond(&state, &req, result)
+}
+
+/// `GET /v3/bill/fundflowbill?bill_date=YYYY-MM-DD[&account_type=BASIC][&tar_type=GZIP]`.
+async fn fundflow_bill(state: State, req: HttpRequest) -> HttpResponse {
+    let result = bill_answer(&state, &req, BillKind::FundFlow).await;
+    respond(&state, &req, result)
+}
+
+/// Build the day's bill, keep it under a token, answer its hash and download URL.
+/// A day without activity, a future day, or the `bill_missing` fault: 400
+/// `NO_STATEMENT_EXIST` (today's bill is served, unlike WeChat, which makes day D's
+/// bill after 10:00 on D+1, so that tests need no clock games).
+async fn bill_answer(
+    state: &State,
+    req: &HttpRequest,
+    kind: BillKind,
+) -> Result<HttpResponse, ApiError> {
+    let cfg = &state.config.wechat;
+    let (_, mode) = gate(state, req, &[]).await?;
+    let q = web::Query::<BillQuery>::from_query(req.query_string())
+        .map_err(|_| bill_param("查询参数格式错误"))?
+        .into_inner();
+    let date = q.bill_date.as_deref().ok_or_else(|| {
+        bill_param("输入源“/query/bill_date”映射到值字段“账单日期”字段规则校验失败，字段必填")
+    })?;
+    let day = chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d")
+        .map_err(|_| bill_param("账单日期格式不正确，应为YYYY-MM-DD"))?;
+    let tar_gzip = match q.tar_type.as_deref() {
+        None => false,
+        Some("GZIP") => true,
+        Some(_) => return Err(bill_param("tar_type 只支持 GZIP")),
+    };
+    let bill_type = q.bill_type.as_deref().unwrap_or("ALL");
+    if kind == BillKind::Trade && !matches!(bill_type, "ALL" | "SUCCESS" | "REFUND") {
+        return Err(bill_param("bill_type 只支持 ALL、SUCCESS、REFUND"));
+    }
+    if kind == BillKind::FundFlow
+        && !matches!(
+            q.account_type.as_deref().unwrap_or("BASIC"),
+            "BASIC" | "OPERATION" | "FEES"
+        )
+    {
+        return Err(bill_param("account_type 只支持 BASIC、OPERATION、FEES"));
+    }
+    if state.faults.get().bill_missing || day > crate::bills::china_day(Utc::now()) {
+        return Err(no_statement());
+    }
+    let mut activity = state.wechat.day_activity(day);
+    if kind == BillKind::Trade && state.faults.take_bill_extra_payment() {
+        activity
+            .payments
+            .push(crate::bills::extra_payment(day, true));
+    }
+    if activity.is_empty() {
+        return Err(no_statement());
+    }
+    let text = match kind {
+        BillKind::Trade => {
+            match bill_type {
+                "SUCCESS" => activity.refunds.clear(),
+                "REFUND" => activity.payments.clear(),
+                _ => {}
+            }
+            crate::bills::wechat_trade_bill(&cfg.app_id, &cfg.mch_id, &activity)
+        }
+        BillKind::FundFlow => crate::bills::wechat_fundflow_bill(&cfg.mch_id, day, &activity),
+    };
+    let bytes = text.into_bytes();
+    let hash = fenpay_proto::bills::sha1_hex(&bytes);
+    let token = state.bills.put(crate::bills::StoredBill {
+        bytes,
+        gzip: tar_gzip,
+        file_name: format!("{}.csv", day.format("%Y%m%d")),
+    });
+    signed_json(
+        cfg,
+        mode,
+        &json!({
+            "hash_type": "SHA1",
+            "hash_value": hash,
+            "download_url": format!("{}/v3/billdownload/file?token={token}", state.base_url),
+        }),
+    )
+}
+
+#[derive(Deserialize)]
+struct DownloadQuery {
+    token: Option<String>,
+}
+
+/// `GET /v3/billdownload/file?token=..`: the merchant's `Authorization` is checked as
+/// on every call; the answer is the file itself, unsigned (the hash proves it).
+async fn bill_download(state: State, req: HttpRequest) -> HttpResponse {
+    let cfg = &state.config.wechat;
+    let result: Result<HttpResponse, ApiError> = async {
+        gate(&state, &req, &[]).await?;
+        let token = web::Query::<DownloadQuery>::from_query(req.query_string())
+            .ok()
+            .and_then(|q| q.into_inner().token)
+            .ok_or_else(|| bill_param("缺少 token"))?;
+        let bill = state.bills.get(&token).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "INVALID_REQUEST",
+                "账单下载链接无效或已过期",
+            )
+        })?;
+        let (body, ctype) = if bill.gzip {
+            (
+                crate::bills::gzip(&bill.bytes).map_err(|_| ApiError::system())?,
+                "application/x-gzip",
+            )
+        } else {
+            (bill.bytes, "text/csv;charset=utf-8")
+        };
+        Ok(HttpResponse::Ok()
+            .insert_header(("Request-ID", request_id()))
+            .insert_header((
+                header::CONTENT_DISPOSITION,
+                format!(
+                    "attachment; filename={}{}",
+                    bill.file_name,
+                    if bill.gzip { ".gz" } else { "" }
+                ),
+            ))
+            .content_type(ctype)
+            .body(body))
+    }
+    .await;
+    match result {
+        Ok(resp) => resp,
+        Err(e) if e.unauthenticated => e.into_response(),
+        Err(e) => e.into_signed_response(cfg, answer_mode(cfg, &req)),
+    }
+}
+
+#[derive(Deserialize)]
+struct ControlBillQuery {
+    date: Option<String>,
+    /// `trade` (default) or `fundflow`.
+    kind: Option<String>,
+}
+
+/// `GET /__emulator/wechat/bill?date=YYYY-MM-DD[&kind=fundflow]`: the day's bill as
+/// CSV text, for people (no faults applied or consumed).
+async fn control_bill(state: State, query: web::Query<ControlBillQuery>) -> HttpResponse {
+    let cfg = &state.config.wechat;
+    let day = match query
+        .date
+        .as_deref()
+        .map(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d"))
+    {
+        Some(Ok(day)) => day,
+        None => crate::bills::china_day(Utc::now()),
+        Some(Err(_)) => {
+            return control_error(
+                StatusCode::BAD_REQUEST,
+                "PARAM_ERROR",
+                "date must be YYYY-MM-DD",
+            )
+        }
+    };
+    let activity = state.wechat.day_activity(day);
+    let text = match query.kind.as_deref() {
+        Some("fundflow") => crate::bills::wechat_fundflow_bill(&cfg.mch_id, day, &activity),
+        _ => crate::bills::wechat_trade_bill(&cfg.app_id, &cfg.mch_id, &activity),
+    };
+    HttpResponse::Ok()
+        .content_type("text/csv;charset=utf-8")
+        .body(text)
 }

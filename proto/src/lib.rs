@@ -8,6 +8,7 @@
 //! Verification functions take `now` as a parameter so tests can freeze time.
 
 pub mod alipay;
+pub mod bills;
 pub mod keys;
 mod pem;
 mod secret;

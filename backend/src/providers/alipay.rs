@@ -98,6 +98,57 @@ impl AlipayClient {
         &self.cfg
     }
 
+    /// The day's `trade` bill: `alipay.data.dataservice.bill.downloadurl.query`
+    /// (verified answer) gives a short-lived URL; the zip it serves holds the GBK CSV
+    /// detail and summary. `isp.bill_not_exist` (verified) is [`BillFetch::NotReady`].
+    pub async fn trade_bill(
+        &self,
+        day: chrono::NaiveDate,
+    ) -> Result<crate::domain::bills::BillFetch, ProviderError> {
+        use crate::domain::bills::BillFetch;
+        let method = "alipay.data.dataservice.bill.downloadurl.query";
+        let biz = json!({ "bill_type": "trade", "bill_date": day.format("%Y-%m-%d").to_string() });
+        let content = match self.call(method, &biz, "").await {
+            Ok(content) => content,
+            Err(ProviderError::Rejected { code, message })
+                if code.strip_prefix("aop.").unwrap_or(&code) == "isp.bill_not_exist" =>
+            {
+                return Ok(BillFetch::NotReady {
+                    reason: format!("{code}: {message}"),
+                })
+            }
+            Err(e) => return Err(e),
+        };
+        let url = str_field(&content, "bill_download_url")
+            .filter(|u| u.starts_with("https://") || u.starts_with("http://"))
+            .ok_or_else(|| invalid(format!("{method}: no usable bill_download_url")))?;
+        let resp = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| ProviderError::Unavailable(format!("bill download: {e}")))?;
+        let status = resp.status().as_u16();
+        if status >= 500 {
+            return Err(ProviderError::Unavailable(format!(
+                "bill download: HTTP {status}"
+            )));
+        }
+        if status != 200 {
+            return Err(invalid(format!("bill download: HTTP {status}")));
+        }
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| ProviderError::Unavailable(format!("bill download: {e}")))?;
+        if bytes.len() as u64 > super::bills::MAX_BILL_BYTES {
+            return Err(invalid("bill download: the file is too large"));
+        }
+        let (rows, totals) = super::bills::alipay::parse_trade_bill_zip(&bytes)
+            .map_err(|e| invalid(e.to_string()))?;
+        Ok(BillFetch::Ready { day, rows, totals })
+    }
+
     /// Opens a trade for the buyer: `native` → `alipay.trade.precreate` (QR code),
     /// `page` / `wap` → a signed cashier URL (no server call), `app` → the signed
     /// order string for the Alipay app SDK.

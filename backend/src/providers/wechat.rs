@@ -20,6 +20,7 @@ use super::{
     RemoteRefundState, RemoteTrade, RemoteTradeState,
 };
 use crate::config::Secret;
+use crate::domain::bills::BillFetch;
 
 /// How we trust WeChat Pay's signatures.
 #[derive(Clone, Debug)]
@@ -205,6 +206,124 @@ impl WechatClient {
             timestamp: ts,
             sign,
         })
+    }
+
+    /// The day's trade bill (`GET /v3/bill/tradebill`, bill_type ALL, GZIP), downloaded,
+    /// checked against the verified answer's SHA-1 and parsed. A verified
+    /// `NO_STATEMENT_EXIST` / `STATEMENT_CREATING` is [`BillFetch::NotReady`].
+    pub async fn trade_bill(&self, day: chrono::NaiveDate) -> Result<BillFetch, ProviderError> {
+        let path = format!(
+            "/v3/bill/tradebill?bill_date={}&bill_type=ALL&tar_type=GZIP",
+            day.format("%Y-%m-%d")
+        );
+        match self.bill_file(&path).await? {
+            Err(reason) => Ok(BillFetch::NotReady { reason }),
+            Ok(file) => {
+                let (rows, totals) = super::bills::wechat::parse_trade_bill(&file)
+                    .map_err(|e| ProviderError::InvalidResponse(e.to_string()))?;
+                Ok(BillFetch::Ready { day, rows, totals })
+            }
+        }
+    }
+
+    /// The day's fund-flow bill of the basic account (`GET /v3/bill/fundflowbill`).
+    pub async fn fundflow_bill(
+        &self,
+        day: chrono::NaiveDate,
+    ) -> Result<FundFlowFetch, ProviderError> {
+        let path = format!(
+            "/v3/bill/fundflowbill?bill_date={}&account_type=BASIC&tar_type=GZIP",
+            day.format("%Y-%m-%d")
+        );
+        match self.bill_file(&path).await? {
+            Err(reason) => Ok(FundFlowFetch::NotReady { reason }),
+            Ok(file) => {
+                let (rows, totals) = super::bills::wechat::parse_fundflow_bill(&file)
+                    .map_err(|e| ProviderError::InvalidResponse(e.to_string()))?;
+                Ok(FundFlowFetch::Ready { day, rows, totals })
+            }
+        }
+    }
+
+    /// Ask for a bill (signed request, verified answer), download it from the answer's
+    /// `download_url` with our `Authorization`, gunzip, check the SHA-1. `Ok(Err(reason))`:
+    /// not ready yet.
+    async fn bill_file(&self, path: &str) -> Result<Result<Vec<u8>, String>, ProviderError> {
+        let text = match self.call("GET", path, None).await {
+            Ok((_, text)) => text,
+            Err(ProviderError::Rejected { code, message })
+                if code == "NO_STATEMENT_EXIST" || code == "STATEMENT_CREATING" =>
+            {
+                return Ok(Err(format!("{code}: {message}")))
+            }
+            Err(e) => return Err(e),
+        };
+        let answer: BillAnswer = parse_json(&text)?;
+        // Our Authorization goes only to the provider's own host.
+        let download_path = answer
+            .download_url
+            .strip_prefix(self.cfg.base_url.trim_end_matches('/'))
+            .filter(|rest| rest.starts_with('/'))
+            .ok_or_else(|| {
+                ProviderError::InvalidResponse("bill download_url is not on the API host".into())
+            })?;
+        let (status, headers, bytes) = self.send_signed_get(download_path).await?;
+        if status != 200 {
+            let authenticity = if headers.contains_key("wechatpay-signature") {
+                match self.verify_signature(&headers, &bytes).await {
+                    Ok(()) => Authenticity::Verified,
+                    Err(e) => Authenticity::Invalid(e.to_string()),
+                }
+            } else {
+                Authenticity::Unsigned
+            };
+            return Err(map_error(status, &bytes, &authenticity));
+        }
+        verify_bill_file(&bytes, &answer.hash_type, &answer.hash_value).map(Ok)
+    }
+
+    /// A signed GET whose answer is returned as is (the bill download is not signed).
+    async fn send_signed_get(
+        &self,
+        path_and_query: &str,
+    ) -> Result<(u16, HashMap<String, String>, Vec<u8>), ProviderError> {
+        let ts = Utc::now().timestamp();
+        let nonce = proto::nonce_str(32);
+        let auth = proto::authorization(
+            &self.cfg.mch_id,
+            &self.cfg.merchant_serial,
+            &self.cfg.merchant_key,
+            "GET",
+            path_and_query,
+            ts,
+            &nonce,
+            "",
+        )
+        .map_err(|e| ProviderError::NotConfigured(format!("signing failed: {e}")))?;
+        let resp = self
+            .http
+            .get(format!(
+                "{}{}",
+                self.cfg.base_url.trim_end_matches('/'),
+                path_and_query
+            ))
+            .header("Authorization", auth)
+            .header("Wechatpay-Serial", self.accept_serial())
+            .send()
+            .await
+            .map_err(|e| ProviderError::Unavailable(format!("bill download: {e}")))?;
+        let status = resp.status().as_u16();
+        let headers = header_map(resp.headers());
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| ProviderError::Unavailable(format!("bill download: {e}")))?;
+        if bytes.len() as u64 > super::bills::MAX_BILL_BYTES {
+            return Err(ProviderError::InvalidResponse(
+                "the bill file is too large".into(),
+            ));
+        }
+        Ok((status, headers, bytes.to_vec()))
     }
 
     /// Query a trade by our order number.
@@ -656,6 +775,50 @@ impl WechatClient {
     }
 }
 
+/// What `tradebill` / `fundflowbill` answer.
+#[derive(serde::Deserialize)]
+struct BillAnswer {
+    hash_type: String,
+    hash_value: String,
+    download_url: String,
+}
+
+/// A downloaded (gzip) bill checked against the hash of the verified answer: the
+/// SHA-1 of the decompressed file must match, or nothing in it is trusted.
+pub fn verify_bill_file(
+    gzipped: &[u8],
+    hash_type: &str,
+    hash_value: &str,
+) -> Result<Vec<u8>, ProviderError> {
+    if !hash_type.eq_ignore_ascii_case("SHA1") {
+        return Err(ProviderError::InvalidResponse(format!(
+            "bill hash_type {hash_type:?} is not SHA1"
+        )));
+    }
+    let file =
+        super::bills::gunzip(gzipped).map_err(|e| ProviderError::InvalidResponse(e.to_string()))?;
+    let actual = fenpay_proto::bills::sha1_hex(&file);
+    if !actual.eq_ignore_ascii_case(hash_value.trim()) {
+        return Err(ProviderError::InvalidResponse(format!(
+            "bill file SHA-1 {actual} does not match hash_value {hash_value}: not trusted"
+        )));
+    }
+    Ok(file)
+}
+
+/// A fund-flow bill as fetched.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FundFlowFetch {
+    NotReady {
+        reason: String,
+    },
+    Ready {
+        day: chrono::NaiveDate,
+        rows: Vec<super::bills::wechat::FundFlowRow>,
+        totals: super::bills::wechat::FundFlowTotals,
+    },
+}
+
 /// China Standard Time (+08:00), the zone WeChat's timestamps use.
 pub fn china() -> FixedOffset {
     FixedOffset::east_opt(8 * 3600).unwrap_or_else(|| chrono::Offset::fix(&Utc))
@@ -844,6 +1007,35 @@ mod properties;
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bill_file_must_match_the_verified_hash() {
+        use std::io::Write;
+        let file = "交易时间,商户订单号\r\n".as_bytes();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(file).unwrap();
+        let gz = gz.finish().unwrap();
+        let hash = fenpay_proto::bills::sha1_hex(file);
+        assert_eq!(verify_bill_file(&gz, "SHA1", &hash).unwrap(), file);
+        assert_eq!(
+            verify_bill_file(&gz, "sha1", &hash.to_uppercase()).unwrap(),
+            file
+        );
+        // A tampered file (or a hash for another file) is refused.
+        let mut tampered =
+            flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        tampered
+            .write_all("交易时间,商户订单号\r\nFPX\r\n".as_bytes())
+            .unwrap();
+        let tampered = tampered.finish().unwrap();
+        let e = verify_bill_file(&tampered, "SHA1", &hash).unwrap_err();
+        assert!(
+            matches!(e, ProviderError::InvalidResponse(ref m) if m.contains("does not match")),
+            "{e}"
+        );
+        assert!(verify_bill_file(&gz, "MD5", &hash).is_err());
+        assert!(verify_bill_file(file, "SHA1", &hash).is_err(), "not gzip");
+    }
 
     const V: Authenticity = Authenticity::Verified;
 
