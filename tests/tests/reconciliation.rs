@@ -547,3 +547,202 @@ both_backends!(
         assert_eq!(ledger["mismatches"], json!([]), "{ledger}");
     }
 );
+
+/// The stored refund's status.
+async fn refund_status(app: &TestApp, out_refund_no: &str) -> String {
+    fenpay::db::refunds::find(&app.state.db, out_refund_no)
+        .await
+        .unwrap()
+        .unwrap()
+        .status
+        .as_str()
+        .to_string()
+}
+
+/// Reconcile today's emulator bill of `provider` through the real download.
+async fn reconcile_today(app: &TestApp, provider: PaymentMethod) -> Value {
+    let day = china_day_of(Utc::now());
+    let run = fenpay::service::reconciliation::run_day(&app.state, provider, day, Trigger::Hand)
+        .await
+        .unwrap()
+        .unwrap();
+    serde_json::to_value(&run).unwrap()
+}
+
+fn differences(run: &Value) -> Vec<(String, String)> {
+    kinds(run)
+        .into_iter()
+        .filter(|(k, _)| k != "matched")
+        .collect()
+}
+
+both_backends!(
+    the_emulators_bills_reconcile_after_a_mixed_day,
+    &TestApp::emulator_overrides(),
+    |app: TestApp| async move {
+        let admin = app.admin("boss").await;
+        let buyer = app.signup("buyer").await;
+        // Payments with both providers, one of each refunded in part.
+        let w1 = paid(&app, &buyer, "wechat", 1).await;
+        let w2 = paid(&app, &buyer, "wechat", 2).await;
+        let a1 = paid(&app, &buyer, "alipay", 1).await;
+        let a2 = paid(&app, &buyer, "alipay", 2).await;
+        let (status, ar) = refund(&app, &admin, json!({"order_no": a2, "amount_fen": 200})).await;
+        assert_eq!(
+            (status, ar["status"].as_str()),
+            (200, Some("succeeded")),
+            "{ar}"
+        );
+        let (status, wr) = refund(&app, &admin, json!({"order_no": w2, "amount_fen": 300})).await;
+        assert_eq!(status, 200, "{wr}");
+        let w_refund = wr["out_refund_no"].as_str().unwrap().to_string();
+        app.emulator_post(
+            &format!("/__emulator/wechat/refunds/{w_refund}/settle"),
+            &json!({"status": "SUCCESS"}),
+        )
+        .await;
+        assert!(
+            fenpay_tests::eventually(|| async {
+                refund_status(&app, &w_refund).await == "succeeded"
+            })
+            .await,
+            "the WeChat refund never succeeded here"
+        );
+        // Then every notification is lost: an Alipay payment, and a WeChat payment that
+        // lands after we cancelled the order.
+        faults(&app, json!({"drop_notifications_next": 1000})).await;
+        let lost = create(&app, &buyer, "alipay", 1).await;
+        pay_at_emulator(&app, "alipay", &lost).await;
+        let late = create(&app, &buyer, "wechat", 1).await;
+        pay_at_emulator(&app, "wechat", &late).await;
+        assert!(
+            fenpay::db::orders::cancel(&app.state.db, &late, "user", &Default::default())
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert_eq!(order(&app, &lost).await.status.as_str(), "pending");
+        let points_before = fenpay_tests::me(&app, &buyer).await["points_balance"]
+            .as_i64()
+            .unwrap();
+
+        // What really happens: no notification and no job pass came in between (the
+        // reconciler waits RECONCILE_MIN_AGE_SECS), so the bills find both missing here;
+        // each is verified with the provider, applied like a notification, and flagged.
+        let wx = reconcile_today(&app, PaymentMethod::Wechat).await;
+        assert_eq!(
+            differences(&wx),
+            vec![("missing_here".to_string(), late.clone())],
+            "{wx}"
+        );
+        let ali = reconcile_today(&app, PaymentMethod::Alipay).await;
+        assert_eq!(
+            differences(&ali),
+            vec![("missing_here".to_string(), lost.clone())],
+            "{ali}"
+        );
+        for run in [&wx, &ali] {
+            assert_eq!(run["items"][0]["applied"], true, "{run}");
+            assert_eq!(run["reconciliation"]["applied_count"], 1);
+        }
+        let late_row = order(&app, &late).await;
+        assert_eq!(late_row.status.as_str(), "paid");
+        assert!(late_row.needs_review);
+        assert!(order(&app, &lost).await.needs_review);
+        assert_eq!(order(&app, &lost).await.status.as_str(), "paid");
+        // Fulfilled exactly once each (points product 1).
+        let points_after = fenpay_tests::me(&app, &buyer).await["points_balance"]
+            .as_i64()
+            .unwrap();
+        assert_eq!(points_after - points_before, 200);
+        // The rest matched: two payments and a refund per provider.
+        let matched = |run: &Value| {
+            let mut m: Vec<String> = kinds(run)
+                .into_iter()
+                .filter(|(k, _)| k == "matched")
+                .map(|(_, n)| n)
+                .collect();
+            m.sort();
+            m
+        };
+        let mut want = vec![w1.clone(), w2.clone(), w_refund.clone()];
+        want.sort();
+        assert_eq!(matched(&wx), want, "{wx}");
+        let a_refund = ar["out_refund_no"].as_str().unwrap().to_string();
+        let mut want = vec![a1.clone(), a2.clone(), a_refund];
+        want.sort();
+        assert_eq!(matched(&ali), want, "{ali}");
+        // Settlement figures per provider: net = payments - refunds - fees.
+        for run in [&wx, &ali] {
+            let r = &run["reconciliation"];
+            let (p, rf, fee) = (
+                r["bill_payments_fen"].as_i64().unwrap(),
+                r["bill_refunds_fen"].as_i64().unwrap(),
+                r["bill_fees_fen"].as_i64().unwrap(),
+            );
+            assert!(p > 0 && rf > 0 && fee > 0, "{r}");
+            assert_eq!(r["net_fen"].as_i64().unwrap(), p - rf - fee);
+        }
+        assert_eq!(wx["reconciliation"]["bill_refunds_fen"], 300);
+        assert_eq!(ali["reconciliation"]["bill_refunds_fen"], 200);
+        assert_eq!(events_of(&app, "reconciliation.mismatch").await.len(), 2);
+
+        // Run again: the day reconciles to zero differences, and no event.
+        faults(&app, json!({})).await;
+        for m in [PaymentMethod::Wechat, PaymentMethod::Alipay] {
+            let run = reconcile_today(&app, m).await;
+            assert!(differences(&run).is_empty(), "{run}");
+            assert_eq!(run["reconciliation"]["matched_count"], 4, "{run}");
+        }
+        assert_eq!(events_of(&app, "reconciliation.mismatch").await.len(), 2);
+
+        // A payment in the bill for an order we never issued: reported, never applied.
+        faults(&app, json!({"bill_extra_payment": 1})).await;
+        let wx = reconcile_today(&app, PaymentMethod::Wechat).await;
+        let diff = differences(&wx);
+        assert_eq!(diff.len(), 1, "{wx}");
+        assert_eq!(diff[0].0, "unknown_order");
+        assert!(diff[0].1.starts_with("EXT"), "{wx}");
+        assert_eq!(wx["items"][0]["applied"], false);
+        assert!(fenpay::db::orders::find(&app.state.db, &diff[0].1)
+            .await
+            .unwrap()
+            .is_none());
+
+        // An order whose amount was corrupted here: an amount mismatch.
+        let real = order(&app, &w1).await.amount_fen;
+        app.sql(&format!(
+            "UPDATE orders SET amount_fen = {} WHERE order_no = '{w1}'",
+            real + 1
+        ))
+        .await;
+        let wx = reconcile_today(&app, PaymentMethod::Wechat).await;
+        assert_eq!(
+            differences(&wx),
+            vec![("amount_mismatch".to_string(), w1.clone())],
+            "{wx}"
+        );
+        assert_eq!(wx["items"][0]["our_amount_fen"], real + 1);
+        assert_eq!(wx["items"][0]["provider_amount_fen"], real);
+        app.sql(&format!(
+            "UPDATE orders SET amount_fen = {real} WHERE order_no = '{w1}'"
+        ))
+        .await;
+        let events = events_of(&app, "reconciliation.mismatch").await;
+        assert_eq!(events.len(), 4, "{events:?}");
+        assert_eq!(events[3]["data"]["kinds"]["amount_mismatch"], 1);
+
+        // No bill yet: the run is kept not ready (retried by the job), earlier items stay.
+        faults(&app, json!({"bill_missing": true})).await;
+        let ali = reconcile_today(&app, PaymentMethod::Alipay).await;
+        assert_eq!(ali["reconciliation"]["status"], "not_ready", "{ali}");
+        assert!(ali["reconciliation"]["next_attempt_at"].is_string());
+        assert_eq!(ali["items"].as_array().unwrap().len(), 4);
+        faults(&app, json!({})).await;
+
+        // The books still agree (what `fenpay verify-ledger` checks).
+        let (status, ledger) = app.get("/api/v1/admin/ledger/verify", Some(&admin)).await;
+        assert_eq!(status, 200);
+        assert_eq!(ledger["mismatches"], json!([]), "{ledger}");
+    }
+);
