@@ -746,3 +746,49 @@ both_backends!(
         assert_eq!(ledger["mismatches"], json!([]), "{ledger}");
     }
 );
+
+both_backends!(
+    the_daily_job_runs_yesterday_once_and_retries_later,
+    &{
+        let mut v = emu();
+        v.push(("RECONCILE_HOUR", "0"));
+        v
+    },
+    |app: TestApp| async move {
+        let yesterday = china_day_of(Utc::now()) - Duration::days(1);
+        fenpay::service::reconciliation::job_pass(&app.state)
+            .await
+            .unwrap();
+        let runs = recon_db::list(&app.state.db, None, None, None, 10)
+            .await
+            .unwrap();
+        let mut seen: Vec<(String, String, i32)> = runs
+            .iter()
+            .map(|r| (r.provider.clone(), r.day.clone(), r.attempts))
+            .collect();
+        seen.sort();
+        let day = yesterday.to_string();
+        assert_eq!(
+            seen,
+            vec![
+                ("alipay".to_string(), day.clone(), 1),
+                ("wechat".to_string(), day.clone(), 1)
+            ],
+            "{runs:?}"
+        );
+        // A second pass right after: nothing is due (done, or retried in 30 min).
+        fenpay::service::reconciliation::job_pass(&app.state)
+            .await
+            .unwrap();
+        let again = recon_db::list(&app.state.db, None, None, None, 10)
+            .await
+            .unwrap();
+        assert!(again.iter().all(|r| r.attempts == 1), "{again:?}");
+        for r in &again {
+            assert!(
+                r.status == "done" || (r.status == "not_ready" && r.next_attempt_at.is_some()),
+                "{r:?}"
+            );
+        }
+    }
+);
