@@ -154,13 +154,15 @@ pub async fn claim(
     Ok((n == 1).then_some(token))
 }
 
-/// Runs not done whose next attempt is due and nobody holds, oldest day first.
-pub async fn due(db: &Db, limit: i64) -> DbResult<Vec<ReconRow>> {
+/// Runs of `min_day` or later not done whose next attempt is due and nobody holds,
+/// oldest day first.
+pub async fn due(db: &Db, min_day: &str, limit: i64) -> DbResult<Vec<ReconRow>> {
     type NTs = diesel::sql_types::Nullable<diesel::sql_types::Timestamp>;
     db_run!(db, |conn| {
         Ok::<_, DbError>(
             reconciliations::table
                 .filter(reconciliations::status.ne("done"))
+                .filter(reconciliations::day.ge(min_day))
                 .filter(
                     reconciliations::next_attempt_at
                         .is_null()

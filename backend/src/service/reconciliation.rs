@@ -416,7 +416,7 @@ pub async fn job_pass(state: &AppState) -> anyhow::Result<usize> {
     let oldest =
         rules::yesterday_in_china(now) - chrono::Duration::days(l.bill_reconcile_days_back - 1);
     let mut done = 0;
-    for row in recon_db::due(&state.db, 20).await? {
+    for row in recon_db::due(&state.db, &oldest.to_string(), 20).await? {
         if state.shutdown.is_triggered() {
             break;
         }
