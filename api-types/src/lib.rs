@@ -10,6 +10,7 @@ pub mod error;
 pub mod money;
 pub mod payment;
 pub mod product;
+pub mod reconciliation;
 #[cfg(feature = "server")]
 pub mod sql;
 

@@ -246,6 +246,12 @@ pub struct LifecycleSettings {
     pub reconcile_interval_secs: u64,
     /// Pending orders younger than this are left to the notification path.
     pub reconcile_min_age_secs: i64,
+    /// Reconcile yesterday's provider bills daily (with the other jobs).
+    pub bill_reconcile_enabled: bool,
+    /// From this hour (China time) on, yesterday's bills are fetched and reconciled.
+    pub bill_reconcile_hour: u32,
+    /// A day whose bill is not ready (or whose run failed) is retried this many days.
+    pub bill_reconcile_days_back: i64,
     /// Most provider checks per second the order watcher starts (each is a signed query).
     pub watch_checks_per_sec: u32,
     /// Refund a payment that arrives after its order was cancelled, automatically.
@@ -664,6 +670,9 @@ impl Settings {
                 sweep_interval_secs: env.number("SWEEP_INTERVAL_SECS", 60, 1..=86_400)?,
                 reconcile_interval_secs: env.number("RECONCILE_INTERVAL_SECS", 300, 1..=86_400)?,
                 reconcile_min_age_secs: env.number("RECONCILE_MIN_AGE_SECS", 180, 0..=86_400)?,
+                bill_reconcile_enabled: env.bool_or("RECONCILE_ENABLED", true)?,
+                bill_reconcile_hour: env.number("RECONCILE_HOUR", 10, 0..=23)?,
+                bill_reconcile_days_back: env.number("RECONCILE_DAYS_BACK", 3, 1..=60)?,
                 watch_checks_per_sec: env.number("ORDER_WATCH_CHECKS_PER_SEC", 50, 1..=10_000)?,
                 auto_refund_paid_after_close: env.bool_or("AUTO_REFUND_PAID_AFTER_CLOSE", false)?,
                 auto_refund_duplicate_payments: env
@@ -1290,6 +1299,8 @@ mod tests {
         ("SWEEP_INTERVAL_SECS", "0", "1", "86400"),
         ("RECONCILE_INTERVAL_SECS", "0", "1", "86400"),
         ("RECONCILE_MIN_AGE_SECS", "-1", "0", "86400"),
+        ("RECONCILE_HOUR", "24", "0", "23"),
+        ("RECONCILE_DAYS_BACK", "0", "1", "60"),
         ("ORDER_WATCH_CHECKS_PER_SEC", "0", "1", "10000"),
         ("WEBHOOK_RETRY_HOURS", "0", "1", "720"),
         ("WEBHOOK_BACKOFF_BASE_SECS", "0", "1", "21600"),

@@ -12,6 +12,7 @@ pub mod ledger;
 pub mod orders;
 mod pg;
 pub mod products;
+pub mod reconciliations;
 pub mod refunds;
 pub mod retention;
 pub mod schema;

@@ -3,4 +3,5 @@
 pub mod bills;
 pub mod fulfilment;
 pub mod order;
+pub mod reconciliation;
 pub mod retention;

@@ -1,4 +1,5 @@
-//! Background jobs: the expiry sweeper, the reconciler and the webhook dispatcher.
+//! Background jobs: the expiry sweeper, the reconciler, the daily bill reconciliation and
+//! the webhook dispatcher.
 //!
 //! Every job claims its rows with a lease (`FOR UPDATE SKIP LOCKED` on PostgreSQL), so any
 //! number of `fenpay serve` replicas can run them against one database without doing the
@@ -32,6 +33,10 @@ const CANCELLED_CHECK_DELAY_SECS: i64 = 60;
 const CANCELLED_CHECK_WINDOW_HOURS: i64 = 24;
 /// A processing refund is queried at most this often.
 const REFUND_QUERY_GAP_SECS: i64 = 30;
+
+/// How often the daily bill reconciliation looks for a due day (see
+/// `service::reconciliation::job_pass`; a run is leased, so replicas never run a day twice).
+const BILL_RECONCILE_EVERY: Duration = Duration::from_secs(300);
 
 /// What a sweeper pass did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -103,6 +108,22 @@ pub fn spawn(state: web::Data<AppState>) {
             }
         }
     });
+    if s.lifecycle.bill_reconcile_enabled {
+        let st = state.clone();
+        sd.spawn_tracked(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(BILL_RECONCILE_EVERY) => {}
+                    _ = st.shutdown.triggered() => return,
+                }
+                match crate::service::reconciliation::job_pass(&st).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(runs = n, "daily bills reconciled"),
+                    Err(e) => tracing::warn!(error = %e, "bill reconciliation pass failed; trying again later"),
+                }
+            }
+        });
+    }
     tokio::spawn(retention::run(state.clone()));
     sd.spawn_tracked(dispatcher::run(state));
 }

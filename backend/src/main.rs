@@ -1,5 +1,5 @@
 //! The `fenpay` command line: serve | migrate | openapi | create-admin | verify-ledger |
-//! emulator | doctor | trigger | replay.
+//! emulator | doctor | trigger | replay | reconcile.
 
 use std::io::Read;
 
@@ -52,6 +52,17 @@ enum Command {
         /// trade that does not exist) and report what they answered.
         #[arg(long)]
         probe: bool,
+    },
+    /// Reconcile the providers' daily bills of one China-time day with orders and refunds
+    /// now; prints a summary and the differences. Exit code 0: no differences, 1:
+    /// differences, 2: a bill not ready, a provider failure or another error.
+    Reconcile {
+        /// The day, `YYYY-MM-DD` (China time, as the providers cut their bills).
+        #[arg(long)]
+        date: chrono::NaiveDate,
+        /// One provider (`wechat` or `alipay`); every configured one when omitted.
+        #[arg(long)]
+        provider: Option<String>,
     },
     /// Development: drive the emulator against the running server.
     #[command(subcommand)]
@@ -138,6 +149,10 @@ async fn run() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Openapi => Ok(()),
+        Command::Reconcile { date, provider } => {
+            let code = reconcile(settings, date, provider.as_deref()).await;
+            std::process::exit(code);
+        }
         Command::Serve => serve(settings).await,
         Command::Emulator => {
             if !settings.is_development() {
@@ -213,6 +228,91 @@ async fn run() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// `fenpay reconcile`: the exit code (0 no differences, 1 differences, 2 not done).
+async fn reconcile(settings: Settings, date: chrono::NaiveDate, provider: Option<&str>) -> i32 {
+    use api_types::payment::PaymentMethod;
+    use api_types::reconciliation::ReconStatus;
+    use service::reconciliation::{self as recon, Trigger};
+    let state = match fenpay::startup::AppState::for_command(settings).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("fenpay: {e:#}");
+            return 2;
+        }
+    };
+    let methods = match provider {
+        None => recon::configured(&state),
+        Some("wechat") => vec![PaymentMethod::Wechat],
+        Some("alipay") => vec![PaymentMethod::Alipay],
+        Some(other) => {
+            eprintln!("fenpay: --provider must be wechat or alipay, got {other}");
+            return 2;
+        }
+    };
+    if methods.is_empty() {
+        eprintln!("fenpay: no payment provider is configured");
+        return 2;
+    }
+    let mut code = 0;
+    for m in methods {
+        let run = match recon::run_day(&state, m, date, Trigger::Hand).await {
+            Ok(Some(run)) => run,
+            Ok(None) => {
+                eprintln!("{} {date}: not run", m.as_str());
+                code = 2;
+                continue;
+            }
+            Err(e) => {
+                eprintln!("{} {date}: {e}", m.as_str());
+                code = 2;
+                continue;
+            }
+        };
+        let r = &run.reconciliation;
+        if r.status != ReconStatus::Done {
+            println!(
+                "{} {date}: {} ({})",
+                m.as_str(),
+                r.status.as_str(),
+                r.error.as_deref().unwrap_or("")
+            );
+            code = 2;
+            continue;
+        }
+        println!(
+            "{} {date}: {} matched, {} difference(s), {} applied; bill payments {} fen, refunds {} fen, fees {} fen, net {} fen; ours: payments {} fen, refunds {} fen",
+            m.as_str(),
+            r.matched_count,
+            r.difference_count,
+            r.applied_count,
+            r.bill_payments_fen,
+            r.bill_refunds_fen,
+            r.bill_fees_fen,
+            r.net_fen,
+            r.our_payments_fen,
+            r.our_refunds_fen
+        );
+        for i in run.items.iter().filter(|i| i.kind.is_difference()) {
+            println!(
+                "  {:<26} order {} refund {} ours {:?} {} / provider {:?} {}{}: {}",
+                i.kind.as_str(),
+                i.order_no.as_deref().unwrap_or("-"),
+                i.out_refund_no.as_deref().unwrap_or("-"),
+                i.our_amount_fen,
+                i.our_status.as_deref().unwrap_or("-"),
+                i.provider_amount_fen,
+                i.provider_status.as_deref().unwrap_or("-"),
+                if i.applied { " [applied]" } else { "" },
+                i.detail
+            );
+        }
+        if r.difference_count > 0 && code == 0 {
+            code = 1;
+        }
+    }
+    code
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {

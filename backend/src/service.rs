@@ -4,6 +4,7 @@ pub mod accounts;
 pub mod admin;
 pub mod catalog;
 pub mod orders;
+pub mod reconciliation;
 pub mod records;
 pub mod refunds;
 pub mod watcher;

@@ -86,6 +86,38 @@ impl AppState {
         })
     }
 
+    /// The state a command-line task (`fenpay reconcile`) works with: migrated database,
+    /// provider clients, no server and no jobs. In development the providers are the
+    /// emulator at `EMULATOR_URL`, else the one `fenpay serve` runs at `EMULATOR_BIND`.
+    pub async fn for_command(settings: Settings) -> anyhow::Result<AppState> {
+        db::migrate(settings.database_url.expose()).await?;
+        let db = Db::connect_with(
+            settings.database_url.expose(),
+            settings.database_pool_size.min(4),
+            settings.database_timeouts,
+        )
+        .await?;
+        let emulator_url = match (&settings.emulator.external_url, settings.emulator.enabled) {
+            (Some(url), _) => Some(url.clone()),
+            (None, true) => Some(format!("http://{}", settings.emulator.bind)),
+            (None, false) => None,
+        };
+        let dev_keys = match emulator_url {
+            Some(_) => Some(crate::devkeys::DevKeys::load_or_generate(
+                &settings.dev_keys_dir,
+            )?),
+            None => None,
+        };
+        let providers =
+            crate::providers::build(&settings, dev_keys.as_ref(), emulator_url.as_deref())?;
+        Ok(AppState::new(
+            Arc::new(settings),
+            db,
+            providers,
+            emulator_url,
+        )?)
+    }
+
     /// The client address used for rate limiting: the TCP peer, or with `TRUST_PROXY`
     /// the address the trusted proxies saw (see [`forwarded_client`]).
     pub fn client_ip(&self, req: &HttpRequest) -> IpAddr {

@@ -14,6 +14,10 @@ use api_types::payment::{
     OrderListResponse, OrderResponse,
 };
 use api_types::product::ProductListResponse;
+use api_types::reconciliation::{
+    ReconciliationDetail, ReconciliationList, ReconciliationQuery, RunReconciliationRequest,
+    RunReconciliationResponse,
+};
 use leptos::prelude::*;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -185,6 +189,45 @@ impl Api {
         }
         let path = format!("/admin/stats{}", join_query(&params));
         self.call("GET", &path, None, Auth::Bearer).await
+    }
+
+    /// Operators: bill reconciliations, newest day first.
+    pub async fn admin_reconciliations(
+        self,
+        query: &ReconciliationQuery,
+    ) -> Result<ReconciliationList, ApiError> {
+        let mut params = Vec::new();
+        if let Some(from) = query.from {
+            params.push(format!("from={from}"));
+        }
+        if let Some(to) = query.to {
+            params.push(format!("to={to}"));
+        }
+        if let Some(p) = query.provider {
+            params.push(format!("provider={}", p.as_str()));
+        }
+        let path = format!("/admin/reconciliations{}", join_query(&params));
+        self.call("GET", &path, None, Auth::Bearer).await
+    }
+
+    /// Operators: one reconciliation with its items, differences first.
+    pub async fn admin_reconciliation(self, id: i64) -> Result<ReconciliationDetail, ApiError> {
+        let path = format!("/admin/reconciliations/{id}");
+        self.call("GET", &path, None, Auth::Bearer).await
+    }
+
+    /// Operators: reconcile one day now.
+    pub async fn run_reconciliation(
+        self,
+        req: &RunReconciliationRequest,
+    ) -> Result<RunReconciliationResponse, ApiError> {
+        self.call(
+            "POST",
+            "/admin/reconciliations",
+            Some(encode(req)?),
+            Auth::Bearer,
+        )
+        .await
     }
 
     /// True when the backend exposes its development emulator (200 from `/dev/info`).

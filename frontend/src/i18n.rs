@@ -90,3 +90,40 @@ pub fn status_label(i18n: I18n, status: OrderStatus, reason: Option<CancelReason
         (OrderStatus::Refunded, _) => i18n.t("已退款", "Refunded"),
     }
 }
+
+use api_types::reconciliation::{ReconItemKind, ReconStatus};
+
+/// Human name of a reconciliation item's kind.
+pub fn recon_kind_label(i18n: I18n, kind: ReconItemKind) -> &'static str {
+    match kind {
+        ReconItemKind::Matched => i18n.t("一致", "Matched"),
+        ReconItemKind::MissingHere => i18n.t("渠道已付、本地未付", "Paid at provider, not here"),
+        ReconItemKind::MissingAtProvider => {
+            i18n.t("本地已付、账单缺失", "Paid here, not in the bill")
+        }
+        ReconItemKind::AmountMismatch => i18n.t("金额不一致", "Amount differs"),
+        ReconItemKind::StatusMismatch => i18n.t("交易号不一致", "Transaction id differs"),
+        ReconItemKind::RefundMissingHere => {
+            i18n.t("渠道已退款、本地未退", "Refunded at provider, not here")
+        }
+        ReconItemKind::RefundMissingAtProvider => {
+            i18n.t("本地已退款、账单缺失", "Refunded here, not in the bill")
+        }
+        ReconItemKind::RefundAmountMismatch => i18n.t("退款金额不一致", "Refund amount differs"),
+        ReconItemKind::UnknownOrder => i18n.t("未知订单号", "Unknown order number"),
+        ReconItemKind::DuplicateInBill => i18n.t("账单重复记录", "Listed twice in the bill"),
+        ReconItemKind::BillTotalsMismatch => {
+            i18n.t("账单汇总与明细不符", "Bill summary does not add up")
+        }
+    }
+}
+
+/// Human name of a reconciliation run's status.
+pub fn recon_status_label(i18n: I18n, status: ReconStatus) -> &'static str {
+    match status {
+        ReconStatus::Pending => i18n.t("等待中", "Pending"),
+        ReconStatus::Done => i18n.t("已完成", "Done"),
+        ReconStatus::Failed => i18n.t("失败，将重试", "Failed, retrying"),
+        ReconStatus::NotReady => i18n.t("账单未出，将重试", "Bill not ready, retrying"),
+    }
+}

@@ -153,6 +153,10 @@ pub enum AdminView {
     Orders,
     Order(String),
     Stats,
+    /// Bill reconciliations per day and provider.
+    Reconciliations,
+    /// One reconciliation's items, differences first.
+    Reconciliation(i64),
 }
 
 impl Route {
@@ -161,6 +165,8 @@ impl Route {
         match self {
             Route::Admin(AdminView::Orders) => "/admin".to_owned(),
             Route::Admin(AdminView::Stats) => "/admin/stats".to_owned(),
+            Route::Admin(AdminView::Reconciliations) => "/admin/reconciliations".to_owned(),
+            Route::Admin(AdminView::Reconciliation(id)) => format!("/admin/reconciliations/{id}"),
             Route::Admin(AdminView::Order(no)) => format!(
                 "/admin/orders/{}",
                 String::from(js_sys::encode_uri_component(no))
@@ -175,6 +181,10 @@ impl Route {
         let view = match rest {
             "" | "/orders" => AdminView::Orders,
             "/stats" => AdminView::Stats,
+            "/reconciliations" => AdminView::Reconciliations,
+            other if other.starts_with("/reconciliations/") => {
+                AdminView::Reconciliation(other.strip_prefix("/reconciliations/")?.parse().ok()?)
+            }
             other => {
                 let no = other.strip_prefix("/orders/")?;
                 let no = js_sys::decode_uri_component(no).ok()?.as_string()?;

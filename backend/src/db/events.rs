@@ -26,6 +26,9 @@ pub const ORDER_PAYMENT_MISMATCH: &str = "order.payment_mismatch";
 /// A second payment for the same purchase (an order and its renewed QR code both paid).
 pub const ORDER_DUPLICATE_PAYMENT: &str = "order.duplicate_payment";
 
+/// A reconciliation of a provider's daily bill found differences.
+pub const RECONCILIATION_MISMATCH: &str = "reconciliation.mismatch";
+
 /// Where events go: the configured webhook URLs, and Telegram for the events a
 /// shop owner wants on their phone.
 #[derive(Clone, Debug, Default)]
@@ -128,6 +131,45 @@ impl PendingEvent {
                 id,
                 event_type: event_type.to_string(),
                 order_no: Some(order.order_no.clone()),
+                payload: payload.to_string(),
+                created_at: now,
+            },
+            deliveries,
+        }
+    }
+
+    /// An event about no single order (e.g. a reconciliation): `data` is its payload's data.
+    pub fn general(
+        event_type: &str,
+        data: serde_json::Value,
+        sinks: &Sinks,
+        now: NaiveDateTime,
+    ) -> PendingEvent {
+        let id = format!("evt_{}", uuid::Uuid::new_v4().simple());
+        let payload = json!({
+            "id": id,
+            "type": event_type,
+            "created_at": super::utc(now),
+            "data": data,
+        });
+        let deliveries = sinks
+            .endpoints_for(event_type)
+            .into_iter()
+            .map(|endpoint| NewDelivery {
+                event_id: id.clone(),
+                endpoint,
+                status: "pending".into(),
+                attempts: 0,
+                next_attempt_at: now,
+                created_at: now,
+                updated_at: now,
+            })
+            .collect();
+        PendingEvent {
+            event: NewEvent {
+                id,
+                event_type: event_type.to_string(),
+                order_no: None,
                 payload: payload.to_string(),
                 created_at: now,
             },

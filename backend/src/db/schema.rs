@@ -214,3 +214,49 @@ diesel::allow_tables_to_appear_in_same_query!(
     idempotency_keys,
     balance_entries
 );
+
+diesel::table! {
+    reconciliations (id) {
+        id -> BigInt,
+        provider -> Text,
+        day -> Text,
+        status -> Text,
+        attempts -> Integer,
+        next_attempt_at -> Nullable<Timestamp>,
+        lease_until -> Nullable<Timestamp>,
+        claim_token -> Nullable<Text>,
+        bill_payments_fen -> BigInt,
+        bill_refunds_fen -> BigInt,
+        bill_fees_fen -> BigInt,
+        net_fen -> BigInt,
+        our_payments_fen -> BigInt,
+        our_refunds_fen -> BigInt,
+        matched_count -> BigInt,
+        difference_count -> BigInt,
+        applied_count -> BigInt,
+        created_at -> Timestamp,
+        finished_at -> Nullable<Timestamp>,
+        error -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    reconciliation_items (id) {
+        id -> BigInt,
+        reconciliation_id -> BigInt,
+        kind -> Text,
+        order_no -> Nullable<Text>,
+        out_refund_no -> Nullable<Text>,
+        provider_trade_no -> Nullable<Text>,
+        our_amount_fen -> Nullable<BigInt>,
+        provider_amount_fen -> Nullable<BigInt>,
+        our_status -> Nullable<Text>,
+        provider_status -> Nullable<Text>,
+        applied -> Bool,
+        review -> Text,
+        detail -> Text,
+    }
+}
+
+diesel::joinable!(reconciliation_items -> reconciliations (reconciliation_id));
+diesel::allow_tables_to_appear_in_same_query!(reconciliations, reconciliation_items);

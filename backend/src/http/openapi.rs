@@ -40,6 +40,9 @@ use super::routes;
         routes::admin::verify_ledger,
         routes::admin::list_deliveries,
         routes::admin::resend_delivery,
+        routes::admin::list_reconciliations,
+        routes::admin::reconciliation_detail,
+        routes::admin::run_reconciliation,
         routes::payment::dev_info,
         routes::payment::simulate_pay,
     ),
@@ -54,7 +57,7 @@ use super::routes;
         (name = "products", description = "Product catalog"),
         (name = "payment", description = "Orders and payment (the documented contract)"),
         (name = "callbacks", description = "Provider notifications (signed by the provider, no JWT)"),
-        (name = "admin", description = "Operators (role admin): orders, payment records, refunds, totals, webhook deliveries"),
+        (name = "admin", description = "Operators (role admin): orders, payment records, refunds, totals, webhook deliveries, bill reconciliation"),
         (name = "development", description = "Development-only helpers (404 in production)"),
         (name = "health", description = "Liveness and readiness"),
     )

@@ -3,6 +3,7 @@
 
 mod detail;
 mod orders;
+mod reconciliation;
 mod stats;
 
 use api_types::admin::{AdminOrderQuery, DeliveryStatus, RefundStatus};
@@ -15,6 +16,7 @@ use crate::state::{AdminView, Nav, Route, Session};
 
 use self::detail::OrderDetail;
 use self::orders::OrderTable;
+use self::reconciliation::{ReconciliationDetailView, ReconciliationList};
 use self::stats::StatsView;
 
 /// Orders shown per page in the operator table.
@@ -75,14 +77,19 @@ pub fn AdminPage(view: AdminView) -> impl IntoView {
     // Decided by the account the header loads; `None` while it is loading.
     let role = Memo::new(move |_| session.user.with(|u| u.as_ref().map(|u| u.role)));
     let on_stats = matches!(view, AdminView::Stats);
+    let on_recon = matches!(
+        view,
+        AdminView::Reconciliations | AdminView::Reconciliation(_)
+    );
+    let on_orders = !on_stats && !on_recon;
     let tabs = move || {
         view! {
             <nav class="subnav" aria-label=move || i18n.t("管理功能", "Admin sections")>
                 <button
                     type="button"
                     class="nav-link"
-                    class:active=!on_stats
-                    aria-current=(!on_stats).then_some("page")
+                    class:active=on_orders
+                    aria-current=on_orders.then_some("page")
                     data-testid="admin-tab-orders"
                     on:click=move |_| route.set(Route::Admin(AdminView::Orders))
                 >
@@ -97,6 +104,16 @@ pub fn AdminPage(view: AdminView) -> impl IntoView {
                     on:click=move |_| route.set(Route::Admin(AdminView::Stats))
                 >
                     {move || i18n.t("每日统计", "Daily totals")}
+                </button>
+                <button
+                    type="button"
+                    class="nav-link"
+                    class:active=on_recon
+                    aria-current=on_recon.then_some("page")
+                    data-testid="admin-tab-reconciliation"
+                    on:click=move |_| route.set(Route::Admin(AdminView::Reconciliations))
+                >
+                    {move || i18n.t("对账", "Reconciliation")}
                 </button>
             </nav>
         }
@@ -130,6 +147,10 @@ pub fn AdminPage(view: AdminView) -> impl IntoView {
                 AdminView::Orders => view! { <OrderTable /> }.into_any(),
                 AdminView::Order(order_no) => view! { <OrderDetail order_no /> }.into_any(),
                 AdminView::Stats => view! { <StatsView /> }.into_any(),
+                AdminView::Reconciliations => view! { <ReconciliationList /> }.into_any(),
+                AdminView::Reconciliation(id) => {
+                    view! { <ReconciliationDetailView id /> }.into_any()
+                }
             };
             view! {
                 <section class="page admin-page" data-testid="admin-page">

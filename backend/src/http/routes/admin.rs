@@ -8,11 +8,15 @@ use api_types::admin::{
     WebhookDelivery,
 };
 use api_types::error::ErrorResponse;
+use api_types::reconciliation::{
+    ReconciliationDetail, ReconciliationList, ReconciliationQuery, RunReconciliationRequest,
+    RunReconciliationResponse,
+};
 
 use crate::auth::AuthUser;
 use crate::error::AppResult;
 use crate::http::idempotency;
-use crate::service::{admin, refunds};
+use crate::service::{admin, reconciliation, refunds};
 use crate::startup::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -25,6 +29,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route(
             "/admin/webhooks/deliveries/{id}/resend",
             web::post().to(resend_delivery),
+        )
+        .route(
+            "/admin/reconciliations",
+            web::get().to(list_reconciliations),
+        )
+        .route("/admin/reconciliations", web::post().to(run_reconciliation))
+        .route(
+            "/admin/reconciliations/{id}",
+            web::get().to(reconciliation_detail),
         );
 }
 
@@ -178,4 +191,91 @@ pub async fn resend_delivery(
 ) -> AppResult<HttpResponse> {
     user.require_admin()?;
     Ok(HttpResponse::Ok().json(admin::resend(&state, path.into_inner()).await?))
+}
+
+/// Reconciliations of the providers' daily bills with orders and refunds, newest day
+/// first (at most 200): status, totals and difference counts per provider and day.
+#[utoipa::path(get, path = "/api/v1/admin/reconciliations", tag = "admin",
+    security(("bearer" = [])),
+    params(ReconciliationQuery),
+    responses(
+        (status = 200, description = "Runs, newest day first", body = ReconciliationList),
+        (status = 400, description = "`invalid_query`", body = ErrorResponse),
+        (status = 401, description = "Missing or invalid token", body = ErrorResponse),
+        (status = 403, description = "Not an administrator", body = ErrorResponse)))]
+pub async fn list_reconciliations(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    query: web::Query<ReconciliationQuery>,
+) -> AppResult<HttpResponse> {
+    user.require_admin()?;
+    let q = query.into_inner();
+    let items = reconciliation::list(&state, q.from, q.to, q.provider).await?;
+    Ok(HttpResponse::Ok().json(ReconciliationList { items }))
+}
+
+/// One run with its items, differences first (`kind` is a stable code: `matched`,
+/// `missing_here`, `missing_at_provider`, `amount_mismatch`, `status_mismatch`,
+/// `refund_missing_here`, `refund_missing_at_provider`, `refund_amount_mismatch`,
+/// `unknown_order`, `duplicate_in_bill`, `bill_totals_mismatch`).
+#[utoipa::path(get, path = "/api/v1/admin/reconciliations/{id}", tag = "admin",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Reconciliation id")),
+    responses(
+        (status = 200, description = "The run and its items", body = ReconciliationDetail),
+        (status = 401, description = "Missing or invalid token", body = ErrorResponse),
+        (status = 403, description = "Not an administrator", body = ErrorResponse),
+        (status = 404, description = "No such reconciliation", body = ErrorResponse)))]
+pub async fn reconciliation_detail(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    path: web::Path<i64>,
+) -> AppResult<HttpResponse> {
+    user.require_admin()?;
+    let detail = reconciliation::detail(&state, path.into_inner())
+        .await?
+        .ok_or(crate::error::AppError::NotFound("reconciliation"))?;
+    Ok(HttpResponse::Ok().json(detail))
+}
+
+/// Reconcile one China-time day now (one provider, or every configured one): download
+/// the bill, match it with orders and refunds, apply verified payments we lack, store
+/// the result (replacing an earlier run of that day). A bill not ready yet answers 200
+/// with the run `not_ready`; the daily job retries it.
+#[utoipa::path(post, path = "/api/v1/admin/reconciliations", tag = "admin",
+    security(("bearer" = [])),
+    request_body = RunReconciliationRequest,
+    responses(
+        (status = 200, description = "The runs as they ended", body = RunReconciliationResponse),
+        (status = 400, description = "`invalid_date` (a day not over yet in China), `payment_method_unavailable`", body = ErrorResponse),
+        (status = 401, description = "Missing or invalid token", body = ErrorResponse),
+        (status = 403, description = "Not an administrator", body = ErrorResponse),
+        (status = 409, description = "`reconciliation_running`", body = ErrorResponse)))]
+pub async fn run_reconciliation(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    body: web::Json<RunReconciliationRequest>,
+) -> AppResult<HttpResponse> {
+    user.require_admin()?;
+    let body = body.into_inner();
+    let today = crate::domain::reconciliation::china_day_of(chrono::Utc::now());
+    if body.date >= today {
+        return Err(crate::error::AppError::bad_request(
+            "invalid_date",
+            "the day is not over yet in China time; its bills do not exist yet",
+        ));
+    }
+    let methods = match body.provider {
+        Some(m) => vec![m],
+        None => reconciliation::configured(&state),
+    };
+    let mut runs = Vec::new();
+    for m in methods {
+        if let Some(run) =
+            reconciliation::run_day(&state, m, body.date, reconciliation::Trigger::Hand).await?
+        {
+            runs.push(run);
+        }
+    }
+    Ok(HttpResponse::Ok().json(RunReconciliationResponse { runs }))
 }

@@ -1,0 +1,2 @@
+DROP TABLE reconciliation_items;
+DROP TABLE reconciliations;
