@@ -7,8 +7,8 @@
 //! lives under `/__emulator/`.
 
 pub mod alipay;
-pub mod bills;
 pub mod alipay_v3;
+pub mod bills;
 pub mod devkeys;
 pub mod faults;
 pub mod info;
