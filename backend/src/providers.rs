@@ -7,6 +7,29 @@ pub mod alipay;
 pub mod bills;
 pub mod wechat;
 
+/// Read a downloaded file's body chunk by chunk, refusing it once it passes `cap` bytes
+/// (a bill is never held whole beyond the cap, however long the body).
+pub(crate) async fn read_capped(
+    mut resp: reqwest::Response,
+    cap: u64,
+    what: &str,
+) -> Result<Vec<u8>, ProviderError> {
+    let mut out = Vec::new();
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| ProviderError::Unavailable(format!("{what}: {e}")))?
+    {
+        if (out.len() + chunk.len()) as u64 > cap {
+            return Err(ProviderError::InvalidResponse(format!(
+                "{what}: the file is larger than {cap} bytes"
+            )));
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
+}
+
 use api_types::payment::{PaymentChannel, PaymentMethod, SdkParams};
 use chrono::{DateTime, Utc};
 

@@ -150,11 +150,12 @@ impl AlipayClient {
             Err(e) => return Err(e),
         };
         let url = str_field(&content, "bill_download_url")
-            .filter(|u| u.starts_with("https://") || u.starts_with("http://"))
-            .ok_or_else(|| invalid(format!("{method}: no usable bill_download_url")))?;
+            .ok_or_else(|| invalid(format!("{method}: no bill_download_url")))?;
+        let url = bill_download_target(&self.cfg.gateway, url)
+            .map_err(|e| invalid(format!("{method}: {e}")))?;
         let resp = self
             .http
-            .get(url)
+            .get(&url)
             .send()
             .await
             .map_err(|e| ProviderError::Unavailable(format!("bill download: {e}")))?;
@@ -167,13 +168,7 @@ impl AlipayClient {
         if status != 200 {
             return Err(invalid(format!("bill download: HTTP {status}")));
         }
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| ProviderError::Unavailable(format!("bill download: {e}")))?;
-        if bytes.len() as u64 > super::bills::MAX_BILL_BYTES {
-            return Err(invalid("bill download: the file is too large"));
-        }
+        let bytes = super::read_capped(resp, super::bills::MAX_BILL_BYTES, "bill download").await?;
         let (rows, totals) = super::bills::alipay::parse_trade_bill_zip(&bytes)
             .map_err(|e| invalid(e.to_string()))?;
         Ok(BillFetch::Ready { day, rows, totals })
@@ -943,6 +938,39 @@ fn china() -> FixedOffset {
 }
 
 /// Formats an instant as Alipay's `yyyy-MM-dd HH:mm:ss` in +08:00.
+/// Where to download a bill from: Alipay's bill files carry no signature or hash, so the
+/// URL (taken from a verified answer) must lead to Alipay itself over TLS: with an https
+/// gateway, an `alipay.com` host, `http://` upgraded to `https://`; with a plain-http
+/// gateway (the local emulator), the gateway's own origin only.
+pub fn bill_download_target(gateway: &str, url: &str) -> Result<String, String> {
+    let origin = |u: &str| -> Option<(String, String)> {
+        let (scheme, rest) = u.split_once("://")?;
+        let host_port = rest.split(['/', '?', '#']).next()?;
+        Some((scheme.to_ascii_lowercase(), host_port.to_ascii_lowercase()))
+    };
+    let (gw_scheme, gw_host) = origin(gateway).ok_or("the gateway URL has no origin")?;
+    let (scheme, host) = origin(url).ok_or("bill_download_url is not a URL")?;
+    if gw_scheme == "https" {
+        let name = host.split(':').next().unwrap_or_default();
+        let on_alipay = name == "alipay.com" || name.ends_with(".alipay.com");
+        if !on_alipay || host.contains('@') {
+            return Err(format!("bill_download_url is not on alipay.com ({host})"));
+        }
+        return match scheme.as_str() {
+            "https" => Ok(url.to_string()),
+            "http" => Ok(format!("https://{}", &url["http://".len()..])),
+            _ => Err(format!("bill_download_url has scheme {scheme}")),
+        };
+    }
+    if scheme == gw_scheme && host == gw_host {
+        Ok(url.to_string())
+    } else {
+        Err(format!(
+            "bill_download_url is not on the gateway's host ({host})"
+        ))
+    }
+}
+
 pub fn china_time(t: DateTime<Utc>) -> String {
     t.with_timezone(&china()).format(TIME_FORMAT).to_string()
 }
@@ -996,6 +1024,35 @@ mod tests {
 
     fn content(text: &str) -> Value {
         serde_json::from_str(text).unwrap()
+    }
+
+    // Alipay's bill files are neither signed nor hashed: only Alipay over TLS (or, with a
+    // plain-http gateway, the local emulator's own origin) may serve them.
+    #[test]
+    fn bill_downloads_go_only_to_alipay_over_tls() {
+        let prod = "https://openapi.alipay.com/gateway.do";
+        let t = |url: &str| bill_download_target(prod, url);
+        assert_eq!(
+            t("http://dwbillcenter.alipay.com/downloadBillFile.resource?x=1").unwrap(),
+            "https://dwbillcenter.alipay.com/downloadBillFile.resource?x=1"
+        );
+        assert!(t("https://dwbillcenter.alipay.com/f").is_ok());
+        for bad in [
+            "https://evil.example/f",
+            "https://alipay.com.evil.example/f",
+            "https://evilalipay.com/f",
+            "https://x@dwbillcenter.alipay.com/f",
+            "ftp://dwbillcenter.alipay.com/f",
+            "dwbillcenter.alipay.com/f",
+        ] {
+            assert!(t(bad).is_err(), "{bad}");
+        }
+        let emu = "http://127.0.0.1:8090/gateway.do";
+        assert!(
+            bill_download_target(emu, "http://127.0.0.1:8090/downloadBillFile.resource?a").is_ok()
+        );
+        assert!(bill_download_target(emu, "http://127.0.0.1:9999/f").is_err());
+        assert!(bill_download_target(emu, "http://evil.example/f").is_err());
     }
 
     #[test]

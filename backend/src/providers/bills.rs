@@ -29,6 +29,11 @@ fn err(msg: impl Into<String>) -> BillError {
 /// Largest decompressed bill we accept (a guard against compression bombs).
 pub const MAX_BILL_BYTES: u64 = 256 * 1024 * 1024;
 
+/// The largest amount one bill row may state (1 billion yuan). A file is at most
+/// [`MAX_BILL_BYTES`], so it holds at most a few million rows, and every sum of rows, and
+/// every sum or difference of such sums, stays far inside `i64`: the totals cannot overflow.
+pub const MAX_ROW_FEN: i64 = 100_000_000_000;
+
 /// Splits CSV text into records: comma separated, `"` quoting with `""` escapes,
 /// quoted fields may hold commas and line breaks; `\n` or `\r\n` ends a record.
 /// Blank lines give no record. A quote may follow WeChat's backtick prefix.
@@ -157,12 +162,19 @@ impl Record<'_> {
 
     fn fen(&self, col: usize, what: &str) -> Result<i64, BillError> {
         let text = self.text(col)?;
-        yuan_to_fen_rounded(text).ok_or_else(|| {
+        let fen = yuan_to_fen_rounded(text).ok_or_else(|| {
             err(format!(
                 "record {}: {what} {text:?} is not an amount",
                 self.n
             ))
-        })
+        })?;
+        if fen.abs() > MAX_ROW_FEN {
+            return Err(err(format!(
+                "record {}: {what} {text:?} is beyond any real payment",
+                self.n
+            )));
+        }
+        Ok(fen)
     }
 
     fn count(&self, col: usize, what: &str) -> Result<i64, BillError> {

@@ -282,24 +282,32 @@ impl WechatClient {
         verify_bill_file(&bytes, &answer.hash_type, &answer.hash_value).map(Ok)
     }
 
+    /// The merchant's `Authorization` for one request (a fresh timestamp and nonce).
+    fn authorization(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        body: &str,
+    ) -> Result<String, ProviderError> {
+        proto::authorization(
+            &self.cfg.mch_id,
+            &self.cfg.merchant_serial,
+            &self.cfg.merchant_key,
+            method,
+            path_and_query,
+            Utc::now().timestamp(),
+            &proto::nonce_str(32),
+            body,
+        )
+        .map_err(|e| ProviderError::NotConfigured(format!("signing failed: {e}")))
+    }
+
     /// A signed GET whose answer is returned as is (the bill download is not signed).
     async fn send_signed_get(
         &self,
         path_and_query: &str,
     ) -> Result<(u16, HashMap<String, String>, Vec<u8>), ProviderError> {
-        let ts = Utc::now().timestamp();
-        let nonce = proto::nonce_str(32);
-        let auth = proto::authorization(
-            &self.cfg.mch_id,
-            &self.cfg.merchant_serial,
-            &self.cfg.merchant_key,
-            "GET",
-            path_and_query,
-            ts,
-            &nonce,
-            "",
-        )
-        .map_err(|e| ProviderError::NotConfigured(format!("signing failed: {e}")))?;
+        let auth = self.authorization("GET", path_and_query, "")?;
         let resp = self
             .http
             .get(format!(
@@ -314,16 +322,8 @@ impl WechatClient {
             .map_err(|e| ProviderError::Unavailable(format!("bill download: {e}")))?;
         let status = resp.status().as_u16();
         let headers = header_map(resp.headers());
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| ProviderError::Unavailable(format!("bill download: {e}")))?;
-        if bytes.len() as u64 > super::bills::MAX_BILL_BYTES {
-            return Err(ProviderError::InvalidResponse(
-                "the bill file is too large".into(),
-            ));
-        }
-        Ok((status, headers, bytes.to_vec()))
+        let bytes = super::read_capped(resp, super::bills::MAX_BILL_BYTES, "bill download").await?;
+        Ok((status, headers, bytes))
     }
 
     /// Query a trade by our order number.
@@ -545,19 +545,7 @@ impl WechatClient {
         body: Option<String>,
     ) -> Result<(u16, String), ProviderError> {
         let body_text = body.unwrap_or_default();
-        let ts = Utc::now().timestamp();
-        let nonce = proto::nonce_str(32);
-        let auth = proto::authorization(
-            &self.cfg.mch_id,
-            &self.cfg.merchant_serial,
-            &self.cfg.merchant_key,
-            method,
-            path_and_query,
-            ts,
-            &nonce,
-            &body_text,
-        )
-        .map_err(|e| ProviderError::NotConfigured(format!("signing failed: {e}")))?;
+        let auth = self.authorization(method, path_and_query, &body_text)?;
         let url = format!("{}{}", self.cfg.base_url, path_and_query);
         let mut req = match method {
             "GET" => self.http.get(&url),
@@ -695,19 +683,7 @@ impl WechatClient {
             }
         }
         let path = "/v3/certificates";
-        let ts = Utc::now().timestamp();
-        let nonce = proto::nonce_str(32);
-        let auth = proto::authorization(
-            &self.cfg.mch_id,
-            &self.cfg.merchant_serial,
-            &self.cfg.merchant_key,
-            "GET",
-            path,
-            ts,
-            &nonce,
-            "",
-        )
-        .map_err(|e| ProviderError::NotConfigured(format!("signing failed: {e}")))?;
+        let auth = self.authorization("GET", path, "")?;
         let resp = self
             .http
             .get(format!("{}{}", self.cfg.base_url, path))

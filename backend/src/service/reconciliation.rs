@@ -401,20 +401,29 @@ pub fn configured(state: &AppState) -> Vec<PaymentMethod> {
         .collect()
 }
 
-/// One pass of the daily job: from `RECONCILE_HOUR` (China time) on, make sure
-/// yesterday has a run per configured provider, then run every due one of the last
-/// `RECONCILE_DAYS_BACK` days. Returns the runs finished.
+/// One pass of the daily job: make sure each of the last `RECONCILE_DAYS_BACK` days
+/// (yesterday from `RECONCILE_HOUR`, China time, on) has a run per configured provider,
+/// then run every due one. Returns the runs finished.
 pub async fn job_pass(state: &AppState) -> anyhow::Result<usize> {
     let now = db::utc(state.db.clock().await?.now());
     let l = &state.settings.lifecycle;
-    if rules::bills_due(now, l.bill_reconcile_hour) {
-        let yesterday = rules::yesterday_in_china(now);
+    let yesterday = rules::yesterday_in_china(now);
+    let oldest = yesterday - chrono::Duration::days(l.bill_reconcile_days_back - 1);
+    // Every day of the window gets its run, not only yesterday: a day on which no replica
+    // ran between RECONCILE_HOUR and midnight is caught up the next day. Yesterday's bill
+    // is out from RECONCILE_HOUR on.
+    let newest = if rules::bills_due(now, l.bill_reconcile_hour) {
+        yesterday
+    } else {
+        yesterday - chrono::Duration::days(1)
+    };
+    let mut day = oldest;
+    while day <= newest {
         for m in configured(state) {
-            recon_db::ensure(&state.db, method_str(m), &yesterday.to_string()).await?;
+            recon_db::ensure(&state.db, method_str(m), &day.to_string()).await?;
         }
+        day += chrono::Duration::days(1);
     }
-    let oldest =
-        rules::yesterday_in_china(now) - chrono::Duration::days(l.bill_reconcile_days_back - 1);
     let mut done = 0;
     for row in recon_db::due(&state.db, &oldest.to_string(), 20).await? {
         if state.shutdown.is_triggered() {

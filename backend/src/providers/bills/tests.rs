@@ -306,3 +306,16 @@ mod properties {
         }
     }
 }
+
+// Two rows near i64::MAX / 100 would wrap the day's totals silently in a release build:
+// a row beyond any real payment makes the whole bill unreadable instead.
+#[test]
+fn an_amount_beyond_any_real_payment_is_refused() {
+    let huge = "92233720368547758.00";
+    let text = wechat_bill().replacen("`0.60%,`12.34,", &format!("`0.60%,`{huge},"), 1);
+    assert_ne!(text, wechat_bill());
+    let e = wechat::parse_trade_bill(text.as_bytes()).unwrap_err();
+    assert!(e.to_string().contains("beyond any real payment"), "{e}");
+    // The largest accepted row still leaves every total far inside i64.
+    assert!(MAX_ROW_FEN.checked_mul(20_000_000).is_some());
+}
