@@ -11,6 +11,8 @@ root=$(pwd)
 
 echo "== cargo test (TEST_DATABASE_URL=${TEST_DATABASE_URL:-<unset: SQLite only>})"
 cargo test --workspace --exclude frontend
+echo "== the Alipay flow tests again, fenpay's client over OpenAPI v3 (ALIPAY_API=v3)"
+TEST_ALIPAY_API=v3 cargo test -p fenpay-tests --test alipay_flow
 # The web app's pure logic (amount parsing, QR, time formatting) runs natively too.
 cargo test -p frontend --lib
 

@@ -666,10 +666,13 @@ impl AlipayClient {
         let body = std::str::from_utf8(&bytes)
             .map_err(|_| invalid(format!("{method} (v3): response is not UTF-8")))?;
         let verified = match signature {
-            (Some(ts), Some(nonce), Some(sig)) if !nonce.contains('\n') => self
-                .cfg
-                .alipay_public_key
-                .verify_sha256_base64(format!("{ts}\n{nonce}\n{body}\n").as_bytes(), &sig),
+            (Some(ts), Some(nonce), Some(sig))
+                if !nonce.contains('\n') && fresh_v3_timestamp(&ts, Utc::now()) =>
+            {
+                self.cfg
+                    .alipay_public_key
+                    .verify_sha256_base64(format!("{ts}\n{nonce}\n{body}\n").as_bytes(), &sig)
+            }
             _ => false,
         };
         v3_content(method, status, body, verified)
@@ -938,6 +941,13 @@ fn china() -> FixedOffset {
 }
 
 /// Formats an instant as Alipay's `yyyy-MM-dd HH:mm:ss` in +08:00.
+/// An OpenAPI v3 answer's `alipay-timestamp` (milliseconds) within 15 minutes of `now`: a
+/// signed answer captured earlier cannot be played back later as a fresh one.
+pub fn fresh_v3_timestamp(ts: &str, now: DateTime<Utc>) -> bool {
+    ts.parse::<i64>()
+        .is_ok_and(|ms| now.timestamp_millis().abs_diff(ms) <= 15 * 60 * 1000)
+}
+
 /// Where to download a bill from: Alipay's bill files carry no signature or hash, so the
 /// URL (taken from a verified answer) must lead to Alipay itself over TLS: with an https
 /// gateway, an `alipay.com` host, `http://` upgraded to `https://`; with a plain-http
@@ -1028,6 +1038,18 @@ mod tests {
 
     // Alipay's bill files are neither signed nor hashed: only Alipay over TLS (or, with a
     // plain-http gateway, the local emulator's own origin) may serve them.
+    #[test]
+    fn v3_answers_must_be_fresh() {
+        let now = Utc::now();
+        let ms = |d: i64| (now.timestamp_millis() + d).to_string();
+        assert!(fresh_v3_timestamp(&ms(0), now));
+        assert!(fresh_v3_timestamp(&ms(-14 * 60 * 1000), now));
+        assert!(!fresh_v3_timestamp(&ms(-16 * 60 * 1000), now));
+        assert!(!fresh_v3_timestamp(&ms(16 * 60 * 1000), now));
+        assert!(!fresh_v3_timestamp("2026-12-05 10:00:00", now));
+        assert!(!fresh_v3_timestamp("", now));
+    }
+
     #[test]
     fn bill_downloads_go_only_to_alipay_over_tls() {
         let prod = "https://openapi.alipay.com/gateway.do";
