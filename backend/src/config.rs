@@ -374,6 +374,12 @@ pub struct Settings {
     pub dev_keys_dir: PathBuf,
     pub jwt_secret: Secret,
     pub jwt_ttl_minutes: i64,
+    /// Keys the stored hashes of merchant API keys and the hosted checkout links
+    /// (`API_KEY_SECRET`; unset: derived from `JWT_SECRET`, so rotating that one also
+    /// retires every API key and checkout link).
+    pub api_key_secret: Secret,
+    /// Default largest amount of one merchant order, fen (`MERCHANT_MAX_AMOUNT_FEN`).
+    pub merchant_max_amount_fen: i64,
     pub cors_origins: Vec<String>,
     pub body_limit_bytes: usize,
     pub static_dir: PathBuf,
@@ -613,6 +619,21 @@ impl Settings {
                 .map(PathBuf::from)
                 .unwrap_or_else(|| data_dir.join("dev-keys")),
             data_dir,
+            api_key_secret: Secret::new(match env.get("API_KEY_SECRET") {
+                Some(secret) if !dev && weak_secret(&secret) => return Err(ConfigError::Invalid {
+                    var: "API_KEY_SECRET",
+                    reason: format!(
+                        "too weak for production: use at least {MIN_SECRET_LEN} random characters"
+                    ),
+                }),
+                Some(secret) => secret,
+                None => crate::domain::apps::hmac_hex(jwt_secret.as_bytes(), b"fenpay api keys v1"),
+            }),
+            merchant_max_amount_fen: env.number(
+                "MERCHANT_MAX_AMOUNT_FEN",
+                5_000_000,
+                1..=10_000_000_000,
+            )?,
             jwt_secret: Secret::new(jwt_secret),
             jwt_ttl_minutes: env.number("JWT_TTL_MINUTES", 60 * 24, 1..=525_600)?,
             cors_origins: env

@@ -4,6 +4,7 @@
 //! [`db_run!`](crate::db_run) writes the same diesel body into both arms. Where the SQL must
 //! differ, callers match on [`Db`] themselves.
 
+pub mod apps;
 pub mod cache;
 pub mod events;
 pub mod gauges;

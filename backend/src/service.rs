@@ -2,6 +2,7 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod apps;
 pub mod catalog;
 pub mod orders;
 pub mod reconciliation;

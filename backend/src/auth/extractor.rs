@@ -48,20 +48,7 @@ pub async fn authenticate(req: &HttpRequest) -> Result<AuthUser, AppError> {
     let state = req
         .app_data::<web::Data<AppState>>()
         .ok_or_else(|| AppError::internal(anyhow::anyhow!("AppState missing")))?;
-    let value = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .ok_or_else(|| AppError::Unauthorized("missing Authorization: Bearer token".into()))?;
-    let token = value
-        .to_str()
-        .ok()
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| AppError::Unauthorized("Authorization must be `Bearer <token>`".into()))?;
+    let token = bearer(req)?;
     let claims = state.jwt.verify(token).map_err(|e| match e {
         JwtError::Expired => AppError::Unauthorized("token expired".into()),
         JwtError::Invalid => AppError::Unauthorized("invalid token".into()),
@@ -76,4 +63,45 @@ pub async fn authenticate(req: &HttpRequest) -> Result<AuthUser, AppError> {
         role,
         token_version: claims.ver,
     })
+}
+
+/// The merchant app of a request with `Authorization: Bearer sk_live_...` / `sk_test_...`:
+/// a key we issued, not revoked (checked on every request: a revoked key is refused at once).
+#[derive(Clone, Debug)]
+pub struct MerchantApp(pub crate::db::apps::AppRow);
+
+impl FromRequest for MerchantApp {
+    type Error = AppError;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let state = req
+                .app_data::<web::Data<AppState>>()
+                .ok_or_else(|| AppError::internal(anyhow::anyhow!("AppState missing")))?;
+            let key = bearer(&req)?;
+            crate::service::apps::authenticate_key(state, key)
+                .await
+                .map(MerchantApp)
+        })
+    }
+}
+
+/// The token of `Authorization: Bearer <token>`.
+pub fn bearer(req: &HttpRequest) -> Result<&str, AppError> {
+    let value = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .ok_or_else(|| AppError::Unauthorized("missing Authorization: Bearer token".into()))?;
+    value
+        .to_str()
+        .ok()
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| AppError::Unauthorized("Authorization must be `Bearer <token>`".into()))
 }

@@ -314,6 +314,12 @@ mod tests {
             snap_upgrade_secs: 0,
             sync_halted: false,
             renewal_root: None,
+            app_id: None,
+            out_order_no: None,
+            customer_ref: None,
+            metadata: None,
+            return_url: None,
+            notify_url: None,
         })
     }
 

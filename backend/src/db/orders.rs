@@ -9,7 +9,7 @@ use diesel_async::{AsyncConnection, RunQueryDsl};
 
 use super::events::{self, PendingEvent, Sinks};
 use super::refunds::RefundRow;
-use super::schema::{orders, payment_records, products, refunds, users};
+use super::schema::{checkouts, orders, payment_records, products, refunds, users};
 use super::{ClaimToken, Db, DbError, DbResult};
 use crate::domain::fulfilment::{BalanceOp, Rate, Snapshot, Tier};
 use crate::{apply_balance_op, db_run, db_write, write_event};
@@ -67,6 +67,15 @@ pub struct OrderRow {
     /// The first order of the renewal chain this order belongs to ("get a new code"
     /// replaced it, directly or through other renewals); `None` for a chain's first order.
     pub renewal_root: Option<String>,
+    /// Orders made for a merchant app (see `db::apps`): the app, its order number, its
+    /// customer, its metadata (a JSON object as text), where the buyer returns, and (epay
+    /// orders) where the payment notification goes.
+    pub app_id: Option<String>,
+    pub out_order_no: Option<String>,
+    pub customer_ref: Option<String>,
+    pub metadata: Option<String>,
+    pub return_url: Option<String>,
+    pub notify_url: Option<String>,
 }
 
 fn tier_of(
@@ -165,32 +174,43 @@ pub struct PaymentRecordRow {
     pub created_at: NaiveDateTime,
 }
 
-/// Insert a new pending order. When it holds limited stock (`row.stock_held > 0`), the
-/// product's stock is decremented in the same transaction with a conditional update that
-/// never goes below zero; `false` means out of stock and nothing was written.
-pub async fn insert(db: &Db, row: &OrderRow) -> DbResult<bool> {
-    db_write!(db, |conn| {
-        conn.transaction::<bool, DbError, _>(async |conn| {
-            if row.stock_held > 0 {
-                let n = diesel::update(
-                    products::table
-                        .filter(products::id.eq(row.product_id))
-                        .filter(products::stock.ge(row.stock_held)),
-                )
-                .set(products::stock.eq(products::stock - row.stock_held))
-                .execute(conn)
-                .await?;
-                if n == 0 {
-                    return Ok(false);
-                }
-            }
+/// Insert a new pending order on `$conn` (inside the caller's transaction). When it holds
+/// limited stock (`row.stock_held > 0`), the product's stock is decremented with a
+/// conditional update that never goes below zero; `false` means out of stock and nothing
+/// was written.
+#[macro_export]
+macro_rules! insert_order {
+    ($conn:ident, $row:expr) => {{
+        use $crate::db::schema::{orders, products};
+        let row: &$crate::db::orders::OrderRow = $row;
+        let mut ok = true;
+        if row.stock_held > 0 {
+            let n = diesel::update(
+                products::table
+                    .filter(products::id.eq(row.product_id))
+                    .filter(products::stock.ge(row.stock_held)),
+            )
+            .set(products::stock.eq(products::stock - row.stock_held))
+            .execute($conn)
+            .await?;
+            ok = n == 1;
+        }
+        if ok {
             diesel::insert_into(orders::table)
                 .values(row)
-                .execute(conn)
+                .execute($conn)
                 .await?;
-            Ok(true)
-        })
-        .await
+        }
+        ok
+    }};
+}
+
+/// Insert a new pending order (see [`insert_order!`](crate::insert_order)); `false` means
+/// out of stock and nothing was written.
+pub async fn insert(db: &Db, row: &OrderRow) -> DbResult<bool> {
+    db_write!(db, |conn| {
+        conn.transaction::<bool, DbError, _>(async |conn| Ok(crate::insert_order!(conn, row)))
+            .await
     })
 }
 
@@ -348,6 +368,17 @@ pub async fn delete_unopened(db: &Db, order_no: &str) -> DbResult<bool> {
             )
             .execute(conn)
             .await?;
+            if n == 1 {
+                // A merchant order's buyer may choose again (this or the other method).
+                diesel::update(
+                    checkouts::table
+                        .find(order_no)
+                        .filter(checkouts::status.eq(super::apps::CHECKOUT_CHOSEN)),
+                )
+                .set(checkouts::status.eq(super::apps::CHECKOUT_OPEN))
+                .execute(conn)
+                .await?;
+            }
             Ok(n == 1)
         })
         .await

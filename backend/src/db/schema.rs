@@ -89,6 +89,12 @@ diesel::table! {
         close_retry_at -> Nullable<Timestamp>,
         close_error -> Nullable<Text>,
         renewal_root -> Nullable<Text>,
+        app_id -> Nullable<Text>,
+        out_order_no -> Nullable<Text>,
+        customer_ref -> Nullable<Text>,
+        metadata -> Nullable<Text>,
+        return_url -> Nullable<Text>,
+        notify_url -> Nullable<Text>,
     }
 }
 
@@ -212,7 +218,10 @@ diesel::allow_tables_to_appear_in_same_query!(
     webhook_deliveries,
     webhook_attempts,
     idempotency_keys,
-    balance_entries
+    balance_entries,
+    apps,
+    app_accounts,
+    checkouts
 );
 
 diesel::table! {
@@ -260,3 +269,66 @@ diesel::table! {
 
 diesel::joinable!(reconciliation_items -> reconciliations (reconciliation_id));
 diesel::allow_tables_to_appear_in_same_query!(reconciliations, reconciliation_items);
+
+diesel::table! {
+    apps (id) {
+        id -> Text,
+        name -> Text,
+        key_mode -> Text,
+        key_prefix -> Text,
+        key_hash -> Text,
+        webhook_url -> Nullable<Text>,
+        webhook_secret -> Text,
+        return_hosts -> Text,
+        fulfilment -> Text,
+        max_amount_fen -> BigInt,
+        epay_pid -> Nullable<BigInt>,
+        epay_key -> Nullable<Text>,
+        epay_enabled -> Bool,
+        jwt_issuer -> Nullable<Text>,
+        jwt_audience -> Nullable<Text>,
+        jwt_hs256_secret -> Nullable<Text>,
+        jwt_public_keys -> Nullable<Text>,
+        user_id -> Text,
+        revoked_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    app_accounts (app_id, external_id) {
+        app_id -> Text,
+        external_id -> Text,
+        user_id -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    checkouts (order_no) {
+        order_no -> Text,
+        app_id -> Text,
+        out_order_no -> Text,
+        request_hash -> Text,
+        user_id -> Text,
+        subject -> Text,
+        amount_fen -> BigInt,
+        product_id -> Nullable<BigInt>,
+        quantity -> BigInt,
+        customer_ref -> Nullable<Text>,
+        metadata -> Nullable<Text>,
+        payment_method -> Nullable<Text>,
+        channel -> Nullable<Text>,
+        return_url -> Nullable<Text>,
+        notify_url -> Nullable<Text>,
+        fulfilment -> Text,
+        status -> Text,
+        expire_at -> Timestamp,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(app_accounts -> apps (app_id));
+diesel::joinable!(checkouts -> apps (app_id));

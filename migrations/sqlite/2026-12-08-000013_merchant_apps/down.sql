@@ -1,0 +1,10 @@
+DROP INDEX orders_app_created_idx;
+ALTER TABLE orders DROP COLUMN notify_url;
+ALTER TABLE orders DROP COLUMN return_url;
+ALTER TABLE orders DROP COLUMN metadata;
+ALTER TABLE orders DROP COLUMN customer_ref;
+ALTER TABLE orders DROP COLUMN out_order_no;
+ALTER TABLE orders DROP COLUMN app_id;
+DROP TABLE checkouts;
+DROP TABLE app_accounts;
+DROP TABLE apps;
