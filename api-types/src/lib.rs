@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod auth;
 pub mod error;
+pub mod merchant;
 pub mod money;
 pub mod payment;
 pub mod product;
