@@ -14,6 +14,9 @@ pub enum ProductKind {
     Points,
     /// Membership days at a tier.
     Membership,
+    /// An order with an amount set by a merchant app (never a catalog product): fenpay
+    /// credits nothing, the app does.
+    Custom,
 }
 
 impl ProductKind {
@@ -21,6 +24,7 @@ impl ProductKind {
         match self {
             ProductKind::Points => "points",
             ProductKind::Membership => "membership",
+            ProductKind::Custom => "custom",
         }
     }
 }

@@ -3,6 +3,7 @@
 pub mod accounts;
 pub mod admin;
 pub mod apps;
+pub mod merchant;
 pub mod catalog;
 pub mod orders;
 pub mod reconciliation;

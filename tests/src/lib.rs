@@ -211,6 +211,25 @@ impl TestApp {
         n
     }
 
+    /// How many rows `table` holds.
+    pub async fn count(&self, table: &str) -> i64 {
+        use diesel_async::RunQueryDsl;
+        #[derive(diesel::QueryableByName)]
+        struct Count {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let sql = format!("SELECT COUNT(*) AS n FROM {table}");
+        let run = async {
+            fenpay::db_run!(&self.state.db, |conn| {
+                Ok::<Count, fenpay::db::DbError>(
+                    diesel::sql_query(sql.as_str()).get_result(conn).await?,
+                )
+            })
+        };
+        run.await.unwrap_or_else(|e| panic!("{sql}: {e}")).n
+    }
+
     /// An order's payment records, once the background writer has stored what was queued.
     pub async fn records(&self, order_no: &str) -> Vec<fenpay::db::orders::PaymentRecordRow> {
         assert!(

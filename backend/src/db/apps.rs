@@ -76,8 +76,18 @@ pub struct CheckoutRow {
     pub user_id: String,
     pub subject: String,
     pub amount_fen: i64,
+    /// `custom` (an amount set by the app) or the product's kind.
+    pub product_type: String,
     pub product_id: Option<i64>,
+    pub unit_price_fen: i64,
     pub quantity: i64,
+    /// The grants, frozen at creation (copied to the order's `snap_*` when one is made).
+    pub snap_points: i64,
+    pub snap_membership_days: i64,
+    pub snap_tier: Option<String>,
+    pub snap_tier_rank: Option<i32>,
+    pub snap_tier_price_fen: Option<i64>,
+    pub snap_tier_days: Option<i32>,
     pub customer_ref: Option<String>,
     pub metadata: Option<String>,
     pub payment_method: Option<String>,

@@ -113,8 +113,12 @@ impl PendingEvent {
                 "details": extra,
             },
         });
-        let deliveries = sinks
-            .endpoints_for(event_type)
+        let mut endpoints = sinks.endpoints_for(event_type);
+        // An app's orders also go to the app's own webhook endpoint.
+        if let Some(app_id) = &order.app_id {
+            endpoints.push(app_endpoint(app_id));
+        }
+        let deliveries = endpoints
             .into_iter()
             .map(|endpoint| NewDelivery {
                 event_id: id.clone(),
@@ -186,8 +190,35 @@ impl PendingEvent {
     }
 }
 
-/// The order as webhook receivers see it (integer fen, UTC times).
+/// The delivery endpoint name of an app's own webhook (its URL and secret are read when
+/// the delivery is sent, so a changed URL or a rotated secret applies to pending ones).
+pub fn app_endpoint(app_id: &str) -> String {
+    format!("{APP_ENDPOINT_PREFIX}{app_id}")
+}
+
+/// Prefix of [`app_endpoint`] names.
+pub const APP_ENDPOINT_PREFIX: &str = "app:";
+
+/// The order as webhook receivers see it (integer fen, UTC times); an app's order also
+/// carries the app's own fields.
 pub fn order_payload(o: &OrderRow) -> serde_json::Value {
+    let mut payload = base_payload(o);
+    if let (Some(app_id), Some(map)) = (&o.app_id, payload.as_object_mut()) {
+        map.insert("app_id".into(), json!(app_id));
+        map.insert("out_order_no".into(), json!(o.out_order_no));
+        map.insert("customer_ref".into(), json!(o.customer_ref));
+        map.insert(
+            "metadata".into(),
+            o.metadata
+                .as_deref()
+                .and_then(|m| serde_json::from_str(m).ok())
+                .unwrap_or(serde_json::Value::Null),
+        );
+    }
+    payload
+}
+
+fn base_payload(o: &OrderRow) -> serde_json::Value {
     json!({
         "order_no": o.order_no,
         "user_id": o.user_id,

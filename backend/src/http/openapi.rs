@@ -43,6 +43,11 @@ use super::routes;
         routes::admin::list_reconciliations,
         routes::admin::reconciliation_detail,
         routes::admin::run_reconciliation,
+        routes::merchant::create_order,
+        routes::merchant::list_orders,
+        routes::merchant::get_order,
+        routes::merchant::cancel_order,
+        routes::merchant::create_refund,
         routes::payment::dev_info,
         routes::payment::simulate_pay,
     ),
@@ -58,6 +63,7 @@ use super::routes;
         (name = "payment", description = "Orders and payment (the documented contract)"),
         (name = "callbacks", description = "Provider notifications (signed by the provider, no JWT)"),
         (name = "admin", description = "Operators (role admin): orders, payment records, refunds, totals, webhook deliveries, bill reconciliation"),
+        (name = "merchant", description = "The server API for merchant apps (`Authorization: Bearer sk_live_...`): orders, cancels, refunds"),
         (name = "development", description = "Development-only helpers (404 in production)"),
         (name = "health", description = "Liveness and readiness"),
     )
@@ -72,6 +78,9 @@ impl Modify for BearerScheme {
         let mut http = Http::new(HttpAuthScheme::Bearer);
         http.bearer_format = Some("JWT".to_string());
         components.add_security_scheme("bearer", SecurityScheme::Http(http));
+        let mut key = Http::new(HttpAuthScheme::Bearer);
+        key.bearer_format = Some("sk_live_... / sk_test_... (an app's API key)".to_string());
+        components.add_security_scheme("api_key", SecurityScheme::Http(key));
     }
 }
 

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod callbacks;
 pub mod events;
 pub mod health;
+pub mod merchant;
 pub mod payment;
 pub mod products;
 

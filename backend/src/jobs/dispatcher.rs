@@ -338,24 +338,27 @@ async fn deliver(
     let started = Instant::now();
     let result = if delivery.endpoint == TELEGRAM_ENDPOINT {
         send_telegram(state, client, &event).await
+    } else if let Some(app_id) = delivery.endpoint.strip_prefix(event_db::APP_ENDPOINT_PREFIX) {
+        // An app's own endpoint, signed with the app's secret, both as they are now.
+        match crate::db::apps::find(&state.db, app_id).await {
+            Ok(Some(app)) => match app.webhook_url.as_deref() {
+                Some(url) => {
+                    post_event(client, url, app.webhook_secret.as_bytes(), &event, state).await
+                }
+                None => Err("the app has no webhook_url".to_string()),
+            },
+            Ok(None) => Err("the app does not exist".to_string()),
+            Err(e) => Err(format!("could not read the app: {e}")),
+        }
     } else {
-        // The signature's time is this process's clock: receivers compare it with theirs.
-        let t = state.db.now().and_utc().timestamp();
-        let body = event.payload.clone().into_bytes();
-        client
-            .post(&delivery.endpoint)
-            .header("content-type", "application/json")
-            .header(
-                "fenpay-signature",
-                signature_header(l.webhook_secret.expose().as_bytes(), t, &body),
-            )
-            .header("fenpay-event-id", &event.id)
-            .header("fenpay-event-type", &event.event_type)
-            .body(body)
-            .send()
-            .await
-            .map(|r| r.status().as_u16())
-            .map_err(|e| e.without_url().to_string())
+        post_event(
+            client,
+            &delivery.endpoint,
+            l.webhook_secret.expose().as_bytes(),
+            &event,
+            state,
+        )
+        .await
     };
     let attempt = delivery.attempts + 1;
     // The database's time now: the claim's reading plus the time since.
@@ -418,6 +421,30 @@ async fn deliver(
         Err(e) => tracing::error!(delivery = id, error = %e, "could not record a webhook attempt"),
     }
     Some(ok)
+}
+
+/// POST an event's payload to `url`, signed with `secret` (`fenpay-signature`).
+async fn post_event(
+    client: &reqwest::Client,
+    url: &str,
+    secret: &[u8],
+    event: &event_db::EventRow,
+    state: &AppState,
+) -> Result<u16, String> {
+    // The signature's time is this process's clock: receivers compare it with theirs.
+    let t = state.db.now().and_utc().timestamp();
+    let body = event.payload.clone().into_bytes();
+    client
+        .post(url)
+        .header("content-type", "application/json")
+        .header("fenpay-signature", signature_header(secret, t, &body))
+        .header("fenpay-event-id", &event.id)
+        .header("fenpay-event-type", &event.event_type)
+        .body(body)
+        .send()
+        .await
+        .map(|r| r.status().as_u16())
+        .map_err(|e| e.without_url().to_string())
 }
 
 /// Never let the Telegram bot token reach logs or the delivery log.

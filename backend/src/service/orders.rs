@@ -58,10 +58,10 @@ pub fn to_response(row: &OrderRow) -> OrderResponse {
         payment_method: method_of(row),
         channel: channel_of(&row.channel),
         product_id: row.product_id,
-        product_type: if row.product_type == "membership" {
-            ProductKind::Membership
-        } else {
-            ProductKind::Points
+        product_type: match row.product_type.as_str() {
+            "membership" => ProductKind::Membership,
+            "custom" => ProductKind::Custom,
+            _ => ProductKind::Points,
         },
         product_name: row.product_name.clone(),
         unit_price_fen: row.unit_price_fen,
@@ -242,20 +242,59 @@ pub async fn create_order(
             format!("product {} has fewer than {quantity} left", product.id),
         ));
     }
+    let opened = open_trade(
+        state,
+        &row,
+        req.payment_method,
+        channel,
+        req.openid.clone(),
+        client_ip,
+    )
+    .await?;
+    tracing::info!(%order_no, amount_fen, provider = req.payment_method.as_str(), "order created");
+    Ok(CreateOrderResponse {
+        order_no,
+        amount: Yuan(amount_fen),
+        amount_fen,
+        payment_method: req.payment_method,
+        channel,
+        qr_code_url: opened.qr_code_url.or_else(|| opened.pay_url.clone()),
+        qr_code_expire_at: db::utc(row.qr_code_expire_at),
+        expire_at: db::utc(expire_at),
+        h5_url: opened.h5_url,
+        pay_url: opened.pay_url,
+        sdk_params: opened.sdk_params,
+        status: OrderStatus::Pending,
+        membership: preview,
+    })
+}
+
+/// Open the trade of a freshly inserted pending order at its provider and store what came
+/// back (`order.created`). On any provider failure the order row is removed (a merchant
+/// order's checkout reopens, so its buyer may choose again): nothing half-made stays.
+pub async fn open_trade(
+    state: &AppState,
+    row: &OrderRow,
+    method: PaymentMethod,
+    channel: PaymentChannel,
+    openid: Option<String>,
+    client_ip: String,
+) -> AppResult<crate::providers::PrepayResponse> {
+    let order_no = row.order_no.clone();
     let prepay = PrepayRequest {
         out_trade_no: order_no.clone(),
-        description: product.name.clone(),
-        amount_fen,
+        description: row.product_name.clone(),
+        amount_fen: row.amount_fen,
         channel,
-        expire_at: db::utc(expire_at),
-        openid: req.openid.clone(),
+        expire_at: db::utc(row.expire_at),
+        openid,
         client_ip,
     };
-    let prepaid = state.providers.prepay(req.payment_method, &prepay).await;
+    let prepaid = state.providers.prepay(method, &prepay).await;
     record_call(
         state,
         &order_no,
-        req.payment_method,
+        method,
         "prepay",
         &format!("{prepay:?}"),
         &prepaid,
@@ -269,7 +308,6 @@ pub async fn create_order(
             if matches!(err, ProviderError::Unavailable(_)) {
                 // A timeout may still have opened the trade: close it so it cannot be paid.
                 let providers = state.providers.clone();
-                let method = req.payment_method;
                 let no = order_no.clone();
                 tokio::spawn(async move {
                     let _ = providers.close(method, &no).await;
@@ -297,22 +335,7 @@ pub async fn create_order(
     )
     .await?;
     state.hub.committed(created.iter());
-    tracing::info!(%order_no, amount_fen, provider = req.payment_method.as_str(), "order created");
-    Ok(CreateOrderResponse {
-        order_no,
-        amount: Yuan(amount_fen),
-        amount_fen,
-        payment_method: req.payment_method,
-        channel,
-        qr_code_url: opened.qr_code_url.or_else(|| opened.pay_url.clone()),
-        qr_code_expire_at: db::utc(row.qr_code_expire_at),
-        expire_at: db::utc(expire_at),
-        h5_url: opened.h5_url,
-        pay_url: opened.pay_url,
-        sdk_params: opened.sdk_params,
-        status: OrderStatus::Pending,
-        membership: preview,
-    })
+    Ok(opened)
 }
 
 /// Make way for `new`, a new code for the caller's order `old_no`: once a replacement

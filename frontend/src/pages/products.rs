@@ -203,6 +203,7 @@ fn grant_text(i18n: I18n, p: &ProductResponse) -> String {
                 None => tier,
             }
         }
+        ProductKind::Custom => String::new(),
     }
 }
 

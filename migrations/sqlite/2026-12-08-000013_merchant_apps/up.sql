@@ -62,8 +62,18 @@ CREATE TABLE checkouts (
     user_id TEXT NOT NULL REFERENCES users (id),
     subject TEXT NOT NULL,
     amount_fen BIGINT NOT NULL CHECK (amount_fen > 0),
+    -- What was bought, frozen when the app made the order: 'custom' (an amount, nothing
+    -- credited) or a catalog product with its unit price and grants (see orders.snap_*).
+    product_type TEXT NOT NULL,
     product_id BIGINT,
+    unit_price_fen BIGINT NOT NULL,
     quantity BIGINT NOT NULL DEFAULT 1,
+    snap_points BIGINT NOT NULL DEFAULT 0,
+    snap_membership_days BIGINT NOT NULL DEFAULT 0,
+    snap_tier TEXT,
+    snap_tier_rank INTEGER,
+    snap_tier_price_fen BIGINT,
+    snap_tier_days INTEGER,
     customer_ref TEXT,
     metadata TEXT,
     -- Fixed by the app (or null: the buyer picks); channel likewise.
