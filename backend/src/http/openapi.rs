@@ -43,6 +43,13 @@ use super::routes;
         routes::admin::list_reconciliations,
         routes::admin::reconciliation_detail,
         routes::admin::run_reconciliation,
+        routes::apps::list_apps,
+        routes::apps::create_app,
+        routes::apps::get_app,
+        routes::apps::update_app,
+        routes::apps::rotate_key,
+        routes::apps::revoke_app,
+        routes::apps::rotate_webhook_secret,
         routes::payment::dev_info,
         routes::payment::simulate_pay,
     ),
@@ -57,7 +64,7 @@ use super::routes;
         (name = "products", description = "Product catalog"),
         (name = "payment", description = "Orders and payment (the documented contract)"),
         (name = "callbacks", description = "Provider notifications (signed by the provider, no JWT)"),
-        (name = "admin", description = "Operators (role admin): orders, payment records, refunds, totals, webhook deliveries, bill reconciliation"),
+        (name = "admin", description = "Operators (role admin): orders, payment records, refunds, totals, webhook deliveries, bill reconciliation, merchant apps"),
         (name = "development", description = "Development-only helpers (404 in production)"),
         (name = "health", description = "Liveness and readiness"),
     )
@@ -110,6 +117,7 @@ impl Modify for CommonErrors {
                 &mut item.get,
                 &mut item.post,
                 &mut item.put,
+                &mut item.patch,
                 &mut item.delete,
             ];
             for op in ops.into_iter().flatten() {
