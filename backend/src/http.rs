@@ -33,6 +33,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .configure(routes::events::configure)
                 .configure(routes::admin::configure)
                 .configure(routes::merchant::configure)
+                .configure(routes::apps::configure)
                 .default_service(web::to(routes::not_found)),
         );
 }

@@ -1,5 +1,5 @@
 //! The `fenpay` command line: serve | migrate | openapi | create-admin | verify-ledger |
-//! emulator | doctor | trigger | replay | reconcile.
+//! emulator | doctor | trigger | replay | reconcile | app.
 
 use std::io::Read;
 
@@ -64,6 +64,10 @@ enum Command {
         #[arg(long)]
         provider: Option<String>,
     },
+    /// Manage merchant apps (other applications using fenpay with an API key). Answers are
+    /// JSON on stdout; exit code 2 for bad input or an unknown app, 1 for other failures.
+    #[command(subcommand)]
+    App(AppCommand),
     /// Development: drive the emulator against the running server.
     #[command(subcommand)]
     Trigger(Trigger),
@@ -76,6 +80,63 @@ enum Command {
         #[arg(long)]
         url: Option<String>,
     },
+}
+
+#[derive(Subcommand)]
+enum AppCommand {
+    /// Create an app; prints {"app_id","api_key","webhook_secret","epay_pid","epay_key"}
+    /// once (the key and secrets are never shown again).
+    Create {
+        #[arg(long)]
+        name: String,
+        /// Absolute http(s) URL that receives the app's signed events.
+        #[arg(long)]
+        webhook_url: Option<String>,
+        /// `live` (sk_live_ keys) or `test` (sk_test_ keys, for the emulator).
+        #[arg(long, default_value = "live", value_parser = ["live", "test"])]
+        mode: String,
+        /// A host the app's return_url may point at (repeat the option for more;
+        /// `*.example.com` allows subdomains).
+        #[arg(long = "return-host")]
+        return_hosts: Vec<String>,
+        /// `builtin` (fenpay credits points / memberships) or `webhook` (the app does).
+        #[arg(long, default_value = "builtin", value_parser = ["builtin", "webhook"])]
+        fulfilment: String,
+        /// Largest order in fen (default and upper bound: MERCHANT_MAX_AMOUNT_FEN).
+        #[arg(long)]
+        max_amount_fen: Option<i64>,
+        /// Draw epay (易支付) credentials and enable the epay gateway for the app.
+        #[arg(long)]
+        epay: bool,
+    },
+    /// Replace an app's API key; prints {"app_id","api_key"}. The old key stops working at once.
+    RotateKey { app_id: String },
+    /// One JSON object per app and line, without secrets.
+    List,
+    /// Revoke an app: its key is refused from now on, for good.
+    Revoke { app_id: String },
+    /// Change an app's settings; prints the app (and an epay key drawn by `--epay on`).
+    Set {
+        app_id: String,
+        #[arg(long)]
+        name: Option<String>,
+        /// A URL, or `none` to remove it.
+        #[arg(long)]
+        webhook_url: Option<String>,
+        /// The allowed return hosts, comma-separated (replaces the list; "" clears it).
+        #[arg(long)]
+        return_hosts: Option<String>,
+        #[arg(long, value_parser = ["builtin", "webhook"])]
+        fulfilment: Option<String>,
+        #[arg(long)]
+        max_amount_fen: Option<i64>,
+        /// `on` enables the epay gateway (drawing credentials when the app has none),
+        /// `off` disables it.
+        #[arg(long, value_parser = ["on", "off"])]
+        epay: Option<String>,
+    },
+    /// Replace an app's webhook signing secret; prints {"app_id","webhook_secret"}.
+    RotateWebhookSecret { app_id: String },
 }
 
 #[derive(Subcommand)]
@@ -104,7 +165,12 @@ async fn run() -> anyhow::Result<()> {
         print!("{}", fenpay::http::openapi::spec_json());
         return Ok(());
     }
-    telemetry::init();
+    if let Command::App(_) = command {
+        // stdout carries the answer (JSON) only.
+        telemetry::init_stderr();
+    } else {
+        telemetry::init();
+    }
     if let Command::Doctor { probe } = command {
         let _ = dotenvy::dotenv();
         let vars = std::env::vars().collect();
@@ -151,6 +217,10 @@ async fn run() -> anyhow::Result<()> {
         Command::Openapi => Ok(()),
         Command::Reconcile { date, provider } => {
             let code = reconcile(settings, date, provider.as_deref()).await;
+            std::process::exit(code);
+        }
+        Command::App(cmd) => {
+            let code = app_command(settings, cmd).await;
             std::process::exit(code);
         }
         Command::Serve => serve(settings).await,
@@ -226,6 +296,140 @@ async fn run() -> anyhow::Result<()> {
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("admin {} ({}) ready", user.username, user.id);
             Ok(())
+        }
+    }
+}
+
+/// `fenpay app ...`: prints the answer as JSON; the exit code (0 done, 2 bad input or an
+/// unknown app, 1 anything else).
+async fn app_command(settings: Settings, cmd: AppCommand) -> i32 {
+    use fenpay::domain::apps::{Fulfilment, KeyMode};
+    use fenpay::error::AppError;
+    use serde_json::json;
+    use service::apps;
+
+    let state = match fenpay::startup::AppState::for_command(settings).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("fenpay: {e:#}");
+            return 1;
+        }
+    };
+    let fulfilment = |s: &str| Fulfilment::parse(s).unwrap_or(Fulfilment::Builtin);
+    let answer: Result<Vec<serde_json::Value>, AppError> = async {
+        Ok(match cmd {
+            AppCommand::Create {
+                name,
+                webhook_url,
+                mode,
+                return_hosts,
+                fulfilment: f,
+                max_amount_fen,
+                epay,
+            } => {
+                let issued = apps::create(
+                    &state,
+                    apps::NewApp {
+                        name,
+                        mode: KeyMode::parse(&mode).unwrap_or(KeyMode::Live),
+                        webhook_url,
+                        return_hosts,
+                        fulfilment: fulfilment(&f),
+                        max_amount_fen,
+                        epay,
+                    },
+                )
+                .await?;
+                vec![json!({
+                    "app_id": issued.app.id,
+                    "api_key": issued.api_key,
+                    "webhook_secret": issued.app.webhook_secret,
+                    "epay_pid": issued.app.epay_pid,
+                    "epay_key": issued.app.epay_key,
+                })]
+            }
+            AppCommand::RotateKey { app_id } => {
+                let issued = apps::rotate_key(&state, &app_id).await?;
+                vec![json!({"app_id": issued.app.id, "api_key": issued.api_key})]
+            }
+            AppCommand::List => apps::list(&state)
+                .await?
+                .iter()
+                .map(|a| {
+                    let v = apps::view(a);
+                    json!({
+                        "id": v.id,
+                        "name": v.name,
+                        "mode": v.mode,
+                        "key_prefix": v.key_prefix,
+                        "webhook_url": v.webhook_url,
+                        "return_hosts": v.return_hosts,
+                        "fulfilment": v.fulfilment,
+                        "max_amount_fen": v.max_amount_fen,
+                        "epay_pid": v.epay_pid,
+                        "epay_enabled": v.epay_enabled,
+                        "revoked": v.revoked,
+                        "created_at": v.created_at,
+                    })
+                })
+                .collect(),
+            AppCommand::Revoke { app_id } => {
+                let app = apps::revoke(&state, &app_id).await?;
+                vec![json!({"app_id": app.id, "revoked": true})]
+            }
+            AppCommand::Set {
+                app_id,
+                name,
+                webhook_url,
+                return_hosts,
+                fulfilment: f,
+                max_amount_fen,
+                epay,
+            } => {
+                let changes = apps::AppChanges {
+                    name,
+                    webhook_url: webhook_url.map(|u| (u != "none").then_some(u)),
+                    return_hosts: return_hosts.map(|h| {
+                        h.split(',')
+                            .map(str::trim)
+                            .filter(|h| !h.is_empty())
+                            .map(String::from)
+                            .collect()
+                    }),
+                    fulfilment: f.as_deref().map(fulfilment),
+                    max_amount_fen,
+                    epay: epay.map(|e| e == "on"),
+                };
+                let (app, epay_key) = apps::update(&state, &app_id, changes).await?;
+                let mut v = serde_json::to_value(apps::view(&app)).unwrap_or_default();
+                if let Some(key) = epay_key {
+                    v["epay_key"] = json!(key);
+                }
+                vec![v]
+            }
+            AppCommand::RotateWebhookSecret { app_id } => {
+                let app = apps::rotate_webhook_secret(&state, &app_id).await?;
+                vec![json!({"app_id": app.id, "webhook_secret": app.webhook_secret})]
+            }
+        })
+    }
+    .await;
+    match answer {
+        Ok(lines) => {
+            for line in lines {
+                println!("{line}");
+            }
+            0
+        }
+        Err(e) => {
+            eprintln!("fenpay: {e} ({})", e.code());
+            match e {
+                AppError::BadRequest { .. }
+                | AppError::Validation(_)
+                | AppError::NotFound(_)
+                | AppError::Conflict { .. } => 2,
+                _ => 1,
+            }
         }
     }
 }

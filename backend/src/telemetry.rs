@@ -23,6 +23,21 @@ pub fn init() {
     let _ = result;
 }
 
+/// [`init`] writing to stderr: for commands whose stdout is their answer (`fenpay app`).
+pub fn init_stderr() {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
+    let json = std::env::var("LOG_FORMAT")
+        .map(|v| v == "json")
+        .unwrap_or(false);
+    let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
 /// The access log's request span (tracing-actix-web's fields), with secret-bearing query
 /// parameters (stream tokens above all: `EventSource` cannot send headers) redacted.
 pub struct RedactedSpan;

@@ -7,6 +7,10 @@ use api_types::admin::{
     AdminOrderDetail, AdminOrderListResponse, AdminOrderQuery, RefundRequest, RefundResponse,
     StatsQuery, StatsResponse, StreamTokenResponse,
 };
+use api_types::apps::{
+    AppList, AppView, CreateAppRequest, CreatedApp, RotatedKey, RotatedWebhookSecret,
+    UpdateAppRequest, UpdatedApp,
+};
 use api_types::auth::{LoginRequest, RegisterRequest, TokenResponse, UserResponse};
 use api_types::error::ErrorResponse;
 use api_types::payment::{
@@ -228,6 +232,49 @@ impl Api {
             Auth::Bearer,
         )
         .await
+    }
+
+    /// Operators: every merchant app (no secrets).
+    pub async fn admin_apps(self) -> Result<AppList, ApiError> {
+        self.call("GET", "/admin/apps", None, Auth::Bearer).await
+    }
+
+    /// Operators: create an app; the answer is the only place its secrets are shown.
+    pub async fn create_app(self, req: &CreateAppRequest) -> Result<CreatedApp, ApiError> {
+        self.call("POST", "/admin/apps", Some(encode(req)?), Auth::Bearer)
+            .await
+    }
+
+    /// Operators: change an app's settings.
+    pub async fn update_app(
+        self,
+        id: &str,
+        req: &UpdateAppRequest,
+    ) -> Result<UpdatedApp, ApiError> {
+        let path = format!("/admin/apps/{}", path_segment(id));
+        self.call("PATCH", &path, Some(encode(req)?), Auth::Bearer)
+            .await
+    }
+
+    /// Operators: a new API key for an app (the old one stops working at once).
+    pub async fn rotate_app_key(self, id: &str) -> Result<RotatedKey, ApiError> {
+        let path = format!("/admin/apps/{}/rotate-key", path_segment(id));
+        self.call("POST", &path, None, Auth::Bearer).await
+    }
+
+    /// Operators: a new webhook signing secret for an app.
+    pub async fn rotate_app_webhook_secret(
+        self,
+        id: &str,
+    ) -> Result<RotatedWebhookSecret, ApiError> {
+        let path = format!("/admin/apps/{}/rotate-webhook-secret", path_segment(id));
+        self.call("POST", &path, None, Auth::Bearer).await
+    }
+
+    /// Operators: revoke an app for good.
+    pub async fn revoke_app(self, id: &str) -> Result<AppView, ApiError> {
+        let path = format!("/admin/apps/{}/revoke", path_segment(id));
+        self.call("POST", &path, None, Auth::Bearer).await
     }
 
     /// True when the backend exposes its development emulator (200 from `/dev/info`).

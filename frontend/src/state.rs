@@ -157,6 +157,8 @@ pub enum AdminView {
     Reconciliations,
     /// One reconciliation's items, differences first.
     Reconciliation(i64),
+    /// Merchant apps: keys, webhooks, return hosts, epay.
+    Apps,
 }
 
 impl Route {
@@ -166,6 +168,7 @@ impl Route {
             Route::Admin(AdminView::Orders) => "/admin".to_owned(),
             Route::Admin(AdminView::Stats) => "/admin/stats".to_owned(),
             Route::Admin(AdminView::Reconciliations) => "/admin/reconciliations".to_owned(),
+            Route::Admin(AdminView::Apps) => "/admin/apps".to_owned(),
             Route::Admin(AdminView::Reconciliation(id)) => format!("/admin/reconciliations/{id}"),
             Route::Admin(AdminView::Order(no)) => format!(
                 "/admin/orders/{}",
@@ -182,6 +185,7 @@ impl Route {
             "" | "/orders" => AdminView::Orders,
             "/stats" => AdminView::Stats,
             "/reconciliations" => AdminView::Reconciliations,
+            "/apps" => AdminView::Apps,
             other if other.starts_with("/reconciliations/") => {
                 AdminView::Reconciliation(other.strip_prefix("/reconciliations/")?.parse().ok()?)
             }

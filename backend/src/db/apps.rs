@@ -246,6 +246,39 @@ pub async fn update(db: &Db, app: &AppRow) -> DbResult<bool> {
     })
 }
 
+/// [`update`] as a compare-and-set: only while the app is live and unchanged since it was
+/// read (`seen_updated_at`); `false` when it was revoked, changed meanwhile, or is gone.
+pub async fn update_unchanged(
+    db: &Db,
+    app: &AppRow,
+    seen_updated_at: NaiveDateTime,
+) -> DbResult<bool> {
+    let now = super::now();
+    db_write!(db, |conn| {
+        let n = diesel::update(
+            apps::table
+                .find(&app.id)
+                .filter(apps::updated_at.eq(seen_updated_at))
+                .filter(apps::revoked_at.is_null()),
+        )
+        .set((
+            apps::name.eq(&app.name),
+            apps::webhook_url.eq(&app.webhook_url),
+            apps::webhook_secret.eq(&app.webhook_secret),
+            apps::return_hosts.eq(&app.return_hosts),
+            apps::fulfilment.eq(&app.fulfilment),
+            apps::max_amount_fen.eq(app.max_amount_fen),
+            apps::epay_pid.eq(app.epay_pid),
+            apps::epay_key.eq(&app.epay_key),
+            apps::epay_enabled.eq(app.epay_enabled),
+            apps::updated_at.eq(now),
+        ))
+        .execute(conn)
+        .await?;
+        Ok(n == 1)
+    })
+}
+
 /// The account of an app's customer (`external_id`: a customer_ref or a JWT's `sub`),
 /// made from `new_account` on first use. Two first uses at once make one account: the
 /// loser's insert fails on the key and it reads the winner's.

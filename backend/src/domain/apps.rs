@@ -208,6 +208,35 @@ pub fn request_hash(canonical: &str) -> String {
     hex::encode(Sha256::digest(canonical.as_bytes()))
 }
 
+/// Longest stored list of allowed return hosts (its comma-joined text).
+pub const MAX_RETURN_HOSTS: usize = 20;
+
+/// An allowed return host as an operator writes it: a DNS name or IPv4 address, lowercase
+/// after trimming, optionally `*.` before a name with at least two labels (its subdomains);
+/// no scheme, port, path or user. `None` when it is not one.
+pub fn normalize_return_host(raw: &str) -> Option<String> {
+    let host = raw.trim().to_ascii_lowercase();
+    let (wildcard, name) = match host.strip_prefix("*.") {
+        Some(rest) => (true, rest),
+        None => (false, host.as_str()),
+    };
+    if name.is_empty() || name.len() > 253 {
+        return None;
+    }
+    let labels: Vec<&str> = name.split('.').collect();
+    let label_ok = |l: &&str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    };
+    if !labels.iter().all(label_ok) || (wildcard && labels.len() < 2) {
+        return None;
+    }
+    Some(host)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -315,5 +344,21 @@ mod tests {
         assert_ne!(s, return_signature(b"whsec", "FP1", "A1", "pending"));
         assert_ne!(s, return_signature(b"whsec", "FP1", "A2", "paid"));
         assert_ne!(s, return_signature(b"other", "FP1", "A1", "paid"));
+    }
+
+    #[test]
+    fn return_hosts_are_bare_names() {
+        assert_eq!(normalize_return_host(" Shop.Example.COM "), Some("shop.example.com".into()));
+        assert_eq!(normalize_return_host("*.example.com"), Some("*.example.com".into()));
+        assert_eq!(normalize_return_host("127.0.0.1"), Some("127.0.0.1".into()));
+        assert_eq!(normalize_return_host("localhost"), Some("localhost".into()));
+        for bad in [
+            "", "*.", "*.com", "https://example.com", "example.com/x", "example.com:8080",
+            "user@example.com", "exa mple.com", "-a.example.com", "a..b", "*.*.example.com",
+            "example.com,", "ex_ample.com",
+        ] {
+            assert_eq!(normalize_return_host(bad), None, "{bad}");
+        }
+        assert_eq!(normalize_return_host(&"a".repeat(64)), None);
     }
 }

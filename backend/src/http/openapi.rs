@@ -48,6 +48,13 @@ use super::routes;
         routes::merchant::get_order,
         routes::merchant::cancel_order,
         routes::merchant::create_refund,
+        routes::apps::list_apps,
+        routes::apps::create_app,
+        routes::apps::get_app,
+        routes::apps::update_app,
+        routes::apps::rotate_key,
+        routes::apps::revoke_app,
+        routes::apps::rotate_webhook_secret,
         routes::payment::dev_info,
         routes::payment::simulate_pay,
     ),
@@ -62,8 +69,8 @@ use super::routes;
         (name = "products", description = "Product catalog"),
         (name = "payment", description = "Orders and payment (the documented contract)"),
         (name = "callbacks", description = "Provider notifications (signed by the provider, no JWT)"),
-        (name = "admin", description = "Operators (role admin): orders, payment records, refunds, totals, webhook deliveries, bill reconciliation"),
         (name = "merchant", description = "The server API for merchant apps (`Authorization: Bearer sk_live_...`): orders, cancels, refunds"),
+        (name = "admin", description = "Operators (role admin): orders, payment records, refunds, totals, webhook deliveries, bill reconciliation, merchant apps"),
         (name = "development", description = "Development-only helpers (404 in production)"),
         (name = "health", description = "Liveness and readiness"),
     )
@@ -119,6 +126,7 @@ impl Modify for CommonErrors {
                 &mut item.get,
                 &mut item.post,
                 &mut item.put,
+                &mut item.patch,
                 &mut item.delete,
             ];
             for op in ops.into_iter().flatten() {

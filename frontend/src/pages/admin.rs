@@ -1,6 +1,7 @@
 //! Operator screens (role `admin`): every order with filters, one order's history with
-//! refunds, and daily totals. The server enforces the role; this only hides the screens.
+//! refunds, daily totals, bill reconciliation and merchant apps. The server enforces the role; this only hides the screens.
 
+mod apps;
 mod detail;
 mod orders;
 mod reconciliation;
@@ -14,6 +15,7 @@ use leptos::prelude::*;
 use crate::i18n::{use_i18n, I18n};
 use crate::state::{AdminView, Nav, Route, Session};
 
+use self::apps::AppsView;
 use self::detail::OrderDetail;
 use self::orders::OrderTable;
 use self::reconciliation::{ReconciliationDetailView, ReconciliationList};
@@ -81,7 +83,8 @@ pub fn AdminPage(view: AdminView) -> impl IntoView {
         view,
         AdminView::Reconciliations | AdminView::Reconciliation(_)
     );
-    let on_orders = !on_stats && !on_recon;
+    let on_apps = matches!(view, AdminView::Apps);
+    let on_orders = !on_stats && !on_recon && !on_apps;
     let tabs = move || {
         view! {
             <nav class="subnav" aria-label=move || i18n.t("管理功能", "Admin sections")>
@@ -114,6 +117,16 @@ pub fn AdminPage(view: AdminView) -> impl IntoView {
                     on:click=move |_| route.set(Route::Admin(AdminView::Reconciliations))
                 >
                     {move || i18n.t("对账", "Reconciliation")}
+                </button>
+                <button
+                    type="button"
+                    class="nav-link"
+                    class:active=on_apps
+                    aria-current=on_apps.then_some("page")
+                    data-testid="admin-tab-apps"
+                    on:click=move |_| route.set(Route::Admin(AdminView::Apps))
+                >
+                    {move || i18n.t("接入应用", "Apps")}
                 </button>
             </nav>
         }
@@ -151,6 +164,7 @@ pub fn AdminPage(view: AdminView) -> impl IntoView {
                 AdminView::Reconciliation(id) => {
                     view! { <ReconciliationDetailView id /> }.into_any()
                 }
+                AdminView::Apps => view! { <AppsView /> }.into_any(),
             };
             view! {
                 <section class="page admin-page" data-testid="admin-page">
