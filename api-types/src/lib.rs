@@ -5,6 +5,7 @@
 //! (`"amount": 99.00`) it is rendered from fen by [`Yuan`], never through a float.
 
 pub mod admin;
+pub mod app_tokens;
 pub mod auth;
 pub mod error;
 pub mod merchant;

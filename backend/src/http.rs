@@ -32,6 +32,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .configure(routes::callbacks::configure)
                 .configure(routes::events::configure)
                 .configure(routes::admin::configure)
+                .configure(routes::app_tokens::configure)
                 .default_service(web::to(routes::not_found)),
         );
 }

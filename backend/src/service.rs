@@ -2,6 +2,7 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod app_tokens;
 pub mod apps;
 pub mod catalog;
 pub mod orders;

@@ -9,8 +9,8 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::dangerous::insecure_decode;
+use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{decode, decode_header, Algorithm, DecodingKey, Validation};
 use p256::elliptic_curve::sec1::ToEncodedPoint;
 use rsa::pkcs1::DecodeRsaPublicKey;
@@ -29,7 +29,7 @@ pub const MIN_RSA_BITS: usize = 2048;
 /// Most public keys in one configuration (a JWKS during a key rotation holds two or three).
 pub const MAX_PUBLIC_KEYS: usize = 16;
 /// Longest PEM / JWKS text accepted.
-pub const MAX_PUBLIC_KEYS_LEN: usize = 64 * 1024;
+pub const MAX_PUBLIC_KEYS_LEN: usize = 32 * 1024;
 /// Clock difference tolerated on `exp` and `nbf`, in seconds.
 pub const LEEWAY_SECS: u64 = 30;
 
@@ -404,7 +404,11 @@ fn parse_jwk(jwk: Jwk) -> Result<PublicKey, KeyError> {
     if jwk.use_.as_deref().is_some_and(|u| u != "sig") {
         return Err(key_error("a JWK whose `use` is not `sig`"));
     }
-    if jwk.kid.as_deref().is_some_and(|k| k.is_empty() || k.len() > 256) {
+    if jwk
+        .kid
+        .as_deref()
+        .is_some_and(|k| k.is_empty() || k.len() > 256)
+    {
         return Err(key_error("a JWK whose `kid` is empty or longer than 256"));
     }
     match jwk.kty.as_str() {
@@ -540,9 +544,15 @@ mod tests {
         assert_eq!(parse_public_keys(&pkcs1).unwrap()[0].alg, KeyAlg::Rs256);
 
         let private = rsa_test_key().to_pkcs1_pem(LineEnding::LF).unwrap();
-        assert!(parse_public_keys(&private).unwrap_err().0.contains("private key"));
+        assert!(parse_public_keys(&private)
+            .unwrap_err()
+            .0
+            .contains("private key"));
         let cert = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----";
-        assert!(parse_public_keys(cert).unwrap_err().0.contains("certificate"));
+        assert!(parse_public_keys(cert)
+            .unwrap_err()
+            .0
+            .contains("certificate"));
         let broken = "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----";
         assert!(parse_public_keys(broken).is_err());
         assert!(parse_public_keys("-----BEGIN PUBLIC KEY-----\nAAAA").is_err());
@@ -569,7 +579,12 @@ mod tests {
             vec![(Some("a"), KeyAlg::Es256), (Some("b"), KeyAlg::Es256)]
         );
         // A single JWK is a set of one.
-        assert_eq!(parse_public_keys(&ec_jwk(&a, "a").to_string()).unwrap().len(), 1);
+        assert_eq!(
+            parse_public_keys(&ec_jwk(&a, "a").to_string())
+                .unwrap()
+                .len(),
+            1
+        );
 
         let pk = rsa_test_key().to_public_key();
         let rsa_jwk = json!({"kty": "RSA", "kid": "r", "n": URL_SAFE_NO_PAD.encode(pk.n().to_bytes_be()),
@@ -618,7 +633,10 @@ mod tests {
         assert_eq!(unverified_issuer(&ok).as_deref(), Some(ISS));
 
         let invalid = Err(TokenError::Invalid);
-        assert_eq!(keys.verify(&ok, "https://other.example", Some("fenpay")), invalid);
+        assert_eq!(
+            keys.verify(&ok, "https://other.example", Some("fenpay")),
+            invalid
+        );
         assert_eq!(keys.verify(&ok, ISS, Some("another-audience")), invalid);
         let mut no_aud = claims("u");
         no_aud.as_object_mut().unwrap().remove("aud");
@@ -629,25 +647,47 @@ mod tests {
         let mut expired = claims("u");
         expired["exp"] = json!(now() - LEEWAY_SECS as i64 - 5);
         let expired = hs256(&expired, SECRET.as_bytes());
-        assert_eq!(keys.verify(&expired, ISS, Some("fenpay")), Err(TokenError::Expired));
+        assert_eq!(
+            keys.verify(&expired, ISS, Some("fenpay")),
+            Err(TokenError::Expired)
+        );
         // Within the leeway it still counts.
         let mut just = claims("u");
         just["exp"] = json!(now() - 5);
-        assert!(keys.verify(&hs256(&just, SECRET.as_bytes()), ISS, None).is_ok());
+        assert!(keys
+            .verify(&hs256(&just, SECRET.as_bytes()), ISS, None)
+            .is_ok());
         // Expired and signed by someone else: invalid, not "expired" (no oracle).
-        let forged = hs256(&json!({"iss": ISS, "sub": "u", "exp": now() - 600}), &[7; 40]);
+        let forged = hs256(
+            &json!({"iss": ISS, "sub": "u", "exp": now() - 600}),
+            &[7; 40],
+        );
         assert_eq!(keys.verify(&forged, ISS, None), invalid);
 
         let mut early = claims("u");
         early["nbf"] = json!(now() + 600);
-        assert_eq!(keys.verify(&hs256(&early, SECRET.as_bytes()), ISS, None), invalid);
+        assert_eq!(
+            keys.verify(&hs256(&early, SECRET.as_bytes()), ISS, None),
+            invalid
+        );
         let mut no_exp = claims("u");
         no_exp.as_object_mut().unwrap().remove("exp");
-        assert_eq!(keys.verify(&hs256(&no_exp, SECRET.as_bytes()), ISS, None), invalid);
-        for bad_sub in [json!("has space"), json!(""), json!(42), json!("x".repeat(65))] {
+        assert_eq!(
+            keys.verify(&hs256(&no_exp, SECRET.as_bytes()), ISS, None),
+            invalid
+        );
+        for bad_sub in [
+            json!("has space"),
+            json!(""),
+            json!(42),
+            json!("x".repeat(65)),
+        ] {
             let mut c = claims("u");
             c["sub"] = bad_sub;
-            assert_eq!(keys.verify(&hs256(&c, SECRET.as_bytes()), ISS, None), invalid);
+            assert_eq!(
+                keys.verify(&hs256(&c, SECRET.as_bytes()), ISS, None),
+                invalid
+            );
         }
         let other_secret = hs256(&claims("u"), b"another-secret-another-secret-another");
         assert_eq!(keys.verify(&other_secret, ISS, None), invalid);

@@ -1,6 +1,7 @@
 //! Route handlers grouped by area.
 
 pub mod admin;
+pub mod app_tokens;
 pub mod auth;
 pub mod callbacks;
 pub mod events;
