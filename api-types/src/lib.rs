@@ -6,6 +6,7 @@
 
 pub mod admin;
 pub mod apps;
+pub mod app_tokens;
 pub mod auth;
 pub mod error;
 pub mod merchant;

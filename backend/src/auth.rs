@@ -1,6 +1,7 @@
 //! Accounts: JWT issuing/verification, argon2id password hashing, the `AuthUser`
 //! extractor and the login-failure limiter.
 
+pub mod app_tokens;
 pub mod extractor;
 pub mod jwt;
 pub mod limiter;

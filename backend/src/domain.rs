@@ -1,5 +1,6 @@
 //! Pure business rules: no actix, diesel or reqwest here.
 
+pub mod app_tokens;
 pub mod apps;
 pub mod bills;
 pub mod fulfilment;

@@ -34,6 +34,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .configure(routes::admin::configure)
                 .configure(routes::merchant::configure)
                 .configure(routes::apps::configure)
+                .configure(routes::app_tokens::configure)
                 .default_service(web::to(routes::not_found)),
         );
 }

@@ -2,6 +2,7 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod app_tokens;
 pub mod apps;
 pub mod merchant;
 pub mod catalog;

@@ -43,6 +43,8 @@ pub struct AppState {
     pub shutdown: crate::shutdown::Shutdown,
     /// Token versions of recently seen accounts (revocation checks).
     pub sessions: crate::auth::sessions::Sessions,
+    /// Merchant apps' parsed token keys and their users' accounts (bring your own auth).
+    pub app_tokens: crate::auth::app_tokens::AppTokens,
 }
 
 impl AppState {
@@ -58,6 +60,7 @@ impl AppState {
             Duration::from_secs(settings.password_hash_wait_secs),
         )?;
         Ok(AppState {
+            app_tokens: crate::auth::app_tokens::AppTokens::new(),
             sessions: crate::auth::sessions::Sessions::new(Duration::from_secs(
                 settings.auth_cache_ttl_secs,
             )),

@@ -43,16 +43,19 @@ impl FromRequest for AuthUser {
 }
 
 /// The caller of a request with `Authorization: Bearer <JWT>`: a valid signature, not
-/// expired, an account that still exists and a token version that was not revoked.
+/// expired, an account that still exists and a token version that was not revoked. A
+/// token fenpay did not sign may be a merchant app's user's (`auth::app_tokens`).
 pub async fn authenticate(req: &HttpRequest) -> Result<AuthUser, AppError> {
     let state = req
         .app_data::<web::Data<AppState>>()
         .ok_or_else(|| AppError::internal(anyhow::anyhow!("AppState missing")))?;
     let token = bearer(req)?;
-    let claims = state.jwt.verify(token).map_err(|e| match e {
-        JwtError::Expired => AppError::Unauthorized("token expired".into()),
-        JwtError::Invalid => AppError::Unauthorized("invalid token".into()),
-    })?;
+    let claims = match state.jwt.verify(token) {
+        Ok(claims) => claims,
+        Err(JwtError::Expired) => return Err(AppError::Unauthorized("token expired".into())),
+        // Not ours: perhaps a merchant app's own user token (bring your own auth).
+        Err(JwtError::Invalid) => return super::app_tokens::authenticate(state, token).await,
+    };
     // The role is the account's now, not the one the token was issued with.
     let role = state
         .sessions

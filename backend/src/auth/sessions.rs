@@ -74,6 +74,25 @@ impl Sessions {
         decide(known, ver)
     }
 
+    /// The account's current token version (a merchant app's user, whose own tokens
+    /// carry none, is checked at this version); 401 `unauthorized` when it is gone.
+    pub async fn current(&self, db: &Db, sub: &str) -> AppResult<i64> {
+        let known = match self.cached(sub) {
+            Some(known) => known,
+            None => {
+                let known = users::token_state(db, sub)
+                    .await?
+                    .map(|(v, role)| (v, role_of(&role)));
+                self.store(sub, known);
+                known
+            }
+        };
+        match known {
+            Some((version, _)) => Ok(version),
+            None => decide(None, 0).map(|_| 0),
+        }
+    }
+
     /// Record what this process just wrote (a bump), so its next check needs no read.
     pub fn store(&self, sub: &str, known: Known) {
         if self.ttl.is_zero() {

@@ -497,3 +497,30 @@ pub async fn list_checkouts(
             .await?)
     })
 }
+
+/// An app's own-token configuration (all four columns; `None` clears), on a live app only;
+/// `false` when the app is revoked or gone. A unique violation means another app has the
+/// issuer.
+pub async fn set_jwt(
+    db: &Db,
+    id: &str,
+    issuer: Option<&str>,
+    audience: Option<&str>,
+    hs256_secret: Option<&str>,
+    public_keys: Option<&str>,
+) -> DbResult<bool> {
+    let now = super::now();
+    db_write!(db, |conn| {
+        let n = diesel::update(apps::table.find(id).filter(apps::revoked_at.is_null()))
+            .set((
+                apps::jwt_issuer.eq(issuer),
+                apps::jwt_audience.eq(audience),
+                apps::jwt_hs256_secret.eq(hs256_secret),
+                apps::jwt_public_keys.eq(public_keys),
+                apps::updated_at.eq(now),
+            ))
+            .execute(conn)
+            .await?;
+        Ok(n == 1)
+    })
+}

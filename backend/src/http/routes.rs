@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod apps;
+pub mod app_tokens;
 pub mod auth;
 pub mod callbacks;
 pub mod events;
