@@ -38,6 +38,15 @@ pub fn page_path(state: &AppState, order_no: &str) -> String {
     )
 }
 
+/// Where Alipay's return (page / wap pay) sends the buyer of a merchant order: back to
+/// its checkout page. `None`: not a merchant order (the shop's own order list).
+pub async fn alipay_return_target(state: &AppState, order_no: &str) -> Option<String> {
+    match crate::db::apps::find_checkout(&state.db, order_no).await {
+        Ok(Some(_)) => Some(page_path(state, order_no)),
+        _ => None,
+    }
+}
+
 /// The methods this server can take (its configured providers).
 fn methods(state: &AppState) -> Vec<PaymentMethod> {
     [PaymentMethod::Wechat, PaymentMethod::Alipay]
