@@ -70,7 +70,19 @@ pub struct WechatSettings {
     pub refund_notify_url: String,
     pub base_url: String,
     pub timeout_secs: u64,
+    /// The official account's AppSecret (`WECHAT_PAY_APP_SECRET`), for the web
+    /// authorisation that gives the hosted checkout a payer's openid (JSAPI).
+    pub app_secret: Secret,
+    /// `WECHAT_OAUTH_URL` (`https://open.weixin.qq.com`); unset in development: the emulator.
+    pub oauth_url: Option<String>,
+    /// `WECHAT_API_URL` (`https://api.weixin.qq.com`); unset in development: the emulator.
+    pub api_url: Option<String>,
 }
+
+/// WeChat's web-authorisation host.
+pub const WECHAT_OAUTH_URL: &str = "https://open.weixin.qq.com";
+/// WeChat's official-account API host (code -> openid).
+pub const WECHAT_API_URL: &str = "https://api.weixin.qq.com";
 
 /// Alipay OpenAPI (RSA2) configuration: public-key mode, or certificate mode when
 /// `certs` is set.
@@ -553,6 +565,22 @@ impl Settings {
                 .trim_end_matches('/')
                 .to_string(),
             timeout_secs: env.number("WECHAT_PAY_TIMEOUT_SECS", 10, 1..=120)?,
+            app_secret: Secret::new(env.str_or(
+                "WECHAT_PAY_APP_SECRET",
+                if emulator_enabled {
+                    crate::emulator::wechat_oauth::DEV_APP_SECRET
+                } else {
+                    ""
+                },
+            )),
+            oauth_url: env
+                .get("WECHAT_OAUTH_URL")
+                .or_else(|| (!emulator_enabled).then(|| WECHAT_OAUTH_URL.to_string()))
+                .map(|u| u.trim_end_matches('/').to_string()),
+            api_url: env
+                .get("WECHAT_API_URL")
+                .or_else(|| (!emulator_enabled).then(|| WECHAT_API_URL.to_string()))
+                .map(|u| u.trim_end_matches('/').to_string()),
         };
         let alipay_gateway = env.str_or(
             "ALIPAY_GATEWAY",

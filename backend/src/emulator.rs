@@ -18,6 +18,14 @@ pub fn config_for(settings: &Settings, keys: &DevKeys) -> EmulatorConfig {
             alipay_app_id: settings.alipay.app_id.clone(),
             alipay_mode: settings.emulator.alipay_mode,
             alipay_seller_id: settings.alipay.seller_id.clone(),
+            wechat_app_secret: settings.wechat.app_secret.expose().to_string(),
+            // The server's own host may receive web-authorisation redirects.
+            wechat_oauth_domains: reqwest::Url::parse(&settings.public_base_url)
+                .ok()
+                .and_then(|u| u.host_str().map(String::from))
+                .into_iter()
+                .chain(wechat_oauth::DEFAULT_DOMAINS.iter().map(|d| d.to_string()))
+                .collect(),
         },
         keys,
     )

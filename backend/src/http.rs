@@ -31,6 +31,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .configure(routes::payment::configure)
                 .configure(routes::callbacks::configure)
                 .configure(routes::events::configure)
+                .configure(routes::checkout::configure)
                 .configure(routes::admin::configure)
                 .configure(routes::merchant::configure)
                 .configure(routes::apps::configure)

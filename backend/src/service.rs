@@ -6,6 +6,7 @@ pub mod app_tokens;
 pub mod apps;
 pub mod merchant;
 pub mod catalog;
+pub mod checkout;
 pub mod orders;
 pub mod reconciliation;
 pub mod records;

@@ -124,6 +124,7 @@ impl Emu {
                 platform_key: k.alipay.clone(),
                 platform_cert: k.cert.clone(),
                 mode: WechatKeyMode::PublicKey,
+                oauth: Default::default(),
             },
             alipay: AlipayEmulatorConfig {
                 app_id: APP_ID.into(),

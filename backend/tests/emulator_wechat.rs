@@ -84,6 +84,7 @@ async fn start_in(mode: WechatKeyMode, time_scale: f64) -> Harness {
             platform_key: k.platform.clone(),
             platform_cert: k.cert.clone(),
             mode,
+            oauth: Default::default(),
         },
         alipay: AlipayEmulatorConfig {
             app_id: "2021000000000001".into(),

@@ -158,6 +158,7 @@ async fn set_faults(state: super::State, body: web::Json<FaultSettings>) -> Http
 async fn reset(state: super::State) -> HttpResponse {
     state.faults.set(FaultSettings::default());
     state.wechat.reset();
+    state.wechat_oauth.reset();
     state.alipay.reset();
     state.bills.reset();
     HttpResponse::NoContent().finish()

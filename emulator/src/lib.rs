@@ -13,6 +13,7 @@ pub mod devkeys;
 pub mod faults;
 pub mod info;
 pub mod wechat;
+pub mod wechat_oauth;
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -45,6 +46,8 @@ pub struct WechatEmulatorConfig {
     /// Public key only (every answer and notification under `public_key_id`, no
     /// certificates), or platform certificates.
     pub mode: WechatKeyMode,
+    /// The official account's web authorisation (AppSecret, authorised domains).
+    pub oauth: wechat_oauth::WechatOauthConfig,
 }
 
 /// The app the Alipay side serves, and Alipay's own signing key.
@@ -92,6 +95,10 @@ pub struct Merchant {
     pub alipay_mode: Option<AlipayKeyMode>,
     /// Empty: `2088000000000001`.
     pub alipay_seller_id: String,
+    /// The official account's AppSecret; empty: [`wechat_oauth::DEV_APP_SECRET`].
+    pub wechat_app_secret: String,
+    /// Hosts a web-authorisation `redirect_uri` may use; empty: `127.0.0.1`, `localhost`.
+    pub wechat_oauth_domains: Vec<String>,
 }
 
 impl EmulatorConfig {
@@ -110,6 +117,18 @@ impl EmulatorConfig {
                 platform_key: keys.wechat_platform_key.clone(),
                 platform_cert: keys.wechat_platform_cert.clone(),
                 mode: keys.wechat_mode(merchant.wechat_mode),
+                oauth: wechat_oauth::WechatOauthConfig {
+                    app_secret: if merchant.wechat_app_secret.is_empty() {
+                        wechat_oauth::DEV_APP_SECRET.to_string()
+                    } else {
+                        merchant.wechat_app_secret.clone()
+                    },
+                    domains: if merchant.wechat_oauth_domains.is_empty() {
+                        wechat_oauth::WechatOauthConfig::default().domains
+                    } else {
+                        merchant.wechat_oauth_domains.clone()
+                    },
+                },
             },
             alipay: AlipayEmulatorConfig {
                 app_id: merchant.alipay_app_id.clone(),
@@ -134,6 +153,8 @@ pub struct EmulatorState {
     pub config: EmulatorConfig,
     pub faults: Faults,
     pub wechat: wechat::WechatState,
+    /// WeChat web authorisation: codes not yet exchanged, emulated users' openids.
+    pub wechat_oauth: wechat_oauth::OauthState,
     pub alipay: alipay::AlipayState,
     /// Bill files handed out under download tokens.
     pub bills: bills::BillStore,
@@ -163,6 +184,7 @@ pub fn start(config: EmulatorConfig) -> anyhow::Result<Emulator> {
         .build()?;
     let state = web::Data::new(EmulatorState {
         wechat: wechat::WechatState::default(),
+        wechat_oauth: wechat_oauth::OauthState::default(),
         alipay: alipay::AlipayState::default(),
         bills: bills::BillStore::default(),
         faults: Faults::default(),
@@ -178,6 +200,7 @@ pub fn start(config: EmulatorConfig) -> anyhow::Result<Emulator> {
             .configure(faults::configure)
             .configure(info::configure)
             .configure(wechat::configure)
+            .configure(wechat_oauth::configure)
             .configure(alipay::configure)
             .configure(alipay_v3::configure)
             .default_service(web::to(|| async {

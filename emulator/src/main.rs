@@ -5,8 +5,10 @@
 //! start), `EMULATOR_TIME_SCALE` (default 1: the providers' real resend schedule),
 //! `EMULATOR_WECHAT_MODE` and `EMULATOR_ALIPAY_MODE` (`public_key` | `certificate`;
 //! default: the key set's),
-//! `WECHAT_PAY_MCH_ID`, `WECHAT_PAY_APP_ID`, `ALIPAY_APP_ID`, `ALIPAY_SELLER_ID` (the names and
-//! development defaults fenpay uses).
+//! `WECHAT_PAY_MCH_ID`, `WECHAT_PAY_APP_ID`, `WECHAT_PAY_APP_SECRET`, `ALIPAY_APP_ID`,
+//! `ALIPAY_SELLER_ID` (the names and development defaults fenpay uses),
+//! `EMULATOR_WECHAT_OAUTH_DOMAINS` (hosts a web-authorisation `redirect_uri` may use;
+//! default `127.0.0.1,localhost`).
 
 use std::path::PathBuf;
 
@@ -49,6 +51,13 @@ fn merchant() -> anyhow::Result<Merchant> {
         alipay_app_id: var("ALIPAY_APP_ID", "2021000000000001"),
         alipay_mode,
         alipay_seller_id: var("ALIPAY_SELLER_ID", ""),
+        wechat_app_secret: var("WECHAT_PAY_APP_SECRET", ""),
+        wechat_oauth_domains: var("EMULATOR_WECHAT_OAUTH_DOMAINS", "")
+            .split(',')
+            .map(str::trim)
+            .filter(|d| !d.is_empty())
+            .map(String::from)
+            .collect(),
     })
 }
 

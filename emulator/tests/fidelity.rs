@@ -38,6 +38,8 @@ async fn emulator_in(wechat_mode: Option<WechatKeyMode>) -> Emu {
         alipay_app_id: "2021000000000001".into(),
         alipay_mode: None,
         alipay_seller_id: String::new(),
+        wechat_app_secret: String::new(),
+        wechat_oauth_domains: Vec::new(),
     };
     let emu = fenpay_emulator::start(EmulatorConfig::from_dev_keys(&merchant, &keys)).unwrap();
     tokio::spawn(emu.server);

@@ -13,6 +13,7 @@ use api_types::apps::{
 };
 use api_types::auth::{LoginRequest, RegisterRequest, TokenResponse, UserResponse};
 use api_types::error::ErrorResponse;
+use api_types::merchant::{CheckoutPayRequest, CheckoutView};
 use api_types::payment::{
     CancelOrderRequest, CancelOrderResponse, CreateOrderRequest, CreateOrderResponse,
     OrderListResponse, OrderResponse,
@@ -286,6 +287,44 @@ impl Api {
                 .unwrap_or(true),
             Err(_) => false,
         }
+    }
+
+    /// The hosted checkout page's view of a merchant order (no login; `sig` from the link).
+    pub async fn checkout_view(self, order_no: &str, sig: &str) -> Result<CheckoutView, ApiError> {
+        let path = format!(
+            "/checkout/{}?sig={}",
+            query_value(order_no),
+            query_value(sig)
+        );
+        self.call("GET", &path, None, Auth::Anonymous).await
+    }
+
+    /// The buyer's payment method on the hosted checkout page.
+    pub async fn checkout_pay(
+        self,
+        order_no: &str,
+        sig: &str,
+        req: &CheckoutPayRequest,
+    ) -> Result<CheckoutView, ApiError> {
+        let path = format!(
+            "/checkout/{}/pay?sig={}",
+            query_value(order_no),
+            query_value(sig)
+        );
+        self.call("POST", &path, Some(encode(req)?), Auth::Anonymous)
+            .await
+    }
+
+    /// Development only: the emulator pays a hosted checkout's trade.
+    pub async fn checkout_simulate_pay(self, order_no: &str, sig: &str) -> Result<(), ApiError> {
+        let path = format!(
+            "/checkout/{}/simulate-pay?sig={}",
+            query_value(order_no),
+            query_value(sig)
+        );
+        self.send("POST", &path, None, Auth::Anonymous)
+            .await
+            .map(|_| ())
     }
 
     /// Development only: asks the backend's emulator to pay the order as if scanned.

@@ -21,6 +21,7 @@ use crate::i18n::I18n;
 use crate::pages::admin::{AdminFilters, AdminPage};
 use crate::pages::auth::AuthPage;
 use crate::pages::checkout::PayPage;
+use crate::pages::hosted::HostedCheckoutPage;
 use crate::pages::orders::OrdersPage;
 use crate::pages::products::ProductsPage;
 use crate::state::{DevMode, Nav, Route, Session};
@@ -42,6 +43,23 @@ fn App() -> impl IntoView {
     provide_context(session);
     let api = Api::new(session);
     provide_context(api);
+    let dev = RwSignal::new(false);
+    provide_context(DevMode(dev));
+    // The development emulator answers /dev/info; production answers 404.
+    spawn_local(async move {
+        dev.set(api.dev_info().await);
+    });
+
+    // The hosted checkout page: no account, no shop around it.
+    if let Some((order_no, sig)) = pages::hosted::from_location() {
+        return view! {
+            <div id="app-root" class="app" data-testid="app-root">
+                <HostedCheckoutPage order_no sig />
+            </div>
+        }
+        .into_any();
+    }
+
     let route = RwSignal::new(
         current_path()
             .and_then(|p| Route::from_path(&p))
@@ -58,14 +76,7 @@ fn App() -> impl IntoView {
             }
         }
     });
-    let dev = RwSignal::new(false);
-    provide_context(DevMode(dev));
     provide_context(AdminFilters::new());
-
-    // The development emulator answers /dev/info; production answers 404.
-    spawn_local(async move {
-        dev.set(api.dev_info().await);
-    });
 
     // Back from Alipay's cashier (`/?order_no=...&from=alipay`): confirm the order with
     // the server (which asks Alipay) and show the order list.
@@ -95,6 +106,7 @@ fn App() -> impl IntoView {
             </Show>
         </div>
     }
+    .into_any()
 }
 
 /// The address bar path (without query).

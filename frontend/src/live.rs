@@ -7,14 +7,15 @@
 use std::rc::Rc;
 
 use api_types::payment::OrderResponse;
+use serde::de::DeserializeOwned;
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{JsCast, JsValue};
 use web_sys::{Event, EventSource, MessageEvent};
 
-/// What the stream reports.
-pub enum LiveEvent {
+/// What the stream reports (`T`: the JSON of a status frame).
+pub enum LiveEvent<T = OrderResponse> {
     /// An `event: status` frame: the order as it stands now.
-    Status(Box<OrderResponse>),
+    Status(Box<T>),
     /// The connection failed; `closed` when the browser will not retry.
     Error { closed: bool },
 }
@@ -28,7 +29,10 @@ pub struct LiveStream {
 
 impl LiveStream {
     /// Opens `url` (same origin, token in the query) and reports to `on_event`.
-    pub fn open(url: &str, on_event: Rc<dyn Fn(LiveEvent)>) -> Result<Self, JsValue> {
+    pub fn open<T: DeserializeOwned + 'static>(
+        url: &str,
+        on_event: Rc<dyn Fn(LiveEvent<T>)>,
+    ) -> Result<Self, JsValue> {
         let source = EventSource::new(url)?;
 
         let report = on_event.clone();
@@ -37,7 +41,7 @@ impl LiveStream {
             let order = ev
                 .data()
                 .as_string()
-                .and_then(|text| serde_json::from_str::<OrderResponse>(&text).ok());
+                .and_then(|text| serde_json::from_str::<T>(&text).ok());
             if let Some(order) = order {
                 report(LiveEvent::Status(Box::new(order)));
             }

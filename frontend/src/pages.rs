@@ -3,5 +3,6 @@
 pub mod admin;
 pub mod auth;
 pub mod checkout;
+pub mod hosted;
 pub mod orders;
 pub mod products;

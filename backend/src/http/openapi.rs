@@ -60,6 +60,13 @@ use super::routes;
         routes::app_tokens::clear_jwt,
         routes::payment::dev_info,
         routes::payment::simulate_pay,
+        routes::checkout::get_checkout,
+        routes::checkout::pay,
+        routes::checkout::events,
+        routes::checkout::return_to_app,
+        routes::checkout::wechat_oauth,
+        routes::checkout::wechat_oauth_callback,
+        routes::checkout::simulate_pay,
     ),
     components(schemas(
         api_types::error::ErrorResponse,
@@ -74,6 +81,7 @@ use super::routes;
         (name = "callbacks", description = "Provider notifications (signed by the provider, no JWT)"),
         (name = "merchant", description = "The server API for merchant apps (`Authorization: Bearer sk_live_...`): orders, cancels, refunds"),
         (name = "admin", description = "Operators (role admin): orders, payment records, refunds, totals, webhook deliveries, bill reconciliation, merchant apps"),
+        (name = "checkout", description = "The hosted checkout page (public; the link's `sig` is required)"),
         (name = "development", description = "Development-only helpers (404 in production)"),
         (name = "health", description = "Liveness and readiness"),
     )

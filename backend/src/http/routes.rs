@@ -5,6 +5,7 @@ pub mod apps;
 pub mod app_tokens;
 pub mod auth;
 pub mod callbacks;
+pub mod checkout;
 pub mod events;
 pub mod health;
 pub mod merchant;

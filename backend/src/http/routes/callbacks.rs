@@ -416,7 +416,7 @@ pub async fn alipay_callback(
 /// only the notification or a provider query does.
 #[utoipa::path(get, path = "/api/v1/payment/alipay/return", tag = "callbacks",
     responses(
-        (status = 302, description = "Redirect to the web app (`/?order_no=...&from=alipay`)"),
+        (status = 302, description = "Redirect to the web app (`/?order_no=...&from=alipay`), or for a merchant order to its checkout page (`/pay/{order_no}?sig=...`)"),
         (status = 400, description = "`invalid_signature`", body = api_types::error::ErrorResponse)))]
 pub async fn alipay_return(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
     let verified = state
@@ -427,11 +427,14 @@ pub async fn alipay_return(state: web::Data<AppState>, req: HttpRequest) -> Http
     match verified {
         Some(Ok(params)) => {
             let order_no = params.get("out_trade_no").cloned().unwrap_or_default();
+            // A merchant order's buyer goes back to its hosted checkout page.
+            let to = match crate::service::checkout::alipay_return_target(&state, &order_no).await
+            {
+                Some(page) => page,
+                None => format!("/?order_no={}&from=alipay", urlencoding::encode(&order_no)),
+            };
             HttpResponse::Found()
-                .insert_header((
-                    actix_web::http::header::LOCATION,
-                    format!("/?order_no={}&from=alipay", urlencoding::encode(&order_no)),
-                ))
+                .insert_header((actix_web::http::header::LOCATION, to))
                 .finish()
         }
         _ => actix_web::ResponseError::error_response(&crate::error::AppError::bad_request(

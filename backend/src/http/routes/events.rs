@@ -26,7 +26,7 @@ pub const STREAM_TOKEN_TTL_SECS: i64 = 3600;
 const KEEPALIVE: Duration = Duration::from_secs(10);
 /// The last frame of a stream that reached `STREAM_MAX_LIFETIME_SECS`: the browser's
 /// `EventSource` opens it again after `retry` milliseconds (a new slot, a fresh read).
-const RECONNECT: &[u8] = b"retry: 1000\nevent: reconnect\ndata: {\"reason\":\"max_lifetime\"}\n\n";
+pub(crate) const RECONNECT: &[u8] = b"retry: 1000\nevent: reconnect\ndata: {\"reason\":\"max_lifetime\"}\n\n";
 /// The last frame of a stream whose token was revoked (log out everywhere, a role change,
 /// a deleted account): checked at every wake-up, so within `KEEPALIVE` of the revocation.
 const REVOKED: &[u8] = b"event: revoked\ndata: {\"reason\":\"token revoked\"}\n\n";
@@ -185,7 +185,7 @@ struct Stream {
 
 /// The last frame of a stream the server closes because it is shutting down: clients
 /// reconnect (EventSource does by itself, after `retry` ms) to another replica or later.
-const SHUTDOWN_FRAME: &[u8] =
+pub(crate) const SHUTDOWN_FRAME: &[u8] =
     b"event: shutdown\nretry: 2000\ndata: {\"reason\":\"server shutting down\"}\n\n";
 
 fn frame(row: &order_db::OrderRow) -> web::Bytes {
