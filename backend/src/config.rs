@@ -620,12 +620,14 @@ impl Settings {
                 .unwrap_or_else(|| data_dir.join("dev-keys")),
             data_dir,
             api_key_secret: Secret::new(match env.get("API_KEY_SECRET") {
-                Some(secret) if !dev && weak_secret(&secret) => return Err(ConfigError::Invalid {
-                    var: "API_KEY_SECRET",
-                    reason: format!(
+                Some(secret) if !dev && weak_secret(&secret) => {
+                    return Err(ConfigError::Invalid {
+                        var: "API_KEY_SECRET",
+                        reason: format!(
                         "too weak for production: use at least {MIN_SECRET_LEN} random characters"
                     ),
-                }),
+                    })
+                }
                 Some(secret) => secret,
                 None => crate::domain::apps::hmac_hex(jwt_secret.as_bytes(), b"fenpay api keys v1"),
             }),

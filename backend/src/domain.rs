@@ -2,6 +2,7 @@
 
 pub mod apps;
 pub mod bills;
+pub mod epay;
 pub mod fulfilment;
 pub mod order;
 pub mod reconciliation;
