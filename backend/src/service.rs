@@ -4,6 +4,7 @@ pub mod accounts;
 pub mod admin;
 pub mod apps;
 pub mod catalog;
+pub mod epay;
 pub mod orders;
 pub mod reconciliation;
 pub mod records;
