@@ -456,6 +456,7 @@ pub fn refund_answer(trade_no: &str, out_trade_no: &str, fen: i64, refund_no: &s
 }
 
 #[cfg(test)]
+#[allow(clippy::expect_used)]
 mod tests {
     use super::*;
 
@@ -476,7 +477,8 @@ mod tests {
     // ("sign", "sign_type")) + key).encode()).hexdigest()
     #[test]
     fn signature_known_answers() {
-        let vectors: [(&[(&str, &str)], &str, &str); 4] = [
+        type Vector<'a> = (&'a [(&'a str, &'a str)], &'a str, &'a str);
+        let vectors: [Vector; 4] = [
             (
                 &[
                     ("pid", "1001"),

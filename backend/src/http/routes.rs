@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod auth;
 pub mod callbacks;
+pub mod epay;
 pub mod events;
 pub mod health;
 pub mod payment;
