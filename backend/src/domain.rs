@@ -3,6 +3,7 @@
 pub mod app_tokens;
 pub mod apps;
 pub mod bills;
+pub mod epay;
 pub mod fulfilment;
 pub mod order;
 pub mod reconciliation;

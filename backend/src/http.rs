@@ -24,6 +24,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/readyz").get(routes::health::readyz))
         .service(openapi::openapi_json)
         .service(openapi::swagger_ui())
+        // The epay-compatible gateway lives outside /api/v1, where epay clients expect it.
+        .configure(routes::epay::configure)
         .service(
             web::scope("/api/v1")
                 .configure(routes::auth::configure)

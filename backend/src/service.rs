@@ -7,6 +7,7 @@ pub mod apps;
 pub mod merchant;
 pub mod catalog;
 pub mod checkout;
+pub mod epay;
 pub mod orders;
 pub mod reconciliation;
 pub mod records;

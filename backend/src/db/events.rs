@@ -15,6 +15,22 @@ use crate::{db_run, db_write};
 /// Endpoint name used for the Telegram notifier in `webhook_deliveries`.
 pub const TELEGRAM_ENDPOINT: &str = "telegram";
 
+/// Endpoint names `epay:<app_id>`: an epay order's payment notification (a signed GET to
+/// the order's `notify_url`, see `service::epay`). One name per app, so one app's broken
+/// receiver opens only its own circuit.
+pub const EPAY_ENDPOINT_PREFIX: &str = "epay:";
+
+/// The epay notification endpoint of an event, if it has one: `order.paid` of an app's
+/// order that carries a `notify_url`.
+pub fn epay_endpoint(event_type: &str, order: &OrderRow) -> Option<String> {
+    match (&order.app_id, &order.notify_url) {
+        (Some(app_id), Some(_)) if event_type == ORDER_PAID => {
+            Some(format!("{EPAY_ENDPOINT_PREFIX}{app_id}"))
+        }
+        _ => None,
+    }
+}
+
 /// Event types.
 pub const ORDER_CREATED: &str = "order.created";
 pub const ORDER_PAID: &str = "order.paid";
@@ -120,6 +136,8 @@ impl PendingEvent {
         }
         let deliveries = endpoints
             .into_iter()
+            // epay orders: the payment notification to their notify_url.
+            .chain(epay_endpoint(event_type, order))
             .map(|endpoint| NewDelivery {
                 event_id: id.clone(),
                 endpoint,

@@ -6,6 +6,7 @@ pub mod app_tokens;
 pub mod auth;
 pub mod callbacks;
 pub mod checkout;
+pub mod epay;
 pub mod events;
 pub mod health;
 pub mod merchant;

@@ -19,7 +19,9 @@ use rand::Rng;
 use sha2::Sha256;
 use tokio::task::JoinSet;
 
-use crate::db::events::{self as event_db, AttemptResult, NewAttempt, TELEGRAM_ENDPOINT};
+use crate::db::events::{
+    self as event_db, AttemptResult, NewAttempt, EPAY_ENDPOINT_PREFIX, TELEGRAM_ENDPOINT,
+};
 use crate::db::{ClaimToken, DbClock};
 use crate::startup::AppState;
 
@@ -337,7 +339,11 @@ async fn deliver(
     let l = &state.settings.lifecycle;
     let started = Instant::now();
     let result = if delivery.endpoint == TELEGRAM_ENDPOINT {
-        send_telegram(state, client, &event).await
+        send_telegram(state, client, &event)
+            .await
+            .map(Answer::status)
+    } else if delivery.endpoint.starts_with(EPAY_ENDPOINT_PREFIX) {
+        send_epay(state, client, &event).await
     } else if let Some(app_id) = delivery.endpoint.strip_prefix(event_db::APP_ENDPOINT_PREFIX) {
         // An app's own endpoint, signed with the app's secret, both as they are now.
         match crate::db::apps::find(&state.db, app_id).await {
@@ -364,10 +370,20 @@ async fn deliver(
     // The database's time now: the claim's reading plus the time since.
     let now = clock.now();
     let (status_code, error, outcome) = match result {
-        Ok(code) if (200..300).contains(&code) => (Some(code), None, AttemptResult::Delivered),
+        Ok(Answer {
+            code,
+            refused: None,
+        }) if (200..300).contains(&code) => (Some(code), None, AttemptResult::Delivered),
         other => {
             let (code, err) = match other {
-                Ok(code) => (Some(code), format!("HTTP {code}")),
+                Ok(Answer {
+                    code,
+                    refused: Some(why),
+                }) => (Some(code), why),
+                Ok(Answer {
+                    code,
+                    refused: None,
+                }) => (Some(code), format!("HTTP {code}")),
                 Err(e) => (None, e),
             };
             let after = backoff_secs(l.webhook_backoff_base_secs, attempt);
@@ -430,7 +446,7 @@ async fn post_event(
     secret: &[u8],
     event: &event_db::EventRow,
     state: &AppState,
-) -> Result<u16, String> {
+) -> Result<Answer, String> {
     // The signature's time is this process's clock: receivers compare it with theirs.
     let t = state.db.now().and_utc().timestamp();
     let body = event.payload.clone().into_bytes();
@@ -443,8 +459,68 @@ async fn post_event(
         .body(body)
         .send()
         .await
-        .map(|r| r.status().as_u16())
+        .map(|r| Answer::status(r.status().as_u16()))
         .map_err(|e| e.without_url().to_string())
+}
+
+/// What an endpoint answered: its HTTP status, and why the answer does not count as
+/// delivered although the status may be 2xx (an epay receiver must answer `success`).
+struct Answer {
+    code: u16,
+    refused: Option<String>,
+}
+
+impl Answer {
+    fn status(code: u16) -> Answer {
+        Answer {
+            code,
+            refused: None,
+        }
+    }
+}
+
+/// Longest epay receiver answer read (`success` is all it needs to say).
+const EPAY_ANSWER_MAX: usize = 1024;
+
+/// An epay payment notification: a GET to the order's `notify_url` with the signed
+/// parameters; delivered only when the body is exactly `success` (blanks aside).
+async fn send_epay(
+    state: &AppState,
+    client: &reqwest::Client,
+    event: &event_db::EventRow,
+) -> Result<Answer, String> {
+    let order_no = event.order_no.as_deref().unwrap_or_default();
+    let (notify_url, query) = crate::service::epay::notification(state, order_no)
+        .await
+        .map_err(|e| format!("cannot build the epay notification: {e}"))?;
+    let mut url =
+        reqwest::Url::parse(&notify_url).map_err(|_| "notify_url is not a URL".to_string())?;
+    url.query_pairs_mut().extend_pairs(query.iter());
+    let mut response = client
+        .get(url)
+        .send()
+        .await
+        .map_err(|e| e.without_url().to_string())?;
+    let code = response.status().as_u16();
+    let mut body = Vec::new();
+    while body.len() < EPAY_ANSWER_MAX {
+        match response.chunk().await {
+            Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+            Ok(None) => break,
+            Err(e) => return Err(e.without_url().to_string()),
+        }
+    }
+    let text = String::from_utf8_lossy(&body[..body.len().min(EPAY_ANSWER_MAX)]);
+    if (200..300).contains(&code) && crate::domain::epay::acknowledged(&text) {
+        return Ok(Answer::status(code));
+    }
+    let shown: String = text.trim().chars().take(64).collect();
+    Ok(Answer {
+        code,
+        refused: Some(format!(
+            "HTTP {code}: the receiver answered {shown:?}, not `success`"
+        )),
+    })
 }
 
 /// Never let the Telegram bot token reach logs or the delivery log.
