@@ -5,8 +5,8 @@
 //! (`"amount": 99.00`) it is rendered from fen by [`Yuan`], never through a float.
 
 pub mod admin;
-pub mod apps;
 pub mod app_tokens;
+pub mod apps;
 pub mod auth;
 pub mod error;
 pub mod merchant;

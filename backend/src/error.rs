@@ -229,18 +229,23 @@ pub type AppResult<T> = Result<T, AppError>;
 /// The Alipay callback answers its own plain `success` / `fail` (Alipay's protocol).
 pub const ALIPAY_CALLBACK_PATH: &str = "/api/v1/payment/alipay/callback";
 
+/// The epay gateway's paths answer in its protocol (HTML refusal pages from submit.php).
+pub const EPAY_PATH_PREFIX: &str = "/epay/";
+
 /// Turn any error response that is not JSON yet (actix's own: 405 from a resource, 413
 /// from a body extractor, 400 from a path that does not decode) into the JSON error body
 /// with a stable code, keeping its status and headers. The Alipay callback's own `fail`
-/// replies stay plain text. Other responses pass through untouched (no boxing).
+/// replies and the epay gateway's own refusal pages (its protocol's clients expect them)
+/// stay as they are. Other responses pass through untouched (no boxing).
 pub fn ensure_json<B>(
     res: actix_web::dev::ServiceResponse<B>,
 ) -> actix_web::dev::ServiceResponse<actix_web::body::EitherBody<B>>
 where
     B: actix_web::body::MessageBody + 'static,
 {
-    let own_reply =
-        res.request().path() == ALIPAY_CALLBACK_PATH && res.response().error().is_none();
+    let path = res.request().path();
+    let own_reply = (path == ALIPAY_CALLBACK_PATH || path.starts_with(EPAY_PATH_PREFIX))
+        && res.response().error().is_none();
     if own_reply || !needs_json(res.response()) {
         return res.map_into_left_body();
     }

@@ -99,7 +99,9 @@ impl TestDb {
             .map(|(k, v)| (k.to_string(), v))
             .collect();
         let settings = fenpay::Settings::from_map(&vars).unwrap();
-        fenpay::startup::AppState::for_command(settings).await.unwrap()
+        fenpay::startup::AppState::for_command(settings)
+            .await
+            .unwrap()
     }
 }
 
@@ -147,30 +149,62 @@ async fn the_app_commands(db: TestDb) {
         "--fulfilment",
         "webhook",
     ]);
-    let mut fields: Vec<&str> = created.as_object().unwrap().keys().map(String::as_str).collect();
+    let mut fields: Vec<&str> = created
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
     fields.sort_unstable();
-    assert_eq!(fields, ["api_key", "app_id", "epay_key", "epay_pid", "webhook_secret"]);
+    assert_eq!(
+        fields,
+        [
+            "api_key",
+            "app_id",
+            "epay_key",
+            "epay_pid",
+            "webhook_secret"
+        ]
+    );
     assert_eq!(created["epay_pid"], Value::Null);
     assert_eq!(created["epay_key"], Value::Null);
     let id = created["app_id"].as_str().unwrap().to_string();
     let key = created["api_key"].as_str().unwrap().to_string();
     assert!(key.starts_with("sk_live_"), "{key}");
-    assert!(created["webhook_secret"].as_str().unwrap().starts_with("whsec_"));
+    assert!(created["webhook_secret"]
+        .as_str()
+        .unwrap()
+        .starts_with("whsec_"));
 
     let state = db.state().await;
     // The printed key authenticates, as this app.
     assert_eq!(key_works(&state, &key).await, Some(id.clone()));
-    let stored = fenpay::db::apps::find(&state.db, &id).await.unwrap().unwrap();
+    let stored = fenpay::db::apps::find(&state.db, &id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(stored.webhook_secret, created["webhook_secret"]);
     assert_eq!(stored.return_hosts, "img.example.com,*.cdn.example.com");
     assert_eq!(stored.fulfilment, "webhook");
 
-    let epay = db.one(&["create", "--name", "Card shop", "--mode", "test", "--epay", "--max-amount-fen", "5000"]);
+    let epay = db.one(&[
+        "create",
+        "--name",
+        "Card shop",
+        "--mode",
+        "test",
+        "--epay",
+        "--max-amount-fen",
+        "5000",
+    ]);
     let epay_id = epay["app_id"].as_str().unwrap().to_string();
     let epay_key = epay["epay_key"].as_str().unwrap().to_string();
     assert!(epay["api_key"].as_str().unwrap().starts_with("sk_test_"));
     let pid = epay["epay_pid"].as_i64().unwrap();
-    let epay_row = fenpay::db::apps::find_by_epay_pid(&state.db, pid).await.unwrap().unwrap();
+    let epay_row = fenpay::db::apps::find_by_epay_pid(&state.db, pid)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(epay_row.id, epay_id);
     assert_eq!(epay_row.epay_key.as_deref(), Some(epay_key.as_str()));
     assert!(epay_row.epay_enabled);
@@ -179,7 +213,10 @@ async fn the_app_commands(db: TestDb) {
     // list: one object per line, oldest first, no secrets.
     let (code, out, err) = db.app(&["list"]);
     assert_eq!(code, 0, "{out}{err}");
-    let lines: Vec<Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), 2, "{out}");
     assert_eq!(lines[0]["id"], id.as_str());
     assert_eq!(lines[0]["name"], "Image site");
@@ -201,7 +238,10 @@ async fn the_app_commands(db: TestDb) {
         epay["api_key"].as_str().unwrap(),
         epay["webhook_secret"].as_str().unwrap(),
     ] {
-        assert!(!out.contains(secret) && !err.contains(secret), "a secret in list: {out}{err}");
+        assert!(
+            !out.contains(secret) && !err.contains(secret),
+            "a secret in list: {out}{err}"
+        );
     }
 
     // rotate-key: the old key is refused at once, the new one works.
@@ -214,18 +254,38 @@ async fn the_app_commands(db: TestDb) {
 
     // set: each field; `none` removes the webhook URL; --epay on draws credentials once.
     let set = db.one(&[
-        "set", &id, "--name", "Images", "--webhook-url", "none", "--return-hosts",
-        "a.example.com, b.example.com", "--fulfilment", "builtin", "--max-amount-fen", "700",
-        "--epay", "on",
+        "set",
+        &id,
+        "--name",
+        "Images",
+        "--webhook-url",
+        "none",
+        "--return-hosts",
+        "a.example.com, b.example.com",
+        "--fulfilment",
+        "builtin",
+        "--max-amount-fen",
+        "700",
+        "--epay",
+        "on",
     ]);
     assert_eq!(set["name"], "Images");
     assert_eq!(set["webhook_url"], Value::Null);
-    assert_eq!(set["return_hosts"], serde_json::json!(["a.example.com", "b.example.com"]));
+    assert_eq!(
+        set["return_hosts"],
+        serde_json::json!(["a.example.com", "b.example.com"])
+    );
     assert_eq!(set["fulfilment"], "builtin");
     assert_eq!(set["max_amount_fen"], 700);
     assert_eq!(set["epay_enabled"], true);
-    let drawn = set["epay_key"].as_str().expect("the drawn epay key, once").to_string();
-    let row = fenpay::db::apps::find(&state.db, &id).await.unwrap().unwrap();
+    let drawn = set["epay_key"]
+        .as_str()
+        .expect("the drawn epay key, once")
+        .to_string();
+    let row = fenpay::db::apps::find(&state.db, &id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(row.epay_key.as_deref(), Some(drawn.as_str()));
     assert_eq!(row.epay_pid, set["epay_pid"].as_i64());
     let off = db.one(&["set", &id, "--epay", "off"]);
@@ -240,18 +300,48 @@ async fn the_app_commands(db: TestDb) {
     let secret = db.one(&["rotate-webhook-secret", &id]);
     let new_secret = secret["webhook_secret"].as_str().unwrap();
     assert_ne!(new_secret, stored.webhook_secret);
-    let row = fenpay::db::apps::find(&state.db, &id).await.unwrap().unwrap();
+    let row = fenpay::db::apps::find(&state.db, &id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(row.webhook_secret, new_secret);
 
     // Bad input and unknown apps: exit code 2, a message naming the problem, nothing on
     // stdout, nothing written.
     for (args, code_text) in [
         (vec!["create", "--name", ""], "invalid_app"),
-        (vec!["create", "--name", "X", "--webhook-url", "ftp://x.example/h"], "invalid_webhook_url"),
-        (vec!["create", "--name", "X", "--return-host", "https://x.example"], "invalid_return_host"),
-        (vec!["create", "--name", "X", "--max-amount-fen", "1000001"], "invalid_app"),
-        (vec!["set", &id, "--return-hosts", "ok.example, bad host"], "invalid_return_host"),
-        (vec!["set", &id, "--webhook-url", "nope"], "invalid_webhook_url"),
+        (
+            vec![
+                "create",
+                "--name",
+                "X",
+                "--webhook-url",
+                "ftp://x.example/h",
+            ],
+            "invalid_webhook_url",
+        ),
+        (
+            vec![
+                "create",
+                "--name",
+                "X",
+                "--return-host",
+                "https://x.example",
+            ],
+            "invalid_return_host",
+        ),
+        (
+            vec!["create", "--name", "X", "--max-amount-fen", "1000001"],
+            "invalid_app",
+        ),
+        (
+            vec!["set", &id, "--return-hosts", "ok.example, bad host"],
+            "invalid_return_host",
+        ),
+        (
+            vec!["set", &id, "--webhook-url", "nope"],
+            "invalid_webhook_url",
+        ),
         (vec!["set", "app_nosuchapp", "--name", "X"], "not_found"),
         (vec!["rotate-key", "app_nosuchapp"], "not_found"),
         (vec!["revoke", "app_nosuchapp"], "not_found"),
@@ -272,8 +362,15 @@ async fn the_app_commands(db: TestDb) {
         assert_eq!(out, "");
     }
     let (_, out, _) = db.app(&["list"]);
-    assert_eq!(out.lines().count(), 2, "a refused command wrote an app: {out}");
-    let unchanged = fenpay::db::apps::find(&state.db, &id).await.unwrap().unwrap();
+    assert_eq!(
+        out.lines().count(),
+        2,
+        "a refused command wrote an app: {out}"
+    );
+    let unchanged = fenpay::db::apps::find(&state.db, &id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(unchanged.return_hosts, "");
     assert_eq!(unchanged.webhook_url, None);
 
@@ -281,7 +378,11 @@ async fn the_app_commands(db: TestDb) {
     let revoked = db.one(&["revoke", &id]);
     assert_eq!(revoked["revoked"], true);
     assert_eq!(key_works(&state, &new_key).await, None);
-    for args in [vec!["revoke", &id], vec!["rotate-key", &id], vec!["set", &id, "--name", "Back"]] {
+    for args in [
+        vec!["revoke", &id],
+        vec!["rotate-key", &id],
+        vec!["set", &id, "--name", "Back"],
+    ] {
         let (code, out, err) = db.app(&args);
         assert_eq!(code, 2, "fenpay app {args:?}: {out}{err}");
         assert!(err.contains("app_revoked"), "{err}");

@@ -128,11 +128,7 @@ fn random_openid() -> String {
     )
 }
 
-async fn authorize(
-    state: State,
-    req: HttpRequest,
-    q: web::Query<AuthorizeQuery>,
-) -> HttpResponse {
+async fn authorize(state: State, req: HttpRequest, q: web::Query<AuthorizeQuery>) -> HttpResponse {
     let q = q.into_inner();
     let cfg = &state.config.wechat;
     let Some(appid) = q.appid.filter(|a| !a.is_empty()) else {
@@ -146,12 +142,8 @@ async fn authorize(
     };
     let host_ok = reqwest::Url::parse(&redirect).ok().is_some_and(|u| {
         matches!(u.scheme(), "http" | "https")
-            && u.host_str().is_some_and(|h| {
-                cfg.oauth
-                    .domains
-                    .iter()
-                    .any(|d| d.eq_ignore_ascii_case(h))
-            })
+            && u.host_str()
+                .is_some_and(|h| cfg.oauth.domains.iter().any(|d| d.eq_ignore_ascii_case(h)))
     });
     if !host_ok {
         return error_page(10003, "redirect_uri域名与后台配置不一致");
@@ -191,7 +183,12 @@ async fn authorize(
     let mut resp = HttpResponse::Found();
     resp.insert_header((header::LOCATION, target));
     if new_user {
-        resp.cookie(Cookie::build(USER_COOKIE, user).path("/").http_only(true).finish());
+        resp.cookie(
+            Cookie::build(USER_COOKIE, user)
+                .path("/")
+                .http_only(true)
+                .finish(),
+        );
     }
     resp.finish()
 }

@@ -64,7 +64,8 @@ fn link(order: &Value) -> (String, String) {
 }
 
 async fn view(app: &TestApp, no: &str, sig: &str) -> (u16, Value) {
-    app.get(&format!("/api/v1/checkout/{no}?sig={sig}"), None).await
+    app.get(&format!("/api/v1/checkout/{no}?sig={sig}"), None)
+        .await
 }
 
 async fn pay(app: &TestApp, no: &str, sig: &str, method: &str, channel: &str) -> (u16, Value) {
@@ -94,10 +95,7 @@ fn query_of(url: &str) -> Vec<(String, String)> {
         .filter(|p| !p.is_empty())
         .map(|p| {
             let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (
-                k.to_string(),
-                urlencoding::decode(v).unwrap().into_owned(),
-            )
+            (k.to_string(), urlencoding::decode(v).unwrap().into_owned())
         })
         .collect()
 }
@@ -149,10 +147,20 @@ both_backends!(
     &emu(),
     |app: TestApp| async move {
         let shop = shop(&app).await;
-        let o = order(&app, &shop, "s-1", json!({"return_url": "https://shop.example/r"})).await;
+        let o = order(
+            &app,
+            &shop,
+            "s-1",
+            json!({"return_url": "https://shop.example/r"}),
+        )
+        .await;
         let (no, sig) = link(&o);
         let (_, other_sig) = link(&order(&app, &shop, "s-2", json!({})).await);
-        let wrong = format!("{}{}", &sig[..31], if sig.ends_with('0') { '1' } else { '0' });
+        let wrong = format!(
+            "{}{}",
+            &sig[..31],
+            if sig.ends_with('0') { '1' } else { '0' }
+        );
         for bad in [
             None,
             Some(String::new()),
@@ -170,7 +178,10 @@ both_backends!(
                 ("GET", format!("/api/v1/checkout/{no}/events{q}")),
                 ("GET", format!("/api/v1/checkout/{no}/return{q}")),
                 ("GET", format!("/api/v1/checkout/{no}/wechat-oauth{q}")),
-                ("GET", format!("/api/v1/checkout/{no}/wechat-oauth/callback{q}&code=x&state=y")),
+                (
+                    "GET",
+                    format!("/api/v1/checkout/{no}/wechat-oauth/callback{q}&code=x&state=y"),
+                ),
                 ("POST", format!("/api/v1/checkout/{no}/simulate-pay{q}")),
             ] {
                 let req = match method {
@@ -199,7 +210,12 @@ both_backends!(
     |app: TestApp| async move {
         let shop = shop(&app).await;
         let cases = [
-            ("wechat", "native", "qr_code_url", "weixin://wxpay/bizpayurl?pr="),
+            (
+                "wechat",
+                "native",
+                "qr_code_url",
+                "weixin://wxpay/bizpayurl?pr=",
+            ),
             ("wechat", "h5", "h5_url", "https://wx.tenpay.com/"),
             ("alipay", "native", "qr_code_url", "https://qr.alipay.com/"),
             ("alipay", "wap", "pay_url", ""),
@@ -214,13 +230,20 @@ both_backends!(
             assert_eq!(v["channel"], channel);
             assert_eq!(v["status"], "pending");
             let target = v[field].as_str().unwrap_or_default().to_string();
-            assert!(!target.is_empty() && target.starts_with(prefix), "{method}/{channel}: {v}");
+            assert!(
+                !target.is_empty() && target.starts_with(prefix),
+                "{method}/{channel}: {v}"
+            );
             // The same choice again: the same targets, nothing new at the provider.
             let (status, again) = pay(&app, &no, &sig, method, channel).await;
             assert_eq!(status, 200, "{again}");
             assert_eq!(again[field], v[field]);
             // Another method: refused.
-            let other = if method == "wechat" { "alipay" } else { "wechat" };
+            let other = if method == "wechat" {
+                "alipay"
+            } else {
+                "wechat"
+            };
             let (status, body) = pay(&app, &no, &sig, other, "native").await;
             assert_eq!(status, 409, "{body}");
             assert_eq!(body["code"], "method_already_chosen");
@@ -233,9 +256,17 @@ both_backends!(
         let o = order(&app, &shop, "c-x", json!({})).await;
         let (no, sig) = link(&o);
         let (status, body) = pay(&app, &no, &sig, "wechat", "app").await;
-        assert_eq!((status, body["code"].as_str()), (400, Some("unsupported_channel")), "{body}");
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (400, Some("unsupported_channel")),
+            "{body}"
+        );
         let (status, body) = pay(&app, &no, &sig, "wechat", "jsapi").await;
-        assert_eq!((status, body["code"].as_str()), (400, Some("openid_required")), "{body}");
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (400, Some("openid_required")),
+            "{body}"
+        );
         assert_eq!(view(&app, &no, &sig).await.1["payment_method"], Value::Null);
     }
 );
@@ -280,7 +311,13 @@ both_backends!(
     &emu(),
     |app: TestApp| async move {
         let shop = shop(&app).await;
-        let o = order(&app, &shop, "e-1", json!({"return_url": "https://shop.example/r"})).await;
+        let o = order(
+            &app,
+            &shop,
+            "e-1",
+            json!({"return_url": "https://shop.example/r"}),
+        )
+        .await;
         let (no, sig) = link(&o);
         app.sql(&format!(
             "UPDATE checkouts SET expire_at = '2000-01-01 00:00:00' WHERE order_no = '{no}'"
@@ -302,7 +339,11 @@ both_backends!(
         .await;
         assert_eq!(status, 409);
         // The way back still works, and says so.
-        let (status, to) = location(&app, &app.url(&format!("/api/v1/checkout/{no}/return?sig={sig}"))).await;
+        let (status, to) = location(
+            &app,
+            &app.url(&format!("/api/v1/checkout/{no}/return?sig={sig}")),
+        )
+        .await;
         assert_eq!(status, 302);
         assert_eq!(param(&to, "status").as_deref(), Some("cancelled"));
     }
@@ -325,17 +366,24 @@ both_backends!(
         .await;
         assert_eq!(status, 302);
         assert!(
-            authorize.starts_with(&format!("{emulator}/connect/oauth2/authorize?appid=wxd0000000000emu01&redirect_uri=")),
+            authorize.starts_with(&format!(
+                "{emulator}/connect/oauth2/authorize?appid=wxd0000000000emu01&redirect_uri="
+            )),
             "{authorize}"
         );
         assert!(authorize.ends_with("#wechat_redirect"), "{authorize}");
         assert_eq!(param(&authorize, "response_type").as_deref(), Some("code"));
         assert_eq!(param(&authorize, "scope").as_deref(), Some("snsapi_base"));
         let state = param(&authorize, "state").unwrap();
-        assert!(state.len() <= 128 && state.bytes().all(|b| b.is_ascii_alphanumeric()), "{state}");
+        assert!(
+            state.len() <= 128 && state.bytes().all(|b| b.is_ascii_alphanumeric()),
+            "{state}"
+        );
         let redirect_uri = param(&authorize, "redirect_uri").unwrap();
         assert!(
-            redirect_uri.starts_with(&app.url(&format!("/api/v1/checkout/{no}/wechat-oauth/callback?sig="))),
+            redirect_uri.starts_with(
+                &app.url(&format!("/api/v1/checkout/{no}/wechat-oauth/callback?sig="))
+            ),
             "{redirect_uri}"
         );
 
@@ -360,7 +408,10 @@ both_backends!(
         let p = &v["sdk_params"];
         assert_eq!(p["appId"], "wxd0000000000emu01");
         assert_eq!(p["signType"], "RSA");
-        assert!(p["package"].as_str().unwrap().starts_with("prepay_id=wx"), "{p}");
+        assert!(
+            p["package"].as_str().unwrap().starts_with("prepay_id=wx"),
+            "{p}"
+        );
         assert!(!p["paySign"].as_str().unwrap().is_empty());
         let trade: Value = app
             .client
@@ -371,7 +422,10 @@ both_backends!(
             .json()
             .await
             .unwrap();
-        let openid = trade["payer_openid"].as_str().unwrap_or_default().to_string();
+        let openid = trade["payer_openid"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         assert_eq!(openid.len(), 28, "{trade}");
         for text in [&authorize, &callback, &page, &v.to_string()] {
             assert!(!text.contains(&openid), "openid leaked into {text}");
@@ -380,7 +434,10 @@ both_backends!(
             .get(&format!("/api/v1/merchant/orders/{no}"), Some(&shop.key))
             .await
             .1;
-        assert!(!merchant.to_string().contains(&openid), "openid reached the app: {merchant}");
+        assert!(
+            !merchant.to_string().contains(&openid),
+            "openid reached the app: {merchant}"
+        );
 
         // 5. WeChatPay in the page pays it (the emulator as the buyer).
         fenpay_tests::pay_at_emulator(&app, "wechat", &no).await;
@@ -390,12 +447,19 @@ both_backends!(
         // A replayed callback (the code is used) changes nothing and says why.
         let (status, again) = location(&app, &callback).await;
         assert_eq!(status, 302);
-        assert_eq!(param(&again, "wechat_error").as_deref(), Some("wechat_oauth_failed"));
+        assert_eq!(
+            param(&again, "wechat_error").as_deref(),
+            Some("wechat_oauth_failed")
+        );
 
         // A forged or stale state never reaches WeChat's token endpoint with a choice.
         let o2 = order(&app, &shop, "w-2", json!({})).await;
         let (no2, sig2) = link(&o2);
-        for bad_state in [state.clone(), "1h00".to_string(), format!("{}h{}", chrono::Utc::now().timestamp() + 60, "0".repeat(32))] {
+        for bad_state in [
+            state.clone(),
+            "1h00".to_string(),
+            format!("{}h{}", chrono::Utc::now().timestamp() + 60, "0".repeat(32)),
+        ] {
             let (status, to) = location(
                 &app,
                 &app.url(&format!(
@@ -404,9 +468,16 @@ both_backends!(
             )
             .await;
             assert_eq!(status, 302);
-            assert_eq!(param(&to, "wechat_error").as_deref(), Some("wechat_oauth_expired"), "{bad_state}");
+            assert_eq!(
+                param(&to, "wechat_error").as_deref(),
+                Some("wechat_oauth_expired"),
+                "{bad_state}"
+            );
         }
-        assert_eq!(view(&app, &no2, &sig2).await.1["payment_method"], Value::Null);
+        assert_eq!(
+            view(&app, &no2, &sig2).await.1["payment_method"],
+            Value::Null
+        );
     }
 );
 
@@ -422,7 +493,13 @@ both_backends!(
         // Unknown appid, unconfigured domain: WeChat's error page, no redirect.
         for (url, code) in [
             (authorize("wx_unknown", &cb), "10016"),
-            (authorize("wxd0000000000emu01", &urlencoding::encode("https://evil.example/cb")), "10003"),
+            (
+                authorize(
+                    "wxd0000000000emu01",
+                    &urlencoding::encode("https://evil.example/cb"),
+                ),
+                "10003",
+            ),
             (authorize("wxd0000000000emu01", ""), "10011"),
         ] {
             let resp = app.client.get(&url).send().await.unwrap();
@@ -443,11 +520,23 @@ both_backends!(
         };
         let get = |url: String| {
             let client = app.client.clone();
-            async move { client.get(url).send().await.unwrap().json::<Value>().await.unwrap() }
+            async move {
+                client
+                    .get(url)
+                    .send()
+                    .await
+                    .unwrap()
+                    .json::<Value>()
+                    .await
+                    .unwrap()
+            }
         };
         let secret = fenpay::emulator::wechat_oauth::DEV_APP_SECRET;
         let wrong = get(token("0".repeat(32).as_str(), &code)).await;
-        assert_eq!(wrong, json!({"errcode": 40125, "errmsg": "invalid appsecret"}));
+        assert_eq!(
+            wrong,
+            json!({"errcode": 40125, "errmsg": "invalid appsecret"})
+        );
         let unknown = get(token(secret, "nosuchcode")).await;
         assert_eq!(unknown, json!({"errcode": 40029, "errmsg": "invalid code"}));
         // The wrong secret did not use the code up.
@@ -477,7 +566,12 @@ both_backends!(
             }
             let to = resp.headers()["location"].to_str().unwrap().to_string();
             let code = param(&to, "code").unwrap();
-            ids.push(get(token(secret, &code)).await["openid"].as_str().unwrap().to_string());
+            ids.push(
+                get(token(secret, &code)).await["openid"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+            );
         }
         assert_eq!(ids[0], ids[1]);
     }
@@ -498,7 +592,10 @@ both_backends!(
         let (no, sig) = link(&o);
         let ret = app.url(&format!("/api/v1/checkout/{no}/return?sig={sig}"));
         let verify = |to: &str, want: &str| {
-            assert!(to.starts_with("https://shop.example/thanks?from=fenpay&"), "{to}");
+            assert!(
+                to.starts_with("https://shop.example/thanks?from=fenpay&"),
+                "{to}"
+            );
             assert_eq!(param(to, "order_no").as_deref(), Some(no.as_str()));
             assert_eq!(param(to, "out_order_no").as_deref(), Some("r-1"));
             assert_eq!(param(to, "status").as_deref(), Some(want));
@@ -555,16 +652,31 @@ both_backends!(
         assert_eq!(status, 200);
         // Simulated scan & pay through the page's development route.
         let (status, body) = app
-            .post(&format!("/api/v1/checkout/{no}/simulate-pay?sig={sig}"), &json!({}), None)
+            .post(
+                &format!("/api/v1/checkout/{no}/simulate-pay?sig={sig}"),
+                &json!({}),
+                None,
+            )
             .await;
         assert_eq!(status, 202, "{body}");
         let seen = watcher.await.unwrap();
-        assert_eq!(seen.first().map(String::as_str), Some("pending"), "{seen:?}");
+        assert_eq!(
+            seen.first().map(String::as_str),
+            Some("pending"),
+            "{seen:?}"
+        );
         assert_eq!(seen.last().map(String::as_str), Some("paid"), "{seen:?}");
         // Paid: the development route refuses another payment.
         let (status, body) = app
-            .post(&format!("/api/v1/checkout/{no}/simulate-pay?sig={sig}"), &json!({}), None)
+            .post(
+                &format!("/api/v1/checkout/{no}/simulate-pay?sig={sig}"),
+                &json!({}),
+                None,
+            )
             .await;
-        assert_eq!((status, body["code"].as_str()), (409, Some("order_not_pending")));
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (409, Some("order_not_pending"))
+        );
     }
 );

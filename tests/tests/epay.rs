@@ -8,8 +8,6 @@
 
 use std::sync::{Arc, Mutex};
 
-use diesel::sql_types::BigInt;
-use diesel::QueryableByName;
 use fenpay::domain::apps::{Fulfilment, KeyMode};
 use fenpay::service::apps::{create, NewApp};
 use fenpay_tests::{both_backends, eventually, pay_at_emulator, TestApp};
@@ -77,11 +75,7 @@ fn the_test_client_signs_like_the_protocol() {
             "89unJUB8HZ54Hj7x4nUj56HN4nUzUJ8i",
             "427724b6656aa612cfdbe7a2262036a3",
         ),
-        (
-            mobile_vector(),
-            "k3y",
-            "a05fb65e56362746a9f09ee1b970afc2",
-        ),
+        (mobile_vector(), "k3y", "a05fb65e56362746a9f09ee1b970afc2"),
         (
             vec![
                 ("pid", "20001"),
@@ -187,24 +181,9 @@ fn get<'a>(q: &'a [(String, String)], name: &str) -> Option<&'a str> {
 
 // ---- helpers --------------------------------------------------------------------------
 
-#[derive(QueryableByName)]
-struct Count {
-    #[diesel(sql_type = BigInt)]
-    n: i64,
-}
-
 /// Rows of orders and checkouts: a refusal must change neither.
 async fn written(app: &TestApp) -> (i64, i64) {
-    use diesel_async::RunQueryDsl;
-    let count = |table: &'static str| async move {
-        let sql = format!("SELECT COUNT(*) AS n FROM {table}");
-        let rows: Vec<Count> = fenpay::db_run!(&app.state.db, |conn| {
-            Ok::<_, fenpay::db::DbError>(diesel::sql_query(sql.as_str()).load(conn).await?)
-        })
-        .unwrap();
-        rows[0].n
-    };
-    (count("orders").await, count("checkouts").await)
+    (app.count("orders").await, app.count("checkouts").await)
 }
 
 struct Merchant {
@@ -294,293 +273,373 @@ fn overrides() -> Vec<(&'static str, &'static str)> {
 
 // ---- the scenarios ----------------------------------------------------------------------
 
-both_backends!(orders_payment_notify_query_refund, &overrides(), |app: TestApp| async move {
-    let m = merchant(&app, "shop").await;
-    let receiver = NotifyReceiver::default();
-    let notify = receiver.start().await;
+both_backends!(
+    orders_payment_notify_query_refund,
+    &overrides(),
+    |app: TestApp| async move {
+        let m = merchant(&app, "shop").await;
+        let receiver = NotifyReceiver::default();
+        let notify = receiver.start().await;
 
-    // mapi.php, each device kind, both types.
-    let cases = [
-        ("wxpay", "pc", "W-PC", "qrcode"),
-        ("wxpay", "mobile", "W-MOB", "payurl"),
-        ("wxpay", "wechat", "W-WX", "payurl"),
-        ("alipay", "pc", "A-PC", "qrcode"),
-        ("alipay", "mobile", "A-MOB", "payurl"),
-        ("alipay", "alipay", "A-ALI", "payurl"),
-        ("alipay", "wechat", "A-WX", "payurl"),
-    ];
-    let mut trade_nos = std::collections::HashMap::new();
-    for (ty, device, out, field) in cases {
-        let form = signed(&order_request(&m, ty, out, &notify, device), &m.key);
-        let a = mapi(&app, &form).await;
-        assert_eq!(a["code"], 1, "{ty} {device}: {a}");
-        let trade_no = a["trade_no"].as_str().unwrap().to_string();
-        let target = a[field].as_str().unwrap_or_else(|| panic!("{ty} {device}: {a}"));
-        let other = if field == "qrcode" { "payurl" } else { "qrcode" };
-        assert!(a.get(other).is_none(), "{a}");
-        match (ty, device) {
-            ("wxpay", "pc") => assert!(target.starts_with("weixin://"), "{target}"),
-            (_, "wechat") => assert!(target.contains(&format!("/pay/{trade_no}?sig=")), "{target}"),
-            _ => assert!(target.starts_with("http"), "{target}"),
+        // mapi.php, each device kind, both types.
+        let cases = [
+            ("wxpay", "pc", "W-PC", "qrcode"),
+            ("wxpay", "mobile", "W-MOB", "payurl"),
+            ("wxpay", "wechat", "W-WX", "payurl"),
+            ("alipay", "pc", "A-PC", "qrcode"),
+            ("alipay", "mobile", "A-MOB", "payurl"),
+            ("alipay", "alipay", "A-ALI", "payurl"),
+            ("alipay", "wechat", "A-WX", "payurl"),
+        ];
+        let mut trade_nos = std::collections::HashMap::new();
+        for (ty, device, out, field) in cases {
+            let form = signed(&order_request(&m, ty, out, &notify, device), &m.key);
+            let a = mapi(&app, &form).await;
+            assert_eq!(a["code"], 1, "{ty} {device}: {a}");
+            let trade_no = a["trade_no"].as_str().unwrap().to_string();
+            let target = a[field]
+                .as_str()
+                .unwrap_or_else(|| panic!("{ty} {device}: {a}"));
+            let other = if field == "qrcode" {
+                "payurl"
+            } else {
+                "qrcode"
+            };
+            assert!(a.get(other).is_none(), "{a}");
+            match (ty, device) {
+                ("wxpay", "pc") => assert!(target.starts_with("weixin://"), "{target}"),
+                (_, "wechat") => assert!(
+                    target.contains(&format!("/pay/{trade_no}?sig=")),
+                    "{target}"
+                ),
+                _ => assert!(target.starts_with("http"), "{target}"),
+            }
+            // The same request again: the same order (retry-safe).
+            let again = mapi(&app, &form).await;
+            assert_eq!(again["trade_no"], a["trade_no"], "{again}");
+            trade_nos.insert(out, trade_no);
         }
-        // The same request again: the same order (retry-safe).
-        let again = mapi(&app, &form).await;
-        assert_eq!(again["trade_no"], a["trade_no"], "{again}");
-        trade_nos.insert(out, trade_no);
-    }
 
-    // submit.php (GET, and POST without a type: the buyer chooses) -> the checkout page.
-    let form = signed(&order_request(&m, "alipay", "S-GET", &notify, "pc")[..9], &m.key);
-    let resp = app
-        .client
-        .get(app.url("/epay/submit.php"))
-        .query(&form)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 302);
-    let location = resp.headers()["location"].to_str().unwrap().to_string();
-    assert!(location.contains("/pay/") && location.contains("?sig="), "{location}");
-    let mut no_type = order_request(&m, "", "S-POST", &notify, "pc");
-    no_type.retain(|(k, _)| *k != "type" && *k != "device");
-    let resp = post_form(&app, "/epay/submit.php", &signed(&no_type, &m.key)).await;
-    assert_eq!(resp.status(), 302);
-
-    // The buyer pays the WeChat QR order; the receiver says `fail` once, then `success`.
-    *receiver.fail_first.lock().unwrap() = 1;
-    let paid_no = trade_nos["W-PC"].clone();
-    pay_at_emulator(&app, "wechat", &paid_no).await;
-    app.wait_in_db(&paid_no, "paid").await;
-    assert!(
-        eventually(|| async { receiver.all().len() >= 2 }).await,
-        "the notification was not retried: {:?}",
-        receiver.all()
-    );
-    // Delivered: no third attempt comes.
-    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
-    let got = receiver.all();
-    assert_eq!(got.len(), 2, "{got:?}");
-    for q in &got {
-        assert_eq!(get(q, "shop"), Some("1"));
-        let mut protocol: Vec<(String, String)> =
-            q.iter().filter(|(k, _)| k != "shop").cloned().collect();
-        assert_eq!(get(&protocol, "sign").unwrap(), sign(&protocol, &m.key), "{q:?}");
-        assert_eq!(get(&protocol, "sign_type"), Some("MD5"));
-        assert_eq!(get(&protocol, "pid"), Some(m.pid.as_str()));
-        assert_eq!(get(&protocol, "trade_no"), Some(paid_no.as_str()));
-        assert_eq!(get(&protocol, "out_trade_no"), Some("W-PC"));
-        assert_eq!(get(&protocol, "type"), Some("wxpay"));
-        assert_eq!(get(&protocol, "name"), Some("100 积分 points"));
-        assert_eq!(get(&protocol, "money"), Some("12.30"));
-        assert_eq!(get(&protocol, "trade_status"), Some("TRADE_SUCCESS"));
-        assert_eq!(get(&protocol, "param"), Some("uid=7&plan=pro"));
-        // Tampered, it no longer verifies.
-        set(&mut protocol, "money", "0.01");
-        assert_ne!(get(&protocol, "sign").unwrap(), sign(&protocol, &m.key));
-    }
-    // The delivery log: one delivery, delivered on its second attempt.
-    let (deliveries, _) =
-        fenpay::db::events::list_deliveries(&app.state.db, None, Some(&paid_no), 100, 0)
+        // submit.php (GET, and POST without a type: the buyer chooses) -> the checkout page.
+        let form = signed(
+            &order_request(&m, "alipay", "S-GET", &notify, "pc")[..9],
+            &m.key,
+        );
+        let resp = app
+            .client
+            .get(app.url("/epay/submit.php"))
+            .query(&form)
+            .send()
             .await
             .unwrap();
-    let epay: Vec<_> = deliveries
-        .iter()
-        .filter(|(d, _)| d.endpoint == format!("epay:{}", m.app_id))
-        .collect();
-    assert_eq!(epay.len(), 1, "{deliveries:?}");
-    assert_eq!(epay[0].0.status, "delivered");
-    assert_eq!(epay[0].0.attempts, 2);
+        assert_eq!(resp.status(), 302);
+        let location = resp.headers()["location"].to_str().unwrap().to_string();
+        assert!(
+            location.contains("/pay/") && location.contains("?sig="),
+            "{location}"
+        );
+        let mut no_type = order_request(&m, "", "S-POST", &notify, "pc");
+        no_type.retain(|(k, _)| *k != "type" && *k != "device");
+        let resp = post_form(&app, "/epay/submit.php", &signed(&no_type, &m.key)).await;
+        assert_eq!(resp.status(), 302);
 
-    // api.php?act=order, with the key, by trade_no and by out_trade_no.
-    let by_trade = api_get(
-        &app,
-        &owned(&[("act", "order"), ("pid", &m.pid), ("key", &m.key), ("trade_no", &paid_no)]),
-    )
-    .await;
-    assert_eq!(by_trade["code"], 1, "{by_trade}");
-    assert_eq!(by_trade["status"], 1);
-    assert_eq!(by_trade["trade_status"], "TRADE_SUCCESS");
-    assert_eq!(by_trade["out_trade_no"], "W-PC");
-    assert_eq!(by_trade["type"], "wxpay");
-    assert_eq!(by_trade["money"], "12.30");
-    assert_eq!(by_trade["param"], "uid=7&plan=pro");
-    assert_eq!(by_trade["pid"].to_string(), m.pid);
-    assert!(by_trade["endtime"].as_str().unwrap().len() == 19, "{by_trade}");
-    // Signed instead of the plain key (as some SDKs ask).
-    let signed_query = signed(&[("act", "order"), ("pid", &m.pid), ("out_trade_no", "A-PC")], &m.key);
-    let unpaid = api_get(&app, &signed_query).await;
-    assert_eq!(unpaid["code"], 1, "{unpaid}");
-    assert_eq!(unpaid["status"], 0);
-    assert_eq!(unpaid["type"], "alipay");
-    assert_eq!(unpaid["endtime"], "");
+        // The buyer pays the WeChat QR order; the receiver says `fail` once, then `success`.
+        *receiver.fail_first.lock().unwrap() = 1;
+        let paid_no = trade_nos["W-PC"].clone();
+        pay_at_emulator(&app, "wechat", &paid_no).await;
+        app.wait_in_db(&paid_no, "paid").await;
+        assert!(
+            eventually(|| async { receiver.all().len() >= 2 }).await,
+            "the notification was not retried: {:?}",
+            receiver.all()
+        );
+        // Delivered: no third attempt comes.
+        tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+        let got = receiver.all();
+        assert_eq!(got.len(), 2, "{got:?}");
+        for q in &got {
+            assert_eq!(get(q, "shop"), Some("1"));
+            let mut protocol: Vec<(String, String)> =
+                q.iter().filter(|(k, _)| k != "shop").cloned().collect();
+            assert_eq!(
+                get(&protocol, "sign").unwrap(),
+                sign(&protocol, &m.key),
+                "{q:?}"
+            );
+            assert_eq!(get(&protocol, "sign_type"), Some("MD5"));
+            assert_eq!(get(&protocol, "pid"), Some(m.pid.as_str()));
+            assert_eq!(get(&protocol, "trade_no"), Some(paid_no.as_str()));
+            assert_eq!(get(&protocol, "out_trade_no"), Some("W-PC"));
+            assert_eq!(get(&protocol, "type"), Some("wxpay"));
+            assert_eq!(get(&protocol, "name"), Some("100 积分 points"));
+            assert_eq!(get(&protocol, "money"), Some("12.30"));
+            assert_eq!(get(&protocol, "trade_status"), Some("TRADE_SUCCESS"));
+            assert_eq!(get(&protocol, "param"), Some("uid=7&plan=pro"));
+            // Tampered, it no longer verifies.
+            set(&mut protocol, "money", "0.01");
+            assert_ne!(get(&protocol, "sign").unwrap(), sign(&protocol, &m.key));
+        }
+        // The delivery log: one delivery, delivered on its second attempt.
+        let (deliveries, _) =
+            fenpay::db::events::list_deliveries(&app.state.db, None, Some(&paid_no), 100, 0)
+                .await
+                .unwrap();
+        let epay: Vec<_> = deliveries
+            .iter()
+            .filter(|(d, _)| d.endpoint == format!("epay:{}", m.app_id))
+            .collect();
+        assert_eq!(epay.len(), 1, "{deliveries:?}");
+        assert_eq!(epay[0].0.status, "delivered");
+        assert_eq!(epay[0].0.attempts, 2);
 
-    // api.php?act=refund: 5.00 of 12.30; the same request again refunds nothing more.
-    let refund = owned(&[
-        ("act", "refund"),
-        ("pid", &m.pid),
-        ("key", &m.key),
-        ("trade_no", &paid_no),
-        ("money", "5.00"),
-    ]);
-    let r = api_get(&app, &refund).await;
-    assert_eq!(r["code"], 1, "{r}");
-    assert_eq!(r["money"], "5.00");
-    let again = post_form(&app, "/epay/api.php", &refund).await.json::<Value>().await.unwrap();
-    assert_eq!(again["code"], 1, "{again}");
-    assert_eq!(again["out_refund_no"], r["out_refund_no"]);
-    assert!(
-        eventually(|| async {
-            let o = fenpay_tests::order(&app, &paid_no).await;
-            o.refunded_fen == 500
-        })
-        .await
-    );
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    assert_eq!(fenpay_tests::order(&app, &paid_no).await.refunded_fen, 500);
-    // More than what is left: refused.
-    let too_much = owned(&[
-        ("act", "refund"),
-        ("pid", &m.pid),
-        ("key", &m.key),
-        ("trade_no", &paid_no),
-        ("money", "7.31"),
-    ]);
-    let r = api_get(&app, &too_much).await;
-    assert_eq!(r["code"], -1, "{r}");
-    assert_eq!(fenpay_tests::order(&app, &paid_no).await.refunded_fen, 500);
-});
-
-both_backends!(known_answer_request_is_accepted, &overrides(), |app: TestApp| async move {
-    // The app's pid and key set to the vector's: the server accepts the independently
-    // computed signature as it is.
-    let m = merchant(&app, "vector").await;
-    let mut row = fenpay::db::apps::find(&app.state.db, &m.app_id).await.unwrap().unwrap();
-    row.epay_pid = Some(20001);
-    row.epay_key = Some("k3y".into());
-    assert!(fenpay::db::apps::update(&app.state.db, &row).await.unwrap());
-    let mut form = owned(&mobile_vector());
-    form.push(("sign".into(), "a05fb65e56362746a9f09ee1b970afc2".into()));
-    let a = mapi(&app, &form).await;
-    assert_eq!(a["code"], 1, "{a}");
-    assert!(a["payurl"].as_str().unwrap().starts_with("http"), "{a}");
-    // One character of the signature changed: refused.
-    set(&mut form, "sign", "a05fb65e56362746a9f09ee1b970afc3");
-    set(&mut form, "out_trade_no", "ORDER-43");
-    let before = written(&app).await;
-    let r = mapi(&app, &form).await;
-    assert_eq!(r["code"], -1, "{r}");
-    assert_eq!(written(&app).await, before);
-});
-
-both_backends!(refusals_write_nothing, &overrides(), |app: TestApp| async move {
-    let m = merchant(&app, "shop").await;
-    let other = merchant(&app, "other shop").await;
-    let notify = "https://shop.example.com/notify";
-    // One order exists (for the "same out_trade_no, other parameters" case).
-    let first = signed(&order_request(&m, "wxpay", "R-1", notify, "pc"), &m.key);
-    let a = mapi(&app, &first).await;
-    assert_eq!(a["code"], 1, "{a}");
-    let trade_no = a["trade_no"].as_str().unwrap().to_string();
-    let before = written(&app).await;
-
-    let base = order_request(&m, "wxpay", "R-2", notify, "pc");
-    let mut refusals: Vec<(&str, Vec<(String, String)>)> = Vec::new();
-    refusals.push(("wrong key", signed(&base, "not-the-key")));
-    let mut tampered = signed(&base, &m.key);
-    set(&mut tampered, "money", "0.01");
-    refusals.push(("tampered money", tampered));
-    let mut no_sign = signed(&base, &m.key);
-    no_sign.retain(|(k, _)| k != "sign");
-    refusals.push(("no signature", no_sign));
-    for money in ["0", "0.00", "-1", "1.001", "1e3", "abc", "12,30", "1000.01"] {
-        let mut p = base.clone();
-        p.iter_mut().find(|(k, _)| *k == "money").unwrap().1 = money;
-        refusals.push(("money", signed(&p, &m.key)));
-    }
-    for (field, value) in [
-        ("type", "qqpay"),
-        ("device", "qq"),
-        ("out_trade_no", "has space"),
-        ("notify_url", "ftp://shop.example.com/n"),
-        ("clientip", "nope"),
-    ] {
-        let mut p = base.clone();
-        p.iter_mut().find(|(k, _)| *k == field).unwrap().1 = value;
-        refusals.push((field, signed(&p, &m.key)));
-    }
-    for missing in ["type", "out_trade_no", "notify_url", "name", "money"] {
-        let mut p = base.clone();
-        p.retain(|(k, _)| *k != missing);
-        refusals.push(("missing", signed(&p, &m.key)));
-    }
-    // A return host the app does not allow.
-    let mut p = base.clone();
-    p.iter_mut().find(|(k, _)| *k == "return_url").unwrap().1 = "https://evil.example.net/x";
-    refusals.push(("return host", signed(&p, &m.key)));
-    // Unknown pid.
-    let mut p = base.clone();
-    p.iter_mut().find(|(k, _)| *k == "pid").unwrap().1 = "99";
-    refusals.push(("unknown pid", signed(&p, &m.key)));
-    // Another app's key for this pid.
-    refusals.push(("other app's key", signed(&base, &other.key)));
-    // The same out_trade_no with other parameters.
-    let mut p = order_request(&m, "wxpay", "R-1", notify, "pc");
-    p.iter_mut().find(|(k, _)| *k == "money").unwrap().1 = "99.00";
-    refusals.push(("same out_trade_no, other money", signed(&p, &m.key)));
-    // A name given twice.
-    let mut dup = signed(&base, &m.key);
-    dup.push(("name".into(), "again".into()));
-    refusals.push(("duplicate", dup));
-
-    for (what, form) in &refusals {
-        let a = mapi(&app, form).await;
-        assert_eq!(a["code"], -1, "{what}: {a}");
-        assert!(!a["msg"].as_str().unwrap().is_empty(), "{what}");
-        // submit.php refuses the same with a 400 page.
-        let resp = post_form(&app, "/epay/submit.php", form).await;
-        assert_eq!(resp.status(), 400, "{what}");
-        assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
-        assert_eq!(written(&app).await, before, "{what} wrote something");
-    }
-
-    // Queries: wrong key, another app's order, unknown order.
-    let q = |pid: &str, key: &str, trade: &str| {
-        owned(&[("act", "order"), ("pid", pid), ("key", key), ("trade_no", trade)])
-    };
-    for (what, query) in [
-        ("wrong key", q(&m.pid, "nope", &trade_no)),
-        ("other app's order", q(&other.pid, &other.key, &trade_no)),
-        ("unknown order", q(&m.pid, &m.key, "FP000")),
-    ] {
-        let a = api_get(&app, &query).await;
-        assert_eq!(a["code"], -1, "{what}: {a}");
-        assert!(a.get("out_trade_no").is_none(), "{what}: {a}");
-    }
-    // A refund of another app's order, or with the wrong key: refused.
-    for (pid, key) in [(&other.pid, &other.key), (&m.pid, &other.key)] {
-        let a = api_get(
+        // api.php?act=order, with the key, by trade_no and by out_trade_no.
+        let by_trade = api_get(
             &app,
-            &owned(&[("act", "refund"), ("pid", pid), ("key", key), ("trade_no", &trade_no), ("money", "1.00")]),
+            &owned(&[
+                ("act", "order"),
+                ("pid", &m.pid),
+                ("key", &m.key),
+                ("trade_no", &paid_no),
+            ]),
         )
         .await;
-        assert_eq!(a["code"], -1, "{a}");
-    }
+        assert_eq!(by_trade["code"], 1, "{by_trade}");
+        assert_eq!(by_trade["status"], 1);
+        assert_eq!(by_trade["trade_status"], "TRADE_SUCCESS");
+        assert_eq!(by_trade["out_trade_no"], "W-PC");
+        assert_eq!(by_trade["type"], "wxpay");
+        assert_eq!(by_trade["money"], "12.30");
+        assert_eq!(by_trade["param"], "uid=7&plan=pro");
+        assert_eq!(by_trade["pid"].to_string(), m.pid);
+        assert!(
+            by_trade["endtime"].as_str().unwrap().len() == 19,
+            "{by_trade}"
+        );
+        // Signed instead of the plain key (as some SDKs ask).
+        let signed_query = signed(
+            &[("act", "order"), ("pid", &m.pid), ("out_trade_no", "A-PC")],
+            &m.key,
+        );
+        let unpaid = api_get(&app, &signed_query).await;
+        assert_eq!(unpaid["code"], 1, "{unpaid}");
+        assert_eq!(unpaid["status"], 0);
+        assert_eq!(unpaid["type"], "alipay");
+        assert_eq!(unpaid["endtime"], "");
 
-    // Disabled, then revoked: refused, nothing written.
-    let mut row = fenpay::db::apps::find(&app.state.db, &m.app_id).await.unwrap().unwrap();
-    row.epay_enabled = false;
-    assert!(fenpay::db::apps::update(&app.state.db, &row).await.unwrap());
-    let fresh = signed(&base, &m.key);
-    let a = mapi(&app, &fresh).await;
-    assert_eq!(a["code"], -1, "{a}");
-    assert!(a["msg"].as_str().unwrap().contains("not enabled"), "{a}");
-    row.epay_enabled = true;
-    assert!(fenpay::db::apps::update(&app.state.db, &row).await.unwrap());
-    assert!(fenpay::db::apps::revoke(&app.state.db, &m.app_id).await.unwrap());
-    let a = mapi(&app, &fresh).await;
-    assert_eq!(a["code"], -1, "{a}");
-    assert!(a["msg"].as_str().unwrap().contains("revoked"), "{a}");
-    let a = api_get(&app, &q(&m.pid, &m.key, &trade_no)).await;
-    assert_eq!(a["code"], -1, "{a}");
-    assert_eq!(written(&app).await, before);
-});
+        // api.php?act=refund: 5.00 of 12.30; the same request again refunds nothing more.
+        let refund = owned(&[
+            ("act", "refund"),
+            ("pid", &m.pid),
+            ("key", &m.key),
+            ("trade_no", &paid_no),
+            ("money", "5.00"),
+        ]);
+        let r = api_get(&app, &refund).await;
+        assert_eq!(r["code"], 1, "{r}");
+        assert_eq!(r["money"], "5.00");
+        let again = post_form(&app, "/epay/api.php", &refund)
+            .await
+            .json::<Value>()
+            .await
+            .unwrap();
+        assert_eq!(again["code"], 1, "{again}");
+        assert_eq!(again["out_refund_no"], r["out_refund_no"]);
+        assert!(
+            eventually(|| async {
+                let o = fenpay_tests::order(&app, &paid_no).await;
+                o.refunded_fen == 500
+            })
+            .await
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        assert_eq!(fenpay_tests::order(&app, &paid_no).await.refunded_fen, 500);
+        // More than what is left: refused.
+        let too_much = owned(&[
+            ("act", "refund"),
+            ("pid", &m.pid),
+            ("key", &m.key),
+            ("trade_no", &paid_no),
+            ("money", "7.31"),
+        ]);
+        let r = api_get(&app, &too_much).await;
+        assert_eq!(r["code"], -1, "{r}");
+        assert_eq!(fenpay_tests::order(&app, &paid_no).await.refunded_fen, 500);
+    }
+);
+
+both_backends!(
+    known_answer_request_is_accepted,
+    &overrides(),
+    |app: TestApp| async move {
+        // The app's pid and key set to the vector's: the server accepts the independently
+        // computed signature as it is.
+        let m = merchant(&app, "vector").await;
+        let mut row = fenpay::db::apps::find(&app.state.db, &m.app_id)
+            .await
+            .unwrap()
+            .unwrap();
+        row.epay_pid = Some(20001);
+        row.epay_key = Some("k3y".into());
+        assert!(fenpay::db::apps::update(&app.state.db, &row).await.unwrap());
+        let mut form = owned(&mobile_vector());
+        form.push(("sign".into(), "a05fb65e56362746a9f09ee1b970afc2".into()));
+        let a = mapi(&app, &form).await;
+        assert_eq!(a["code"], 1, "{a}");
+        assert!(a["payurl"].as_str().unwrap().starts_with("http"), "{a}");
+        // One character of the signature changed: refused.
+        set(&mut form, "sign", "a05fb65e56362746a9f09ee1b970afc3");
+        set(&mut form, "out_trade_no", "ORDER-43");
+        let before = written(&app).await;
+        let r = mapi(&app, &form).await;
+        assert_eq!(r["code"], -1, "{r}");
+        assert_eq!(written(&app).await, before);
+    }
+);
+
+both_backends!(
+    refusals_write_nothing,
+    &overrides(),
+    |app: TestApp| async move {
+        let m = merchant(&app, "shop").await;
+        let other = merchant(&app, "other shop").await;
+        let notify = "https://shop.example.com/notify";
+        // One order exists (for the "same out_trade_no, other parameters" case).
+        let first = signed(&order_request(&m, "wxpay", "R-1", notify, "pc"), &m.key);
+        let a = mapi(&app, &first).await;
+        assert_eq!(a["code"], 1, "{a}");
+        let trade_no = a["trade_no"].as_str().unwrap().to_string();
+        let before = written(&app).await;
+
+        let base = order_request(&m, "wxpay", "R-2", notify, "pc");
+        let mut refusals: Vec<(&str, Vec<(String, String)>)> = Vec::new();
+        refusals.push(("wrong key", signed(&base, "not-the-key")));
+        let mut tampered = signed(&base, &m.key);
+        set(&mut tampered, "money", "0.01");
+        refusals.push(("tampered money", tampered));
+        let mut no_sign = signed(&base, &m.key);
+        no_sign.retain(|(k, _)| k != "sign");
+        refusals.push(("no signature", no_sign));
+        for money in ["0", "0.00", "-1", "1.001", "1e3", "abc", "12,30", "1000.01"] {
+            let mut p = base.clone();
+            p.iter_mut().find(|(k, _)| *k == "money").unwrap().1 = money;
+            refusals.push(("money", signed(&p, &m.key)));
+        }
+        for (field, value) in [
+            ("type", "qqpay"),
+            ("device", "qq"),
+            ("out_trade_no", "has space"),
+            ("notify_url", "ftp://shop.example.com/n"),
+            ("clientip", "nope"),
+        ] {
+            let mut p = base.clone();
+            p.iter_mut().find(|(k, _)| *k == field).unwrap().1 = value;
+            refusals.push((field, signed(&p, &m.key)));
+        }
+        for missing in ["type", "out_trade_no", "notify_url", "name", "money"] {
+            let mut p = base.clone();
+            p.retain(|(k, _)| *k != missing);
+            // submit.php may leave the type to the checkout page; mapi.php may not.
+            let what = if missing == "type" {
+                "missing type"
+            } else {
+                "missing"
+            };
+            refusals.push((what, signed(&p, &m.key)));
+        }
+        // A return host the app does not allow.
+        let mut p = base.clone();
+        p.iter_mut().find(|(k, _)| *k == "return_url").unwrap().1 = "https://evil.example.net/x";
+        refusals.push(("return host", signed(&p, &m.key)));
+        // Unknown pid.
+        let mut p = base.clone();
+        p.iter_mut().find(|(k, _)| *k == "pid").unwrap().1 = "99";
+        refusals.push(("unknown pid", signed(&p, &m.key)));
+        // Another app's key for this pid.
+        refusals.push(("other app's key", signed(&base, &other.key)));
+        // The same out_trade_no with other parameters.
+        let mut p = order_request(&m, "wxpay", "R-1", notify, "pc");
+        p.iter_mut().find(|(k, _)| *k == "money").unwrap().1 = "99.00";
+        refusals.push(("same out_trade_no, other money", signed(&p, &m.key)));
+        // A name given twice.
+        let mut dup = signed(&base, &m.key);
+        dup.push(("name".into(), "again".into()));
+        refusals.push(("duplicate", dup));
+
+        for (what, form) in &refusals {
+            let a = mapi(&app, form).await;
+            assert_eq!(a["code"], -1, "{what}: {a}");
+            assert!(!a["msg"].as_str().unwrap().is_empty(), "{what}");
+            assert_eq!(written(&app).await, before, "{what} wrote something");
+            if *what == "missing type" {
+                continue;
+            }
+            // submit.php refuses the same with a 400 page.
+            let resp = post_form(&app, "/epay/submit.php", form).await;
+            assert_eq!(resp.status(), 400, "{what}");
+            let ct = resp.headers()["content-type"].to_str().unwrap().to_string();
+            assert!(
+                ct.starts_with("text/html"),
+                "{what}: {ct} {}",
+                resp.text().await.unwrap()
+            );
+            assert_eq!(written(&app).await, before, "{what} wrote something");
+        }
+
+        // Queries: wrong key, another app's order, unknown order.
+        let q = |pid: &str, key: &str, trade: &str| {
+            owned(&[
+                ("act", "order"),
+                ("pid", pid),
+                ("key", key),
+                ("trade_no", trade),
+            ])
+        };
+        for (what, query) in [
+            ("wrong key", q(&m.pid, "nope", &trade_no)),
+            ("other app's order", q(&other.pid, &other.key, &trade_no)),
+            ("unknown order", q(&m.pid, &m.key, "FP000")),
+        ] {
+            let a = api_get(&app, &query).await;
+            assert_eq!(a["code"], -1, "{what}: {a}");
+            assert!(a.get("out_trade_no").is_none(), "{what}: {a}");
+        }
+        // A refund of another app's order, or with the wrong key: refused.
+        for (pid, key) in [(&other.pid, &other.key), (&m.pid, &other.key)] {
+            let a = api_get(
+                &app,
+                &owned(&[
+                    ("act", "refund"),
+                    ("pid", pid),
+                    ("key", key),
+                    ("trade_no", &trade_no),
+                    ("money", "1.00"),
+                ]),
+            )
+            .await;
+            assert_eq!(a["code"], -1, "{a}");
+        }
+
+        // Disabled, then revoked: refused, nothing written.
+        let mut row = fenpay::db::apps::find(&app.state.db, &m.app_id)
+            .await
+            .unwrap()
+            .unwrap();
+        row.epay_enabled = false;
+        assert!(fenpay::db::apps::update(&app.state.db, &row).await.unwrap());
+        let fresh = signed(&base, &m.key);
+        let a = mapi(&app, &fresh).await;
+        assert_eq!(a["code"], -1, "{a}");
+        assert!(a["msg"].as_str().unwrap().contains("not enabled"), "{a}");
+        row.epay_enabled = true;
+        assert!(fenpay::db::apps::update(&app.state.db, &row).await.unwrap());
+        assert!(fenpay::db::apps::revoke(&app.state.db, &m.app_id)
+            .await
+            .unwrap());
+        let a = mapi(&app, &fresh).await;
+        assert_eq!(a["code"], -1, "{a}");
+        assert!(a["msg"].as_str().unwrap().contains("revoked"), "{a}");
+        let a = api_get(&app, &q(&m.pid, &m.key, &trade_no)).await;
+        assert_eq!(a["code"], -1, "{a}");
+        assert_eq!(written(&app).await, before);
+    }
+);

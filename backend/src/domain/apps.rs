@@ -348,14 +348,30 @@ mod tests {
 
     #[test]
     fn return_hosts_are_bare_names() {
-        assert_eq!(normalize_return_host(" Shop.Example.COM "), Some("shop.example.com".into()));
-        assert_eq!(normalize_return_host("*.example.com"), Some("*.example.com".into()));
+        assert_eq!(
+            normalize_return_host(" Shop.Example.COM "),
+            Some("shop.example.com".into())
+        );
+        assert_eq!(
+            normalize_return_host("*.example.com"),
+            Some("*.example.com".into())
+        );
         assert_eq!(normalize_return_host("127.0.0.1"), Some("127.0.0.1".into()));
         assert_eq!(normalize_return_host("localhost"), Some("localhost".into()));
         for bad in [
-            "", "*.", "*.com", "https://example.com", "example.com/x", "example.com:8080",
-            "user@example.com", "exa mple.com", "-a.example.com", "a..b", "*.*.example.com",
-            "example.com,", "ex_ample.com",
+            "",
+            "*.",
+            "*.com",
+            "https://example.com",
+            "example.com/x",
+            "example.com:8080",
+            "user@example.com",
+            "exa mple.com",
+            "-a.example.com",
+            "a..b",
+            "*.*.example.com",
+            "example.com,",
+            "ex_ample.com",
         ] {
             assert_eq!(normalize_return_host(bad), None, "{bad}");
         }

@@ -1,8 +1,8 @@
 //! Route handlers grouped by area.
 
 pub mod admin;
-pub mod apps;
 pub mod app_tokens;
+pub mod apps;
 pub mod auth;
 pub mod callbacks;
 pub mod checkout;

@@ -344,7 +344,10 @@ async fn deliver(
             .map(Answer::status)
     } else if delivery.endpoint.starts_with(EPAY_ENDPOINT_PREFIX) {
         send_epay(state, client, &event).await
-    } else if let Some(app_id) = delivery.endpoint.strip_prefix(event_db::APP_ENDPOINT_PREFIX) {
+    } else if let Some(app_id) = delivery
+        .endpoint
+        .strip_prefix(event_db::APP_ENDPOINT_PREFIX)
+    {
         // An app's own endpoint, signed with the app's secret, both as they are now.
         match crate::db::apps::find(&state.db, app_id).await {
             Ok(Some(app)) => match app.webhook_url.as_deref() {

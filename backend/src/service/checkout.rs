@@ -282,9 +282,9 @@ pub async fn oauth_callback(
                 "the authorisation is stale; open the page again",
             ));
         }
-        let code = code.filter(|c| !c.is_empty() && c.len() <= 256).ok_or_else(|| {
-            AppError::bad_request("wechat_oauth_failed", "WeChat sent no code")
-        })?;
+        let code = code
+            .filter(|c| !c.is_empty() && c.len() <= 256)
+            .ok_or_else(|| AppError::bad_request("wechat_oauth_failed", "WeChat sent no code"))?;
         let (_, api) = oauth_base(state)?;
         let openid = exchange_code(state, &api, code).await?;
         merchant::choose(
@@ -348,7 +348,9 @@ mod tests {
     #[test]
     fn token_answers() {
         assert_eq!(
-            parse_token_answer(r#"{"access_token":"a","expires_in":7200,"refresh_token":"r","openid":"oABC","scope":"snsapi_base"}"#),
+            parse_token_answer(
+                r#"{"access_token":"a","expires_in":7200,"refresh_token":"r","openid":"oABC","scope":"snsapi_base"}"#
+            ),
             Ok("oABC".into())
         );
         assert_eq!(

@@ -71,7 +71,7 @@ async fn create_order(
         expire_minutes: None,
     };
     let client_ip = req.clientip.unwrap_or(ip).to_string();
-    match merchant::create(state, app, body, client_ip).await {
+    match merchant::create(state, app, body, Some(req.notify_url.clone()), client_ip).await {
         Ok((order, _created)) => Ok(order),
         Err(AppError::Conflict { .. }) => Err(Refused(
             "out_trade_no is already used with other parameters".into(),

@@ -152,7 +152,9 @@ pub async fn create(
         if n == 0 || n > MAX_SUBJECT_CHARS || subject.chars().any(char::is_control) {
             return Err(invalid(
                 "invalid_subject",
-                format!("subject must be 1-{MAX_SUBJECT_CHARS} characters without control characters"),
+                format!(
+                    "subject must be 1-{MAX_SUBJECT_CHARS} characters without control characters"
+                ),
             ));
         }
     }
@@ -163,12 +165,20 @@ pub async fn create(
             if text.len() > rules::MAX_METADATA_BYTES {
                 return Err(invalid(
                     "invalid_metadata",
-                    format!("metadata is at most {} bytes as JSON", rules::MAX_METADATA_BYTES),
+                    format!(
+                        "metadata is at most {} bytes as JSON",
+                        rules::MAX_METADATA_BYTES
+                    ),
                 ));
             }
             Some(text)
         }
-        Some(_) => return Err(invalid("invalid_metadata", "metadata must be a JSON object")),
+        Some(_) => {
+            return Err(invalid(
+                "invalid_metadata",
+                "metadata must be a JSON object",
+            ))
+        }
     };
     if let Some(url) = req.return_url.as_deref() {
         check_return_url(app, url)?;
@@ -189,19 +199,20 @@ pub async fn create(
             channel.unwrap_or_default(),
             req.openid.as_deref(),
         )?,
-        (None, Some(_)) => {
-            return Err(invalid(
-                "channel_without_method",
-                "channel needs payment_method (without one, the buyer chooses on the checkout page)",
-            ))
-        }
+        (None, Some(_)) => return Err(invalid(
+            "channel_without_method",
+            "channel needs payment_method (without one, the buyer chooses on the checkout page)",
+        )),
         (None, None) => {}
     }
     let quantity = req.quantity.unwrap_or(1);
     if !(1..=order_service::MAX_QUANTITY).contains(&quantity) {
         return Err(invalid(
             "invalid_quantity",
-            format!("quantity must be between 1 and {}", order_service::MAX_QUANTITY),
+            format!(
+                "quantity must be between 1 and {}",
+                order_service::MAX_QUANTITY
+            ),
         ));
     }
     let fulfilment = Fulfilment::parse(&app.fulfilment).unwrap_or(Fulfilment::Webhook);
@@ -215,11 +226,17 @@ pub async fn create(
                         "quantity applies to product_id only",
                     ));
                 }
-                let subject = req
-                    .subject
-                    .clone()
-                    .ok_or_else(|| invalid("invalid_subject", "subject is required with amount_fen"))?;
-                (CUSTOM.to_string(), None, amount, amount, subject, Snapshot::default())
+                let subject = req.subject.clone().ok_or_else(|| {
+                    invalid("invalid_subject", "subject is required with amount_fen")
+                })?;
+                (
+                    CUSTOM.to_string(),
+                    None,
+                    amount,
+                    amount,
+                    subject,
+                    Snapshot::default(),
+                )
             }
             (None, Some(id)) => {
                 let product = products::find(&state.db, id)
@@ -229,17 +246,21 @@ pub async fn create(
                 let amount = order_rules::order_amount(product.price_fen, quantity)
                     .ok_or_else(|| invalid("invalid_quantity", "amount overflows"))?;
                 let snap = match fulfilment {
-                    Fulfilment::Builtin => grants::purchase_snapshot(
-                        product.points,
-                        tier_of(&product),
-                        quantity,
-                        None,
-                    ),
+                    Fulfilment::Builtin => {
+                        grants::purchase_snapshot(product.points, tier_of(&product), quantity, None)
+                    }
                     // The app credits its buyer from the events: nothing here.
                     Fulfilment::Webhook => Snapshot::default(),
                 };
                 let subject = req.subject.clone().unwrap_or_else(|| product.name.clone());
-                (product.kind.clone(), Some(id), product.price_fen, amount, subject, snap)
+                (
+                    product.kind.clone(),
+                    Some(id),
+                    product.price_fen,
+                    amount,
+                    subject,
+                    snap,
+                )
             }
             _ => {
                 return Err(invalid(
@@ -251,7 +272,10 @@ pub async fn create(
     if !(1..=app.max_amount_fen).contains(&amount_fen) {
         return Err(invalid(
             "invalid_amount",
-            format!("the amount must be between 1 and {} fen", app.max_amount_fen),
+            format!(
+                "the amount must be between 1 and {} fen",
+                app.max_amount_fen
+            ),
         ));
     }
     let canonical = serde_json::json!({ "request": &req, "notify_url": &notify_url });
@@ -683,7 +707,10 @@ pub async fn refund(
 /// secret, see `domain::apps::return_signature`). It is never proof of payment.
 pub async fn return_redirect(state: &AppState, order_no: &str) -> AppResult<String> {
     let (app, order) = view(state, order_no).await?;
-    let base = order.return_url.clone().ok_or(AppError::NotFound("return_url"))?;
+    let base = order
+        .return_url
+        .clone()
+        .ok_or(AppError::NotFound("return_url"))?;
     let mut url = reqwest::Url::parse(&base).map_err(AppError::internal)?;
     let status = order.status.as_str();
     let sig = rules::return_signature(

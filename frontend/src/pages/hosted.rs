@@ -217,8 +217,13 @@ pub fn HostedCheckoutPage(order_no: String, sig: String) -> impl IntoView {
     let stream = StoredValue::new_local(None::<LiveStream>);
     let in_flight = StoredValue::new(false);
 
-    let return_href =
-        move || format!("/api/v1/checkout/{}/return?sig={}", enc(&order_no.get_value()), enc(&sig.get_value()));
+    let return_href = move || {
+        format!(
+            "/api/v1/checkout/{}/return?sig={}",
+            enc(&order_no.get_value()),
+            enc(&sig.get_value())
+        )
+    };
     let page_url = move || {
         web_sys::window()
             .and_then(|w| w.location().href().ok())
@@ -247,7 +252,9 @@ pub fn HostedCheckoutPage(order_no: String, sig: String) -> impl IntoView {
         if in_flight.try_get_value() != Some(false) {
             return;
         }
-        if view_state.with_untracked(|v| v.as_ref().is_some_and(|v| v.status != OrderStatus::Pending)) {
+        if view_state
+            .with_untracked(|v| v.as_ref().is_some_and(|v| v.status != OrderStatus::Pending))
+        {
             return;
         }
         in_flight.set_value(true);
@@ -401,9 +408,10 @@ pub fn HostedCheckoutPage(order_no: String, sig: String) -> impl IntoView {
                 Ok(v) => {
                     // A phone goes straight on to the provider's page.
                     let target = match v.channel {
-                        Some(PaymentChannel::H5) => v.h5_url.clone().map(|u| {
-                            format!("{u}&redirect_url={}", enc(&page_url()))
-                        }),
+                        Some(PaymentChannel::H5) => v
+                            .h5_url
+                            .clone()
+                            .map(|u| format!("{u}&redirect_url={}", enc(&page_url()))),
                         Some(PaymentChannel::Wap | PaymentChannel::Page) => v.pay_url.clone(),
                         _ => None,
                     };
@@ -443,9 +451,8 @@ pub fn HostedCheckoutPage(order_no: String, sig: String) -> impl IntoView {
         });
     };
 
-    let expire_ms = move || {
-        view_state.with(|v| v.as_ref().map_or(0, |v| v.expire_at.timestamp_millis()))
-    };
+    let expire_ms =
+        move || view_state.with(|v| v.as_ref().map_or(0, |v| v.expire_at.timestamp_millis()));
     let expired = move || now.get() >= expire_ms();
 
     let indicator = move || {
@@ -729,9 +736,18 @@ mod tests {
         assert_eq!(Device::from_user_agent(alipay), Device::AlipayApp);
         assert_eq!(Device::from_user_agent(phone), Device::Mobile);
         assert_eq!(Device::from_user_agent(desktop), Device::Desktop);
-        assert_eq!(Device::Desktop.channel(PaymentMethod::Alipay), Some(PaymentChannel::Native));
-        assert_eq!(Device::Mobile.channel(PaymentMethod::Wechat), Some(PaymentChannel::H5));
-        assert_eq!(Device::AlipayApp.channel(PaymentMethod::Alipay), Some(PaymentChannel::Wap));
+        assert_eq!(
+            Device::Desktop.channel(PaymentMethod::Alipay),
+            Some(PaymentChannel::Native)
+        );
+        assert_eq!(
+            Device::Mobile.channel(PaymentMethod::Wechat),
+            Some(PaymentChannel::H5)
+        );
+        assert_eq!(
+            Device::AlipayApp.channel(PaymentMethod::Alipay),
+            Some(PaymentChannel::Wap)
+        );
         assert_eq!(Device::Wechat.channel(PaymentMethod::Wechat), None);
         assert_eq!(Device::Wechat.channel(PaymentMethod::Alipay), None);
     }

@@ -428,8 +428,7 @@ pub async fn alipay_return(state: web::Data<AppState>, req: HttpRequest) -> Http
         Some(Ok(params)) => {
             let order_no = params.get("out_trade_no").cloned().unwrap_or_default();
             // A merchant order's buyer goes back to its hosted checkout page.
-            let to = match crate::service::checkout::alipay_return_target(&state, &order_no).await
-            {
+            let to = match crate::service::checkout::alipay_return_target(&state, &order_no).await {
                 Some(page) => page,
                 None => format!("/?order_no={}&from=alipay", urlencoding::encode(&order_no)),
             };

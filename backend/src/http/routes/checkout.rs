@@ -26,7 +26,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/checkout/{order_no}/pay", web::post().to(pay))
         .route("/checkout/{order_no}/events", web::get().to(events))
         .route("/checkout/{order_no}/return", web::get().to(return_to_app))
-        .route("/checkout/{order_no}/wechat-oauth", web::get().to(wechat_oauth))
+        .route(
+            "/checkout/{order_no}/wechat-oauth",
+            web::get().to(wechat_oauth),
+        )
         .route(
             "/checkout/{order_no}/wechat-oauth/callback",
             web::get().to(wechat_oauth_callback),
@@ -283,7 +286,10 @@ async fn next_chunk(mut s: Stream) -> Option<(Result<web::Bytes, actix_web::Erro
         };
         let Some(woke) = woke else {
             s.done = true;
-            return Some((Ok(web::Bytes::from_static(super::events::SHUTDOWN_FRAME)), s));
+            return Some((
+                Ok(web::Bytes::from_static(super::events::SHUTDOWN_FRAME)),
+                s,
+            ));
         };
         let idle = woke.is_err();
         let reload = match woke {

@@ -26,7 +26,8 @@ pub const STREAM_TOKEN_TTL_SECS: i64 = 3600;
 const KEEPALIVE: Duration = Duration::from_secs(10);
 /// The last frame of a stream that reached `STREAM_MAX_LIFETIME_SECS`: the browser's
 /// `EventSource` opens it again after `retry` milliseconds (a new slot, a fresh read).
-pub(crate) const RECONNECT: &[u8] = b"retry: 1000\nevent: reconnect\ndata: {\"reason\":\"max_lifetime\"}\n\n";
+pub(crate) const RECONNECT: &[u8] =
+    b"retry: 1000\nevent: reconnect\ndata: {\"reason\":\"max_lifetime\"}\n\n";
 /// The last frame of a stream whose token was revoked (log out everywhere, a role change,
 /// a deleted account): checked at every wake-up, so within `KEEPALIVE` of the revocation.
 const REVOKED: &[u8] = b"event: revoked\ndata: {\"reason\":\"token revoked\"}\n\n";

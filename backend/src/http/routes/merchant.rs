@@ -52,11 +52,18 @@ pub async fn create_order(
     let ip = state.client_ip(&req).to_string();
     let body = body.into_inner();
     let app = app.0;
-    idempotency::run(&state, &req, &app.user_id, "merchant-order", &body, || async {
-        merchant::create(&state, &app, body.clone(), None, ip)
-            .await
-            .map(|(order, _)| order)
-    })
+    idempotency::run(
+        &state,
+        &req,
+        &app.user_id,
+        "merchant-order",
+        &body,
+        || async {
+            merchant::create(&state, &app, body.clone(), None, ip)
+                .await
+                .map(|(order, _)| order)
+        },
+    )
     .await
 }
 

@@ -372,10 +372,20 @@ fn CreateApp(on_created: Callback<(String, Secrets)>) -> impl IntoView {
                     let mut list: Secrets = vec![
                         ("应用 ID", "App id", created.app.id.clone(), "secret-app-id"),
                         ("API 密钥", "API key", created.api_key, "secret-api-key"),
-                        ("Webhook 签名密钥", "Webhook secret", created.webhook_secret, "secret-webhook"),
+                        (
+                            "Webhook 签名密钥",
+                            "Webhook secret",
+                            created.webhook_secret,
+                            "secret-webhook",
+                        ),
                     ];
                     if let (Some(pid), Some(key)) = (created.app.epay_pid, created.epay_key) {
-                        list.push(("易支付商户号 (pid)", "epay pid", pid.to_string(), "secret-epay-pid"));
+                        list.push((
+                            "易支付商户号 (pid)",
+                            "epay pid",
+                            pid.to_string(),
+                            "secret-epay-pid",
+                        ));
                         list.push(("易支付密钥", "epay key", key, "secret-epay-key"));
                     }
                     name.set(String::new());
@@ -491,7 +501,12 @@ fn EditApp(
                         (Some(pid), Some(key)) => Some((
                             title.get_value(),
                             vec![
-                                ("易支付商户号 (pid)", "epay pid", pid.to_string(), "secret-epay-pid"),
+                                (
+                                    "易支付商户号 (pid)",
+                                    "epay pid",
+                                    pid.to_string(),
+                                    "secret-epay-pid",
+                                ),
                                 ("易支付密钥", "epay key", key, "secret-epay-key"),
                             ],
                         )),
