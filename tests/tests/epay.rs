@@ -128,9 +128,12 @@ fn mobile_vector() -> Vec<(&'static str, &'static str)> {
 
 /// Records every notification's query; answers `fail` to the first `fail_first`, then
 /// `success`.
+/// One notification's query parameters, in order.
+type Query = Vec<(String, String)>;
+
 #[derive(Clone, Default)]
 struct NotifyReceiver {
-    got: Arc<Mutex<Vec<Vec<(String, String)>>>>,
+    got: Arc<Mutex<Vec<Query>>>,
     fail_first: Arc<Mutex<u32>>,
 }
 

@@ -88,7 +88,8 @@ pub fn key_hash(secret: &[u8], key: &str) -> String {
 
 /// HMAC-SHA256, hex.
 pub fn hmac_hex(secret: &[u8], message: &[u8]) -> String {
-    let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC takes any key length");
+    let mut mac = HmacSha256::new_from_slice(secret)
+        .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
     mac.update(message);
     hex::encode(mac.finalize().into_bytes())
 }
