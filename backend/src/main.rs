@@ -137,6 +137,25 @@ enum AppCommand {
     },
     /// Replace an app's webhook signing secret; prints {"app_id","webhook_secret"}.
     RotateWebhookSecret { app_id: String },
+    /// Accept the app's own user tokens on the contract routes (bring your own auth);
+    /// replaces the app's token configuration and prints it (without the secret).
+    SetJwt {
+        app_id: String,
+        /// The exact `iss` of the app's tokens.
+        #[arg(long)]
+        issuer: String,
+        /// Tokens must carry this in `aud` (recommended).
+        #[arg(long)]
+        audience: Option<String>,
+        /// A file holding the HS256 shared secret (its bytes, a trailing newline dropped).
+        #[arg(long)]
+        hs256_secret_file: Option<std::path::PathBuf>,
+        /// A PEM file of RS256 / ES256 public keys, or a JWKS document (`{"keys": [...]}`).
+        #[arg(long)]
+        public_keys_file: Option<std::path::PathBuf>,
+    },
+    /// Stop accepting the app's own user tokens.
+    ClearJwt { app_id: String },
 }
 
 #[derive(Subcommand)]
@@ -410,6 +429,40 @@ async fn app_command(settings: Settings, cmd: AppCommand) -> i32 {
             AppCommand::RotateWebhookSecret { app_id } => {
                 let app = apps::rotate_webhook_secret(&state, &app_id).await?;
                 vec![json!({"app_id": app.id, "webhook_secret": app.webhook_secret})]
+            }
+            AppCommand::SetJwt {
+                app_id,
+                issuer,
+                audience,
+                hs256_secret_file,
+                public_keys_file,
+            } => {
+                let read = |path: Option<std::path::PathBuf>| -> Result<Option<String>, AppError> {
+                    path.map(|p| {
+                        std::fs::read_to_string(&p)
+                            .map(|text| text.trim_end_matches(['\r', '\n']).to_string())
+                            .map_err(|e| {
+                                AppError::bad_request(
+                                    "invalid_jwt_config",
+                                    format!("cannot read {}: {e}", p.display()),
+                                )
+                            })
+                    })
+                    .transpose()
+                };
+                let req = api_types::app_tokens::AppJwtRequest {
+                    issuer,
+                    audience,
+                    hs256_secret: read(hs256_secret_file)?,
+                    public_keys: read(public_keys_file)?,
+                };
+                let config =
+                    service::app_tokens::set_jwt(&state.db, &state.settings, &app_id, &req).await?;
+                vec![serde_json::to_value(config).unwrap_or_default()]
+            }
+            AppCommand::ClearJwt { app_id } => {
+                let config = service::app_tokens::clear_jwt(&state.db, &app_id).await?;
+                vec![serde_json::to_value(config).unwrap_or_default()]
             }
         })
     }

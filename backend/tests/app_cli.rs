@@ -306,6 +306,28 @@ async fn the_app_commands(db: TestDb) {
         .unwrap();
     assert_eq!(row.webhook_secret, new_secret);
 
+    // set-jwt / clear-jwt: the secret comes from a file and is never printed back.
+    let secret_file = db.dir.path().join("hs256.secret");
+    std::fs::write(&secret_file, "app-cli-hs256-secret-0123456789abcdef\n").unwrap();
+    let secret_arg = secret_file.display().to_string();
+    let jwt = db.one(&[
+        "set-jwt",
+        &id,
+        "--issuer",
+        "https://login.images.example",
+        "--audience",
+        "fenpay",
+        "--hs256-secret-file",
+        &secret_arg,
+    ]);
+    assert_eq!(jwt["issuer"], "https://login.images.example");
+    assert_eq!(jwt["audience"], "fenpay");
+    assert_eq!(jwt["hs256_secret_set"], true);
+    assert!(!jwt.to_string().contains("0123456789abcdef"), "{jwt}");
+    let cleared = db.one(&["clear-jwt", &id]);
+    assert_eq!(cleared["issuer"], Value::Null);
+    assert_eq!(cleared["hs256_secret_set"], false);
+
     // Bad input and unknown apps: exit code 2, a message naming the problem, nothing on
     // stdout, nothing written.
     for (args, code_text) in [
@@ -346,6 +368,21 @@ async fn the_app_commands(db: TestDb) {
         (vec!["rotate-key", "app_nosuchapp"], "not_found"),
         (vec!["revoke", "app_nosuchapp"], "not_found"),
         (vec!["rotate-webhook-secret", "app_nosuchapp"], "not_found"),
+        (
+            vec!["set-jwt", &id, "--issuer", "https://login.images.example"],
+            "invalid_jwt_config",
+        ),
+        (
+            vec![
+                "set-jwt",
+                &id,
+                "--issuer",
+                "x",
+                "--hs256-secret-file",
+                "/nonexistent/secret",
+            ],
+            "invalid_jwt_config",
+        ),
     ] {
         let (code, out, err) = db.app(&args);
         assert_eq!(code, 2, "fenpay app {args:?}: {out}{err}");
