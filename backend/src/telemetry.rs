@@ -88,6 +88,9 @@ const SECRET_PARAMS: &[&str] = &[
     "key",
     "sign",
     "signature",
+    // A hosted checkout link's signature, and a WeChat web authorisation code.
+    "sig",
+    "code",
 ];
 
 /// `path?token=abc&x=1` -> `path?token=<redacted>&x=1` (names compared case-insensitively,
@@ -127,6 +130,14 @@ mod tests {
         assert_eq!(
             redact_target("/a?Sign=s&sign"),
             "/a?Sign=<redacted>&sign=<redacted>"
+        );
+        assert_eq!(
+            redact_target("/pay/FP1?sig=abc&state=s"),
+            "/pay/FP1?sig=<redacted>&state=s"
+        );
+        assert_eq!(
+            redact_target("/api/v1/checkout/FP1/wechat-oauth/callback?code=c1&sig=s"),
+            "/api/v1/checkout/FP1/wechat-oauth/callback?code=<redacted>&sig=<redacted>"
         );
         assert_eq!(redact_target("/a?page=2"), "/a?page=2");
         assert_eq!(redact_target("/a"), "/a");

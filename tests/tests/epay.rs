@@ -311,10 +311,18 @@ both_backends!(
             assert!(a.get(other).is_none(), "{a}");
             match (ty, device) {
                 ("wxpay", "pc") => assert!(target.starts_with("weixin://"), "{target}"),
-                (_, "wechat") => assert!(
-                    target.contains(&format!("/pay/{trade_no}?sig=")),
-                    "{target}"
-                ),
+                (_, "wechat") => {
+                    assert!(
+                        target.contains(&format!("/pay/{trade_no}?sig=")),
+                        "{target}"
+                    );
+                    // Left for the page to choose (JSAPI needs the buyer's openid).
+                    let c = fenpay::db::apps::find_checkout(&app.state.db, &trade_no)
+                        .await
+                        .unwrap()
+                        .unwrap();
+                    assert_eq!(c.status, "open", "{ty} {device}");
+                }
                 _ => assert!(target.starts_with("http"), "{target}"),
             }
             // The same request again: the same order (retry-safe).
@@ -341,6 +349,17 @@ both_backends!(
             location.contains("/pay/") && location.contains("?sig="),
             "{location}"
         );
+        let s_get = location
+            .split("/pay/")
+            .nth(1)
+            .and_then(|rest| rest.split('?').next())
+            .unwrap()
+            .to_string();
+        let c = fenpay::db::apps::find_checkout(&app.state.db, &s_get)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(c.status, "open", "submit.php leaves the method to the page");
         let mut no_type = order_request(&m, "", "S-POST", &notify, "pc");
         no_type.retain(|(k, _)| *k != "type" && *k != "device");
         let resp = post_form(&app, "/epay/submit.php", &signed(&no_type, &m.key)).await;
@@ -382,6 +401,29 @@ both_backends!(
             set(&mut protocol, "money", "0.01");
             assert_ne!(get(&protocol, "sign").unwrap(), sign(&protocol, &m.key));
         }
+        // The buyer's return to the shop carries the same signed parameters, nothing else.
+        let sig = fenpay::service::apps::checkout_link_signature(&app.state, &paid_no);
+        let resp = app
+            .client
+            .get(app.url(&format!("/api/v1/checkout/{paid_no}/return?sig={sig}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 302);
+        let back = reqwest::Url::parse(resp.headers()["location"].to_str().unwrap()).unwrap();
+        assert!(
+            back.as_str().starts_with("https://shop.example.com/done?"),
+            "{back}"
+        );
+        let q: Vec<(String, String)> = back.query_pairs().into_owned().collect();
+        assert_eq!(get(&q, "sign").unwrap(), sign(&q, &m.key), "{q:?}");
+        assert_eq!(get(&q, "trade_status"), Some("TRADE_SUCCESS"));
+        assert_eq!(get(&q, "out_trade_no"), Some("W-PC"));
+        assert!(
+            get(&q, "sig").is_none() && get(&q, "order_no").is_none(),
+            "{q:?}"
+        );
+
         // The delivery log: one delivery, delivered on its second attempt.
         let (deliveries, _) =
             fenpay::db::events::list_deliveries(&app.state.db, None, Some(&paid_no), 100, 0)
@@ -394,6 +436,31 @@ both_backends!(
         assert_eq!(epay.len(), 1, "{deliveries:?}");
         assert_eq!(epay[0].0.status, "delivered");
         assert_eq!(epay[0].0.attempts, 2);
+        // The app has no webhook_url: its own deliveries end at once, not retried for hours.
+        let app_endpoint = format!("app:{}", m.app_id);
+        assert!(
+            eventually(|| async {
+                let (all, _) = fenpay::db::events::list_deliveries(
+                    &app.state.db,
+                    None,
+                    Some(&paid_no),
+                    100,
+                    0,
+                )
+                .await
+                .unwrap();
+                let own: Vec<_> = all
+                    .iter()
+                    .filter(|(d, _)| d.endpoint == app_endpoint)
+                    .collect();
+                !own.is_empty()
+                    && own
+                        .iter()
+                        .all(|(d, _)| d.status == "failed" && d.attempts == 1)
+            })
+            .await,
+            "deliveries to an app without a webhook_url"
+        );
 
         // api.php?act=order, with the key, by trade_no and by out_trade_no.
         let by_trade = api_get(

@@ -536,6 +536,13 @@ both_backends!(
             (502, Some("provider_unavailable")),
             "{err}"
         );
+        // The trade may exist at the provider: the order keeps its number and stays pending
+        // with nothing to pay with (never reopened for another method under that number).
+        let (_, list) = get(&app, "/api/v1/merchant/orders?out_order_no=C3", &key).await;
+        let waiting = &list["items"][0];
+        assert_eq!(waiting["status"], "pending", "{list}");
+        assert_eq!(waiting["payment_method"], "alipay", "{list}");
+        assert!(waiting["qr_code_url"].is_null(), "{list}");
         let (s, retry) = post(&app, "/api/v1/merchant/orders", &key, &body).await;
         assert_eq!(s, 200, "{retry}");
         assert_eq!(retry["payment_method"], "alipay");

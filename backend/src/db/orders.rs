@@ -293,7 +293,9 @@ pub async fn list_for_user(
     })
 }
 
-/// Store what the provider returned for a pending order and announce it (`order.created`).
+/// Store what the provider returned for a pending order that has none yet and announce it
+/// (`order.created`): a compare-and-set, so two prepays of one trade (a merchant order's
+/// buyer retrying after a timeout) announce it once.
 pub async fn set_payment_targets(
     db: &Db,
     order_no: &str,
@@ -313,7 +315,11 @@ pub async fn set_payment_targets(
             let n = diesel::update(
                 orders::table
                     .filter(orders::order_no.eq(order_no))
-                    .filter(orders::status.eq(OrderStatus::Pending)),
+                    .filter(orders::status.eq(OrderStatus::Pending))
+                    .filter(orders::qr_code_url.is_null())
+                    .filter(orders::pay_url.is_null())
+                    .filter(orders::h5_url.is_null())
+                    .filter(orders::sdk_params.is_null()),
             )
             .set((
                 orders::qr_code_url.eq(&qr_code_url),

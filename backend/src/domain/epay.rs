@@ -313,6 +313,30 @@ fn check_url(field: &str, url: &str) -> Result<(), Refused> {
     }
 }
 
+/// Whether this server may send a notification to `notify_url`: in production only to a
+/// public host (never loopback, private, link-local or metadata addresses, which a
+/// merchant could otherwise make this server call); in development anywhere.
+pub fn notify_url_allowed(notify_url: &str, production: bool) -> bool {
+    if !production {
+        return true;
+    }
+    let lower = notify_url.to_ascii_lowercase();
+    let rest = lower
+        .strip_prefix("https://")
+        .or_else(|| lower.strip_prefix("http://"))
+        .unwrap_or("");
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    // userinfo@host:port -> host
+    let host_port = authority.rsplit('@').next().unwrap_or("");
+    let host = if host_port.starts_with('[') {
+        host_port.split(']').next().map(|h| format!("{h}]"))
+    } else {
+        host_port.split(':').next().map(str::to_string)
+    }
+    .unwrap_or_default();
+    !host.is_empty() && crate::config::is_public_host(&host)
+}
+
 /// api.php's order reference: `trade_no` (ours) or `out_trade_no` (the merchant's).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum OrderRef {
@@ -795,5 +819,32 @@ mod tests {
         assert!(!acknowledged("SUCCESS"));
         assert!(!acknowledged("success!"));
         assert!(!acknowledged(""));
+    }
+
+    #[test]
+    fn notify_urls_of_the_servers_own_network_are_refused_in_production() {
+        for url in [
+            "http://127.0.0.1:9000/n",
+            "http://localhost/n",
+            "http://10.0.0.5/n",
+            "http://169.254.169.254/latest/meta-data",
+            "http://[::1]:8080/n",
+            "http://user@192.168.1.1/n",
+            "http://metadata.internal/n",
+            "https:///n",
+        ] {
+            assert!(!notify_url_allowed(url, true), "{url}");
+            assert!(
+                notify_url_allowed(url, false),
+                "{url}: development allows it"
+            );
+        }
+        for url in [
+            "https://shop.example.com/notify.php",
+            "http://203.0.113.7:8080/n?x=1",
+            "https://[2001:db8::1]/n",
+        ] {
+            assert!(notify_url_allowed(url, true), "{url}");
+        }
     }
 }

@@ -354,7 +354,7 @@ async fn deliver(
                 Some(url) => {
                     post_event(client, url, app.webhook_secret.as_bytes(), &event, state).await
                 }
-                None => Err("the app has no webhook_url".to_string()),
+                None => Err(NO_APP_WEBHOOK.to_string()),
             },
             Ok(None) => Err("the app does not exist".to_string()),
             Err(e) => Err(format!("could not read the app: {e}")),
@@ -391,7 +391,11 @@ async fn deliver(
             };
             let after = backoff_secs(l.webhook_backoff_base_secs, attempt);
             let next = now + chrono::Duration::seconds(after);
-            let outcome = if next - delivery.retry_window_start()
+            let outcome = if err == NO_APP_WEBHOOK {
+                // Nothing to retry: an app that takes no webhooks (an epay-only app). The
+                // delivery stays in the log as failed; a resend sends it once a URL is set.
+                AttemptResult::GiveUp
+            } else if next - delivery.retry_window_start()
                 > chrono::Duration::hours(l.webhook_retry_hours)
             {
                 tracing::error!(delivery = id, event = %event.id, endpoint = %redact(state, &delivery.endpoint), "webhook delivery given up");
@@ -441,6 +445,9 @@ async fn deliver(
     }
     Some(ok)
 }
+
+/// Why an app's delivery was not sent: the app has no `webhook_url`.
+const NO_APP_WEBHOOK: &str = "the app has no webhook_url";
 
 /// POST an event's payload to `url`, signed with `secret` (`fenpay-signature`).
 async fn post_event(

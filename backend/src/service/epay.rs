@@ -53,6 +53,13 @@ async fn create_order(
     channel: Option<api_types::payment::PaymentChannel>,
     ip: IpAddr,
 ) -> Result<MerchantOrder, Refused> {
+    // The notification is a GET from this server: in production never to an address of
+    // its own network (loopback, private, link-local, metadata services).
+    if !rules::notify_url_allowed(&req.notify_url, !state.settings.is_development()) {
+        return Err(Refused(
+            "notify_url must be a public http(s) address".into(),
+        ));
+    }
     let body = MerchantOrderRequest {
         out_order_no: req.out_trade_no.clone(),
         subject: Some(req.name.clone()),
@@ -60,7 +67,9 @@ async fn create_order(
         product_id: None,
         quantity: None,
         customer_ref: None,
-        payment_method: req.ty.map(PayType::method),
+        // Without a channel the checkout page chooses (JSAPI inside WeChat, wap on a
+        // phone): the order is left open, the type only a suggestion the buyer may change.
+        payment_method: channel.and(req.ty.map(PayType::method)),
         channel,
         openid: None,
         metadata: req

@@ -330,7 +330,12 @@ pub async fn create(
         tracing::info!(order_no = %checkout.order_no, app_id = %app.id, amount_fen, "merchant order created");
     }
     if let Some(method) = req.payment_method {
-        if checkout.status == CHECKOUT_OPEN {
+        // Open: choose now. Chosen by an earlier call whose prepay timed out: ask again.
+        let retry = checkout.status == CHECKOUT_CHOSEN
+            && order_db::find(&state.db, &checkout.order_no)
+                .await?
+                .is_some_and(|o| awaiting_prepay(&o));
+        if checkout.status == CHECKOUT_OPEN || retry {
             let order = choose(
                 state,
                 &checkout.order_no,
@@ -344,6 +349,15 @@ pub async fn create(
         }
     }
     Ok((present(state, &checkout).await?, created))
+}
+
+/// A pending order whose prepay has not answered yet (it timed out): nothing to pay with.
+fn awaiting_prepay(o: &OrderRow) -> bool {
+    o.status == OrderStatus::Pending
+        && o.qr_code_url.is_none()
+        && o.pay_url.is_none()
+        && o.h5_url.is_none()
+        && o.sdk_params.is_none()
 }
 
 /// The order row a checkout becomes once `method` is chosen.
@@ -435,7 +449,16 @@ pub async fn choose(
         }
         match app_db::choose(&state.db, &row, db::now()).await? {
             ChooseOutcome::Chosen => {
-                order_service::open_trade(state, &row, method, channel, openid, client_ip).await?;
+                order_service::open_trade(
+                    state,
+                    &row,
+                    method,
+                    channel,
+                    openid,
+                    client_ip,
+                    order_service::OnTimeout::Keep,
+                )
+                .await?;
                 tracing::info!(%order_no, provider = method.as_str(), "merchant order: method chosen");
                 let checkout = app_db::find_checkout(&state.db, order_no)
                     .await?
@@ -459,7 +482,25 @@ pub async fn choose(
     match checkout.status.as_str() {
         CHECKOUT_CHOSEN if order.payment_method == Some(method) => {
             if order.status == OrderStatus::Pending && order.channel == Some(channel) {
-                Ok(order)
+                let row = order_db::find(&state.db, order_no)
+                    .await?
+                    .ok_or(AppError::NotFound("order"))?;
+                if !awaiting_prepay(&row) {
+                    return Ok(order);
+                }
+                // The first prepay timed out: the same trade number asks again.
+                check_method(state, method, channel, openid.as_deref())?;
+                order_service::open_trade(
+                    state,
+                    &row,
+                    method,
+                    channel,
+                    openid,
+                    client_ip,
+                    order_service::OnTimeout::Keep,
+                )
+                .await?;
+                present(state, &checkout).await
             } else if order.status == OrderStatus::Pending {
                 Err(AppError::conflict(
                     "method_already_chosen",
@@ -712,6 +753,17 @@ pub async fn return_redirect(state: &AppState, order_no: &str) -> AppResult<Stri
         .clone()
         .ok_or(AppError::NotFound("return_url"))?;
     let mut url = reqwest::Url::parse(&base).map_err(AppError::internal)?;
+    // An epay order's return carries the protocol's signed parameters (its clients verify
+    // every query parameter, so nothing else is added); before payment, ours.
+    if let Some(row) = order_db::find(&state.db, order_no).await? {
+        if row.notify_url.is_some() && row.paid_at.is_some() {
+            let params = crate::service::epay::return_query(&app, &row);
+            if !params.is_empty() {
+                url.query_pairs_mut().extend_pairs(params);
+                return Ok(url.to_string());
+            }
+        }
+    }
     let status = order.status.as_str();
     let sig = rules::return_signature(
         app.webhook_secret.as_bytes(),

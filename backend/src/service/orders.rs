@@ -249,6 +249,7 @@ pub async fn create_order(
         channel,
         req.openid.clone(),
         client_ip,
+        OnTimeout::Discard,
     )
     .await?;
     tracing::info!(%order_no, amount_fen, provider = req.payment_method.as_str(), "order created");
@@ -269,9 +270,22 @@ pub async fn create_order(
     })
 }
 
-/// Open the trade of a freshly inserted pending order at its provider and store what came
-/// back (`order.created`). On any provider failure the order row is removed (a merchant
-/// order's checkout reopens, so its buyer may choose again): nothing half-made stays.
+/// What happens to an order whose prepay times out (the provider may have opened the trade).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnTimeout {
+    /// Remove the order and close the trade: the caller's next order has a new number.
+    Discard,
+    /// Keep the order pending (a merchant order: its number is the app's order and cannot
+    /// change): the buyer's same choice again repeats the prepay with the same number,
+    /// which the providers answer with the same trade; the sweeper and the reconciler
+    /// treat it as any pending order meanwhile.
+    Keep,
+}
+
+/// Open the trade of a pending order at its provider and store what came back
+/// (`order.created`). On a provider refusal the order row is removed (a merchant order's
+/// checkout reopens, so its buyer may choose again): nothing half-made stays. On a
+/// timeout, `on_timeout` decides.
 pub async fn open_trade(
     state: &AppState,
     row: &OrderRow,
@@ -279,6 +293,7 @@ pub async fn open_trade(
     channel: PaymentChannel,
     openid: Option<String>,
     client_ip: String,
+    on_timeout: OnTimeout,
 ) -> AppResult<crate::providers::PrepayResponse> {
     let order_no = row.order_no.clone();
     let prepay = PrepayRequest {
@@ -302,6 +317,10 @@ pub async fn open_trade(
     .await;
     let opened = match prepaid {
         Ok(opened) => opened,
+        Err(err @ ProviderError::Unavailable(_)) if on_timeout == OnTimeout::Keep => {
+            tracing::warn!(%order_no, error = %err, "prepay failed; the order stays pending for a retry");
+            return Err(provider_error(err));
+        }
         Err(err) => {
             tracing::warn!(%order_no, error = %err, "prepay failed; removing the order");
             order_db::delete_unopened(&state.db, &order_no).await?;
