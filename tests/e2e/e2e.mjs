@@ -16,7 +16,9 @@
 // `not ok N - name` line per test, then `e2e: N passed, M failed`.
 
 import { execFile } from 'node:child_process';
+import { createHmac } from 'node:crypto';
 import { mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { createServer } from 'node:http';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -131,9 +133,10 @@ class Harness {
     this.pageErrors = [];
     this.external = [];
     this.console = [];
+    this.cleanups = [];
   }
 
-  async page(base, { viewport = DESKTOP, phone = false, alsoAllow = [] } = {}) {
+  async page(base, { viewport = DESKTOP, phone = false, alsoAllow = [], userAgent } = {}) {
     const allowed = new Set([base, ...alsoAllow].map((u) => new URL(u).origin));
     const ctx = await this.browser.newContext({
       baseURL: base,
@@ -143,6 +146,7 @@ class Harness {
       hasTouch: phone,
       locale: 'zh-CN',
       timezoneId: 'Asia/Shanghai',
+      ...(userAgent ? { userAgent } : {}),
     });
     this.contexts.push(ctx);
     await ctx.route('**/*', (route) => {
@@ -167,6 +171,7 @@ class Harness {
 
   async close() {
     await Promise.allSettled(this.contexts.map((c) => c.close()));
+    await Promise.allSettled(this.cleanups.map((f) => f()));
   }
 }
 
@@ -472,6 +477,18 @@ async function apiLogin(base, user) {
   return r.json.access_token;
 }
 
+/** Runs `fenpay ARGS...` against the main instance's database; resolves to its stdout. */
+function fenpayCli(args, extraEnv = {}) {
+  const env = { ...process.env, APP_ENV: 'development', DATA_DIR: MAIN_DATA_DIR, ...extraEnv };
+  for (const name of ['DATABASE_URL', 'PUBLIC_BASE_URL', 'JWT_SECRET']) delete env[name];
+  if (DEV_KEYS_DIR) env.DEV_KEYS_DIR = DEV_KEYS_DIR;
+  return new Promise((resolve, reject) => {
+    execFile(FENPAY_BIN, args, { cwd: MAIN_DATA_DIR, env, timeout: 60_000 }, (err, stdout, stderr) =>
+      err ? reject(new Failure(`fenpay ${args[0]} failed: ${err.message}\n${stderr}`)) : resolve(stdout),
+    );
+  });
+}
+
 /**
  * An administrator of the main instance: registered through the API, promoted with
  * `fenpay create-admin` on the instance's own database, signed in again (the role is
@@ -479,17 +496,7 @@ async function apiLogin(base, user) {
  */
 async function adminUser(tag = 'adm') {
   const user = await apiUser(BASE, tag);
-  const env = { ...process.env, APP_ENV: 'development', DATA_DIR: MAIN_DATA_DIR, FENPAY_ADMIN_PASSWORD: user.password };
-  for (const name of ['DATABASE_URL', 'PUBLIC_BASE_URL', 'JWT_SECRET']) delete env[name];
-  if (DEV_KEYS_DIR) env.DEV_KEYS_DIR = DEV_KEYS_DIR;
-  await new Promise((resolve, reject) => {
-    execFile(
-      FENPAY_BIN,
-      ['create-admin', '--username', user.username, '--email', user.email],
-      { cwd: MAIN_DATA_DIR, env, timeout: 60_000 },
-      (err, stdout, stderr) => (err ? reject(new Failure(`fenpay create-admin failed: ${err.message}\n${stderr}`)) : resolve(stdout)),
-    );
-  });
+  await fenpayCli(['create-admin', '--username', user.username, '--email', user.email], { FENPAY_ADMIN_PASSWORD: user.password });
   const token = await apiLogin(BASE, user);
   const account = await me(BASE, token);
   assertEq(account.role, 'admin', 'role after create-admin');
@@ -1052,6 +1059,460 @@ test(
         assert(/^¥\d+\.\d{2}$/.test(paid?.trim() ?? ''), `total paid is shown in yuan: ${paid}`);
       }
     }
+  },
+  { skip: NO_ADMIN },
+);
+
+// ---------------------------------------------------------------------------------------
+// Merchant apps and the hosted checkout page (`/pay/{order_no}?sig=`).
+
+const IPHONE_UA =
+  'Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1';
+const WECHAT_UA =
+  'Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 MicroMessenger/8.0.47(0x18002f2c) NetType/WIFI Language/zh_CN';
+
+function hmacHex(secret, message) {
+  return createHmac('sha256', secret).update(message).digest('hex');
+}
+
+/**
+ * A merchant app's own server on 127.0.0.1: takes webhooks at POST /hook and buyers coming
+ * back at GET /back. Closed with the test.
+ */
+async function appServer(h) {
+  const hooks = [];
+  const returns = [];
+  const server = createServer((req, res) => {
+    const chunks = [];
+    req.on('data', (c) => chunks.push(c));
+    req.on('end', () => {
+      const url = new URL(req.url, 'http://receiver');
+      if (req.method === 'POST' && url.pathname === '/hook') {
+        hooks.push({ signature: req.headers['fenpay-signature'], body: Buffer.concat(chunks).toString('utf8') });
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end('{"received":true}');
+      } else if (req.method === 'GET' && url.pathname === '/back') {
+        returns.push(url);
+        res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+        res.end('<!doctype html><title>shop</title><h1 id="shop-return">Back at the shop</h1>');
+      } else {
+        res.writeHead(404);
+        res.end();
+      }
+    });
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  h.cleanups.push(
+    () =>
+      new Promise((resolve) => {
+        server.closeAllConnections();
+        server.close(resolve);
+      }),
+  );
+  return { origin: `http://127.0.0.1:${server.address().port}`, hooks, returns };
+}
+
+/** Checks a `fenpay-signature: t=<unix>,v1=<hex>` header against the body; returns the event. */
+function verifiedEvent(hook, secret) {
+  const parts = Object.fromEntries((hook.signature ?? '').split(',').map((p) => p.trim().split('=')));
+  const t = Number(parts.t);
+  assert(Number.isInteger(t) && Math.abs(Date.now() / 1000 - t) < 300, `signature time is now: ${hook.signature}`);
+  assertEq(parts.v1, hmacHex(secret, `${t}.${hook.body}`), 'webhook v1 signature (HMAC-SHA256 of "<t>.<body>")');
+  assert(parts.v1 !== hmacHex(`${secret}x`, `${t}.${hook.body}`), 'the signature depends on the secret');
+  return JSON.parse(hook.body);
+}
+
+/** JSON with object keys sorted, to compare values whatever order the keys came in. */
+function canonicalJson(value) {
+  const sort = (v) =>
+    Array.isArray(v)
+      ? v.map(sort)
+      : v && typeof v === 'object'
+        ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, sort(v[k])]))
+        : v;
+  return JSON.stringify(sort(value));
+}
+
+let appSeq = 0;
+/** `fenpay app create` (test key, the app fulfils from its webhooks). */
+async function cliApp(tag, { webhookUrl, returnHosts = [] } = {}) {
+  const name = `E2E ${tag} ${Date.now().toString(36)}${(appSeq++).toString(36)}`;
+  const args = ['app', 'create', '--name', name, '--mode', 'test', '--fulfilment', 'webhook'];
+  if (webhookUrl) args.push('--webhook-url', webhookUrl);
+  for (const host of returnHosts) args.push('--return-host', host);
+  const app = JSON.parse(await fenpayCli(args));
+  assert(/^sk_test_[A-Za-z0-9]{32}$/.test(app.api_key ?? ''), `a test API key: ${app.api_key}`);
+  assert(app.webhook_secret, 'a webhook secret');
+  return { ...app, name };
+}
+
+/** POST /merchant/orders with the app's key; returns the order (with `checkout_url`). */
+async function merchantOrder(app, body) {
+  const r = await api(BASE, app.api_key, 'POST', '/merchant/orders', body);
+  assertEq(r.status, 200, `POST /merchant/orders (${r.text})`);
+  assert(r.json.checkout_url?.startsWith(`${BASE}/pay/${r.json.order_no}?sig=`), `checkout_url: ${r.json.checkout_url}`);
+  return r.json;
+}
+
+async function merchantGet(app, orderNo) {
+  const r = await api(BASE, app.api_key, 'GET', `/merchant/orders/${encodeURIComponent(orderNo)}`);
+  assertEq(r.status, 200, `GET /merchant/orders/${orderNo} (${r.text})`);
+  return r.json;
+}
+
+function outOrderNo(tag) {
+  return `e2e-${tag}-${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
+}
+
+/** Opens a checkout link and waits for the order to show. */
+async function openCheckout(page, order, device) {
+  await page.goto(order.checkout_url, { waitUntil: 'commit' });
+  const root = page.locator('[data-testid=hosted-checkout]');
+  await root.waitFor();
+  assertEq(await root.getAttribute('data-device'), device, 'device the page recognised');
+  await expectText(page.locator('[data-testid=order-no]'), order.order_no, { what: 'order number' });
+}
+
+test(
+  'hosted checkout: desktop, app order paid by WeChat QR, signed return and signed webhook',
+  async (h) => {
+    const shop = await appServer(h);
+    const app = await cliApp('desktop', { webhookUrl: `${shop.origin}/hook`, returnHosts: ['127.0.0.1'] });
+    const metadata = { cart: 'c-42', items: [{ sku: 'tea', qty: 2 }], gift: true };
+    const order = await merchantOrder(app, {
+      out_order_no: outOrderNo('desk'),
+      subject: 'E2E 龙井茶 ×2',
+      amount_fen: 1234,
+      customer_ref: 'cust-7',
+      metadata,
+      return_url: `${shop.origin}/back?shop=1`,
+    });
+    assertEq(order.payment_method, null, 'payment method before the buyer chooses');
+
+    const page = await h.page(BASE, { alsoAllow: [shop.origin] });
+    await openCheckout(page, order, 'desktop');
+    await expectText(page.locator('[data-testid=app-name]'), app.name, { what: 'app name' });
+    await expectText(page.locator('[data-testid=subject]'), 'E2E 龙井茶 ×2', { what: 'subject' });
+    await expectText(page.locator('[data-testid=order-amount]'), '¥12.34', { what: 'amount' });
+    await expectText(page.locator('[data-testid=order-status]'), 'pending', { what: 'order-status' });
+    // Chinese by default.
+    await expectText(page.locator('[data-testid=choose-method] p').first(), '请选择支付方式', { what: 'method prompt (zh)' });
+    await expectText(page.locator('[data-testid=choose-wechat]'), '微信支付', { what: 'WeChat button (zh)' });
+    await expectText(page.locator('[data-testid=choose-alipay]'), '支付宝', { what: 'Alipay button (zh)' });
+
+    await page.screenshot({ path: join(SHOTS, 'hosted-choose-desktop.png') });
+    await page.locator('[data-testid=choose-wechat]').click();
+    const qr = page.locator(`[data-testid=qr-code][data-order-no="${order.order_no}"]`);
+    await qr.waitFor();
+    await expectText(page.locator('[data-testid=order-method]'), '微信支付', { what: 'chosen method (zh)' });
+    assertEq(await page.locator('[data-testid=choose-method]').count(), 0, 'method buttons once chosen');
+    const svg = qr.locator('svg');
+    const box = await svg.boundingBox();
+    assert(box && box.width >= 150 && box.height >= 150, `QR SVG is drawn at a scannable size: ${JSON.stringify(box)}`);
+    const decoded = await decodeSvgQr(page.context().browser(), await svg.evaluate((el) => el.outerHTML));
+    const chosen = await merchantGet(app, order.order_no);
+    assertEq(chosen.payment_method, 'wechat', 'payment method after choosing');
+    assertEq(chosen.channel, 'native', 'channel on a desktop');
+    assertEq(decoded, chosen.qr_code_url, "decoded QR content vs the order's qr_code_url");
+    assert(/^weixin:\/\/wxpay\/bizpayurl\?pr=/.test(decoded), `a WeChat Pay code URL: ${decoded}`);
+    assertEq(await tradeState('wechat', order.order_no), 'NOTPAY', 'provider trade state before paying');
+    await page.screenshot({ path: join(SHOTS, 'hosted-qr-desktop.png') });
+
+    await page.locator('[data-testid=simulate-pay]').click();
+    await expectText(page.locator('[data-testid=order-status]'), 'paid', { timeout: PAY_TIMEOUT, what: 'order-status' });
+    await expectText(page.locator('[data-testid=payment-success] .big'), '支付成功！', { what: 'success message (zh)' });
+    await page.locator('[data-testid=returning]').waitFor();
+
+    // Back to the app, with the result signed under the webhook secret.
+    await page.waitForURL((url) => url.origin === shop.origin, { timeout: STEP_TIMEOUT });
+    await page.locator('#shop-return').waitFor();
+    const back = new URL(page.url());
+    assertEq(back.pathname, '/back', 'return path');
+    assertEq(back.searchParams.get('shop'), '1', "the return_url's own query survives");
+    assertEq(back.searchParams.get('order_no'), order.order_no, 'returned order_no');
+    assertEq(back.searchParams.get('out_order_no'), order.out_order_no, 'returned out_order_no');
+    assertEq(back.searchParams.get('status'), 'paid', 'returned status');
+    assertEq(
+      back.searchParams.get('sig'),
+      hmacHex(app.webhook_secret, `${order.order_no}\n${order.out_order_no}\npaid`),
+      'return signature (HMAC-SHA256 of order_no, out_order_no, status)',
+    );
+    assertEq(shop.returns.length, 1, 'returns at the shop');
+
+    // The app's server hears of it, signed with its webhook secret.
+    const hook = await eventually(
+      () =>
+        shop.hooks.find((x) => {
+          const e = JSON.parse(x.body);
+          return e.type === 'order.paid' && e.data?.order?.order_no === order.order_no;
+        }),
+      { timeout: PAY_TIMEOUT, message: `an order.paid webhook for ${order.order_no}` },
+    );
+    const event = verifiedEvent(hook, app.webhook_secret);
+    assert(event.id && event.created_at, `the event has an id and a time: ${hook.body.slice(0, 200)}`);
+    assertEq(event.data.order.out_order_no, order.out_order_no, 'webhook out_order_no');
+    assertEq(event.data.order.customer_ref, 'cust-7', 'webhook customer_ref');
+    assertEq(canonicalJson(event.data.order.metadata), canonicalJson(metadata), 'webhook metadata');
+    assertEq(event.data.order.status, 'paid', 'webhook order status');
+    assertEq(event.data.order.amount_fen, 1234, 'webhook amount_fen');
+    assertEq((await merchantGet(app, order.order_no)).status, 'paid', 'server order status');
+    assertEq(await tradeState('wechat', order.order_no), 'SUCCESS', 'provider trade state after paying');
+  },
+  { skip: NO_ADMIN },
+);
+
+test(
+  'hosted checkout: phone browser, Alipay wap and WeChat H5, in English',
+  async (h) => {
+    const app = await cliApp('phone');
+    const page = await h.page(BASE, { viewport: PHONE, phone: true, userAgent: IPHONE_UA, alsoAllow: [EMU] });
+
+    // Alipay: the page sends the phone to the wap cashier, which comes back to the page.
+    const ali = await merchantOrder(app, { out_order_no: outOrderNo('wap'), subject: 'E2E wap', amount_fen: 2500 });
+    await openCheckout(page, ali, 'mobile');
+    await page.locator('[data-testid=lang-toggle]').click();
+    await expectText(page.locator('[data-testid=choose-method] p').first(), 'Choose how to pay', { what: 'method prompt (en)' });
+    await expectText(page.locator('[data-testid=choose-alipay]'), 'Alipay', { what: 'Alipay button (en)' });
+    await expectText(page.locator('[data-testid=choose-wechat]'), 'WeChat Pay', { what: 'WeChat button (en)' });
+    await page.screenshot({ path: join(SHOTS, 'hosted-choose-phone.png') });
+    await page.locator('[data-testid=choose-alipay]').click();
+    await page.waitForURL((url) => url.origin === new URL(EMU).origin, { timeout: STEP_TIMEOUT });
+    const cashier = page.locator('main.cashier');
+    await cashier.waitFor();
+    assertEq(await cashier.getAttribute('data-out-trade-no'), ali.order_no, 'the cashier is for this order');
+    await expectText(page.locator('#emulator-amount'), '25.00', { what: 'cashier amount' });
+    const wap = await merchantGet(app, ali.order_no);
+    assertEq(wap.channel, 'wap', 'Alipay channel on a phone');
+    assert(wap.pay_url && page.url().startsWith(new URL(wap.pay_url).origin), `the page went to the wap pay_url (${page.url()})`);
+    await page.locator('#emulator-pay').click();
+    await page.waitForURL((url) => url.origin === new URL(BASE).origin && url.pathname === `/pay/${ali.order_no}`, {
+      timeout: STEP_TIMEOUT,
+    });
+    await expectText(page.locator('[data-testid=order-status]'), 'paid', { timeout: PAY_TIMEOUT, what: 'order-status after wap' });
+    await expectText(page.locator('[data-testid=payment-success] .big'), 'Payment received!', { what: 'success message (en)' });
+    await expectText(page.locator('[data-testid=order-method]'), 'Alipay', { what: 'method (en)' });
+    assertEq(await tradeState('alipay', ali.order_no), 'TRADE_SUCCESS', 'Alipay trade state');
+
+    // WeChat H5: the page opens WeChat's h5_url with a redirect_url back to itself.
+    const wx = await merchantOrder(app, { out_order_no: outOrderNo('h5'), subject: 'E2E h5', amount_fen: 990 });
+    const tenpay = [];
+    await page.route('https://wx.tenpay.com/**', (route) => {
+      tenpay.push(route.request().url());
+      return route.fulfill({ contentType: 'text/html', body: '<!doctype html><title>WeChat Pay</title><p id="tenpay">WeChat H5</p>' });
+    });
+    await openCheckout(page, wx, 'mobile');
+    await expectText(page.locator('[data-testid=choose-method] p').first(), 'Choose how to pay', { what: 'the language is kept' });
+    await page.locator('[data-testid=choose-wechat]').click();
+    await page.waitForURL((url) => url.hostname === 'wx.tenpay.com', { timeout: STEP_TIMEOUT });
+    await page.locator('#tenpay').waitFor();
+    const h5 = await merchantGet(app, wx.order_no);
+    assertEq(h5.channel, 'h5', 'WeChat channel on a phone');
+    const opened = new URL(page.url());
+    assert(page.url().startsWith(h5.h5_url), `the page opened the order's h5_url: ${page.url()}`);
+    const redirect = opened.searchParams.get('redirect_url');
+    assertEq(redirect, wx.checkout_url, 'redirect_url: back to the checkout page');
+    assertEq(await tradeState('wechat', wx.order_no), 'NOTPAY', 'WeChat trade before paying');
+    // The buyer pays in WeChat, which then sends the browser back.
+    const paid = await fetch(`${EMU}/__emulator/wechat/pay/${wx.order_no}`, {
+      method: 'POST',
+      body: '{}',
+      headers: { 'content-type': 'application/json' },
+    });
+    assert(paid.status < 300, `the emulator takes the H5 payment: ${paid.status}`);
+    await page.goto(redirect, { waitUntil: 'commit' });
+    await expectText(page.locator('[data-testid=order-status]'), 'paid', { timeout: PAY_TIMEOUT, what: 'order-status after H5' });
+    await expectText(page.locator('[data-testid=payment-success] .big'), 'Payment received!', { what: 'success message (en)' });
+    assertEq((await emulatorTrade('wechat', wx.order_no)).trade_type, 'MWEB', 'WeChat trade type');
+    assert(tenpay.length >= 1, 'the H5 page was opened');
+    // (A mobile layout viewport grows to fit wide content: compare with the screen width.)
+    const overflow = await page.evaluate((width) => document.documentElement.scrollWidth - width, PHONE.width);
+    assert(overflow <= 0, `the checkout page on a phone scrolls sideways by ${overflow} px`);
+  },
+  { skip: NO_ADMIN },
+);
+
+test(
+  'hosted checkout: inside WeChat, JSAPI through WeChat authorisation; Alipay says open in a browser',
+  async (h) => {
+    const app = await cliApp('wechat');
+    const page = await h.page(BASE, { viewport: PHONE, phone: true, userAgent: WECHAT_UA, alsoAllow: [EMU] });
+    // WeChat's in-app browser injects WeixinJSBridge; this one records the call.
+    await page.addInitScript(() => {
+      window.WeixinJSBridge = {
+        invoke(name, params, done) {
+          window.__wxPay = { name, params };
+          window.__wxDone = done;
+        },
+      };
+    });
+    const visited = [];
+    page.on('request', (req) => req.isNavigationRequest() && visited.push(req.url()));
+
+    const order = await merchantOrder(app, { out_order_no: outOrderNo('jsapi'), subject: 'E2E jsapi', amount_fen: 800 });
+    await openCheckout(page, order, 'wechat');
+    await page.locator('[data-testid=choose-wechat]').click();
+    // Out to WeChat's authorisation (the emulator), back through the callback to the page,
+    // which then asks WeChat to pay.
+    const call = await eventually(() => page.evaluate(() => window.__wxPay), { message: 'getBrandWCPayRequest' });
+    assertEq(new URL(page.url()).pathname, `/pay/${order.order_no}`, 'back on the checkout page');
+    assert(
+      visited.some((u) => u.startsWith(`${EMU}/connect/oauth2/authorize?`) && u.includes('scope=snsapi_base')),
+      `went through WeChat's authorisation: ${visited.join(' ')}`,
+    );
+    assert(
+      visited.some((u) => u.includes(`/api/v1/checkout/${order.order_no}/wechat-oauth/callback?`) && /[?&]code=/.test(u)),
+      `came back with a code: ${visited.join(' ')}`,
+    );
+    assertEq(await page.locator('[data-testid=wechat-error]').count(), 0, 'WeChat errors on the page');
+    assertEq(call.name, 'getBrandWCPayRequest', 'bridge method');
+    assert(/^prepay_id=wx/.test(call.params.package ?? ''), `package: ${call.params.package}`);
+    assertEq(call.params.signType, 'RSA', 'signType');
+    assert(call.params.appId && call.params.timeStamp && call.params.nonceStr && call.params.paySign, `JSAPI params: ${JSON.stringify(call.params)}`);
+    const chosen = await merchantGet(app, order.order_no);
+    assertEq(chosen.payment_method, 'wechat', 'method after authorisation');
+    assertEq(chosen.channel, 'jsapi', 'channel inside WeChat');
+    await expectText(page.locator('[data-testid=order-method]'), '微信支付', { what: 'method (zh)' });
+
+    // The buyer confirms in WeChat: the emulator takes it, the bridge says ok.
+    const paid = await fetch(`${EMU}/__emulator/wechat/pay/${order.order_no}`, {
+      method: 'POST',
+      body: '{}',
+      headers: { 'content-type': 'application/json' },
+    });
+    assert(paid.status < 300, `the emulator takes the JSAPI payment: ${paid.status}`);
+    await page.evaluate(() => window.__wxDone({ err_msg: 'get_brand_wcpay_request:ok' }));
+    await expectText(page.locator('[data-testid=order-status]'), 'paid', { timeout: PAY_TIMEOUT, what: 'order-status' });
+    await expectText(page.locator('[data-testid=payment-success] .big'), '支付成功！', { what: 'success message (zh)' });
+    const trade = await emulatorTrade('wechat', order.order_no);
+    assertEq(trade.trade_type, 'JSAPI', 'WeChat trade type');
+    assert(/^o[\w-]{20,}$/.test(trade.payer_openid ?? ''), `the payer's openid from the authorisation: ${trade.payer_openid}`);
+
+    // Alipay does not work inside WeChat: a hint, no navigation, nothing chosen.
+    const ali = await merchantOrder(app, { out_order_no: outOrderNo('inwx'), subject: 'E2E in wechat', amount_fen: 100 });
+    await openCheckout(page, ali, 'wechat');
+    await page.locator('[data-testid=choose-alipay]').click();
+    const hint = page.locator('[data-testid=open-in-browser]');
+    await hint.waitFor();
+    assert(((await hint.textContent()) ?? '').includes('微信内无法使用支付宝'), `the Chinese hint: ${await hint.textContent()}`);
+    assertEq(new URL(page.url()).pathname, `/pay/${ali.order_no}`, 'still on the checkout page');
+    assertEq((await merchantGet(app, ali.order_no)).payment_method, null, 'method after the hint');
+    await page.locator('[data-testid=lang-toggle]').click();
+    await eventually(async () => ((await hint.textContent()) ?? '').includes('Alipay does not work inside WeChat'), {
+      message: 'the English hint',
+    });
+  },
+  { skip: NO_ADMIN },
+);
+
+test(
+  'admin apps: create an app, key shown once, rotate it, revoke it; the old keys get 401',
+  async (h) => {
+    const admin = await adminUser('appadm');
+    const page = await h.page(BASE);
+    await openAdmin(page, admin);
+    await page.locator('[data-testid=admin-tab-apps]').click();
+    const form = page.locator('[data-testid=app-create-form]');
+    await form.waitFor();
+    const name = `E2E admin app ${Date.now().toString(36)}`;
+    await form.locator('#app-name').fill(name);
+    await form.locator('#app-webhook').fill('http://127.0.0.1:9/hook');
+    await form.locator('#app-hosts').fill('shop.example.com, *.example.org');
+    await form.locator('#app-mode').selectOption('test');
+    await form.locator('#app-fulfilment').selectOption('webhook');
+    await page.locator('[data-testid=app-create-submit]').click();
+
+    const secrets = page.locator('[data-testid=app-secrets]');
+    await secrets.waitFor();
+    const appId = (await secrets.locator('[data-testid=secret-app-id]').textContent()).trim();
+    const key = (await secrets.locator('[data-testid=secret-api-key]').textContent()).trim();
+    const whsec = (await secrets.locator('[data-testid=secret-webhook]').textContent()).trim();
+    assert(/^sk_test_[A-Za-z0-9]{32}$/.test(key), `a test key is shown: ${key}`);
+    assert(whsec.length >= 16, `a webhook secret is shown: ${whsec}`);
+    const row = page.locator(`[data-testid=app-row][data-app-id="${appId}"]`);
+    await row.waitFor();
+    await expectText(row.locator('[data-testid=app-name]'), name, { what: 'app name in the list' });
+    await expectText(row.locator('[data-testid=app-key-prefix]'), `${key.slice(0, 12)}…`, { what: 'key prefix' });
+    await expectText(row.locator('[data-testid=app-webhook]'), 'http://127.0.0.1:9/hook', { what: 'webhook URL' });
+    await expectText(row.locator('[data-testid=app-hosts]'), 'shop.example.com, *.example.org', { what: 'return hosts' });
+    assertEq(await row.getAttribute('data-revoked'), 'false', 'revoked before revoking');
+
+    // The key works.
+    const order = (k, tag) =>
+      api(BASE, k, 'POST', '/merchant/orders', { out_order_no: outOrderNo(tag), subject: 'E2E admin', amount_fen: 100 });
+    const first = await order(key, 'adm1');
+    assertEq(first.status, 200, `an order with the new key (${first.text})`);
+    const list = await api(BASE, admin.token, 'GET', '/admin/apps');
+    const listed = (list.json.items ?? []).find((a) => a.id === appId);
+    assertEq(listed?.mode, 'test', 'app mode on the server');
+    assert(!list.text.includes(key), 'the app list does not carry the key');
+
+    // Edit: the return hosts decide which return_url the API takes.
+    const withReturn = (k, url) =>
+      api(BASE, k, 'POST', '/merchant/orders', { out_order_no: outOrderNo('ret'), subject: 'E2E return', amount_fen: 100, return_url: url });
+    const refused = await withReturn(key, 'http://127.0.0.1/back');
+    assertEq(refused.status, 400, `a return_url off the allowed hosts (${refused.text})`);
+    assertEq(refused.json?.code, 'invalid_return_url', 'error code');
+    await row.locator('[data-testid=app-edit]').click();
+    const edit = page.locator('[data-testid=app-edit-form]');
+    await edit.waitFor();
+    assertEq(await edit.locator('#edit-hosts').inputValue(), 'shop.example.com, *.example.org', 'hosts in the edit form');
+    assertEq(await edit.locator('#edit-fulfilment').inputValue(), 'webhook', 'fulfilment in the edit form');
+    await edit.locator('#edit-hosts').fill('shop.example.com, 127.0.0.1');
+    await page.locator('[data-testid=app-edit-save]').click();
+    await eventually(async () => (await edit.count()) === 0, { message: 'the edit form to close' });
+    await expectText(row.locator('[data-testid=app-hosts]'), 'shop.example.com, 127.0.0.1', { what: 'return hosts after editing' });
+    const allowed = await withReturn(key, 'http://127.0.0.1/back');
+    assertEq(allowed.status, 200, `a return_url on a newly allowed host (${allowed.text})`);
+    assertEq((await withReturn(key, 'https://a.example.org/back')).status, 400, 'a host removed by the edit');
+    await page.screenshot({ path: join(SHOTS, 'admin-apps-desktop.png'), fullPage: true });
+
+    // Shown once: gone after "copied" and after a reload.
+    await page.locator('[data-testid=app-secrets-done]').click();
+    await eventually(async () => (await secrets.count()) === 0, { message: 'the secrets box to close' });
+    await page.reload({ waitUntil: 'commit' });
+    await page.locator('[data-testid=admin-tab-apps]').click();
+    await row.waitFor();
+    assert(!((await page.locator('body').textContent()) ?? '').includes(key), 'the key is not on the page after a reload');
+
+    // Rotate: a second click confirms; the new key is shown, the old one is refused.
+    await row.locator('[data-testid=app-rotate-key]').click();
+    const confirmBox = page.locator('[data-testid=app-confirm-box]');
+    await confirmBox.waitFor();
+    assert(((await confirmBox.textContent()) ?? '').includes(name), 'the confirmation names the app');
+    await page.locator('[data-testid=app-confirm]').click();
+    await secrets.waitFor();
+    const rotated = (await secrets.locator('[data-testid=secret-api-key]').textContent()).trim();
+    assert(/^sk_test_[A-Za-z0-9]{32}$/.test(rotated) && rotated !== key, `a new key: ${rotated}`);
+    await expectText(row.locator('[data-testid=app-key-prefix]'), `${rotated.slice(0, 12)}…`, { what: 'new key prefix' });
+    assertEq((await order(key, 'adm2')).status, 401, 'the rotated-out key');
+    const second = await order(rotated, 'adm3');
+    assertEq(second.status, 200, `an order with the rotated key (${second.text})`);
+    await page.locator('[data-testid=app-secrets-done]').click();
+
+    // Revoke.
+    await row.locator('[data-testid=app-revoke]').click();
+    await confirmBox.waitFor();
+    await page.locator('[data-testid=app-confirm]').click();
+    await eventually(async () => (await row.getAttribute('data-revoked')) === 'true', { message: 'the row to show revoked' });
+    await row.locator('[data-testid=app-revoked]').waitFor();
+    assertEq(await row.locator('[data-testid=app-revoke]').count(), 0, 'actions on a revoked app');
+    assertEq(await confirmBox.count(), 0, 'confirmation box after revoking');
+    assertEq((await order(rotated, 'adm4')).status, 401, 'the revoked key');
+    assertEq(
+      (await api(BASE, rotated, 'GET', `/merchant/orders/${second.json.order_no}`)).status,
+      401,
+      'reading an order with the revoked key',
+    );
+
+    // On a phone the list scrolls inside its box; the page itself does not.
+    const phone = await h.page(BASE, { viewport: PHONE, phone: true });
+    await openAdmin(phone, admin);
+    await phone.locator('[data-testid=admin-tab-apps]').click();
+    await phone.locator(`[data-testid=app-row][data-app-id="${appId}"]`).waitFor();
+    await phone.evaluate(() => document.fonts.ready);
+    const overflow = await phone.evaluate((width) => document.documentElement.scrollWidth - width, PHONE.width);
+    assert(overflow <= 0, `the apps tab on a phone scrolls sideways by ${overflow} px`);
+    await phone.screenshot({ path: join(SHOTS, 'admin-apps-phone.png') });
   },
   { skip: NO_ADMIN },
 );

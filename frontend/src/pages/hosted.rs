@@ -494,7 +494,7 @@ pub fn HostedCheckoutPage(order_no: String, sig: String) -> impl IntoView {
         view! {
             <div class="hosted-methods" data-testid="choose-method">
                 <p>{move || i18n.t("请选择支付方式", "Choose how to pay")}</p>
-                {buttons}
+                <div class="actions">{buttons}</div>
                 {move || hint_alipay_in_wechat.get().then(|| view! {
                     <p class="alert alert-warn" role="status" data-testid="open-in-browser">
                         {move || if device == Device::AlipayApp {

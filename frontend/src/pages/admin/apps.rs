@@ -237,7 +237,7 @@ pub fn AppsView() -> impl IntoView {
                                         <th scope="col">{move || i18n.t("履约", "Fulfilment")}</th>
                                         <th scope="col">{move || i18n.t("易支付", "epay")}</th>
                                         <th scope="col">{move || i18n.t("状态", "Status")}</th>
-                                        <th scope="col"><span class="visually-hidden">{move || i18n.t("操作", "Actions")}</span></th>
+                                        <th scope="col">{move || i18n.t("操作", "Actions")}</th>
                                     </tr>
                                 </thead>
                                 <tbody>{rows}</tbody>
