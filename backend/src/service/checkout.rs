@@ -323,21 +323,7 @@ pub async fn simulate_pay(state: &AppState, order_no: &str) -> AppResult<()> {
             "the order is not pending",
         ));
     }
-    let resp = reqwest::Client::new()
-        .post(format!("{base}/__emulator/{}/pay/{order_no}", row.provider))
-        .json(&serde_json::json!({}))
-        .send()
-        .await
-        .map_err(|e| AppError::ProviderUnavailable(e.to_string()))?;
-    if !resp.status().is_success() {
-        let status = resp.status();
-        let text = resp.text().await.unwrap_or_default();
-        return Err(AppError::conflict(
-            "simulate_pay_failed",
-            format!("emulator answered {status}: {text}"),
-        ));
-    }
-    Ok(())
+    order_service::pay_at_emulator(&base, &row.provider, order_no).await
 }
 
 #[cfg(test)]

@@ -1094,3 +1094,24 @@ pub fn stored_sdk_params(row: &OrderRow) -> Option<SdkParams> {
         .as_deref()
         .and_then(|s| serde_json::from_str(s).ok())
 }
+
+/// Development only: the emulator at `base` pays `order_no` as its buyer would (the demo's
+/// "simulate scan & pay"); the order then goes paid by the normal notification path. 409
+/// `simulate_pay_failed` with the emulator's answer when it refuses.
+pub async fn pay_at_emulator(base: &str, provider: &str, order_no: &str) -> AppResult<()> {
+    let resp = reqwest::Client::new()
+        .post(format!("{base}/__emulator/{provider}/pay/{order_no}"))
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .map_err(|e| AppError::ProviderUnavailable(e.to_string()))?;
+    if !resp.status().is_success() {
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        return Err(AppError::conflict(
+            "simulate_pay_failed",
+            format!("emulator answered {status}: {text}"),
+        ));
+    }
+    Ok(())
+}

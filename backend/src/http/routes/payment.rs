@@ -205,23 +205,6 @@ pub async fn simulate_pay(
             "the order is not pending",
         ));
     }
-    let url = format!(
-        "{base}/__emulator/{}/pay/{}",
-        order.provider, order.order_no
-    );
-    let resp = reqwest::Client::new()
-        .post(url)
-        .json(&serde_json::json!({}))
-        .send()
-        .await
-        .map_err(|e| AppError::ProviderUnavailable(e.to_string()))?;
-    if !resp.status().is_success() {
-        let status = resp.status();
-        let text = resp.text().await.unwrap_or_default();
-        return Err(AppError::conflict(
-            "simulate_pay_failed",
-            format!("emulator answered {status}: {text}"),
-        ));
-    }
+    orders::pay_at_emulator(&base, &order.provider, &order.order_no).await?;
     Ok(HttpResponse::Accepted().finish())
 }
