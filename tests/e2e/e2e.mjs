@@ -1201,6 +1201,12 @@ test(
     await expectText(page.locator('[data-testid=choose-alipay]'), '支付宝', { what: 'Alipay button (zh)' });
 
     await page.screenshot({ path: join(SHOTS, 'hosted-choose-desktop.png') });
+    // A link with a wrong signature shows nothing of the order.
+    const forged = await h.page(BASE);
+    await forged.goto(`/pay/${order.order_no}?sig=${'0'.repeat(32)}`, { waitUntil: 'commit' });
+    await expectText(forged.locator('[data-testid=link-invalid]'), '支付链接无效或已失效。', { what: 'invalid link (zh)' });
+    assertEq(await forged.locator('[data-testid=order-amount]').count(), 0, 'amount shown on a forged link');
+    assertEq((await api(BASE, null, 'GET', `/checkout/${order.order_no}?sig=${'0'.repeat(32)}`)).status, 404, 'API on a forged sig');
     await page.locator('[data-testid=choose-wechat]').click();
     const qr = page.locator(`[data-testid=qr-code][data-order-no="${order.order_no}"]`);
     await qr.waitFor();
@@ -1336,13 +1342,18 @@ test(
   async (h) => {
     const app = await cliApp('wechat');
     const page = await h.page(BASE, { viewport: PHONE, phone: true, userAgent: WECHAT_UA, alsoAllow: [EMU] });
-    // WeChat's in-app browser injects WeixinJSBridge; this one records the call.
+    // WeChat's in-app browser injects WeixinJSBridge, sometimes only after the page ran
+    // (then it fires WeixinJSBridgeReady); this one records the calls.
     await page.addInitScript(() => {
-      window.WeixinJSBridge = {
-        invoke(name, params, done) {
-          window.__wxPay = { name, params };
-          window.__wxDone = done;
-        },
+      window.__wxCalls = [];
+      window.__installBridge = () => {
+        window.WeixinJSBridge = {
+          invoke(name, params, done) {
+            window.__wxCalls.push({ name, params });
+            window.__wxDone = done;
+          },
+        };
+        document.dispatchEvent(new Event('WeixinJSBridgeReady'));
       };
     });
     const visited = [];
@@ -1353,8 +1364,12 @@ test(
     await page.locator('[data-testid=choose-wechat]').click();
     // Out to WeChat's authorisation (the emulator), back through the callback to the page,
     // which then asks WeChat to pay.
-    const call = await eventually(() => page.evaluate(() => window.__wxPay), { message: 'getBrandWCPayRequest' });
-    assertEq(new URL(page.url()).pathname, `/pay/${order.order_no}`, 'back on the checkout page');
+    await page.waitForURL((url) => url.origin === BASE && url.pathname === `/pay/${order.order_no}`, { timeout: STEP_TIMEOUT });
+    const payButton = page.locator('[data-testid=open-provider]');
+    await payButton.waitFor();
+    assertEq(await page.evaluate(() => window.__wxCalls.length), 0, 'bridge calls before the bridge is there');
+    await page.evaluate(() => window.__installBridge());
+    const call = await eventually(() => page.evaluate(() => window.__wxCalls[0]), { message: 'getBrandWCPayRequest on WeixinJSBridgeReady' });
     assert(
       visited.some((u) => u.startsWith(`${EMU}/connect/oauth2/authorize?`) && u.includes('scope=snsapi_base')),
       `went through WeChat's authorisation: ${visited.join(' ')}`,
@@ -1372,6 +1387,17 @@ test(
     assertEq(chosen.payment_method, 'wechat', 'method after authorisation');
     assertEq(chosen.channel, 'jsapi', 'channel inside WeChat');
     await expectText(page.locator('[data-testid=order-method]'), '微信支付', { what: 'method (zh)' });
+    // Cancelled in WeChat's sheet: the button asks again.
+    await page.evaluate(() => window.__wxDone({ err_msg: 'get_brand_wcpay_request:cancel' }));
+    await expectText(payButton, '微信支付', { what: 'pay button (zh)' });
+    await payButton.click();
+    await eventually(async () => (await page.evaluate(() => window.__wxCalls.length)) === 2, { message: 'a second getBrandWCPayRequest' });
+    assertEq(
+      await page.evaluate(() => window.__wxCalls[1].params.package),
+      call.params.package,
+      'the same prepay on the second try',
+    );
+    await expectText(page.locator('[data-testid=order-status]'), 'pending', { what: 'order-status after cancelling' });
 
     // The buyer confirms in WeChat: the emulator takes it, the bridge says ok.
     const paid = await fetch(`${EMU}/__emulator/wechat/pay/${order.order_no}`, {
@@ -1381,6 +1407,7 @@ test(
     });
     assert(paid.status < 300, `the emulator takes the JSAPI payment: ${paid.status}`);
     await page.evaluate(() => window.__wxDone({ err_msg: 'get_brand_wcpay_request:ok' }));
+    await page.screenshot({ path: join(SHOTS, 'hosted-wechat-phone.png') });
     await expectText(page.locator('[data-testid=order-status]'), 'paid', { timeout: PAY_TIMEOUT, what: 'order-status' });
     await expectText(page.locator('[data-testid=payment-success] .big'), '支付成功！', { what: 'success message (zh)' });
     const trade = await emulatorTrade('wechat', order.order_no);
@@ -1400,6 +1427,16 @@ test(
     await eventually(async () => ((await hint.textContent()) ?? '').includes('Alipay does not work inside WeChat'), {
       message: 'the English hint',
     });
+
+    // A stale or forged authorisation comes back to the page with the reason.
+    const sig = new URL(ali.checkout_url).searchParams.get('sig');
+    await page.goto(`/api/v1/checkout/${ali.order_no}/wechat-oauth/callback?sig=${sig}&code=forged&state=1h00`, { waitUntil: 'commit' });
+    const failed = page.locator('[data-testid=wechat-error]');
+    await failed.waitFor();
+    assertEq(new URL(page.url()).pathname, `/pay/${ali.order_no}`, 'back on the checkout page');
+    assertEq(await failed.getAttribute('data-code'), 'wechat_oauth_expired', 'the reason');
+    await expectText(failed, 'WeChat did not confirm you; please try again.', { what: 'the English WeChat error' });
+    assertEq((await merchantGet(app, ali.order_no)).payment_method, null, 'method after a forged authorisation');
   },
   { skip: NO_ADMIN },
 );
