@@ -12,9 +12,9 @@ use crate::payment::{OrderResponse, OrderStatus, PaymentMethod};
 pub struct AdminOrderQuery {
     pub status: Option<OrderStatus>,
     pub provider: Option<PaymentMethod>,
-    /// Created at or after this day (UTC, `YYYY-MM-DD`).
+    /// Created at or after this day (`YYYY-MM-DD`, a day in the business time zone).
     pub from: Option<NaiveDate>,
-    /// Created on or before this day (UTC, `YYYY-MM-DD`).
+    /// Created on or before this day (`YYYY-MM-DD`, a day in the business time zone).
     pub to: Option<NaiveDate>,
     /// A user id or an exact username.
     pub user: Option<String>,
@@ -24,6 +24,45 @@ pub struct AdminOrderQuery {
     pub page: Option<i64>,
     /// Items per page, 1-100 (default 20).
     pub per_page: Option<i64>,
+}
+
+/// `GET /api/v1/admin/exports/orders.csv` filters (those of the order list).
+///
+/// `from` / `to` are days `YYYY-MM-DD` in the business time zone (`to` included whole)
+/// or RFC 3339 instants (`to` excluded), compared with the creation time.
+#[derive(Clone, Debug, Serialize, Deserialize, Default, PartialEq)]
+#[cfg_attr(feature = "server", derive(utoipa::IntoParams))]
+pub struct OrderExportQuery {
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub status: Option<OrderStatus>,
+    pub provider: Option<PaymentMethod>,
+    /// A user id or an exact username.
+    pub user: Option<String>,
+}
+
+/// `GET /api/v1/admin/exports/refunds.csv` filters; `from` / `to` as for orders,
+/// compared with the refund's creation time; `user` is the order's buyer.
+#[derive(Clone, Debug, Serialize, Deserialize, Default, PartialEq)]
+#[cfg_attr(feature = "server", derive(utoipa::IntoParams))]
+pub struct RefundExportQuery {
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub status: Option<RefundStatus>,
+    pub provider: Option<PaymentMethod>,
+    /// A user id or an exact username.
+    pub user: Option<String>,
+}
+
+/// `GET /api/v1/admin/exports/ledger.csv` filters; `from` / `to` as for orders,
+/// compared with the entry's time.
+#[derive(Clone, Debug, Serialize, Deserialize, Default, PartialEq)]
+#[cfg_attr(feature = "server", derive(utoipa::IntoParams))]
+pub struct LedgerExportQuery {
+    pub from: Option<String>,
+    pub to: Option<String>,
+    /// A user id or an exact username.
+    pub user: Option<String>,
 }
 
 /// One order as an operator sees it.
@@ -272,7 +311,8 @@ pub struct LedgerVerifyResponse {
     pub mismatches: Vec<LedgerMismatch>,
 }
 
-/// `GET /api/v1/admin/stats` range (default: the last 30 days, UTC).
+/// `GET /api/v1/admin/stats` range: days (`YYYY-MM-DD`) in the business time zone
+/// (`BUSINESS_TIMEZONE`); default the last 30 days there, today included.
 #[derive(Clone, Debug, Serialize, Deserialize, Default, PartialEq)]
 #[cfg_attr(feature = "server", derive(utoipa::IntoParams))]
 pub struct StatsQuery {
@@ -280,7 +320,7 @@ pub struct StatsQuery {
     pub to: Option<NaiveDate>,
 }
 
-/// Paid totals of one provider on one day (by payment time, UTC).
+/// Paid totals of one provider on one day (by payment time, business time zone).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct DailyTotal {
@@ -299,6 +339,9 @@ pub struct DailyTotal {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct StatsResponse {
+    /// The IANA time zone whose days these are (`BUSINESS_TIMEZONE`, e.g. `Asia/Shanghai`).
+    #[serde(default)]
+    pub timezone: String,
     pub from: NaiveDate,
     pub to: NaiveDate,
     /// Ascending by date, then provider; days without payments are omitted.

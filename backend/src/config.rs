@@ -436,6 +436,9 @@ pub struct Settings {
     /// 404 there).
     pub metrics_token: Secret,
     pub limits: LimitSettings,
+    /// `BUSINESS_TIMEZONE` (IANA name, default `Asia/Shanghai`): where the operator's
+    /// days begin and end, for daily totals, day filters and CSV exports.
+    pub business_timezone: chrono_tz::Tz,
 }
 
 fn secs(n: u64) -> std::time::Duration {
@@ -448,6 +451,18 @@ pub const MAX_HTTP_WORKERS: usize = 512;
 /// Proxies trusted by default with `TRUST_PROXY=true`: loopback, RFC 1918, unique local.
 pub const DEFAULT_TRUSTED_PROXIES: &str =
     "127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7";
+
+/// `BUSINESS_TIMEZONE`: an IANA time zone name (`Asia/Shanghai`, `Europe/Berlin`, `UTC`).
+fn parse_timezone(name: &str) -> Result<chrono_tz::Tz, ConfigError> {
+    name.trim()
+        .parse::<chrono_tz::Tz>()
+        .map_err(|_| ConfigError::Invalid {
+            var: "BUSINESS_TIMEZONE",
+            reason: format!(
+                "unknown time zone {name:?}: use an IANA name such as Asia/Shanghai or UTC"
+            ),
+        })
+}
 
 /// Minimum length of a production JWT secret.
 pub const MIN_SECRET_LEN: usize = 32;
@@ -626,7 +641,9 @@ impl Settings {
                 reason: "v3 cannot be combined with Alipay certificate mode (ALIPAY_*CERT_PATH) yet: use v2, the default".into(),
             });
         }
+        let business_timezone = parse_timezone(&env.str_or("BUSINESS_TIMEZONE", "Asia/Shanghai"))?;
         let settings = Settings {
+            business_timezone,
             app_env,
             bind,
             http_workers: env.number(
@@ -1248,6 +1265,26 @@ mod tests {
         let s = Settings::from_map(&map(&ok)).unwrap();
         assert_eq!(s.wechat.base_url, "https://api.mch.weixin.qq.com");
         assert!(!s.emulator.enabled);
+    }
+
+    #[test]
+    fn business_timezone_is_an_iana_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().to_str().unwrap();
+        let s = Settings::from_map(&map(&[("DATA_DIR", data)])).unwrap();
+        assert_eq!(s.business_timezone, chrono_tz::Asia::Shanghai);
+        let s = Settings::from_map(&map(&[
+            ("DATA_DIR", data),
+            ("BUSINESS_TIMEZONE", "Europe/Berlin"),
+        ]))
+        .unwrap();
+        assert_eq!(s.business_timezone.name(), "Europe/Berlin");
+        for bad in ["Mars/Olympus", "+08:00", "Asia/Nowhere"] {
+            let err = Settings::from_map(&map(&[("DATA_DIR", data), ("BUSINESS_TIMEZONE", bad)]))
+                .unwrap_err()
+                .to_string();
+            assert!(err.starts_with("BUSINESS_TIMEZONE: "), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -7,6 +7,7 @@
 pub mod apps;
 pub mod cache;
 pub mod events;
+pub mod exports;
 pub mod gauges;
 pub mod idempotency;
 pub mod ledger;

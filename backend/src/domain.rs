@@ -3,6 +3,8 @@
 pub mod app_tokens;
 pub mod apps;
 pub mod bills;
+pub mod business_time;
+pub mod csv;
 pub mod epay;
 pub mod fulfilment;
 pub mod order;

@@ -7,6 +7,7 @@ pub mod apps;
 pub mod catalog;
 pub mod checkout;
 pub mod epay;
+pub mod exports;
 pub mod merchant;
 pub mod orders;
 pub mod reconciliation;

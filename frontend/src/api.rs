@@ -36,6 +36,8 @@ use crate::time::{note_server_date, now_ms};
 const BASE: &str = "/api/v1";
 /// Longest wait for one reply (the server gives a provider 10 s).
 const REQUEST_TIMEOUT_MS: u32 = 20_000;
+/// Longest wait for a whole CSV export (it streams; large ones take a while).
+const DOWNLOAD_TIMEOUT_MS: u32 = 300_000;
 
 /// Why a call failed.
 #[derive(Clone, Debug, PartialEq)]
@@ -335,6 +337,62 @@ impl Api {
             .map(|_| ())
     }
 
+    /// Operators: download a CSV export (`/admin/exports/...csv?...`) with the bearer
+    /// token and hand it to the browser as a file. A plain link would not carry the
+    /// token, so the file is fetched here and saved through a Blob URL.
+    pub async fn download(self, path: &str, fallback_name: &str) -> Result<(), ApiError> {
+        let token = self.session.token.get_untracked();
+        let request = build_request(
+            "GET",
+            &format!("{BASE}{path}"),
+            None,
+            token.as_deref(),
+            &[("Accept", "text/csv")],
+            DOWNLOAD_TIMEOUT_MS,
+        )
+        .map_err(|_| ApiError::Network)?;
+        let window = web_sys::window().ok_or(ApiError::Network)?;
+        let response: Response = JsFuture::from(window.fetch_with_request(&request))
+            .await
+            .map_err(|_| ApiError::Network)?
+            .dyn_into()
+            .map_err(|_| ApiError::Network)?;
+        let status = response.status();
+        if !(200..300).contains(&status) {
+            let text = match response.text() {
+                Ok(promise) => JsFuture::from(promise)
+                    .await
+                    .ok()
+                    .and_then(|v| v.as_string())
+                    .unwrap_or_default(),
+                Err(_) => String::new(),
+            };
+            if status == 401 && token.is_some() {
+                if self.session.token.get_untracked() == token {
+                    self.session.sign_out(Some(Notice::SessionExpired));
+                }
+                return Err(ApiError::SessionExpired);
+            }
+            return Err(ApiError::Status {
+                status,
+                body: serde_json::from_str(&text).ok(),
+            });
+        }
+        let name = response
+            .headers()
+            .get("content-disposition")
+            .ok()
+            .flatten()
+            .and_then(|v| attachment_name(&v))
+            .unwrap_or_else(|| fallback_name.to_owned());
+        let blob: web_sys::Blob = JsFuture::from(response.blob().map_err(|_| ApiError::Network)?)
+            .await
+            .map_err(|_| ApiError::Network)?
+            .dyn_into()
+            .map_err(|_| ApiError::Unexpected)?;
+        save_blob(&window, &blob, &name).map_err(|_| ApiError::Unexpected)
+    }
+
     async fn call<T: DeserializeOwned>(
         self,
         method: &str,
@@ -376,6 +434,7 @@ impl Api {
             body,
             token.as_deref(),
             extra,
+            REQUEST_TIMEOUT_MS,
         )
         .map_err(|_| ApiError::Network)?;
         let window = web_sys::window().ok_or(ApiError::Network)?;
@@ -422,14 +481,13 @@ fn build_request(
     body: Option<String>,
     token: Option<&str>,
     extra: &[(&str, &str)],
+    timeout_ms: u32,
 ) -> Result<Request, JsValue> {
     let init = RequestInit::new();
     init.set_method(method);
     // A reply that never comes must not wedge the page (a reload waits for the one in
     // flight): give up, and let the caller retry or treat the outcome as unknown.
-    init.set_signal(Some(&web_sys::AbortSignal::timeout_with_u32(
-        REQUEST_TIMEOUT_MS,
-    )));
+    init.set_signal(Some(&web_sys::AbortSignal::timeout_with_u32(timeout_ms)));
     let headers = Headers::new()?;
     headers.set("Accept", "application/json")?;
     if let Some(body) = body {
@@ -444,6 +502,70 @@ fn build_request(
     }
     init.set_headers(&headers);
     Request::new_with_str_and_init(url, &init)
+}
+
+/// `attachment; filename="fenpay-orders-20261205.csv"` -> the file name.
+fn attachment_name(header: &str) -> Option<String> {
+    let (_, rest) = header.split_once("filename=")?;
+    let name = rest.split(';').next()?.trim().trim_matches('"');
+    (!name.is_empty()).then(|| name.to_owned())
+}
+
+/// Save `blob` as a file named `name`: a temporary `<a download>` on an object URL,
+/// clicked, removed, and the URL released a minute later (once the browser has it).
+fn save_blob(window: &web_sys::Window, blob: &web_sys::Blob, name: &str) -> Result<(), JsValue> {
+    let url = web_sys::Url::create_object_url_with_blob(blob)?;
+    let document = window.document().ok_or(JsValue::NULL)?;
+    let link: web_sys::HtmlAnchorElement = document.create_element("a")?.dyn_into()?;
+    link.set_href(&url);
+    link.set_download(name);
+    let body = document.body().ok_or(JsValue::NULL)?;
+    body.append_child(&link)?;
+    link.click();
+    body.remove_child(&link)?;
+    let release = wasm_bindgen::closure::Closure::once_into_js(move || {
+        let _ = web_sys::Url::revoke_object_url(&url);
+    });
+    window
+        .set_timeout_with_callback_and_timeout_and_arguments_0(release.unchecked_ref(), 60_000)?;
+    Ok(())
+}
+
+/// The export paths with the order list's filters that apply to each:
+/// orders (all but the review flag), refunds (provider, days, user), ledger (days, user).
+pub fn export_paths(q: &AdminOrderQuery) -> [(String, &'static str); 3] {
+    let mut days_user = Vec::new();
+    if let Some(from) = q.from {
+        days_user.push(format!("from={from}"));
+    }
+    if let Some(to) = q.to {
+        days_user.push(format!("to={to}"));
+    }
+    if let Some(user) = q.user.as_deref().filter(|u| !u.is_empty()) {
+        days_user.push(format!("user={}", query_value(user)));
+    }
+    let mut with_provider = days_user.clone();
+    if let Some(provider) = q.provider {
+        with_provider.push(format!("provider={}", provider.as_str()));
+    }
+    let mut orders = with_provider.clone();
+    if let Some(status) = q.status {
+        orders.push(format!("status={}", status.as_str()));
+    }
+    [
+        (
+            format!("/admin/exports/orders.csv{}", join_query(&orders)),
+            "fenpay-orders.csv",
+        ),
+        (
+            format!("/admin/exports/refunds.csv{}", join_query(&with_provider)),
+            "fenpay-refunds.csv",
+        ),
+        (
+            format!("/admin/exports/ledger.csv{}", join_query(&days_user)),
+            "fenpay-ledger.csv",
+        ),
+    ]
 }
 
 fn encode<T: Serialize>(value: &T) -> Result<String, ApiError> {

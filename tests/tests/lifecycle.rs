@@ -537,7 +537,8 @@ both_backends!(
         assert_eq!(paid["items"][0]["username"], "alice");
         let (_, bobs) = app.get("/api/v1/admin/orders?user=bob", Some(&admin)).await;
         assert_eq!(bobs["total"], 1);
-        let today = chrono::Utc::now().date_naive();
+        // Days are those of the business time zone (default Asia/Shanghai, UTC+8).
+        let today = (chrono::Utc::now() + chrono::Duration::hours(8)).date_naive();
         let (_, range) = app
             .get(
                 &format!("/api/v1/admin/orders?from={today}&to={today}&per_page=2"),

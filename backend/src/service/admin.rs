@@ -9,11 +9,12 @@ use api_types::admin::{
     StuckOrders, WebhookDelivery,
 };
 use api_types::payment::PaymentMethod;
-use chrono::{Duration, NaiveDate, NaiveTime, Utc};
+use chrono::{Duration, NaiveDate, Utc};
 
 use crate::db::events::{self as event_db, DeliveryRow, EventRow};
 use crate::db::orders::{self as order_db, OrderFilter, OrderRow};
 use crate::db::{self, refunds as refund_db};
+use crate::domain::business_time;
 use crate::error::{AppError, AppResult};
 use crate::service::orders::to_response;
 use crate::startup::AppState;
@@ -55,8 +56,9 @@ pub fn paging(page: Option<i64>, per_page: Option<i64>) -> AppResult<(i64, i64)>
     Ok((page, per_page))
 }
 
-fn day_start(d: NaiveDate) -> chrono::NaiveDateTime {
-    d.and_time(NaiveTime::MIN)
+/// The first instant (as stored: naive UTC) of a business-time-zone day.
+fn day_start(state: &AppState, d: NaiveDate) -> chrono::NaiveDateTime {
+    business_time::day_start(d, state.settings.business_timezone).naive_utc()
 }
 
 pub async fn list_orders(
@@ -72,8 +74,8 @@ pub async fn list_orders(
     let filter = OrderFilter {
         status: q.status.map(|s| s.as_str().to_string()),
         provider: q.provider.map(|p| p.as_str().to_string()),
-        created_from: q.from.map(day_start),
-        created_before: q.to.map(|d| day_start(d) + Duration::days(1)),
+        created_from: q.from.map(|d| day_start(state, d)),
+        created_before: q.to.map(|d| day_start(state, d + Duration::days(1))),
         user: q.user.clone().filter(|u| !u.trim().is_empty()),
         needs_review: q.needs_review,
     };
@@ -212,9 +214,10 @@ pub async fn verify_ledger(state: &AppState) -> AppResult<LedgerVerifyResponse> 
     })
 }
 
-/// Paid totals per day (UTC, by payment time) and provider.
+/// Paid totals per day (business time zone, by payment time) and provider.
 pub async fn stats(state: &AppState, q: &StatsQuery) -> AppResult<StatsResponse> {
-    let today = Utc::now().date_naive();
+    let tz = state.settings.business_timezone;
+    let today = business_time::day_of(Utc::now(), tz);
     let to = q.to.unwrap_or(today);
     let from = q.from.unwrap_or(to - Duration::days(29));
     if from > to {
@@ -226,15 +229,12 @@ pub async fn stats(state: &AppState, q: &StatsQuery) -> AppResult<StatsResponse>
             format!("the range is at most {MAX_STATS_DAYS} days"),
         ));
     }
-    let rows = order_db::paid_between(
-        &state.db,
-        day_start(from),
-        day_start(to) + Duration::days(1),
-    )
-    .await?;
+    let (start, end) = business_time::days_range(from, to, tz);
+    let rows = order_db::paid_between(&state.db, start.naive_utc(), end.naive_utc()).await?;
     let mut by_day: BTreeMap<(NaiveDate, String), (i64, i64, i64)> = BTreeMap::new();
     for (paid_at, provider, amount, refunded) in rows {
-        let e = by_day.entry((paid_at.date(), provider)).or_default();
+        let day = business_time::day_of(paid_at.and_utc(), tz);
+        let e = by_day.entry((day, provider)).or_default();
         e.0 += 1;
         e.1 += amount;
         e.2 += refunded;
@@ -257,6 +257,7 @@ pub async fn stats(state: &AppState, q: &StatsQuery) -> AppResult<StatsResponse>
             oldest_expire_at: oldest.map(db::utc),
             last_error,
         },
+        timezone: tz.name().to_string(),
         from,
         to,
         total_paid_fen: days.iter().map(|d| d.paid_fen).sum(),

@@ -1,11 +1,12 @@
 //! Operator routes (role `admin`): orders, order detail with payment records, refunds,
 //! daily totals, webhook deliveries and resend.
 
+use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use api_types::admin::{
     AdminOrderDetail, AdminOrderListResponse, AdminOrderQuery, DeliveryListResponse, DeliveryQuery,
-    LedgerVerifyResponse, RefundRequest, RefundResponse, StatsQuery, StatsResponse,
-    WebhookDelivery,
+    LedgerExportQuery, LedgerVerifyResponse, OrderExportQuery, RefundExportQuery, RefundRequest,
+    RefundResponse, StatsQuery, StatsResponse, WebhookDelivery,
 };
 use api_types::error::ErrorResponse;
 use api_types::reconciliation::{
@@ -16,7 +17,8 @@ use api_types::reconciliation::{
 use crate::auth::AuthUser;
 use crate::error::AppResult;
 use crate::http::idempotency;
-use crate::service::{admin, reconciliation, refunds};
+use crate::service::exports::Export;
+use crate::service::{admin, exports, reconciliation, refunds};
 use crate::startup::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -24,6 +26,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/admin/orders/{order_no}", web::get().to(order_detail))
         .route("/admin/refunds", web::post().to(create_refund))
         .route("/admin/stats", web::get().to(stats))
+        .route("/admin/exports/orders.csv", web::get().to(export_orders))
+        .route("/admin/exports/refunds.csv", web::get().to(export_refunds))
+        .route("/admin/exports/ledger.csv", web::get().to(export_ledger))
         .route("/admin/ledger/verify", web::get().to(verify_ledger))
         .route("/admin/webhooks/deliveries", web::get().to(list_deliveries))
         .route(
@@ -130,7 +135,8 @@ pub async fn create_refund(
     .await
 }
 
-/// Paid totals per day and provider (UTC, by payment time; default the last 30 days).
+/// Paid totals per day and provider, by payment time; days are those of the business
+/// time zone (`BUSINESS_TIMEZONE`, named in `timezone`); default the last 30 days.
 #[utoipa::path(get, path = "/api/v1/admin/stats", tag = "admin",
     security(("bearer" = [])),
     params(StatsQuery),
@@ -145,6 +151,81 @@ pub async fn stats(
 ) -> AppResult<HttpResponse> {
     user.require_admin()?;
     Ok(HttpResponse::Ok().json(admin::stats(&state, &query).await?))
+}
+
+fn csv_response<S>(export: Export<S>) -> HttpResponse
+where
+    S: futures_util::Stream<Item = Result<web::Bytes, crate::error::AppError>> + 'static,
+{
+    HttpResponse::Ok()
+        .content_type("text/csv; charset=utf-8")
+        .insert_header((
+            header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"{}\"", export.filename),
+        ))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .streaming(export.body)
+}
+
+/// Orders as CSV (UTF-8 with BOM), oldest first, streamed.
+///
+/// `from` / `to`: days `YYYY-MM-DD` in the business time zone (`to` included) or RFC 3339
+/// instants (`to` excluded), by creation time. Amounts in fen and in yuan (exact, two
+/// decimals); times in the business time zone with their offset. Text cells starting
+/// with `=`, `+`, `-`, `@`, tab or CR get a leading `'` (formula-injection guard).
+#[utoipa::path(get, path = "/api/v1/admin/exports/orders.csv", tag = "admin",
+    security(("bearer" = [])),
+    params(OrderExportQuery),
+    responses(
+        (status = 200, description = "The orders", content_type = "text/csv; charset=utf-8", body = String),
+        (status = 400, description = "`invalid_date`, `invalid_query`", body = ErrorResponse),
+        (status = 401, description = "Missing or invalid token", body = ErrorResponse),
+        (status = 403, description = "Not an administrator", body = ErrorResponse)))]
+pub async fn export_orders(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    query: web::Query<OrderExportQuery>,
+) -> AppResult<HttpResponse> {
+    user.require_admin()?;
+    Ok(csv_response(exports::orders(state, &query)?))
+}
+
+/// Refunds as CSV, oldest first, streamed; `from` / `to` by the refund's creation time,
+/// `user` the order's buyer. Same format as the orders export.
+#[utoipa::path(get, path = "/api/v1/admin/exports/refunds.csv", tag = "admin",
+    security(("bearer" = [])),
+    params(RefundExportQuery),
+    responses(
+        (status = 200, description = "The refunds", content_type = "text/csv; charset=utf-8", body = String),
+        (status = 400, description = "`invalid_date`, `invalid_query`", body = ErrorResponse),
+        (status = 401, description = "Missing or invalid token", body = ErrorResponse),
+        (status = 403, description = "Not an administrator", body = ErrorResponse)))]
+pub async fn export_refunds(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    query: web::Query<RefundExportQuery>,
+) -> AppResult<HttpResponse> {
+    user.require_admin()?;
+    Ok(csv_response(exports::refunds(state, &query)?))
+}
+
+/// The balance ledger as CSV, in entry order, streamed; `from` / `to` by entry time.
+/// Same format as the orders export.
+#[utoipa::path(get, path = "/api/v1/admin/exports/ledger.csv", tag = "admin",
+    security(("bearer" = [])),
+    params(LedgerExportQuery),
+    responses(
+        (status = 200, description = "The ledger entries", content_type = "text/csv; charset=utf-8", body = String),
+        (status = 400, description = "`invalid_date`, `invalid_query`", body = ErrorResponse),
+        (status = 401, description = "Missing or invalid token", body = ErrorResponse),
+        (status = 403, description = "Not an administrator", body = ErrorResponse)))]
+pub async fn export_ledger(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    query: web::Query<LedgerExportQuery>,
+) -> AppResult<HttpResponse> {
+    user.require_admin()?;
+    Ok(csv_response(exports::ledger(state, &query)?))
 }
 
 /// Webhook deliveries, newest first (the delivery log: attempts, last status, next try).

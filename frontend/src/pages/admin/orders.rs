@@ -7,7 +7,7 @@ use leptos::ev::SubmitEvent;
 use leptos::prelude::*;
 
 use super::{yuan, AdminFilters, PER_PAGE};
-use crate::api::Api;
+use crate::api::{export_paths, Api};
 use crate::components::error_box::ErrorBox;
 use crate::i18n::{method_label, status_label, use_i18n};
 use crate::state::{AdminView, Nav, Route};
@@ -220,9 +220,72 @@ pub fn OrderTable() -> impl IntoView {
                 </button>
             </div>
         </form>
+        <Exports />
         <Transition fallback=move || {
             view! { <p class="loading" data-testid="loading" role="status">{i18n.t("正在加载订单…", "Loading orders…")}</p> }
         }>{list}</Transition>
+    }
+}
+
+/// CSV downloads of orders, refunds and the ledger with the filters applied above
+/// (those that exist for each: refunds by provider, days and user; the ledger by days
+/// and user). Fetched with the session's token and saved through a Blob URL.
+#[component]
+fn Exports() -> impl IntoView {
+    let i18n = use_i18n();
+    let api = expect_context::<Api>();
+    let applied = expect_context::<AdminFilters>().applied;
+    let busy = RwSignal::new(false);
+    let error = RwSignal::new(None);
+    let labels: [(&'static str, &'static str, &'static str); 3] = [
+        ("导出订单 CSV", "Export orders (CSV)", "admin-export-orders"),
+        (
+            "导出退款 CSV",
+            "Export refunds (CSV)",
+            "admin-export-refunds",
+        ),
+        (
+            "导出余额流水 CSV",
+            "Export ledger (CSV)",
+            "admin-export-ledger",
+        ),
+    ];
+    let buttons = labels
+        .into_iter()
+        .enumerate()
+        .map(|(i, (zh, en, testid))| {
+            let start = move |_| {
+                let Some((path, name)) = export_paths(&applied.get_untracked()).into_iter().nth(i)
+                else {
+                    return;
+                };
+                busy.set(true);
+                error.set(None);
+                leptos::task::spawn_local(async move {
+                    if let Err(e) = api.download(&path, name).await {
+                        error.set(Some(e));
+                    }
+                    busy.set(false);
+                });
+            };
+            view! {
+                <button type="button" class="btn" data-testid=testid disabled=move || busy.get() on:click=start>
+                    {move || i18n.t(zh, en)}
+                </button>
+            }
+        })
+        .collect_view();
+    view! {
+        <div class="filter-actions exports" data-testid="admin-exports">
+            {buttons}
+            <span class="hint-inline">
+                {move || i18n.t(
+                    "按上方已应用的筛选条件导出；日期与时间为业务时区。",
+                    "Exports use the filters applied above; days and times are in the business time zone.",
+                )}
+            </span>
+        </div>
+        <ErrorBox error=error />
     }
 }
 

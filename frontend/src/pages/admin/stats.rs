@@ -51,6 +51,8 @@ pub fn StatsView() -> impl IntoView {
                     let max = s.days.iter().map(|d| d.paid_fen).max().unwrap_or(0);
                     let empty = s.days.is_empty();
                     let range = format!("{} – {}", s.from, s.to);
+                    let tz = s.timezone.clone();
+                    let tz_head = tz.clone();
                     let net = s.total_paid_fen - s.total_refunded_fen;
                     let stuck = s.stuck.clone();
                     let stuck_view = (stuck.count > 0).then(|| {
@@ -95,7 +97,12 @@ pub fn StatsView() -> impl IntoView {
                         .collect_view();
                     view! {
                         {stuck_view}
-                        <p class="muted" role="status" data-testid="stats-range">{range}</p>
+                        <p class="muted" role="status" data-testid="stats-range">
+                            {range}
+                            " · "
+                            {move || i18n.t("时区：", "Time zone: ")}
+                            <span data-testid="stats-timezone">{tz.clone()}</span>
+                        </p>
                         <div class="totals" data-testid="stats-totals">
                             <div class="total card">
                                 <span class="muted">{move || i18n.t("已支付订单", "Paid orders")}</span>
@@ -127,7 +134,7 @@ pub fn StatsView() -> impl IntoView {
                                     <table class="data" data-testid="stats-table">
                                         <thead>
                                             <tr>
-                                                <th scope="col">{move || i18n.t("日期（UTC）", "Date (UTC)")}</th>
+                                                <th scope="col">{move || format!("{} ({})", i18n.t("日期", "Date"), tz_head)}</th>
                                                 <th scope="col">{move || i18n.t("渠道", "Provider")}</th>
                                                 <th scope="col" class="num">{move || i18n.t("笔数", "Orders")}</th>
                                                 <th scope="col" class="num">{move || i18n.t("收款", "Paid")}</th>
@@ -177,7 +184,7 @@ pub fn StatsView() -> impl IntoView {
                     {move || i18n.t("查询", "Show")}
                 </button>
             </div>
-            <p class="hint-inline">{move || i18n.t("默认显示最近 30 天（UTC）。", "Defaults to the last 30 days (UTC).")}</p>
+            <p class="hint-inline">{move || i18n.t("默认显示最近 30 天；日期按业务时区（BUSINESS_TIMEZONE）划分。", "Defaults to the last 30 days; days are those of the business time zone (BUSINESS_TIMEZONE).")}</p>
         </form>
         <Transition fallback=move || {
             view! { <p class="loading" data-testid="loading" role="status">{i18n.t("正在加载统计…", "Loading totals…")}</p> }
