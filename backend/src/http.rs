@@ -3,6 +3,7 @@
 pub mod idempotency;
 pub mod openapi;
 pub mod routes;
+pub mod security_headers;
 pub mod spa;
 
 use actix_web::web;

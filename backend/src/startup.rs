@@ -266,8 +266,10 @@ impl Application {
         )?);
         crate::jobs::spawn(state.clone());
         let app_state = state.clone();
+        let security = Arc::new(http::security_headers::SecurityHeaders::new(&settings));
         let server = HttpServer::new(move || {
             let settings = app_state.settings.clone();
+            let security = security.clone();
             App::new()
                 .wrap(cors(&settings))
                 // Every error leaves as JSON, actix's own (405, 413, ...) and a
@@ -279,6 +281,17 @@ impl Application {
                             Ok(res) => Ok(error::ensure_json(res)),
                             Err(e) => Err(error::JsonRefusal(e).into()),
                         }
+                    }
+                })
+                // CSP, nosniff, Referrer-Policy, framing, HSTS: on the final response
+                // (after the JSON conversion, whose content type decides the policy).
+                .wrap_fn(move |req, srv| {
+                    let security = security.clone();
+                    let fut = actix_web::dev::Service::call(srv, req);
+                    async move {
+                        let mut res = fut.await?;
+                        security.apply(&mut res);
+                        Ok(res)
                     }
                 })
                 .wrap_fn(|req, srv| {

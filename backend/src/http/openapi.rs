@@ -200,5 +200,8 @@ pub async fn openapi_json() -> HttpResponse {
 
 /// Swagger UI at `/docs/` (assets vendored into the binary; works offline).
 pub fn swagger_ui() -> SwaggerUi {
-    SwaggerUi::new("/docs/{_:.*}").config(utoipa_swagger_ui::Config::from("/api-docs/openapi.json"))
+    // No validator badge: it is an image from validator.swagger.io (which the page's
+    // Content-Security-Policy refuses, and which would learn the document's URL).
+    SwaggerUi::new("/docs/{_:.*}")
+        .config(utoipa_swagger_ui::Config::from("/api-docs/openapi.json").validator_url("none"))
 }
