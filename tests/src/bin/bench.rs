@@ -465,6 +465,75 @@ async fn http_load(app: TestApp, label: &str, signing: (Duration, Duration)) {
         .await
         .unwrap()
     };
+    // The merchant API: an app's backend reading an order by its API key (the key's
+    // keyed hash looked up per request), and creating orders (custom amount, WeChat native
+    // prepay, a fresh out_order_no per request).
+    let merchant = fenpay::service::apps::create(
+        &app.state,
+        fenpay::service::apps::NewApp {
+            name: "bench".into(),
+            mode: fenpay::domain::apps::KeyMode::Test,
+            webhook_url: None,
+            return_hosts: Vec::new(),
+            fulfilment: fenpay::domain::apps::Fulfilment::Webhook,
+            max_amount_fen: None,
+            epay: false,
+        },
+    )
+    .await
+    .unwrap();
+    let sk = merchant.api_key.clone();
+    let first: api_types::merchant::MerchantOrderRequest =
+        serde_json::from_value(json!({"out_order_no": "bench-read", "subject": "bench", "amount_fen": 990, "payment_method": "wechat"}))
+            .unwrap();
+    let (read_order, _) = fenpay::service::merchant::create(
+        &app.state,
+        &merchant.app,
+        first,
+        None,
+        "127.0.0.1".into(),
+    )
+    .await
+    .unwrap();
+    let read_lua = dir.path().join("merchant-read.lua");
+    std::fs::write(
+        &read_lua,
+        format!("wrk.headers[\"authorization\"] = \"Bearer {sk}\"\n"),
+    )
+    .unwrap();
+    let merchant_create_lua = dir.path().join("merchant-create.lua");
+    std::fs::write(
+        &merchant_create_lua,
+        format!(
+            "local threads = 0\n\
+             function setup(thread) threads = threads + 1; thread:set(\"tid\", threads) end\n\
+             local n = 0\n\
+             function request()\n\
+               n = n + 1\n\
+               local body = string.format('{{\"out_order_no\":\"b%d-%d\",\"subject\":\"bench\",\"amount_fen\":990,\"payment_method\":\"wechat\"}}', tid, n)\n\
+               return wrk.format(\"POST\", nil, {{[\"content-type\"] = \"application/json\", [\"authorization\"] = \"Bearer {sk}\"}}, body)\n\
+             end\n"
+        ),
+    )
+    .unwrap();
+    let merchant_reads = {
+        let (base, lua) = (base.clone(), read_lua.to_str().unwrap().to_string());
+        let path = format!("/api/v1/merchant/orders/{}", read_order.order_no);
+        tokio::task::spawn_blocking(move || wrk(&base, &path, 64, secs, Some((&lua, ""))))
+            .await
+            .unwrap()
+    };
+    let merchant_creates = {
+        let (base, lua) = (
+            base.clone(),
+            merchant_create_lua.to_str().unwrap().to_string(),
+        );
+        tokio::task::spawn_blocking(move || {
+            wrk(&base, "/api/v1/merchant/orders", 16, secs, Some((&lua, "")))
+        })
+        .await
+        .unwrap()
+    };
     // Each create-order costs this machine two RSA signatures and two verifications (ours
     // and the emulator's); the cores can do no more than this many per second.
     let (sign, verify) = signing;
@@ -497,6 +566,16 @@ async fn http_load(app: TestApp, label: &str, signing: (Duration, Duration)) {
             "create-order (WeChat native prepay via the emulator)",
             16,
             &creates,
+        ),
+        (
+            "merchant API: GET /merchant/orders/{no} (API key)",
+            64,
+            &merchant_reads,
+        ),
+        (
+            "merchant API: POST /merchant/orders (custom amount, WeChat native prepay)",
+            16,
+            &merchant_creates,
         ),
     ] {
         println!(
