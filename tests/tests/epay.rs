@@ -359,7 +359,32 @@ both_backends!(
             .await
             .unwrap()
             .unwrap();
-        assert_eq!(c.status, "open", "submit.php leaves the method to the page");
+        assert_eq!(
+            c.status, "open",
+            "submit.php leaves the channel to the page"
+        );
+        // ... which offers only the type the request named.
+        let sig = fenpay::service::apps::checkout_link_signature(&app.state, &s_get);
+        let view: Value = app
+            .client
+            .get(app.url(&format!("/api/v1/checkout/{s_get}?sig={sig}")))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(view["methods"], serde_json::json!(["alipay"]), "{view}");
+        let refused = app
+            .client
+            .post(app.url(&format!("/api/v1/checkout/{s_get}/pay?sig={sig}")))
+            .json(&serde_json::json!({"payment_method": "wechat", "channel": "native"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), 400);
+        let body: Value = refused.json().await.unwrap();
+        assert_eq!(body["code"], "method_not_offered", "{body}");
         let mut no_type = order_request(&m, "", "S-POST", &notify, "pc");
         no_type.retain(|(k, _)| *k != "type" && *k != "device");
         let resp = post_form(&app, "/epay/submit.php", &signed(&no_type, &m.key)).await;

@@ -22,6 +22,17 @@ pub const MAX_PARAM_BYTES: usize = 1024;
 pub const MAX_URL_BYTES: usize = 1024;
 /// The key in an epay order's `metadata` that keeps its `param`.
 pub const PARAM_METADATA_KEY: &str = "epay_param";
+/// The key in an epay order's `metadata` that keeps the `type` a request named when the
+/// checkout page is left to choose the channel: the page then offers only that method.
+pub const TYPE_METADATA_KEY: &str = "epay_type";
+
+/// The only method an order's checkout page may offer, from its `metadata` (an epay
+/// order whose request named a `type`); `None`: every configured method.
+pub fn offered_method(metadata: Option<&Value>) -> Option<PaymentMethod> {
+    let ty = metadata?.get(TYPE_METADATA_KEY)?.as_str()?;
+    PayType::parse(ty).ok().map(PayType::method)
+}
+
 /// What a notify receiver answers to acknowledge: exactly this, surrounding blanks aside.
 pub const NOTIFY_ACK: &str = "success";
 
@@ -846,5 +857,20 @@ mod tests {
         ] {
             assert!(notify_url_allowed(url, true), "{url}");
         }
+    }
+
+    #[test]
+    fn the_offered_method_comes_from_the_type_in_metadata() {
+        assert_eq!(
+            offered_method(Some(&json!({"epay_type": "wxpay", "epay_param": "x"}))),
+            Some(PaymentMethod::Wechat)
+        );
+        assert_eq!(
+            offered_method(Some(&json!({"epay_type": "alipay"}))),
+            Some(PaymentMethod::Alipay)
+        );
+        assert_eq!(offered_method(Some(&json!({"epay_type": "qqpay"}))), None);
+        assert_eq!(offered_method(Some(&json!({"epay_param": "x"}))), None);
+        assert_eq!(offered_method(None), None);
     }
 }

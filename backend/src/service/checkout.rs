@@ -66,7 +66,10 @@ pub fn to_view(state: &AppState, app: &AppRow, o: MerchantOrder) -> CheckoutView
         status: o.status,
         payment_method: o.payment_method,
         channel: o.channel,
-        methods: methods(state),
+        methods: match crate::domain::epay::offered_method(o.metadata.as_ref()) {
+            Some(only) => methods(state).into_iter().filter(|m| *m == only).collect(),
+            None => methods(state),
+        },
         qr_code_url: o.qr_code_url,
         h5_url: o.h5_url,
         pay_url: o.pay_url,

@@ -44,6 +44,19 @@ fn refused_by(e: &AppError) -> Refused {
     Refused(message_of(e))
 }
 
+/// An epay order's metadata: its `param`, and the `type` when the page chooses the
+/// channel (it then offers only that method).
+fn metadata_of(req: &PayRequest, page_chooses: bool) -> Option<Value> {
+    let mut m = serde_json::Map::new();
+    if let Some(p) = &req.param {
+        m.insert(rules::PARAM_METADATA_KEY.into(), json!(p));
+    }
+    if let (true, Some(ty)) = (page_chooses, req.ty) {
+        m.insert(rules::TYPE_METADATA_KEY.into(), json!(ty.as_str()));
+    }
+    (!m.is_empty()).then_some(Value::Object(m))
+}
+
 /// Create (or find again, for the same parameters) the merchant order of a checked
 /// request. `channel`: `None` with a type leaves the channel to the checkout page.
 async fn create_order(
@@ -67,15 +80,12 @@ async fn create_order(
         product_id: None,
         quantity: None,
         customer_ref: None,
-        // Without a channel the checkout page chooses (JSAPI inside WeChat, wap on a
-        // phone): the order is left open, the type only a suggestion the buyer may change.
+        // Without a channel the checkout page chooses it (JSAPI inside WeChat, wap on a
+        // phone): the order is left open, and the page offers only the type asked for.
         payment_method: channel.and(req.ty.map(PayType::method)),
         channel,
         openid: None,
-        metadata: req
-            .param
-            .as_ref()
-            .map(|p| json!({ rules::PARAM_METADATA_KEY: p })),
+        metadata: metadata_of(req, channel.is_none()),
         return_url: req.return_url.clone(),
         expire_minutes: None,
     };

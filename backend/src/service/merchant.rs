@@ -436,6 +436,16 @@ pub async fn choose(
         .await?
         .ok_or(AppError::NotFound("order"))?;
     check_mode(state, &app)?;
+    let metadata: Option<serde_json::Value> = checkout
+        .metadata
+        .as_deref()
+        .and_then(|m| serde_json::from_str(m).ok());
+    if crate::domain::epay::offered_method(metadata.as_ref()).is_some_and(|only| only != method) {
+        return Err(invalid(
+            "method_not_offered",
+            "this order is paid with the method its shop asked for",
+        ));
+    }
     if checkout.status == CHECKOUT_OPEN {
         check_method(state, method, channel, openid.as_deref())?;
         let mut row = order_row(&checkout, method, channel);

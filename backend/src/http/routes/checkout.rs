@@ -74,7 +74,7 @@ pub async fn get_checkout(
     request_body = CheckoutPayRequest,
     responses(
         (status = 200, description = "The order with its payment targets", body = CheckoutView),
-        (status = 400, description = "`unsupported_channel`, `openid_required`, `payment_method_unavailable`", body = ErrorResponse),
+        (status = 400, description = "`unsupported_channel`, `openid_required`, `payment_method_unavailable`, `method_not_offered` (an epay order offers only the type it was created with)", body = ErrorResponse),
         (status = 404, description = "No such order, or a missing or wrong `sig`", body = ErrorResponse),
         (status = 409, description = "`method_already_chosen`, `order_not_pending`, `out_of_stock`", body = ErrorResponse),
         (status = 502, description = "The provider did not answer; retry", body = ErrorResponse)))]
