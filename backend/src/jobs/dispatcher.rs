@@ -325,7 +325,8 @@ pub async fn run(state: web::Data<AppState>) {
 }
 
 /// Send one claimed delivery and record the attempt (if the claim still holds).
-/// `Some(true)` when the endpoint answered 2xx, `Some(false)` when it failed.
+/// `Some(true)` when the endpoint answered 2xx, `Some(false)` when it failed, `None` when
+/// no endpoint was contacted.
 async fn deliver(
     state: &AppState,
     client: &reqwest::Client,
@@ -407,6 +408,10 @@ async fn deliver(
         }
     };
     let ok = matches!(outcome, AttemptResult::Delivered);
+    // No endpoint was contacted when the app takes no webhooks: that says nothing about
+    // an endpoint's health, so it must not open (or close) a circuit. Counted, an
+    // epay-only app's sixth order would wait behind an open circuit for nothing.
+    let contacted = error.as_deref() != Some(NO_APP_WEBHOOK);
     crate::metrics::webhook_attempt(match outcome {
         AttemptResult::Delivered => "delivered",
         AttemptResult::Retry(_) => "retry",
@@ -443,7 +448,7 @@ async fn deliver(
         ),
         Err(e) => tracing::error!(delivery = id, error = %e, "could not record a webhook attempt"),
     }
-    Some(ok)
+    contacted.then_some(ok)
 }
 
 /// Why an app's delivery was not sent: the app has no `webhook_url`.
