@@ -286,6 +286,9 @@ pub struct BalanceEntry {
     /// `purchase`, `upgrade`, `clawback`, `upgrade_reverted`, `opening_balance`, `adjustment`.
     pub reason: String,
     pub created_at: DateTime<Utc>,
+    /// The operator's stated reason of an `adjustment`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// An account whose balances differ from the sum of its ledger.

@@ -8,6 +8,8 @@ pub mod admin;
 pub mod app_tokens;
 pub mod apps;
 pub mod auth;
+pub mod complaints;
+pub mod console;
 pub mod error;
 pub mod merchant;
 pub mod money;

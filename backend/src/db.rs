@@ -5,7 +5,9 @@
 //! differ, callers match on [`Db`] themselves.
 
 pub mod apps;
+pub mod audit;
 pub mod cache;
+pub mod complaints;
 pub mod events;
 pub mod exports;
 pub mod gauges;

@@ -68,6 +68,14 @@ enum Command {
     /// JSON on stdout; exit code 2 for bad input or an unknown app, 1 for other failures.
     #[command(subcommand)]
     App(AppCommand),
+    /// Manage the product catalog (the same rules as the admin API; each change is in the
+    /// audit log with actor `cli`). Answers are JSON lines on stdout; exit code 2 for bad
+    /// input, an unknown product or a refused change, 1 for other failures.
+    #[command(subcommand)]
+    Product(ProductCommand),
+    /// WeChat Pay consumer complaints (消费者投诉 2.0).
+    #[command(subcommand)]
+    Complaints(ComplaintsCommand),
     /// Development: drive the emulator against the running server.
     #[command(subcommand)]
     Trigger(Trigger),
@@ -80,6 +88,65 @@ enum Command {
         #[arg(long)]
         url: Option<String>,
     },
+}
+
+#[derive(Subcommand)]
+enum ProductCommand {
+    /// Every product, on sale or retired, in display order.
+    List,
+    /// Add a product (on sale at once, shown last).
+    Create {
+        /// `points` or `membership`.
+        #[arg(long, value_parser = ["points", "membership"])]
+        kind: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long, default_value = "")]
+        description: String,
+        #[arg(long)]
+        price_fen: i64,
+        #[arg(long)]
+        points: Option<i64>,
+        #[arg(long)]
+        membership_days: Option<i64>,
+        #[arg(long)]
+        tier: Option<String>,
+        #[arg(long)]
+        rank: Option<i32>,
+        /// Units for sale (omit: unlimited).
+        #[arg(long)]
+        stock: Option<i64>,
+    },
+    /// Change a product; new orders only (orders already created keep their snapshot).
+    Update {
+        id: i64,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        description: Option<String>,
+        #[arg(long)]
+        price_fen: Option<i64>,
+        #[arg(long)]
+        points: Option<i64>,
+        #[arg(long)]
+        membership_days: Option<i64>,
+        #[arg(long)]
+        tier: Option<String>,
+        #[arg(long)]
+        rank: Option<i32>,
+    },
+    /// Take a product off sale (its orders stay intact).
+    Retire { id: i64 },
+    /// Put a retired product on sale again.
+    Restore { id: i64 },
+    /// Add units to a limited-stock product.
+    Restock {
+        id: i64,
+        #[arg(long)]
+        add: i64,
+    },
+    /// Show products in this order (ids not listed follow in their current order).
+    Reorder { ids: Vec<i64> },
 }
 
 #[derive(Subcommand)]
@@ -159,6 +226,17 @@ enum AppCommand {
 }
 
 #[derive(Subcommand)]
+enum ComplaintsCommand {
+    /// Register the complaint notification URL with WeChat Pay (create it, or replace
+    /// another); prints what was done. Exit code 1 on failure.
+    RegisterUrl {
+        /// Default: WECHAT_COMPLAINT_NOTIFY_URL (`$PUBLIC_BASE_URL/api/v1/callbacks/wechat/complaints`).
+        #[arg(long)]
+        url: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
 enum Trigger {
     /// The buyer pays the order at the emulator, which notifies the server.
     Paid {
@@ -184,7 +262,7 @@ async fn run() -> anyhow::Result<()> {
         print!("{}", fenpay::http::openapi::spec_json());
         return Ok(());
     }
-    if let Command::App(_) = command {
+    if let Command::App(_) | Command::Product(_) = command {
         // stdout carries the answer (JSON) only.
         telemetry::init_stderr();
     } else {
@@ -241,6 +319,28 @@ async fn run() -> anyhow::Result<()> {
         Command::App(cmd) => {
             let code = app_command(settings, cmd).await;
             std::process::exit(code);
+        }
+        Command::Product(cmd) => {
+            let code = product_command(settings, cmd).await;
+            std::process::exit(code);
+        }
+        Command::Complaints(ComplaintsCommand::RegisterUrl { url }) => {
+            let url = url.unwrap_or_else(|| settings.wechat.complaint_notify_url.clone());
+            let state = fenpay::startup::AppState::for_command(settings).await?;
+            let client = state
+                .providers
+                .wechat
+                .clone()
+                .ok_or_else(|| anyhow::anyhow!("WeChat Pay is not configured"))?;
+            let done = service::complaints::register_notify_url(&client, &url).await?;
+            match done {
+                service::complaints::Registered::Created => println!("registered {url}"),
+                service::complaints::Registered::Replaced { old } => {
+                    println!("registered {url} (replaced {old})")
+                }
+                service::complaints::Registered::Unchanged => println!("already registered: {url}"),
+            }
+            Ok(())
         }
         Command::Serve => serve(settings).await,
         Command::Emulator => {
@@ -467,6 +567,13 @@ async fn app_command(settings: Settings, cmd: AppCommand) -> i32 {
         })
     }
     .await;
+    print_answer(answer)
+}
+
+/// Print a command's JSON lines (exit 0), or its error on stderr: exit 2 for bad input,
+/// an unknown target or a refused change, 1 otherwise.
+fn print_answer(answer: Result<Vec<serde_json::Value>, fenpay::error::AppError>) -> i32 {
+    use fenpay::error::AppError;
     match answer {
         Ok(lines) => {
             for line in lines {
@@ -485,6 +592,95 @@ async fn app_command(settings: Settings, cmd: AppCommand) -> i32 {
             }
         }
     }
+}
+
+async fn product_command(settings: Settings, cmd: ProductCommand) -> i32 {
+    use fenpay::db::products::CatalogOp;
+    use fenpay::error::AppError;
+    use fenpay::service::audit::Actor;
+    use service::catalog;
+
+    let state = match fenpay::startup::AppState::for_command(settings).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("fenpay: {e:#}");
+            return 1;
+        }
+    };
+    let actor = Actor::cli();
+    let answer: Result<Vec<serde_json::Value>, AppError> = async {
+        let one = |p: api_types::product::ProductResponse| {
+            vec![serde_json::to_value(p).unwrap_or_default()]
+        };
+        let all = |l: api_types::console::AdminProductList| {
+            l.items
+                .into_iter()
+                .map(|p| serde_json::to_value(p).unwrap_or_default())
+                .collect::<Vec<_>>()
+        };
+        Ok(match cmd {
+            ProductCommand::List => all(catalog::list_all(&state.db).await?),
+            ProductCommand::Create {
+                kind,
+                name,
+                description,
+                price_fen,
+                points,
+                membership_days,
+                tier,
+                rank,
+                stock,
+            } => {
+                let req = api_types::console::ProductCreate {
+                    kind,
+                    name,
+                    description,
+                    price_fen,
+                    points,
+                    membership_days,
+                    membership_tier: tier,
+                    tier_rank: rank,
+                    stock,
+                };
+                one(catalog::apply(&state.db, &actor, catalog::create_op(&req)).await?)
+            }
+            ProductCommand::Update {
+                id,
+                name,
+                description,
+                price_fen,
+                points,
+                membership_days,
+                tier,
+                rank,
+            } => {
+                let req = api_types::console::ProductPatchRequest {
+                    name,
+                    description,
+                    price_fen,
+                    points,
+                    membership_days,
+                    membership_tier: tier,
+                    tier_rank: rank,
+                };
+                one(catalog::apply(&state.db, &actor, catalog::update_op(id, &req)?).await?)
+            }
+            ProductCommand::Retire { id } => {
+                one(catalog::apply(&state.db, &actor, CatalogOp::SetActive(id, false)).await?)
+            }
+            ProductCommand::Restore { id } => {
+                one(catalog::apply(&state.db, &actor, CatalogOp::SetActive(id, true)).await?)
+            }
+            ProductCommand::Restock { id, add } => {
+                one(catalog::apply(&state.db, &actor, CatalogOp::Restock(id, add)).await?)
+            }
+            ProductCommand::Reorder { ids } => {
+                all(catalog::reorder(&state.db, &actor, &ids).await?)
+            }
+        })
+    }
+    .await;
+    print_answer(answer)
 }
 
 /// `fenpay reconcile`: the exit code (0 no differences, 1 differences, 2 not done).

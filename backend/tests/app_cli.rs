@@ -62,8 +62,13 @@ impl TestDb {
 
     /// `fenpay app <args>`: exit code, stdout, stderr.
     fn app(&self, args: &[&str]) -> (i32, String, String) {
+        self.run("app", args)
+    }
+
+    /// `fenpay <command> <args>`: exit code, stdout, stderr.
+    fn run(&self, command: &str, args: &[&str]) -> (i32, String, String) {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_fenpay"));
-        cmd.arg("app")
+        cmd.arg(command)
             .args(args)
             .current_dir(self.dir.path())
             .env_clear()
@@ -445,6 +450,78 @@ async fn app_commands_sqlite() {
 async fn app_commands_postgres() {
     match TestDb::postgres().await {
         Some(db) => the_app_commands(db).await,
+        None => eprintln!("TEST_DATABASE_URL not set: PostgreSQL variant skipped"),
+    }
+}
+
+/// `fenpay product ...`: the catalog from the command line, with the API's rules and an
+/// audit entry per change (actor `cli`).
+async fn the_product_commands(db: TestDb) {
+    let product = |args: &[&str]| -> Value {
+        let (code, out, err) = db.run("product", args);
+        assert_eq!(code, 0, "fenpay product {args:?}: {out}{err}");
+        serde_json::from_str(out.lines().next().unwrap()).unwrap()
+    };
+    let created = product(&[
+        "create",
+        "--kind",
+        "points",
+        "--name",
+        "Night pack",
+        "--price-fen",
+        "300",
+        "--points",
+        "30",
+        "--stock",
+        "4",
+    ]);
+    let id = created["id"].as_i64().unwrap().to_string();
+    assert_eq!(
+        (created["price_fen"].as_i64(), created["stock"].as_i64()),
+        (Some(300), Some(4))
+    );
+    let updated = product(&["update", &id, "--price-fen", "350"]);
+    assert_eq!(updated["price_fen"], 350);
+    assert_eq!(product(&["restock", &id, "--add", "6"])["stock"], 10);
+    assert_eq!(product(&["retire", &id])["active"], false);
+    // Refused changes: exit 2 with the code, nothing written.
+    let (code, _, err) = db.run("product", &["update", "4", "--price-fen", "20000"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("tier_price_order"), "{err}");
+    let (code, _, err) = db.run("product", &["restock", "999", "--add", "1"]);
+    assert_eq!(code, 2, "{err}");
+    let (code, out, _) = db.run("product", &["reorder", &id]);
+    assert_eq!(code, 0);
+    let first: Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+    assert_eq!(first["id"].as_i64().unwrap().to_string(), id);
+    let (_, out, _) = db.run("product", &["list"]);
+    assert_eq!(out.lines().count(), 6, "{out}");
+
+    let state = db.state().await;
+    let (entries, total) = fenpay::db::audit::list(
+        &state.db,
+        &fenpay::db::audit::AuditFilter::default(),
+        100,
+        0,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        total, 5,
+        "create, update, restock, retire, reorder: {entries:?}"
+    );
+    assert!(entries.iter().all(|e| e.actor_id == "cli"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn product_commands_sqlite() {
+    the_product_commands(TestDb::sqlite()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn product_commands_postgres() {
+    match TestDb::postgres().await {
+        Some(db) => the_product_commands(db).await,
         None => eprintln!("TEST_DATABASE_URL not set: PostgreSQL variant skipped"),
     }
 }

@@ -21,8 +21,9 @@ use crate::error::{AppError, AppResult};
 /// Most accounts cached at once; past it, expired entries go (then all of them).
 const CAPACITY: usize = 100_000;
 
-/// What the cache knows of an account: `None` when it does not exist.
-type Known = Option<(i64, Role)>;
+/// What the cache knows of an account: `None` when it does not exist; its version and
+/// role, the role `None` while the account is disabled.
+type Known = Option<(i64, Option<Role>)>;
 
 #[derive(Debug)]
 pub struct Sessions {
@@ -38,10 +39,17 @@ fn role_of(stored: &str) -> Role {
     }
 }
 
+fn known_of(state: Option<(i64, String, bool)>) -> Known {
+    state.map(|(v, role, disabled)| (v, (!disabled).then(|| role_of(&role))))
+}
+
 fn decide(known: Known, ver: i64) -> AppResult<Role> {
     match known {
         None => Err(AppError::Unauthorized("account no longer exists".into())),
-        Some((current, role)) if current == ver => Ok(role),
+        Some((current, None)) if current == ver => {
+            Err(AppError::Unauthorized("account disabled".into()))
+        }
+        Some((current, Some(role))) if current == ver => Ok(role),
         Some(_) => Err(AppError::Unauthorized("token revoked".into())),
     }
 }
@@ -67,9 +75,7 @@ impl Sessions {
             }
             _ => {}
         }
-        let known = users::token_state(db, sub)
-            .await?
-            .map(|(v, role)| (v, role_of(&role)));
+        let known = known_of(users::token_state(db, sub).await?);
         self.store(sub, known);
         decide(known, ver)
     }
@@ -80,16 +86,14 @@ impl Sessions {
         let known = match self.cached(sub) {
             Some(known) => known,
             None => {
-                let known = users::token_state(db, sub)
-                    .await?
-                    .map(|(v, role)| (v, role_of(&role)));
+                let known = known_of(users::token_state(db, sub).await?);
                 self.store(sub, known);
                 known
             }
         };
         match known {
-            Some((version, _)) => Ok(version),
-            None => decide(None, 0).map(|_| 0),
+            Some((version, Some(_))) => Ok(version),
+            other => decide(other, other.map_or(0, |(v, _)| v)).map(|_| 0),
         }
     }
 
@@ -124,9 +128,7 @@ impl Sessions {
 
     /// Read the account's version and role now and hold them.
     pub async fn refresh(&self, db: &Db, sub: &str) -> AppResult<()> {
-        let known = users::token_state(db, sub)
-            .await?
-            .map(|(v, role)| (v, role_of(&role)));
+        let known = known_of(users::token_state(db, sub).await?);
         self.store(sub, known);
         Ok(())
     }
@@ -152,27 +154,32 @@ mod tests {
 
     #[test]
     fn versions_decide() {
-        assert!(matches!(decide(Some((2, Role::Admin)), 2), Ok(Role::Admin)));
-        assert!(decide(Some((3, Role::Admin)), 2).is_err());
+        assert!(matches!(
+            decide(Some((2, Some(Role::Admin))), 2),
+            Ok(Role::Admin)
+        ));
+        assert!(decide(Some((3, Some(Role::Admin))), 2).is_err());
         assert!(decide(None, 0).is_err());
+        // A disabled account's current tokens are refused too.
+        assert!(decide(Some((2, None)), 2).is_err());
     }
 
     #[test]
     fn entries_expire_and_a_zero_ttl_stores_nothing() {
         let s = Sessions::new(Duration::from_secs(60));
-        s.store("u", Some((1, Role::User)));
-        assert_eq!(s.cached("u"), Some(Some((1, Role::User))));
+        s.store("u", Some((1, Some(Role::User))));
+        assert_eq!(s.cached("u"), Some(Some((1, Some(Role::User)))));
         s.forget("u");
         assert_eq!(s.cached("u"), None);
         // A read that started before a bump finishes after it: the older version stays out.
-        s.store("u", Some((2, Role::User)));
-        s.store("u", Some((1, Role::Admin)));
-        assert_eq!(s.cached("u"), Some(Some((2, Role::User))));
+        s.store("u", Some((2, Some(Role::User))));
+        s.store("u", Some((1, Some(Role::Admin))));
+        assert_eq!(s.cached("u"), Some(Some((2, Some(Role::User)))));
         s.store("u", None);
-        s.store("u", Some((3, Role::User)));
+        s.store("u", Some((3, Some(Role::User))));
         assert_eq!(s.cached("u"), Some(None), "a gone account never comes back");
         let off = Sessions::new(Duration::ZERO);
-        off.store("u", Some((1, Role::User)));
+        off.store("u", Some((1, Some(Role::User))));
         assert_eq!(off.cached("u"), None);
     }
 }

@@ -31,6 +31,8 @@ pub struct NewBalanceEntry {
     pub out_refund_no: Option<String>,
     pub reason: String,
     pub created_at: NaiveDateTime,
+    /// An operator's stated reason (manual adjustments only).
+    pub note: Option<String>,
 }
 
 impl NewBalanceEntry {
@@ -54,6 +56,7 @@ impl NewBalanceEntry {
             out_refund_no: out_refund_no.map(String::from),
             reason: e.reason.as_str().to_string(),
             created_at: now,
+            note: None,
         }
     }
 }
@@ -74,6 +77,7 @@ pub struct BalanceEntryRow {
     pub out_refund_no: Option<String>,
     pub reason: String,
     pub created_at: NaiveDateTime,
+    pub note: Option<String>,
 }
 
 impl BalanceEntryRow {
@@ -125,7 +129,10 @@ pub fn account_of(cols: AccountColumns) -> Account {
 /// new balances and the ledger entry. Evaluates to the [`Change`](fulfilment::Change).
 #[macro_export]
 macro_rules! apply_balance_op {
-    ($conn:ident, $user_id:expr, $op:expr, $now:expr, $order_no:expr, $refund_no:expr) => {{
+    ($conn:ident, $user_id:expr, $op:expr, $now:expr, $order_no:expr, $refund_no:expr) => {
+        $crate::apply_balance_op!($conn, $user_id, $op, $now, $order_no, $refund_no, None)
+    };
+    ($conn:ident, $user_id:expr, $op:expr, $now:expr, $order_no:expr, $refund_no:expr, $note:expr) => {{
         use $crate::db::schema::{balance_entries as be, users as u};
         let user_id: &str = $user_id;
         let now: chrono::NaiveDateTime = $now;
@@ -161,13 +168,14 @@ macro_rules! apply_balance_op {
                 ))
                 .execute($conn)
                 .await?;
-            let row = $crate::db::ledger::NewBalanceEntry::from_entry(
+            let mut row = $crate::db::ledger::NewBalanceEntry::from_entry(
                 user_id,
                 &change.entry,
                 $order_no,
                 $refund_no,
                 now,
             );
+            row.note = $note;
             diesel::insert_into(be::table)
                 .values(&row)
                 .execute($conn)
@@ -304,4 +312,79 @@ pub async fn read_account(db: &Db, user_id: &str) -> DbResult<Option<Account>> {
         )
     })?;
     Ok(cols.map(account_of))
+}
+
+/// What an operator's adjustment did.
+#[derive(Clone, Debug)]
+pub enum AdjustWrite {
+    NotFound,
+    Refused(crate::domain::fulfilment::AdjustRefusal),
+    /// Written: the entry's id and the change.
+    Done(i64, crate::domain::fulfilment::Change),
+}
+
+/// An operator's adjustment of an account: the balances, the ledger entry with the
+/// operator's reason and the audit entry, in one transaction (decided over the locked
+/// account like every balance change).
+pub async fn adjust(
+    db: &Db,
+    user_id: &str,
+    adjustment: &crate::domain::fulfilment::Adjustment,
+    note: &str,
+    audit: impl Fn(&crate::domain::fulfilment::Change) -> super::audit::NewAudit + Sync,
+) -> DbResult<AdjustWrite> {
+    use crate::domain::fulfilment::BalanceOp;
+    use diesel_async::AsyncConnection;
+    let now = super::now();
+    let audit = &audit;
+    crate::db_write!(db, |conn| {
+        conn.transaction::<AdjustWrite, super::DbError, _>(async |conn| {
+            let exists: i64 = users::table
+                .filter(users::id.eq(user_id))
+                .count()
+                .get_result(conn)
+                .await?;
+            if exists == 0 {
+                return Ok(AdjustWrite::NotFound);
+            }
+            let change = crate::apply_balance_op!(
+                conn,
+                user_id,
+                &BalanceOp::Adjust(adjustment),
+                now,
+                None,
+                None,
+                Some(note.to_string())
+            );
+            if let Some(why) = change.refused.clone() {
+                // Nothing was written but the lock's touch of `updated_at`.
+                return Ok(AdjustWrite::Refused(why));
+            }
+            let id: i64 = balance_entries::table
+                .filter(balance_entries::user_id.eq(user_id))
+                .order(balance_entries::id.desc())
+                .select(balance_entries::id)
+                .first(conn)
+                .await?;
+            diesel::insert_into(super::schema::admin_audit::table)
+                .values(audit(&change))
+                .execute(conn)
+                .await?;
+            Ok(AdjustWrite::Done(id, change))
+        })
+        .await
+    })
+}
+
+/// An account's latest entries, newest first.
+pub async fn latest_for_user(db: &Db, user_id: &str, limit: i64) -> DbResult<Vec<BalanceEntryRow>> {
+    db_run!(db, |conn| {
+        Ok(balance_entries::table
+            .filter(balance_entries::user_id.eq(user_id))
+            .order(balance_entries::id.desc())
+            .limit(limit)
+            .select(BalanceEntryRow::as_select())
+            .load(conn)
+            .await?)
+    })
 }

@@ -513,3 +513,17 @@ pub async fn release_claim(db: &Db, claimed: &RefundRow) -> DbResult<bool> {
         )
     })
 }
+
+/// An account's latest refunds (of its orders), newest first, with their orders.
+pub async fn for_user(db: &Db, user_id: &str, limit: i64) -> DbResult<Vec<(RefundRow, OrderRow)>> {
+    db_run!(db, |conn| {
+        Ok(refunds::table
+            .inner_join(orders::table)
+            .filter(orders::user_id.eq(user_id))
+            .order((refunds::created_at.desc(), refunds::out_refund_no.asc()))
+            .limit(limit)
+            .select((RefundRow::as_select(), OrderRow::as_select()))
+            .load(conn)
+            .await?)
+    })
+}

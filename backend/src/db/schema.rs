@@ -16,6 +16,7 @@ diesel::table! {
         membership_price_fen -> Nullable<BigInt>,
         membership_period_days -> Nullable<Integer>,
         token_version -> BigInt,
+        disabled_at -> Nullable<Timestamp>,
     }
 }
 
@@ -113,6 +114,7 @@ diesel::table! {
         out_refund_no -> Nullable<Text>,
         reason -> Text,
         created_at -> Timestamp,
+        note -> Nullable<Text>,
     }
 }
 
@@ -338,5 +340,44 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    admin_audit (id) {
+        id -> BigInt,
+        actor_id -> Text,
+        actor_name -> Text,
+        action -> Text,
+        target_kind -> Text,
+        target_id -> Text,
+        before_json -> Nullable<Text>,
+        after_json -> Nullable<Text>,
+        reason -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(app_accounts -> apps (app_id));
 diesel::joinable!(checkouts -> apps (app_id));
+
+diesel::table! {
+    complaints (complaint_id) {
+        complaint_id -> Text,
+        state -> Text,
+        problem_type -> Nullable<Text>,
+        problem_description -> Text,
+        complaint_detail -> Text,
+        complaint_time -> Timestamp,
+        amount_fen -> Nullable<BigInt>,
+        out_trade_no -> Nullable<Text>,
+        transaction_id -> Nullable<Text>,
+        order_no -> Nullable<Text>,
+        user_complaint_times -> BigInt,
+        incoming_user_response -> Bool,
+        response_deadline -> Nullable<Timestamp>,
+        handled_at -> Nullable<Timestamp>,
+        last_synced_at -> Timestamp,
+        raw_detail -> Text,
+        history_json -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}

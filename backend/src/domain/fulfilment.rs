@@ -125,6 +125,8 @@ pub struct Change {
     pub after: Account,
     pub entry: Entry,
     pub review: Vec<String>,
+    /// Why an operator's adjustment cannot be made (then nothing changes).
+    pub refused: Option<AdjustRefusal>,
 }
 
 impl Change {
@@ -149,6 +151,8 @@ pub enum BalanceOp<'a> {
         after: i64,
         amount: i64,
     },
+    /// An operator's manual adjustment.
+    Adjust(&'a Adjustment),
 }
 
 /// Decide the change `op` makes to `account` at `now`.
@@ -161,6 +165,117 @@ pub fn decide(op: &BalanceOp<'_>, account: &Account, now: NaiveDateTime) -> Chan
             after,
             amount,
         } => clawback(snapshot, account, now, *before, *after, *amount),
+        BalanceOp::Adjust(adj) => adjust(adj, account, now),
+    }
+}
+
+/// An operator's manual adjustment of an account: points added (or taken, when
+/// negative) and days of membership added (or taken). Days go to the tier the account
+/// holds; an account without an active membership is granted `tier` (a membership tier
+/// of the catalog at its current rate).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Adjustment {
+    pub points: i64,
+    pub membership_days: i64,
+    pub tier: Option<Tier>,
+}
+
+/// Why an adjustment is refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AdjustRefusal {
+    /// Nothing to change.
+    Empty,
+    /// Taking more points than the account holds.
+    InsufficientPoints { held: i64 },
+    /// Days to add, but no membership held and no tier named.
+    TierRequired,
+    /// A tier named that is not the one the account holds (a conversion is a purchase).
+    TierConflict { held: String },
+    /// Days to take from an account without an active membership.
+    NoMembership,
+}
+
+impl AdjustRefusal {
+    /// A stable error code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AdjustRefusal::Empty => "empty_adjustment",
+            AdjustRefusal::InsufficientPoints { .. } => "insufficient_points",
+            AdjustRefusal::TierRequired => "tier_required",
+            AdjustRefusal::TierConflict { .. } => "tier_conflict",
+            AdjustRefusal::NoMembership => "no_membership",
+        }
+    }
+
+    pub fn message(&self) -> String {
+        match self {
+            AdjustRefusal::Empty => "an adjustment must change points or membership days".into(),
+            AdjustRefusal::InsufficientPoints { held } => {
+                format!("the account holds {held} points; no more can be taken")
+            }
+            AdjustRefusal::TierRequired => {
+                "the account holds no active membership: name the tier (a membership product) to grant".into()
+            }
+            AdjustRefusal::TierConflict { held } => format!(
+                "the account holds tier {held}: days can only be added to it (another tier is a purchase)"
+            ),
+            AdjustRefusal::NoMembership => {
+                "the account holds no active membership to take days from".into()
+            }
+        }
+    }
+}
+
+/// The account after an operator's adjustment, or why it is refused. Points are never
+/// taken below zero (refused); taken days end the membership now at most.
+pub fn adjust(adj: &Adjustment, acc: &Account, now: NaiveDateTime) -> Change {
+    let refuse = |why: AdjustRefusal| Change {
+        after: acc.clone(),
+        entry: change(acc, acc.clone(), Reason::Adjustment, now),
+        review: Vec::new(),
+        refused: Some(why),
+    };
+    if adj.points == 0 && adj.membership_days == 0 {
+        return refuse(AdjustRefusal::Empty);
+    }
+    let mut after = acc.clone();
+    match acc.points.checked_add(adj.points) {
+        Some(p) if p >= 0 => after.points = p,
+        _ => return refuse(AdjustRefusal::InsufficientPoints { held: acc.points }),
+    }
+    let remaining = acc.remaining_secs(now);
+    let secs = adj.membership_days.saturating_mul(DAY_SECS);
+    if let (Some(t), Some(held)) = (&adj.tier, &acc.tier) {
+        if remaining > 0 && &t.name != held {
+            return refuse(AdjustRefusal::TierConflict { held: held.clone() });
+        }
+    }
+    if secs > 0 {
+        match (remaining > 0, &adj.tier) {
+            (true, _) => after.expires_at = acc.expires_at.map(|e| plus_secs(e, secs)),
+            (false, Some(t)) => {
+                after.tier = Some(t.name.clone());
+                after.rate = Some(t.rate);
+                after.expires_at = Some(plus_secs(now, secs));
+            }
+            (false, None) => return refuse(AdjustRefusal::TierRequired),
+        }
+    } else if secs < 0 {
+        if remaining == 0 {
+            return refuse(AdjustRefusal::NoMembership);
+        }
+        after.expires_at = if -secs >= remaining {
+            Some(now)
+        } else {
+            acc.expires_at.map(|e| plus_secs(e, secs))
+        };
+    }
+    let entry = change(acc, after.clone(), Reason::Adjustment, now);
+    Change {
+        after,
+        entry,
+        review: Vec::new(),
+        refused: None,
     }
 }
 
@@ -302,6 +417,7 @@ pub fn fulfil(snap: &Snapshot, acc: &Account, now: NaiveDateTime) -> Change {
         after,
         entry,
         review,
+        refused: None,
     }
 }
 
@@ -374,6 +490,7 @@ pub fn clawback(
         after,
         entry,
         review,
+        refused: None,
     }
 }
 
@@ -639,5 +756,70 @@ mod tests {
             prop_assert_eq!(back.after.points, start);
             prop_assert_eq!(ledger_totals([&paid.entry, &back.entry]).points, 0);
         }
+    }
+
+    fn adj(points: i64, days: i64, tier: Option<Tier>) -> Adjustment {
+        Adjustment {
+            points,
+            membership_days: days,
+            tier,
+        }
+    }
+
+    #[test]
+    fn adjustments_move_points_and_days_and_refuse_what_cannot_be() {
+        let now = t0();
+        let acc = Account {
+            points: 50,
+            ..Account::default()
+        };
+        // Points both ways, never below zero.
+        let c = adjust(&adj(25, 0, None), &acc, now);
+        assert_eq!(
+            (c.after.points, c.entry.delta_points, c.refused.clone()),
+            (75, 25, None)
+        );
+        assert_eq!(c.entry.reason, Reason::Adjustment);
+        assert_eq!(adjust(&adj(-50, 0, None), &acc, now).after.points, 0);
+        let over = adjust(&adj(-51, 0, None), &acc, now);
+        assert_eq!(
+            over.refused,
+            Some(AdjustRefusal::InsufficientPoints { held: 50 })
+        );
+        assert!(!over.changes_balances());
+        assert_eq!(
+            adjust(&adj(0, 0, None), &acc, now).refused,
+            Some(AdjustRefusal::Empty)
+        );
+        // Days without a membership need a tier; with one they extend it.
+        assert_eq!(
+            adjust(&adj(0, 7, None), &acc, now).refused,
+            Some(AdjustRefusal::TierRequired)
+        );
+        assert_eq!(
+            adjust(&adj(0, -7, None), &acc, now).refused,
+            Some(AdjustRefusal::NoMembership)
+        );
+        let granted = adjust(&adj(0, 7, Some(basic())), &acc, now);
+        assert_eq!(granted.after.tier.as_deref(), Some("basic"));
+        assert_eq!(granted.after.expires_at, Some(now + Duration::days(7)));
+        assert_eq!(granted.entry.delta_membership_secs, 7 * DAY_SECS);
+        let member = holding(&basic(), 10);
+        let more = adjust(&adj(0, 5, None), &member, now);
+        assert_eq!(more.after.remaining_secs(now), 15 * DAY_SECS);
+        assert_eq!(
+            adjust(&adj(0, 5, Some(pro())), &member, now).refused,
+            Some(AdjustRefusal::TierConflict {
+                held: "basic".into()
+            })
+        );
+        // Taking more days than remain ends the membership now, never before.
+        let ended = adjust(&adj(0, -30, None), &member, now);
+        assert_eq!(ended.after.expires_at, Some(now));
+        assert_eq!(ended.entry.delta_membership_secs, -10 * DAY_SECS);
+        let fewer = adjust(&adj(0, -3, None), &member, now);
+        assert_eq!(fewer.after.remaining_secs(now), 7 * DAY_SECS);
+        // What the entry says is what the ledger sums to.
+        assert_eq!(ledger_totals([&more.entry]).points, 0);
     }
 }

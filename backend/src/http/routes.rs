@@ -6,6 +6,8 @@ pub mod apps;
 pub mod auth;
 pub mod callbacks;
 pub mod checkout;
+pub mod complaints;
+pub mod console;
 pub mod epay;
 pub mod events;
 pub mod health;

@@ -99,6 +99,13 @@ pub async fn login(
         (true, Some(user)) => user,
         _ => return Err(AppError::InvalidCredentials),
     };
+    // Only after the password: a disabled account is not revealed to a guesser.
+    if users::disabled_at(db, &user.id).await?.is_some() {
+        return Err(AppError::Denied {
+            code: "account_disabled",
+            message: "this account is disabled".into(),
+        });
+    }
     let access_token = jwt
         .issue(&user.id, role_of(&user), user.token_version)
         .map_err(AppError::internal)?;

@@ -175,7 +175,7 @@ pub async fn order_detail(state: &AppState, order_no: &str) -> AppResult<AdminOr
     })
 }
 
-fn balance_entry(e: &db::ledger::BalanceEntryRow) -> BalanceEntry {
+pub fn balance_entry(e: &db::ledger::BalanceEntryRow) -> BalanceEntry {
     BalanceEntry {
         id: e.id,
         user_id: e.user_id.clone(),
@@ -190,6 +190,7 @@ fn balance_entry(e: &db::ledger::BalanceEntryRow) -> BalanceEntry {
         out_refund_no: e.out_refund_no.clone(),
         reason: e.reason.clone(),
         created_at: db::utc(e.created_at),
+        note: e.note.clone(),
     }
 }
 

@@ -17,6 +17,7 @@ use api_types::reconciliation::{
 use crate::auth::AuthUser;
 use crate::error::AppResult;
 use crate::http::idempotency;
+use crate::service::audit::{self, Actor, Change, Target};
 use crate::service::exports::Export;
 use crate::service::{admin, exports, reconciliation, refunds};
 use crate::startup::AppState;
@@ -126,11 +127,21 @@ pub async fn create_refund(
     req: HttpRequest,
     body: web::Json<RefundRequest>,
 ) -> AppResult<HttpResponse> {
-    user.require_admin()?;
+    let actor = Actor::of(&state, &user).await?;
     let body = body.into_inner();
     let key = idempotency::key_of(&req)?;
-    idempotency::run(&state, &req, &user.user_id, "refunds", &body, || {
-        refunds::create_refund(&state, &user.user_id, body.clone(), key.as_deref())
+    idempotency::run(&state, &req, &user.user_id, "refunds", &body, || async {
+        let refund =
+            refunds::create_refund(&state, &user.user_id, body.clone(), key.as_deref()).await?;
+        audit::record(
+            &state,
+            &actor,
+            "refund.create",
+            Target("refund", &refund.out_refund_no),
+            Change::new(None::<()>, Some(&refund)),
+        )
+        .await;
+        Ok(refund)
     })
     .await
 }
@@ -270,8 +281,18 @@ pub async fn resend_delivery(
     user: AuthUser,
     path: web::Path<i64>,
 ) -> AppResult<HttpResponse> {
-    user.require_admin()?;
-    Ok(HttpResponse::Ok().json(admin::resend(&state, path.into_inner()).await?))
+    let actor = Actor::of(&state, &user).await?;
+    let id = path.into_inner();
+    let resent = admin::resend(&state, id).await?;
+    audit::record(
+        &state,
+        &actor,
+        "delivery.resend",
+        Target("delivery", &id.to_string()),
+        Change::new(None::<()>, Some(&resent)),
+    )
+    .await;
+    Ok(HttpResponse::Ok().json(resent))
 }
 
 /// Reconciliations of the providers' daily bills with orders and refunds, newest day
