@@ -12,13 +12,18 @@ use api_types::apps::{
     UpdateAppRequest, UpdatedApp,
 };
 use api_types::auth::{LoginRequest, RegisterRequest, TokenResponse, UserResponse};
+use api_types::console::{
+    AccountDetail, AccountListResponse, AccountQuery, AccountSummary, AdjustRequest,
+    AdjustResponse, AdminProductList, AuditListResponse, AuditQuery, ProductCreate,
+    ProductPatchRequest, ReasonRequest, ReorderRequest, RestockRequest,
+};
 use api_types::error::ErrorResponse;
 use api_types::merchant::{CheckoutPayRequest, CheckoutView};
 use api_types::payment::{
     CancelOrderRequest, CancelOrderResponse, CreateOrderRequest, CreateOrderResponse,
     OrderListResponse, OrderResponse,
 };
-use api_types::product::ProductListResponse;
+use api_types::product::{ProductListResponse, ProductResponse};
 use api_types::reconciliation::{
     ReconciliationDetail, ReconciliationList, ReconciliationQuery, RunReconciliationRequest,
     RunReconciliationResponse,
@@ -278,6 +283,139 @@ impl Api {
     pub async fn revoke_app(self, id: &str) -> Result<AppView, ApiError> {
         let path = format!("/admin/apps/{}/revoke", path_segment(id));
         self.call("POST", &path, None, Auth::Bearer).await
+    }
+
+    /// Operators: the admin audit log, newest first.
+    pub async fn admin_audit(self, query: &AuditQuery) -> Result<AuditListResponse, ApiError> {
+        let mut params = Vec::new();
+        for (name, value) in [
+            ("action", &query.action),
+            ("target_kind", &query.target_kind),
+            ("target_id", &query.target_id),
+            ("actor_id", &query.actor_id),
+            ("from", &query.from),
+            ("to", &query.to),
+        ] {
+            if let Some(value) = value.as_deref().filter(|v| !v.is_empty()) {
+                params.push(format!("{name}={}", query_value(value)));
+            }
+        }
+        if let Some(page) = query.page {
+            params.push(format!("page={page}"));
+        }
+        if let Some(per_page) = query.per_page {
+            params.push(format!("per_page={per_page}"));
+        }
+        let path = format!("/admin/audit{}", join_query(&params));
+        self.call("GET", &path, None, Auth::Bearer).await
+    }
+
+    /// Operators: accounts by part of a username or email, an id or an external id.
+    pub async fn admin_accounts(
+        self,
+        query: &AccountQuery,
+    ) -> Result<AccountListResponse, ApiError> {
+        let mut params = Vec::new();
+        if let Some(q) = query.q.as_deref().filter(|q| !q.is_empty()) {
+            params.push(format!("q={}", query_value(q)));
+        }
+        if let Some(role) = query.role.as_deref().filter(|r| !r.is_empty()) {
+            params.push(format!("role={}", query_value(role)));
+        }
+        if let Some(disabled) = query.disabled {
+            params.push(format!("disabled={disabled}"));
+        }
+        if let Some(page) = query.page {
+            params.push(format!("page={page}"));
+        }
+        if let Some(per_page) = query.per_page {
+            params.push(format!("per_page={per_page}"));
+        }
+        let path = format!("/admin/accounts{}", join_query(&params));
+        self.call("GET", &path, None, Auth::Bearer).await
+    }
+
+    /// Operators: one account with its orders, refunds, ledger and admin history.
+    pub async fn admin_account(self, id: &str) -> Result<AccountDetail, ApiError> {
+        let path = format!("/admin/accounts/{}", path_segment(id));
+        self.call("GET", &path, None, Auth::Bearer).await
+    }
+
+    /// Operators: add or take points and/or membership days, with a reason.
+    pub async fn adjust_account(
+        self,
+        id: &str,
+        req: &AdjustRequest,
+    ) -> Result<AdjustResponse, ApiError> {
+        let path = format!("/admin/accounts/{}/adjust", path_segment(id));
+        self.call("POST", &path, Some(encode(req)?), Auth::Bearer)
+            .await
+    }
+
+    /// Operators: `disable`, `enable`, `grant-admin` or `revoke-admin` an account.
+    pub async fn account_action(
+        self,
+        id: &str,
+        action: &str,
+        req: &ReasonRequest,
+    ) -> Result<AccountSummary, ApiError> {
+        let path = format!("/admin/accounts/{}/{action}", path_segment(id));
+        self.call("POST", &path, Some(encode(req)?), Auth::Bearer)
+            .await
+    }
+
+    /// Operators: every product, on sale or retired, in display order.
+    pub async fn admin_products(self) -> Result<AdminProductList, ApiError> {
+        self.call("GET", "/admin/products", None, Auth::Bearer)
+            .await
+    }
+
+    /// Operators: a new product, on sale at once.
+    pub async fn create_product(self, req: &ProductCreate) -> Result<ProductResponse, ApiError> {
+        self.call("POST", "/admin/products", Some(encode(req)?), Auth::Bearer)
+            .await
+    }
+
+    /// Operators: change the fields given (orders already created keep their snapshot).
+    pub async fn update_product(
+        self,
+        id: i64,
+        req: &ProductPatchRequest,
+    ) -> Result<ProductResponse, ApiError> {
+        let path = format!("/admin/products/{id}");
+        self.call("PATCH", &path, Some(encode(req)?), Auth::Bearer)
+            .await
+    }
+
+    /// Operators: `retire` or `restore` a product.
+    pub async fn product_action(self, id: i64, action: &str) -> Result<ProductResponse, ApiError> {
+        let path = format!("/admin/products/{id}/{action}");
+        self.call("POST", &path, None, Auth::Bearer).await
+    }
+
+    /// Operators: add units to a limited-stock product.
+    pub async fn restock_product(
+        self,
+        id: i64,
+        req: &RestockRequest,
+    ) -> Result<ProductResponse, ApiError> {
+        let path = format!("/admin/products/{id}/restock");
+        self.call("POST", &path, Some(encode(req)?), Auth::Bearer)
+            .await
+    }
+
+    /// Operators: show the products in this order.
+    pub async fn reorder_products(
+        self,
+        req: &ReorderRequest,
+    ) -> Result<AdminProductList, ApiError> {
+        self.call(
+            "POST",
+            "/admin/products/reorder",
+            Some(encode(req)?),
+            Auth::Bearer,
+        )
+        .await
     }
 
     /// True when the backend exposes its development emulator (200 from `/dev/info`).

@@ -159,6 +159,14 @@ pub enum AdminView {
     Reconciliation(i64),
     /// Merchant apps: keys, webhooks, return hosts, epay.
     Apps,
+    /// Accounts: search, then one account's page.
+    Accounts,
+    /// One account: balances, history, adjustments, disable / role changes.
+    Account(String),
+    /// Every product, on sale or retired: create, edit, retire, restock, order.
+    Catalog,
+    /// The admin audit log.
+    Audit,
 }
 
 impl Route {
@@ -169,6 +177,13 @@ impl Route {
             Route::Admin(AdminView::Stats) => "/admin/stats".to_owned(),
             Route::Admin(AdminView::Reconciliations) => "/admin/reconciliations".to_owned(),
             Route::Admin(AdminView::Apps) => "/admin/apps".to_owned(),
+            Route::Admin(AdminView::Accounts) => "/admin/accounts".to_owned(),
+            Route::Admin(AdminView::Account(id)) => format!(
+                "/admin/accounts/{}",
+                String::from(js_sys::encode_uri_component(id))
+            ),
+            Route::Admin(AdminView::Catalog) => "/admin/catalog".to_owned(),
+            Route::Admin(AdminView::Audit) => "/admin/audit".to_owned(),
             Route::Admin(AdminView::Reconciliation(id)) => format!("/admin/reconciliations/{id}"),
             Route::Admin(AdminView::Order(no)) => format!(
                 "/admin/orders/{}",
@@ -186,6 +201,13 @@ impl Route {
             "/stats" => AdminView::Stats,
             "/reconciliations" => AdminView::Reconciliations,
             "/apps" => AdminView::Apps,
+            "/accounts" => AdminView::Accounts,
+            "/catalog" => AdminView::Catalog,
+            "/audit" => AdminView::Audit,
+            other if other.starts_with("/accounts/") => {
+                let id = other.strip_prefix("/accounts/")?;
+                AdminView::Account(js_sys::decode_uri_component(id).ok()?.as_string()?)
+            }
             other if other.starts_with("/reconciliations/") => {
                 AdminView::Reconciliation(other.strip_prefix("/reconciliations/")?.parse().ok()?)
             }

@@ -1,7 +1,12 @@
 //! Operator screens (role `admin`): every order with filters, one order's history with
-//! refunds, daily totals, bill reconciliation and merchant apps. The server enforces the role; this only hides the screens.
+//! refunds, daily totals, bill reconciliation, merchant apps, accounts, the catalog and the
+//! audit log. The server enforces the role; this only hides the screens.
 
+mod accounts;
 mod apps;
+mod audit;
+mod catalog;
+mod console;
 mod detail;
 mod orders;
 mod reconciliation;
@@ -9,13 +14,17 @@ mod stats;
 
 use api_types::admin::{AdminOrderQuery, DeliveryStatus, RefundStatus};
 use api_types::auth::Role;
+use api_types::console::AccountQuery;
 use api_types::Yuan;
 use leptos::prelude::*;
 
 use crate::i18n::{use_i18n, I18n};
 use crate::state::{AdminView, Nav, Route, Session};
 
+use self::accounts::{AccountPage, AccountsView};
 use self::apps::AppsView;
+use self::audit::AuditView;
+use self::catalog::CatalogView;
 use self::detail::OrderDetail;
 use self::orders::OrderTable;
 use self::reconciliation::{ReconciliationDetailView, ReconciliationList};
@@ -29,6 +38,8 @@ pub const PER_PAGE: i64 = 20;
 pub struct AdminFilters {
     /// The filters the table shows (the form edits its own copy until applied).
     pub applied: RwSignal<AdminOrderQuery>,
+    /// The account search, kept while the operator moves between the list and an account.
+    pub accounts: RwSignal<AccountQuery>,
 }
 
 impl AdminFilters {
@@ -38,6 +49,11 @@ impl AdminFilters {
                 page: Some(1),
                 per_page: Some(PER_PAGE),
                 ..AdminOrderQuery::default()
+            }),
+            accounts: RwSignal::new(AccountQuery {
+                page: Some(1),
+                per_page: Some(PER_PAGE),
+                ..AccountQuery::default()
             }),
         }
     }
@@ -84,7 +100,10 @@ pub fn AdminPage(view: AdminView) -> impl IntoView {
         AdminView::Reconciliations | AdminView::Reconciliation(_)
     );
     let on_apps = matches!(view, AdminView::Apps);
-    let on_orders = !on_stats && !on_recon && !on_apps;
+    let on_accounts = matches!(view, AdminView::Accounts | AdminView::Account(_));
+    let on_catalog = matches!(view, AdminView::Catalog);
+    let on_audit = matches!(view, AdminView::Audit);
+    let on_orders = !on_stats && !on_recon && !on_apps && !on_accounts && !on_catalog && !on_audit;
     let tabs = move || {
         view! {
             <nav class="subnav" aria-label=move || i18n.t("管理功能", "Admin sections")>
@@ -128,6 +147,36 @@ pub fn AdminPage(view: AdminView) -> impl IntoView {
                 >
                     {move || i18n.t("接入应用", "Apps")}
                 </button>
+                <button
+                    type="button"
+                    class="nav-link"
+                    class:active=on_accounts
+                    aria-current=on_accounts.then_some("page")
+                    data-testid="admin-tab-accounts"
+                    on:click=move |_| route.set(Route::Admin(AdminView::Accounts))
+                >
+                    {move || i18n.t("账户", "Accounts")}
+                </button>
+                <button
+                    type="button"
+                    class="nav-link"
+                    class:active=on_catalog
+                    aria-current=on_catalog.then_some("page")
+                    data-testid="admin-tab-catalog"
+                    on:click=move |_| route.set(Route::Admin(AdminView::Catalog))
+                >
+                    {move || i18n.t("商品", "Catalog")}
+                </button>
+                <button
+                    type="button"
+                    class="nav-link"
+                    class:active=on_audit
+                    aria-current=on_audit.then_some("page")
+                    data-testid="admin-tab-audit"
+                    on:click=move |_| route.set(Route::Admin(AdminView::Audit))
+                >
+                    {move || i18n.t("操作记录", "Audit log")}
+                </button>
             </nav>
         }
     };
@@ -165,6 +214,10 @@ pub fn AdminPage(view: AdminView) -> impl IntoView {
                     view! { <ReconciliationDetailView id /> }.into_any()
                 }
                 AdminView::Apps => view! { <AppsView /> }.into_any(),
+                AdminView::Accounts => view! { <AccountsView /> }.into_any(),
+                AdminView::Account(id) => view! { <AccountPage id /> }.into_any(),
+                AdminView::Catalog => view! { <CatalogView /> }.into_any(),
+                AdminView::Audit => view! { <AuditView /> }.into_any(),
             };
             view! {
                 <section class="page admin-page" data-testid="admin-page">
