@@ -612,6 +612,42 @@ both_backends!(
             ),
             (Some(false), Some(true))
         );
+        // App changes are on record, never with a key or secret in them.
+        let (status, created) = app
+            .post(
+                "/api/v1/admin/apps",
+                &json!({"name": "Shop", "webhook_url": "https://shop.example.com/hook"}),
+                Some(&alice_admin),
+            )
+            .await;
+        assert_eq!(status, 201, "{created}");
+        let app_id = created["app"]["id"].as_str().unwrap();
+        let (status, rotated) = app
+            .post(
+                &format!("/api/v1/admin/apps/{app_id}/rotate-key"),
+                &json!({}),
+                Some(&alice_admin),
+            )
+            .await;
+        assert_eq!(status, 200, "{rotated}");
+        let (_, trail) = app
+            .get(
+                &format!("/api/v1/admin/audit?target_kind=app&target_id={app_id}"),
+                Some(&alice_admin),
+            )
+            .await;
+        assert_eq!(trail["total"], 2, "{trail}");
+        let text = trail.to_string();
+        for secret in [
+            &created["api_key"],
+            &created["webhook_secret"],
+            &rotated["api_key"],
+        ] {
+            assert!(
+                !text.contains(secret.as_str().unwrap()),
+                "a secret in the audit log: {text}"
+            );
+        }
         let (status, e) = app
             .get("/api/v1/admin/audit?from=yesterday", Some(&alice_admin))
             .await;

@@ -11,7 +11,13 @@ use api_types::error::ErrorResponse;
 use crate::auth::AuthUser;
 use crate::error::AppResult;
 use crate::service::apps;
+use crate::service::audit::{self, Actor, Change, Target};
 use crate::startup::AppState;
+
+/// Record an app change (views only: never a key or secret).
+async fn record(state: &AppState, actor: &Actor, action: &str, id: &str, change: Change) {
+    audit::record(state, actor, action, Target("app", id), change).await;
+}
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/admin/apps", web::get().to(list_apps))
@@ -54,8 +60,17 @@ pub async fn create_app(
     user: AuthUser,
     body: web::Json<CreateAppRequest>,
 ) -> AppResult<HttpResponse> {
-    user.require_admin()?;
+    let actor = Actor::of(&state, &user).await?;
     let issued = apps::create(&state, body.into_inner().into()).await?;
+    let view = apps::view(&issued.app);
+    record(
+        &state,
+        &actor,
+        "app.create",
+        &view.id,
+        Change::new(None::<()>, Some(&view)),
+    )
+    .await;
     Ok(HttpResponse::Created().json(apps::created(&issued)))
 }
 
@@ -95,8 +110,18 @@ pub async fn update_app(
     path: web::Path<String>,
     body: web::Json<UpdateAppRequest>,
 ) -> AppResult<HttpResponse> {
-    user.require_admin()?;
+    let actor = Actor::of(&state, &user).await?;
+    let before = apps::view(&apps::find(&state, &path).await?);
     let (app, epay_key) = apps::update(&state, &path, body.into_inner().into()).await?;
+    let after = apps::view(&app);
+    record(
+        &state,
+        &actor,
+        "app.update",
+        &app.id,
+        Change::new(Some(&before), Some(&after)),
+    )
+    .await;
     Ok(HttpResponse::Ok().json(UpdatedApp {
         app: apps::view(&app),
         epay_key,
@@ -118,8 +143,13 @@ pub async fn rotate_key(
     user: AuthUser,
     path: web::Path<String>,
 ) -> AppResult<HttpResponse> {
-    user.require_admin()?;
+    let actor = Actor::of(&state, &user).await?;
     let issued = apps::rotate_key(&state, &path).await?;
+    let change = Change::new(
+        None::<()>,
+        Some(serde_json::json!({"key_prefix": issued.app.key_prefix})),
+    );
+    record(&state, &actor, "app.rotate_key", &issued.app.id, change).await;
     Ok(HttpResponse::Ok().json(RotatedKey {
         app_id: issued.app.id.clone(),
         key_prefix: issued.app.key_prefix.clone(),
@@ -142,8 +172,17 @@ pub async fn revoke_app(
     user: AuthUser,
     path: web::Path<String>,
 ) -> AppResult<HttpResponse> {
-    user.require_admin()?;
-    Ok(HttpResponse::Ok().json(apps::view(&apps::revoke(&state, &path).await?)))
+    let actor = Actor::of(&state, &user).await?;
+    let view = apps::view(&apps::revoke(&state, &path).await?);
+    record(
+        &state,
+        &actor,
+        "app.revoke",
+        &view.id,
+        Change::new(None::<()>, Some(&view)),
+    )
+    .await;
+    Ok(HttpResponse::Ok().json(view))
 }
 
 /// Replace a live app's webhook signing secret (shown once); events and return redirects
@@ -161,8 +200,16 @@ pub async fn rotate_webhook_secret(
     user: AuthUser,
     path: web::Path<String>,
 ) -> AppResult<HttpResponse> {
-    user.require_admin()?;
+    let actor = Actor::of(&state, &user).await?;
     let app = apps::rotate_webhook_secret(&state, &path).await?;
+    record(
+        &state,
+        &actor,
+        "app.rotate_webhook_secret",
+        &app.id,
+        Change::default(),
+    )
+    .await;
     Ok(HttpResponse::Ok().json(RotatedWebhookSecret {
         app_id: app.id,
         webhook_secret: app.webhook_secret,
