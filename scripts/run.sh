@@ -9,4 +9,6 @@ bash scripts/build-frontend.sh
 # The allocator (mimalloc) hands freed memory back at once and commits arenas lazily:
 # ~22 MiB idle instead of ~55 (see BENCHMARKS.md).
 export MIMALLOC_ARENA_EAGER_COMMIT="${MIMALLOC_ARENA_EAGER_COMMIT:-0}" MIMALLOC_PURGE_DELAY="${MIMALLOC_PURGE_DELAY:-0}"
+# The emulator learns where to send complaint notifications (消费者投诉) at start-up.
+export WECHAT_COMPLAINTS_REGISTER="${WECHAT_COMPLAINTS_REGISTER:-true}"
 exec cargo run -p fenpay -- serve "$@"

@@ -68,6 +68,15 @@ pub struct WechatSettings {
     pub notify_url: String,
     /// Where WeChat sends `REFUND.*` notifications.
     pub refund_notify_url: String,
+    /// The complaint notification URL registered with WeChat
+    /// (`WECHAT_COMPLAINT_NOTIFY_URL`; `fenpay complaints register-url`).
+    pub complaint_notify_url: String,
+    /// Register [`Self::complaint_notify_url`] at start-up (`WECHAT_COMPLAINTS_REGISTER`,
+    /// default off; `scripts/run.sh` turns it on for the emulator).
+    pub complaints_register: bool,
+    /// Pull the last two days' complaints this often (`COMPLAINTS_SYNC_INTERVAL_SECS`,
+    /// 0 = never; notifications bring new ones at once).
+    pub complaints_sync_interval_secs: u64,
     pub base_url: String,
     pub timeout_secs: u64,
     /// The official account's AppSecret (`WECHAT_PAY_APP_SECRET`), for the web
@@ -572,6 +581,16 @@ impl Settings {
                 "WECHAT_PAY_REFUND_NOTIFY_URL",
                 &format!("{public_base_url}/api/v1/payment/wechat/refund-callback"),
             ),
+            complaint_notify_url: env.str_or(
+                "WECHAT_COMPLAINT_NOTIFY_URL",
+                &format!("{public_base_url}/api/v1/callbacks/wechat/complaints"),
+            ),
+            complaints_register: env.bool_or("WECHAT_COMPLAINTS_REGISTER", false)?,
+            complaints_sync_interval_secs: env.number(
+                "COMPLAINTS_SYNC_INTERVAL_SECS",
+                3600,
+                0..=86_400,
+            )?,
             base_url: env
                 .str_or(
                     "WECHAT_PAY_BASE_URL",
@@ -878,6 +897,7 @@ impl Settings {
             &mut self.public_base_url,
             &mut self.wechat.notify_url,
             &mut self.wechat.refund_notify_url,
+            &mut self.wechat.complaint_notify_url,
             &mut self.alipay.notify_url,
             &mut self.alipay.return_url,
         ] {

@@ -74,10 +74,14 @@ pub fn spawn(state: web::Data<AppState>) {
     tokio::spawn(crate::service::watcher::run(state.clone()));
     tokio::spawn(crate::service::records::run(state.clone()));
     tokio::spawn(crate::db::checkpoint_wal(state.db.clone()));
+    if s.wechat.complaints_register {
+        tokio::spawn(crate::service::complaints::register_on_start(state.clone()));
+    }
     if !s.lifecycle.jobs_enabled {
         tracing::info!("background jobs disabled (JOBS_ENABLED=false)");
         return;
     }
+    tokio::spawn(crate::service::complaints::run_periodic(state.clone()));
     let sweep_every = Duration::from_secs(s.lifecycle.sweep_interval_secs);
     let reconcile_every = Duration::from_secs(s.lifecycle.reconcile_interval_secs);
     // Tracked: shutdown waits for them to finish or release what they claimed.

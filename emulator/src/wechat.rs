@@ -41,6 +41,8 @@ use super::faults::RequestFault;
 use super::{State, WechatEmulatorConfig};
 use fenpay_proto::wechat::WechatKeyMode;
 
+mod complaints;
+
 /// Delays before resends 1..=15 (skills `回调通知处理.md` §重试机制), in seconds,
 /// each divided by the configured time scale.
 const RESEND_SCHEDULE_SECS: [u64; 15] = [
@@ -280,6 +282,9 @@ pub struct NotificationLog {
     /// Set on `REFUND.*` notifications.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub out_refund_no: Option<String>,
+    /// Set on `COMPLAINT.*` notifications.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub complaint_id: Option<String>,
     pub event_type: String,
     pub notify_url: String,
     pub serial_mode: SerialMode,
@@ -295,6 +300,8 @@ pub struct NotificationLog {
 pub struct WechatState {
     trades: Mutex<HashMap<String, Trade>>,
     notifications: Mutex<Vec<NotificationLog>>,
+    /// Consumer complaints and the registered complaint notification URL.
+    complaints: Mutex<complaints::ComplaintStore>,
     /// Bumped by `reset()` so resends scheduled before it stop.
     generation: AtomicU64,
     /// Posts notifications with WeChat's header spelling (built on first use).
@@ -311,6 +318,7 @@ impl WechatState {
         self.generation.fetch_add(1, Ordering::SeqCst);
         lock(&self.trades).clear();
         lock(&self.notifications).clear();
+        *lock(&self.complaints) = complaints::ComplaintStore::default();
     }
 
     /// A snapshot of one trade (expiry applied).
@@ -482,7 +490,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route(
             "/__emulator/wechat/notify/{out_trade_no}",
             web::post().to(control_notify),
-        );
+        )
+        .configure(complaints::configure);
 }
 
 // ---------------------------------------------------------------------------
@@ -1570,7 +1579,7 @@ async fn control_notify(state: State, path: web::Path<String>) -> HttpResponse {
     let latest = lock(&state.wechat.notifications)
         .iter()
         .rev()
-        .find(|n| n.out_trade_no == *path && n.out_refund_no.is_none())
+        .find(|n| n.out_trade_no == *path && n.out_refund_no.is_none() && n.complaint_id.is_none())
         .cloned();
     let Some(log) = latest else {
         return match state.wechat.trade(&path) {
@@ -2230,6 +2239,7 @@ fn sealed_notification<T: Serialize>(
         id: envelope.id,
         out_trade_no: String::new(),
         out_refund_no: None,
+        complaint_id: None,
         event_type: envelope.event_type,
         notify_url: String::new(),
         serial_mode: SerialMode::PublicKey,

@@ -681,6 +681,8 @@ impl std::str::FromStr for WechatKeyMode {
     }
 }
 
+pub mod complaints;
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests;

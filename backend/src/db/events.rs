@@ -45,6 +45,10 @@ pub const ORDER_DUPLICATE_PAYMENT: &str = "order.duplicate_payment";
 /// A reconciliation of a provider's daily bill found differences.
 pub const RECONCILIATION_MISMATCH: &str = "reconciliation.mismatch";
 
+/// A WeChat Pay buyer complaint reached fenpay (once per complaint; no order_no column:
+/// the linked order, if any, is in the payload).
+pub const COMPLAINT_CREATED: &str = "complaint.created";
+
 /// Where events go: the configured webhook URLs, and Telegram for the events a
 /// shop owner wants on their phone.
 #[derive(Clone, Debug, Default)]
@@ -64,6 +68,7 @@ impl Sinks {
                     | ORDER_PAID_AFTER_CLOSE
                     | ORDER_PAYMENT_MISMATCH
                     | ORDER_DUPLICATE_PAYMENT
+                    | COMPLAINT_CREATED
             )
         {
             out.push(TELEGRAM_ENDPOINT.to_string());

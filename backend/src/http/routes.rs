@@ -7,6 +7,7 @@ pub mod auth;
 pub mod callbacks;
 pub mod checkout;
 pub mod complaints;
+pub mod complaints;
 pub mod console;
 pub mod epay;
 pub mod events;

@@ -550,6 +550,9 @@ fn redact(state: &AppState, text: &str) -> String {
 
 fn telegram_text(event: &event_db::EventRow) -> String {
     let payload: serde_json::Value = serde_json::from_str(&event.payload).unwrap_or_default();
+    if event.event_type == event_db::COMPLAINT_CREATED {
+        return complaint_text(&payload["data"]["complaint"]);
+    }
     let order = &payload["data"]["order"];
     let fen = order["amount_fen"].as_i64().unwrap_or(0);
     let title = match event.event_type.as_str() {
@@ -566,6 +569,24 @@ fn telegram_text(event: &event_db::EventRow) -> String {
         fen % 100,
         order["provider"].as_str().unwrap_or(""),
         order["product_name"].as_str().unwrap_or(""),
+    )
+}
+
+/// A new complaint: what, how much, which order, and the time left to answer.
+fn complaint_text(c: &serde_json::Value) -> String {
+    let amount = c["amount_fen"]
+        .as_i64()
+        .map(|fen| format!("¥{}.{:02}", fen / 100, fen % 100))
+        .unwrap_or_else(|| "-".into());
+    let left = c["time_left_secs"]
+        .as_i64()
+        .map(|s| format!("{}h{:02}m", s.div_euclid(3600), s.rem_euclid(3600) / 60))
+        .unwrap_or_else(|| "-".into());
+    format!(
+        "📣 微信支付投诉 / WeChat Pay complaint — reply within {left}\n{} · {}\n{amount} · {}",
+        c["complaint_id"].as_str().unwrap_or(""),
+        c["problem_type"].as_str().unwrap_or("OTHERS"),
+        c["order_no"].as_str().unwrap_or("-"),
     )
 }
 

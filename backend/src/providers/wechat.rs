@@ -514,7 +514,7 @@ impl WechatClient {
         }
         // Doc samples leave original_type out on payments; when present it must match.
         let kind = envelope.resource.original_type.as_str();
-        if !kind.is_empty() && kind != original_type {
+        if !kind.is_empty() && !original_type.is_empty() && kind != original_type {
             return Err(ProviderError::InvalidResponse(format!(
                 "unexpected original_type {kind}"
             )));
@@ -549,6 +549,12 @@ impl WechatClient {
         let url = format!("{}{}", self.cfg.base_url, path_and_query);
         let mut req = match method {
             "GET" => self.http.get(&url),
+            "DELETE" => self.http.delete(&url),
+            "PUT" => self
+                .http
+                .put(&url)
+                .header("Content-Type", "application/json")
+                .body(body_text),
             _ => self
                 .http
                 .post(&url)
@@ -974,6 +980,8 @@ fn remote_trade(tx: &Transaction) -> RemoteTrade {
         paid_at: tx.success_time.as_deref().and_then(parse_time),
     }
 }
+
+pub mod complaints;
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]

@@ -31,7 +31,7 @@ pub struct WechatCallbackFailure {
     pub message: String,
 }
 
-fn wechat_fail(status: StatusCode, message: impl Into<String>) -> HttpResponse {
+pub(super) fn wechat_fail(status: StatusCode, message: impl Into<String>) -> HttpResponse {
     HttpResponse::build(status).json(WechatCallbackFailure {
         code: "FAIL",
         message: message.into(),
@@ -91,7 +91,7 @@ fn record_unverified(
 
 /// A WeChat notification that failed verification: keep its digest, answer so WeChat
 /// resends.
-fn wechat_rejected(
+pub(super) fn wechat_rejected(
     state: &AppState,
     req: &HttpRequest,
     kind: &str,
@@ -109,7 +109,7 @@ fn wechat_rejected(
     wechat_fail(status, "verification failed")
 }
 
-fn headers_json(req: &HttpRequest) -> (HashMap<String, String>, String) {
+pub(super) fn headers_json(req: &HttpRequest) -> (HashMap<String, String>, String) {
     let map: HashMap<String, String> = req
         .headers()
         .iter()
