@@ -315,6 +315,8 @@ pub async fn read_account(db: &Db, user_id: &str) -> DbResult<Option<Account>> {
 }
 
 /// What an operator's adjustment did.
+// One per admin action, returned once: boxing would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
 pub enum AdjustWrite {
     NotFound,

@@ -113,6 +113,8 @@ pub enum CatalogOp {
 }
 
 /// What a catalog change did.
+// One per admin action, returned once: boxing would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
 pub enum CatalogWrite {
     NotFound,

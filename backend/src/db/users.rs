@@ -208,6 +208,8 @@ pub async fn links(db: &Db, id: &str) -> DbResult<Vec<(String, String)>> {
 }
 
 /// What an account change did.
+// One per admin action, returned once: boxing would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
 pub enum AccountWrite {
     NotFound,

@@ -241,6 +241,7 @@ pub fn position(i: usize) -> i32 {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
