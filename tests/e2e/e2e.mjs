@@ -1573,6 +1573,175 @@ test(
   { skip: NO_ADMIN },
 );
 
+test(
+  'console: catalog, accounts and audit log',
+  async (h) => {
+    const admin = await adminUser('cadm');
+    const buyer = await apiUser(BASE, 'cbuy');
+    const buyerId = (await me(BASE, buyer.token)).id;
+    const page = await h.page(BASE);
+    await openAdmin(page, admin);
+
+    // Catalog: a new points pack, on sale at once.
+    await page.locator('[data-testid=admin-tab-catalog]').click();
+    await page.locator('[data-testid=catalog-create-form]').waitFor();
+    const name = `E2E pack ${Date.now().toString(36)}`;
+    await page.locator('[data-testid=catalog-create-kind]').selectOption('points');
+    await page.locator('[data-testid=catalog-create-name]').fill(name);
+    await page.locator('[data-testid=catalog-create-price]').fill('12.34');
+    await page.locator('[data-testid=catalog-create-points]').fill('120');
+    await page.locator('[data-testid=catalog-create-submit]').click();
+    const created = page.locator('[data-testid=catalog-created]');
+    await created.waitFor();
+    const productId = Number(await created.getAttribute('data-product-id'));
+    assert(Number.isInteger(productId) && productId > 0, `a product id is shown: ${productId}`);
+    const row = page.locator(`[data-testid=product-row-${productId}]`);
+    await row.waitFor();
+    const priceCell = row.locator(`[data-testid=product-price-${productId}]`);
+    await expectText(priceCell, '¥12.34', { what: 'price of the new product' });
+    await expectText(row.locator(`[data-testid=product-stock-${productId}]`), '不限', { what: 'stock of the new product' });
+    assertEq(await row.getAttribute('data-active'), 'true', 'the new product is on sale');
+
+    // The buyer orders it at this price...
+    const order = await api(BASE, buyer.token, 'POST', '/payment/create-order', {
+      product_type: 'points',
+      product_id: productId,
+      payment_method: 'wechat',
+    });
+    assertEq(order.status, 200, `create-order for the new product (${order.text})`);
+    const orderNo = order.json.order_no;
+
+    // ...then the price and the grant change in the tab.
+    await row.locator(`[data-testid=product-edit-${productId}]`).click();
+    const edit = page.locator('[data-testid=product-edit-form]');
+    await edit.waitFor();
+    assertEq(await page.locator('[data-testid=product-edit-price]').inputValue(), '12.34', 'price in the edit form');
+    await page.locator('[data-testid=product-edit-price]').fill('15');
+    await page.locator('[data-testid=product-edit-points]').fill('150');
+    await page.locator('[data-testid=product-edit-save]').click();
+    await eventually(async () => (await edit.count()) === 0, { message: 'the edit form to close' });
+    await expectText(priceCell, '¥15.00', { what: 'price after the edit' });
+    const listed = (await api(BASE, buyer.token, 'GET', '/products')).json.items.find((p) => p.id === productId);
+    assertEq(listed?.price_fen, 1500, 'the public catalog has the new price');
+    assertEq(listed?.points, 150, 'the public catalog has the new grant');
+
+    // The earlier order is paid and fulfilled as it was created.
+    const paid = await api(BASE, buyer.token, 'POST', '/dev/simulate-pay', { order_no: orderNo });
+    assert(paid.status >= 200 && paid.status < 300, `simulate-pay ${orderNo}: ${paid.status} ${paid.text}`);
+    await eventually(async () => (await orderStatus(BASE, buyer.token, orderNo)).status === 'paid', {
+      timeout: PAY_TIMEOUT,
+      message: `order ${orderNo} to be paid`,
+    });
+    const paidOrder = await orderStatus(BASE, buyer.token, orderNo);
+    assertEq(paidOrder.amount_fen, 1234, 'the paid order keeps the old price');
+    assertEq((await me(BASE, buyer.token)).points_balance, 120, 'the buyer got the old grant');
+
+    // Retired: gone from the public catalog, still listed here.
+    await row.locator(`[data-testid=product-retire-${productId}]`).click();
+    await eventually(async () => (await row.getAttribute('data-active')) === 'false', { message: 'the row to show retired' });
+    await row.locator(`[data-testid=product-restore-${productId}]`).waitFor();
+    const catalog = await api(BASE, buyer.token, 'GET', '/products');
+    assert(!catalog.json.items.some((p) => p.id === productId), 'the retired product is not in GET /products');
+    await page.screenshot({ path: join(SHOTS, 'admin-catalog-desktop.png'), fullPage: true });
+
+    // Accounts: find the buyer, open the page.
+    await page.locator('[data-testid=admin-tab-accounts]').click();
+    await page.locator('[data-testid=accounts-search]').fill(buyer.username);
+    await page.locator('[data-testid=accounts-apply]').click();
+    const accountRow = page.locator(`[data-testid=account-row-${buyer.username}]`);
+    await accountRow.waitFor();
+    await expectText(accountRow.locator('[data-testid=account-row-points]'), '120', { what: 'points in the list' });
+    await accountRow.locator(`[data-testid=account-open-${buyer.username}]`).click();
+    await page.locator(`[data-testid=account-page][data-account-id="${buyerId}"]`).waitFor();
+    await expectText(page.locator('[data-testid=account-points]'), '120', { what: 'points on the account page' });
+    await page.locator(`[data-testid=account-order-row][data-order-no="${orderNo}"]`).waitFor();
+
+    // The reason is mandatory; then an adjustment with one.
+    await page.locator('[data-testid=adjust-points]').fill('-20');
+    await page.locator('[data-testid=adjust-submit]').click();
+    const adjustError = page.locator('[data-testid=adjust-error]');
+    await adjustError.waitFor();
+    assertEq(await adjustError.getAttribute('data-code'), 'reason_required', 'error code without a reason');
+    const note = `e2e goodwill correction ${Date.now().toString(36)}`;
+    await page.locator('[data-testid=adjust-reason]').fill(note);
+    await page.locator('[data-testid=adjust-submit]').click();
+    await page.locator('[data-testid=account-result]').waitFor();
+    await expectText(page.locator('[data-testid=account-points]'), '100', { what: 'points after the adjustment' });
+    const adjustment = page.locator('[data-testid=account-ledger-row][data-reason=adjustment]');
+    await expectText(adjustment.locator('[data-testid=ledger-note]'), note, { what: 'the ledger note' });
+    assertEq((await me(BASE, buyer.token)).points_balance, 100, 'server points after the adjustment');
+    const verify = await api(BASE, admin.token, 'GET', '/admin/ledger/verify');
+    assertEq(verify.status, 200, `GET /admin/ledger/verify (${verify.text})`);
+    assertEq(verify.json.mismatches.length, 0, `ledger mismatches (${verify.text})`);
+
+    // Disabled after a confirmation: the buyer's token stops working.
+    await page.locator('[data-testid=account-disable]').click();
+    await page.locator('[data-testid=account-confirm-box]').waitFor();
+    await page.locator('[data-testid=account-action-reason]').fill('e2e: chargeback abuse');
+    await page.locator('[data-testid=account-confirm]').click();
+    await eventually(async () => (await page.locator('[data-testid=account-status]').getAttribute('data-disabled')) === 'true', {
+      message: 'the account to show disabled',
+    });
+    await page.locator('[data-testid=account-enable]').waitFor();
+    assertEq((await api(BASE, buyer.token, 'GET', '/auth/me')).status, 401, 'GET /auth/me with the disabled buyer\'s token');
+
+    // Audit log: each action, filtered by family and target.
+    await page.locator('[data-testid=admin-tab-audit]').click();
+    await page.locator('[data-testid=audit-filters]').waitFor();
+    const auditActions = async (family, targetId) => {
+      await page.locator('[data-testid=audit-action-filter]').selectOption(family);
+      await page.locator('[data-testid=audit-target-filter]').fill(String(targetId));
+      await page.locator('[data-testid=audit-apply]').click();
+      let seen = [];
+      await eventually(
+        async () => {
+          const rows = page.locator('[data-testid=audit-row]');
+          seen = await rows.evaluateAll((els) => els.map((e) => `${e.dataset.action} ${e.dataset.targetId}`));
+          return seen.length > 0 && seen.every((s) => s.endsWith(` ${targetId}`));
+        },
+        { message: `audit rows for ${family} ${targetId}` },
+      );
+      return seen.map((s) => s.split(' ')[0]);
+    };
+    const productActions = await auditActions('product', productId);
+    for (const action of ['product.create', 'product.update', 'product.retire']) {
+      assert(productActions.includes(action), `audit has ${action} for product ${productId}: ${productActions.join(', ')}`);
+    }
+    const update = page.locator('[data-testid=audit-row][data-action="product.update"]');
+    const priceChange = update.locator('[data-testid=audit-change][data-field=price_fen]');
+    const priceText = ((await priceChange.textContent()) ?? '').replace(/\s+/g, ' ');
+    assert(priceText.includes('1234') && priceText.includes('1500'), `the update shows price_fen before -> after: ${priceText}`);
+    const accountActions = await auditActions('account', buyerId);
+    for (const action of ['account.adjust', 'account.disable']) {
+      assert(accountActions.includes(action), `audit has ${action} for the buyer: ${accountActions.join(', ')}`);
+    }
+    const adjustRow = page.locator('[data-testid=audit-row][data-action="account.adjust"]');
+    assert(((await adjustRow.locator('[data-testid=audit-reason]').textContent()) ?? '').includes(note), 'the adjustment reason in the log');
+    await page.screenshot({ path: join(SHOTS, 'admin-audit-desktop.png'), fullPage: true });
+
+    // On a phone: the search and the account page scroll inside their boxes, not the page.
+    const phone = await h.page(BASE, { viewport: PHONE, phone: true });
+    const noOverflow = async (what) => {
+      await phone.evaluate(() => document.fonts.ready);
+      const overflow = await phone.evaluate((width) => document.documentElement.scrollWidth - width, PHONE.width);
+      assert(overflow <= 0, `${what} on a phone scrolls sideways by ${overflow} px`);
+    };
+    await openAdmin(phone, admin);
+    await phone.locator('[data-testid=admin-tab-accounts]').click();
+    await phone.locator('[data-testid=accounts-search]').fill(buyer.username);
+    await phone.locator('[data-testid=accounts-apply]').click();
+    const phoneRow = phone.locator(`[data-testid=account-row-${buyer.username}]`);
+    await phoneRow.waitFor();
+    await noOverflow('the accounts search');
+    await phone.screenshot({ path: join(SHOTS, 'admin-accounts-phone.png') });
+    await phoneRow.locator(`[data-testid=account-open-${buyer.username}]`).click();
+    await phone.locator('[data-testid=account-ledger-row]').first().waitFor();
+    await noOverflow('the account page');
+    await phone.screenshot({ path: join(SHOTS, 'admin-account-phone.png'), fullPage: true });
+  },
+  { skip: NO_ADMIN, timeout: 180_000 },
+);
+
 test('Swagger UI at /docs/ renders offline', async (h) => {
   const page = await h.page(BASE);
   await page.goto('/docs/', { waitUntil: 'commit' });

@@ -124,7 +124,7 @@ pub fn AuditEntries(entries: Vec<AuditEntry>, testid: &'static str) -> impl Into
                 "account" => {
                     let id = target_id.clone();
                     view! {
-                        <button type="button" class="link" data-testid="audit-open-target"
+                        <button type="button" class="link link-wrap" data-testid="audit-open-target"
                             on:click=move |_| route.set(Route::Admin(AdminView::Account(id.clone())))>
                             <code>{target_id.clone()}</code>
                         </button>
@@ -134,7 +134,7 @@ pub fn AuditEntries(entries: Vec<AuditEntry>, testid: &'static str) -> impl Into
                 "order" => {
                     let id = target_id.clone();
                     view! {
-                        <button type="button" class="link" data-testid="audit-open-target"
+                        <button type="button" class="link link-wrap" data-testid="audit-open-target"
                             on:click=move |_| route.set(Route::Admin(AdminView::Order(id.clone())))>
                             <code>{target_id.clone()}</code>
                         </button>
@@ -148,7 +148,7 @@ pub fn AuditEntries(entries: Vec<AuditEntry>, testid: &'static str) -> impl Into
                 <tr data-testid=testid data-action=e.action.clone() data-target-kind=kind.clone() data-target-id=e.target_id.clone()>
                     <td class="nowrap">{move || local_datetime(&at, i18n.lang())}</td>
                     <td>{e.actor_name.clone()}</td>
-                    <td><code data-testid="audit-action">{e.action.clone()}</code></td>
+                    <td class="nowrap"><code class="keep" data-testid="audit-action">{e.action.clone()}</code></td>
                     <td class="wrap">
                         <span class="muted">{move || kind_label(i18n, &kind_text)}</span>" "
                         {target}
