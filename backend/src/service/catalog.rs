@@ -147,7 +147,10 @@ pub async fn reorder(db: &Db, actor: &Actor, ids: &[i64]) -> AppResult<AdminProd
         actor.entry(
             "product.reorder",
             Target("catalog", "order"),
-            Change::new(Some(before), Some(after)),
+            Change::new(
+                Some(serde_json::json!({ "order": before })),
+                Some(serde_json::json!({ "order": after })),
+            ),
         )
     })
     .await?;
