@@ -12,6 +12,10 @@ use api_types::apps::{
     UpdateAppRequest, UpdatedApp,
 };
 use api_types::auth::{LoginRequest, RegisterRequest, TokenResponse, UserResponse};
+use api_types::complaints::{
+    ComplaintDetail, ComplaintListResponse, ComplaintReplyRequest, ComplaintState,
+    ComplaintSyncRequest, ComplaintSyncResponse,
+};
 use api_types::console::{
     AccountDetail, AccountListResponse, AccountQuery, AccountSummary, AdjustRequest,
     AdjustResponse, AdminProductList, AuditListResponse, AuditQuery, ProductCreate,
@@ -237,6 +241,67 @@ impl Api {
             "POST",
             "/admin/reconciliations",
             Some(encode(req)?),
+            Auth::Bearer,
+        )
+        .await
+    }
+
+    /// Operators: the WeChat Pay complaints inbox, newest first.
+    pub async fn admin_complaints(
+        self,
+        state: Option<ComplaintState>,
+        page: i64,
+    ) -> Result<ComplaintListResponse, ApiError> {
+        let mut params = vec![format!("page={page}"), "per_page=20".to_owned()];
+        if let Some(s) = state {
+            params.push(format!("state={}", s.as_str()));
+        }
+        let path = format!("/admin/complaints{}", join_query(&params));
+        self.call("GET", &path, None, Auth::Bearer).await
+    }
+
+    /// Operators: one complaint with its negotiation history and order.
+    pub async fn admin_complaint(self, id: &str) -> Result<ComplaintDetail, ApiError> {
+        let path = format!(
+            "/admin/complaints/{}",
+            String::from(js_sys::encode_uri_component(id))
+        );
+        self.call("GET", &path, None, Auth::Bearer).await
+    }
+
+    /// Operators: reply to the buyer (1-200 characters).
+    pub async fn reply_complaint(
+        self,
+        id: &str,
+        content: &str,
+    ) -> Result<ComplaintDetail, ApiError> {
+        let path = format!(
+            "/admin/complaints/{}/reply",
+            String::from(js_sys::encode_uri_component(id))
+        );
+        let req = ComplaintReplyRequest {
+            content: content.to_owned(),
+        };
+        self.call("POST", &path, Some(encode(&req)?), Auth::Bearer)
+            .await
+    }
+
+    /// Operators: mark a complaint handled.
+    pub async fn complete_complaint(self, id: &str) -> Result<ComplaintDetail, ApiError> {
+        let path = format!(
+            "/admin/complaints/{}/complete",
+            String::from(js_sys::encode_uri_component(id))
+        );
+        self.call("POST", &path, None, Auth::Bearer).await
+    }
+
+    /// Operators: pull the last 30 days of complaints from WeChat now.
+    pub async fn sync_complaints(self) -> Result<ComplaintSyncResponse, ApiError> {
+        let req = ComplaintSyncRequest::default();
+        self.call(
+            "POST",
+            "/admin/complaints/sync",
+            Some(encode(&req)?),
             Auth::Bearer,
         )
         .await

@@ -167,6 +167,8 @@ pub enum AdminView {
     Catalog,
     /// The admin audit log.
     Audit,
+    /// WeChat Pay complaints: the inbox, one complaint's history, reply, mark handled.
+    Complaints,
 }
 
 impl Route {
@@ -184,6 +186,7 @@ impl Route {
             ),
             Route::Admin(AdminView::Catalog) => "/admin/catalog".to_owned(),
             Route::Admin(AdminView::Audit) => "/admin/audit".to_owned(),
+            Route::Admin(AdminView::Complaints) => "/admin/complaints".to_owned(),
             Route::Admin(AdminView::Reconciliation(id)) => format!("/admin/reconciliations/{id}"),
             Route::Admin(AdminView::Order(no)) => format!(
                 "/admin/orders/{}",
@@ -204,6 +207,7 @@ impl Route {
             "/accounts" => AdminView::Accounts,
             "/catalog" => AdminView::Catalog,
             "/audit" => AdminView::Audit,
+            "/complaints" => AdminView::Complaints,
             other if other.starts_with("/accounts/") => {
                 let id = other.strip_prefix("/accounts/")?;
                 AdminView::Account(js_sys::decode_uri_component(id).ok()?.as_string()?)

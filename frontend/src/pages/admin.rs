@@ -6,6 +6,7 @@ mod accounts;
 mod apps;
 mod audit;
 mod catalog;
+mod complaints;
 mod console;
 mod detail;
 mod orders;
@@ -25,6 +26,7 @@ use self::accounts::{AccountPage, AccountsView};
 use self::apps::AppsView;
 use self::audit::AuditView;
 use self::catalog::CatalogView;
+use self::complaints::ComplaintsView;
 use self::detail::OrderDetail;
 use self::orders::OrderTable;
 use self::reconciliation::{ReconciliationDetailView, ReconciliationList};
@@ -103,7 +105,14 @@ pub fn AdminPage(view: AdminView) -> impl IntoView {
     let on_accounts = matches!(view, AdminView::Accounts | AdminView::Account(_));
     let on_catalog = matches!(view, AdminView::Catalog);
     let on_audit = matches!(view, AdminView::Audit);
-    let on_orders = !on_stats && !on_recon && !on_apps && !on_accounts && !on_catalog && !on_audit;
+    let on_complaints = matches!(view, AdminView::Complaints);
+    let on_orders = !on_stats
+        && !on_recon
+        && !on_apps
+        && !on_accounts
+        && !on_catalog
+        && !on_audit
+        && !on_complaints;
     let tabs = move || {
         view! {
             <nav class="subnav" aria-label=move || i18n.t("管理功能", "Admin sections")>
@@ -177,6 +186,16 @@ pub fn AdminPage(view: AdminView) -> impl IntoView {
                 >
                     {move || i18n.t("操作记录", "Audit log")}
                 </button>
+                <button
+                    type="button"
+                    class="nav-link"
+                    class:active=on_complaints
+                    aria-current=on_complaints.then_some("page")
+                    data-testid="admin-tab-complaints"
+                    on:click=move |_| route.set(Route::Admin(AdminView::Complaints))
+                >
+                    {move || i18n.t("投诉", "Complaints")}
+                </button>
             </nav>
         }
     };
@@ -218,6 +237,7 @@ pub fn AdminPage(view: AdminView) -> impl IntoView {
                 AdminView::Account(id) => view! { <AccountPage id /> }.into_any(),
                 AdminView::Catalog => view! { <CatalogView /> }.into_any(),
                 AdminView::Audit => view! { <AuditView /> }.into_any(),
+                AdminView::Complaints => view! { <ComplaintsView /> }.into_any(),
             };
             view! {
                 <section class="page admin-page" data-testid="admin-page">
