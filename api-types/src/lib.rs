@@ -9,7 +9,6 @@ pub mod app_tokens;
 pub mod apps;
 pub mod auth;
 pub mod complaints;
-pub mod complaints;
 pub mod console;
 pub mod error;
 pub mod merchant;

@@ -8,7 +8,6 @@ pub mod apps;
 pub mod audit;
 pub mod cache;
 pub mod complaints;
-pub mod complaints;
 pub mod events;
 pub mod exports;
 pub mod gauges;

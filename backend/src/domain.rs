@@ -4,7 +4,6 @@ pub mod accounts;
 pub mod app_tokens;
 pub mod apps;
 pub mod bills;
-pub mod complaints;
 pub mod business_time;
 pub mod catalog;
 pub mod complaints;

@@ -34,7 +34,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .configure(routes::payment::configure)
                 .configure(routes::callbacks::configure)
                 .configure(routes::complaints::configure)
-                .configure(routes::complaints::configure)
                 .configure(routes::events::configure)
                 .configure(routes::checkout::configure)
                 .configure(routes::admin::configure)

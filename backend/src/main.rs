@@ -68,9 +68,6 @@ enum Command {
     /// JSON on stdout; exit code 2 for bad input or an unknown app, 1 for other failures.
     #[command(subcommand)]
     App(AppCommand),
-    /// WeChat Pay consumer complaints (消费者投诉 2.0).
-    #[command(subcommand)]
-    Complaints(ComplaintsCommand),
     /// Manage the product catalog (the same rules as the admin API; each change is in the
     /// audit log with actor `cli`). Answers are JSON lines on stdout; exit code 2 for bad
     /// input, an unknown product or a refused change, 1 for other failures.
@@ -240,17 +237,6 @@ enum ComplaintsCommand {
 }
 
 #[derive(Subcommand)]
-enum ComplaintsCommand {
-    /// Register the complaint notification URL with WeChat Pay (create it, or replace
-    /// another); prints what was done. Exit code 1 on failure.
-    RegisterUrl {
-        /// Default: WECHAT_COMPLAINT_NOTIFY_URL (`$PUBLIC_BASE_URL/api/v1/callbacks/wechat/complaints`).
-        #[arg(long)]
-        url: Option<String>,
-    },
-}
-
-#[derive(Subcommand)]
 enum Trigger {
     /// The buyer pays the order at the emulator, which notifies the server.
     Paid {
@@ -333,24 +319,6 @@ async fn run() -> anyhow::Result<()> {
         Command::App(cmd) => {
             let code = app_command(settings, cmd).await;
             std::process::exit(code);
-        }
-        Command::Complaints(ComplaintsCommand::RegisterUrl { url }) => {
-            let url = url.unwrap_or_else(|| settings.wechat.complaint_notify_url.clone());
-            let state = fenpay::startup::AppState::for_command(settings).await?;
-            let client = state
-                .providers
-                .wechat
-                .clone()
-                .ok_or_else(|| anyhow::anyhow!("WeChat Pay is not configured"))?;
-            let done = service::complaints::register_notify_url(&client, &url).await?;
-            match done {
-                service::complaints::Registered::Created => println!("registered {url}"),
-                service::complaints::Registered::Replaced { old } => {
-                    println!("registered {url} (replaced {old})")
-                }
-                service::complaints::Registered::Unchanged => println!("already registered: {url}"),
-            }
-            Ok(())
         }
         Command::Product(cmd) => {
             let code = product_command(settings, cmd).await;

@@ -8,7 +8,6 @@ pub mod audit;
 pub mod catalog;
 pub mod checkout;
 pub mod complaints;
-pub mod complaints;
 pub mod console;
 pub mod epay;
 pub mod exports;

@@ -381,27 +381,3 @@ diesel::table! {
         updated_at -> Timestamp,
     }
 }
-
-diesel::table! {
-    complaints (complaint_id) {
-        complaint_id -> Text,
-        state -> Text,
-        problem_type -> Nullable<Text>,
-        problem_description -> Text,
-        complaint_detail -> Text,
-        complaint_time -> Timestamp,
-        amount_fen -> Nullable<BigInt>,
-        out_trade_no -> Nullable<Text>,
-        transaction_id -> Nullable<Text>,
-        order_no -> Nullable<Text>,
-        user_complaint_times -> BigInt,
-        incoming_user_response -> Bool,
-        response_deadline -> Nullable<Timestamp>,
-        handled_at -> Nullable<Timestamp>,
-        last_synced_at -> Timestamp,
-        raw_detail -> Text,
-        history_json -> Text,
-        created_at -> Timestamp,
-        updated_at -> Timestamp,
-    }
-}

@@ -7,7 +7,6 @@ pub mod auth;
 pub mod callbacks;
 pub mod checkout;
 pub mod complaints;
-pub mod complaints;
 pub mod console;
 pub mod epay;
 pub mod events;
