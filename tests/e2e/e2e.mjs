@@ -1742,6 +1742,96 @@ test(
   { skip: NO_ADMIN, timeout: 180_000 },
 );
 
+test(
+  'console: a WeChat complaint answered in the inbox; stats and exports in China time',
+  async (h) => {
+    const admin = await adminUser('cpla');
+    const buyer = await apiUser(BASE, 'cplb');
+    const orderNo = await apiPaidOrder(BASE, buyer);
+
+    // The buyer complains at the (emulated) WeChat Pay; its signed notification reaches fenpay.
+    const made = await fetch(`${EMU}/__emulator/wechat/complaints`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ out_trade_no: orderNo, problem_description: 'e2e: points never arrived' }),
+    });
+    const madeText = await made.text();
+    assertEq(made.status, 200, `emulator complaint (${madeText})`);
+    const complaintId = JSON.parse(madeText).complaint.complaint_id;
+    await eventually(async () => (await api(BASE, admin.token, 'GET', `/admin/complaints/${complaintId}`)).status === 200, {
+      message: `complaint ${complaintId} to arrive`,
+    });
+
+    // The inbox lists it with the time left to answer; the detail shows the order.
+    const page = await h.page(BASE);
+    await openAdmin(page, admin);
+    await page.locator('[data-testid=admin-tab-complaints]').click();
+    const row = page.locator('[data-testid=complaint-row]', { hasText: complaintId });
+    await row.waitFor();
+    const left = ((await row.locator('[data-testid=complaint-time-left]').textContent()) ?? '').trim();
+    assert(/\d/.test(left), `the time left to answer is shown: "${left}"`);
+    await row.getByRole('button', { name: complaintId }).click();
+    const detail = page.locator('[data-testid=complaint-detail]');
+    await detail.waitFor();
+    const contains = async (locator, text, what) => {
+      let seen = '';
+      await eventually(
+        async () => {
+          seen = (await locator.first().textContent({ timeout: 1_000 }).catch(() => '')) ?? '';
+          return seen.includes(text);
+        },
+        { message: `${what} to include ${JSON.stringify(text)} (saw ${JSON.stringify(seen)})` },
+      );
+    };
+    await contains(detail.locator('[data-testid=complaint-order]'), orderNo, 'the complained order');
+
+    // Answer the buyer, then mark it handled: WeChat (the emulator) and fenpay agree.
+    const answer = `e2e: sorry, credited by hand ${Date.now().toString(36)}`;
+    await detail.locator('[data-testid=complaint-reply] textarea').fill(answer);
+    await detail.locator('[data-testid=complaint-reply] button[type=submit]').click();
+    await contains(detail.locator('[data-testid=complaint-history]'), answer, 'the reply in the history');
+    assertEq((await api(BASE, admin.token, 'GET', `/admin/complaints/${complaintId}`)).json.complaint.state, 'processing', 'state after the reply');
+    await detail.locator('[data-testid=complaint-complete]').click();
+    await eventually(
+      async () => (await api(BASE, admin.token, 'GET', `/admin/complaints/${complaintId}`)).json.complaint.state === 'processed',
+      { message: 'the complaint to be processed' },
+    );
+    await eventually(async () => (await detail.locator('[data-testid=complaint-reply]').count()) === 0, {
+      message: 'the reply box to go once handled',
+    });
+    const audit = await api(BASE, admin.token, 'GET', `/admin/audit?target_kind=complaint&target_id=${complaintId}`);
+    const actions = audit.json.items.map((e) => e.action);
+    for (const a of ['complaint.reply', 'complaint.complete']) {
+      assert(actions.includes(a), `audit has ${a}: ${actions.join(', ')}`);
+    }
+    await page.screenshot({ path: join(SHOTS, 'admin-complaints-desktop.png'), fullPage: true });
+
+    // Statistics say which time zone they cut days in; exports carry China-time offsets.
+    await page.locator('[data-testid=admin-tab-stats]').click();
+    await contains(page.locator('[data-testid=stats-timezone]'), 'Asia/Shanghai', 'the stats time zone');
+    await page.locator('[data-testid=admin-tab-orders]').click();
+    await page.locator('[data-testid=admin-export-orders]').waitFor();
+    const csv = await fetch(`${BASE}/api/v1/admin/exports/orders.csv?user=${buyer.username}`, {
+      headers: { authorization: `Bearer ${admin.token}` },
+    });
+    const csvText = await csv.text();
+    assertEq(csv.status, 200, 'orders export');
+    const line = csvText.split('\r\n').find((l) => l.includes(orderNo)) ?? '';
+    assert(/\+08:00/.test(line), `the export's times carry China time's offset: ${line}`);
+
+    // The inbox on a phone: no sideways page scroll.
+    const phone = await h.page(BASE, { viewport: PHONE, phone: true });
+    await openAdmin(phone, admin);
+    await phone.locator('[data-testid=admin-tab-complaints]').click();
+    await phone.locator('[data-testid=complaint-row]', { hasText: complaintId }).waitFor();
+    await phone.evaluate(() => document.fonts.ready);
+    const overflow = await phone.evaluate((width) => document.documentElement.scrollWidth - width, PHONE.width);
+    assert(overflow <= 0, `the complaints inbox on a phone scrolls sideways by ${overflow} px`);
+    await phone.screenshot({ path: join(SHOTS, 'admin-complaints-phone.png'), fullPage: true });
+  },
+  { skip: NO_ADMIN, timeout: 180_000 },
+);
+
 test('Swagger UI at /docs/ renders offline', async (h) => {
   const page = await h.page(BASE);
   await page.goto('/docs/', { waitUntil: 'commit' });

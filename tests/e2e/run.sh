@@ -125,7 +125,7 @@ wait_healthy() {
 }
 
 echo "== e2e: servers"
-start main "$port_a" "$emu_a"
+start main "$port_a" "$emu_a" WECHAT_COMPLAINTS_REGISTER=true
 wait_healthy main "$port_a"
 start short "$port_b" "$emu_b" QR_CODE_EXPIRE_MINUTES=1 ORDER_EXPIRE_MINUTES=2
 wait_healthy short "$port_b"
